@@ -1,0 +1,3 @@
+from xgate.cli import main
+
+main()

@@ -1,0 +1,185 @@
+"""The xgate event: a generic, destination-neutral conversion event (see shared/events/REFERENCE.md).
+
+Unknown properties are kept at every level so that a destination's field overrides can read them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from xgate.conversion import FieldError
+
+
+class _Open(BaseModel):
+    """A model that keeps unknown properties (readable by dotted-path overrides)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Product(_Open):
+    id: str | None = None
+    name: str | None = None
+    price: float | None = None
+    group_id: str | None = None
+    category_1: str | None = None
+    category_2: str | None = None
+    category_3: str | None = None
+    category_4: str | None = None
+    category_5: str | None = None
+
+    @field_validator("id", "group_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class Item(_Open):
+    id: str | None = None
+    quantity: int | None = Field(default=None, ge=0)
+    price: float | None = None
+    product: Product | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class User(_Open):
+    id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    consent_categories: list[str] | None = None
+
+
+class Context(_Open):
+    event_timestamp: datetime | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    page_url: str | None = None
+
+    @field_validator("event_timestamp", mode="before")
+    @classmethod
+    def _parse_timestamp(cls, v: Any) -> Any:
+        return parse_timestamp(v) if v is not None else None
+
+
+class Twitter(_Open):
+    twclid: str | None = None
+
+
+class Partners(_Open):
+    twitter: Twitter | None = None
+
+
+class Event(_Open):
+    """One conversion event as sources send it. Only ``event_name`` is required."""
+
+    event_name: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, max_length=200)
+    value: float | None = None
+    revenue: float | None = None
+    currency: str | None = None
+    type: str | None = None
+    search_term: str | None = None
+    user: User | None = None
+    items: list[Item] | None = None
+    context: Context | None = None
+    partners: Partners | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @property
+    def twclid(self) -> str | None:
+        return self.partners.twitter.twclid if self.partners and self.partners.twitter else None
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse ISO 8601 text or epoch milliseconds into an aware UTC datetime.
+
+    Naive ISO text is taken as UTC. Raises ``ValueError`` with the reason otherwise.
+    """
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, bool):
+        raise ValueError("must be ISO 8601 text or epoch milliseconds, not a boolean")
+    elif isinstance(value, int | float):
+        if value < 0 or value > 32503680000000:  # year 3000 in ms
+            raise ValueError("epoch milliseconds out of range")
+        dt = datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_timestamp(int(text))
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+    else:
+        raise ValueError("must be ISO 8601 text or epoch milliseconds")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def format_x_time(dt: datetime) -> str:
+    """X's conversion_time: ISO 8601 UTC with milliseconds, e.g. ``2026-03-15T14:30:00.000Z``."""
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def get_path(data: Any, path: str) -> Any:
+    """Read a dotted path (``user.email``, ``items.0.id``, ``custom.channel``) from an event or dict.
+
+    Returns None where any step is missing.
+    """
+    current: Any = data
+    for part in path.split("."):
+        if current is None:
+            return None
+        if isinstance(current, BaseModel):
+            if part in type(current).model_fields:
+                current = getattr(current, part)
+            else:
+                current = (current.model_extra or {}).get(part)
+        elif isinstance(current, dict):
+            current = current.get(part)
+        elif isinstance(current, list | tuple):
+            try:
+                current = current[int(part)]
+            except (ValueError, IndexError):
+                return None
+        else:
+            return None
+    return current
+
+
+class InvalidEvent(ValueError):
+    """The input is not a usable xgate event; ``errors`` name each field and reason."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+def parse_event(data: Any) -> Event:
+    """Validate raw JSON-like data into an :class:`Event`, or raise :class:`InvalidEvent`."""
+    if isinstance(data, Event):
+        return data
+    if not isinstance(data, dict):
+        raise InvalidEvent([FieldError("event", "must be a JSON object")])
+    try:
+        return Event.model_validate(data)
+    except ValidationError as e:
+        errors = []
+        for err in e.errors():
+            path = ".".join(str(p) for p in err["loc"]) or "event"
+            reason = err["msg"].removeprefix("Value error, ")
+            errors.append(FieldError(path, reason))
+        raise InvalidEvent(errors) from None
