@@ -15,6 +15,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Self-hosted gateway for X's Conversions API: collect, map, hash, queue and deliver conversions."""
+
+
 @app.command()
 def version() -> None:
     """Print xgate's version."""
