@@ -1,0 +1,1 @@
+"""The browser side: the first-party tag, the twclid cookie, consent, and backend middleware."""
