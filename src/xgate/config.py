@@ -85,6 +85,10 @@ class ServerSettings(_Strict):
     #: name of the first-party cookie that keeps the X click id
     twclid_cookie: str = "_xgate_twclid"
     twclid_cookie_days: int = Field(default=30, ge=1)
+    #: take the client IP from X-Forwarded-For (only behind a proxy you trust)
+    trust_forwarded: bool = False
+    #: environment variable holding the admin key (reads the activity log without a write key)
+    admin_key_env: str | None = None
 
 
 class DispatchSettings(_Strict):

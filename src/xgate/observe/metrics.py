@@ -1,0 +1,105 @@
+"""Prometheus metrics of one gateway process, on a registry of its own (several apps can share a process)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from xgate.outbox.base import Outbox
+
+#: what ``generate_latest`` produces
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _QueueDepth(Collector):
+    """Outbox rows per destination and state, read from the outbox when Prometheus scrapes."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "xgate_outbox_rows", "Outbox rows by destination and state", labels=["destination", "state"]
+        )
+        try:
+            stats = self._outbox.stats()
+        except Exception:  # an unreachable outbox shows in /readyz; the scrape still answers
+            yield family
+            return
+        for (destination, state), count in sorted(stats.counts.items()):
+            family.add_metric([destination, state], count)
+        yield family
+        if stats.oldest_queued_at is not None:
+            oldest = GaugeMetricFamily(
+                "xgate_outbox_oldest_queued_timestamp_seconds",
+                "Creation time of the oldest queued conversion (epoch seconds)",
+            )
+            oldest.add_metric([], stats.oldest_queued_at)
+            yield oldest
+
+
+class Metrics:
+    """The gateway's counters; call the ``record_*`` methods from the stage that knows the fact."""
+
+    def __init__(self, outbox: Outbox | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events_received = Counter(
+            "xgate_events_received_total", "Events received, per source", ["source"], registry=self.registry
+        )
+        self.events = Counter(
+            "xgate_events_total",
+            "Events by outcome (accepted, duplicate, skipped, rejected), per source",
+            ["source", "status"],
+            registry=self.registry,
+        )
+        self.conversions_queued = Counter(
+            "xgate_conversions_queued_total",
+            "Conversions newly queued, per destination",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "xgate_deliveries_total",
+            "Conversions by delivery outcome (delivered, retry, dead), per destination",
+            ["destination", "outcome"],
+            registry=self.registry,
+        )
+        self.requests = Histogram(
+            "xgate_ingest_request_seconds",
+            "Time to answer POST /v1/events",
+            ["code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        if outbox is not None:
+            self.registry.register(_QueueDepth(outbox))
+
+    def record_event(self, source: str, status: str) -> None:
+        self.events_received.labels(source).inc()
+        self.events.labels(source, status).inc()
+
+    def record_queued(self, destinations: Sequence[str]) -> None:
+        for destination in destinations:
+            self.conversions_queued.labels(destination).inc()
+
+    def record_delivery(self, destination: str, outcome: str, count: int = 1) -> None:
+        self.deliveries.labels(destination, outcome).inc(count)
+
+    def record_request(self, code: int, seconds: float) -> None:
+        self.requests.labels(str(code)).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, **labels: Any) -> float:
+        """One sample's current value (0 when absent): handy in status output and tests."""
+        got = self.registry.get_sample_value(name, {k: str(v) for k, v in labels.items()})
+        return float(got) if got is not None else 0.0

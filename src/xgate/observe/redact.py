@@ -1,0 +1,60 @@
+"""The guard that keeps raw PII and secrets out of logs and the activity log.
+
+Strings pass through :func:`scrub`: e-mail addresses and phone-number-like digit runs are masked, and any
+registered secret (write keys, the admin key, X credentials) is replaced. Mapping keys that name a secret or a
+raw identifier have their values masked outright, unless the value is already a SHA-256 hex digest.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "[redacted]"
+
+_EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+\.[A-Za-z]{2,}")
+# a phone number: 9+ digits in groups, optionally led by + or (. ISO dates (2026-03-15) do not match.
+_PHONE = re.compile(
+    r"(?<![\w.:/-])\+?\(?\d{1,4}\)?[\s.-]?\(?\d{2,4}\)?[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?![\w:/-])"
+)
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_SECRET_KEY = re.compile(
+    r"secret|password|passwd|token|authorization|write_key|api_key|admin_key|credential", re.IGNORECASE
+)
+_PII_KEY = re.compile(r"^(e-?mail|phone|phone_number|user\.email|user\.phone)$", re.IGNORECASE)
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Remember secret values (6+ characters) so that :func:`scrub` masks them wherever they appear."""
+    with _lock:
+        _secrets.update(v for v in values if v and len(v) >= 6)
+
+
+def scrub(text: str) -> str:
+    """``text`` with e-mails, phone numbers and registered secrets masked."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if "@" in text:
+        text = _EMAIL.sub(MASK, text)
+    return _PHONE.sub(MASK, text)
+
+
+def scrub_value(value: Any, key: str = "") -> Any:
+    """A JSON-like value made safe to log; ``key`` is the name it is stored under."""
+    if key and _SECRET_KEY.search(key):
+        return MASK if value not in (None, "") else value
+    if isinstance(value, str):
+        if key and _PII_KEY.match(key) and not _SHA256.match(value):
+            return MASK
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {str(k): scrub_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub_value(v) for v in value]
+    return value
