@@ -1,0 +1,168 @@
+"""The ingest step of ``POST /v1/events``: enrich, map and enqueue a batch, and say what became of each event.
+
+Runs in a worker thread (mapping hashes identifiers; the outbox commits to disk), once per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from xgate.collect.enrich import RequestFacts, enrich
+from xgate.conversion import FieldError, MappedConversion, MappingResult
+from xgate.events import InvalidEvent, get_path
+from xgate.observe.activity import RejectionRing
+from xgate.observe.metrics import Metrics
+from xgate.outbox.base import Outbox
+from xgate.tag.twclid import clean_twclid
+
+log = logging.getLogger("xgate.collect")
+
+EventStatus = Literal["accepted", "duplicate", "skipped", "rejected"]
+
+
+class EventMapper(Protocol):
+    def map(self, event: Any, *, received_at: datetime | None = None) -> MappingResult: ...
+
+
+@dataclass(slots=True)
+class EventReport:
+    index: int
+    status: EventStatus
+    event_name: str | None
+    twclid: str | None = None
+    conversions: list[dict[str, str]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.conversions:
+            out["conversions"] = self.conversions
+        if self.skipped:
+            out["skipped"] = self.skipped
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+@dataclass(slots=True)
+class IngestReport:
+    events: list[EventReport]
+
+    def count(self, status: EventStatus) -> int:
+        return sum(1 for e in self.events if e.status == status)
+
+    @property
+    def all_rejected(self) -> bool:
+        return all(e.status == "rejected" for e in self.events)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.count("accepted"),
+            "duplicates": self.count("duplicate"),
+            "skipped": self.count("skipped"),
+            "rejected": self.count("rejected"),
+            "results": [e.as_json() for e in self.events],
+        }
+
+
+def _errors(errors: Sequence[FieldError], destination: str | None = None) -> list[dict[str, str]]:
+    out = []
+    for e in errors:
+        item = {"field": e.field, "reason": e.reason}
+        if destination:
+            item["destination"] = destination
+        out.append(item)
+    return out
+
+
+class Ingest:
+    """Enrich → map → enqueue for one request's events; records metrics and rejections as it goes."""
+
+    def __init__(
+        self, mapper: EventMapper, outbox: Outbox, metrics: Metrics, rejections: RejectionRing
+    ) -> None:
+        self._mapper = mapper
+        self._outbox = outbox
+        self._metrics = metrics
+        self._rejections = rejections
+
+    def _map_one(
+        self, index: int, raw: Any, facts: RequestFacts
+    ) -> tuple[EventReport, list[MappedConversion]]:
+        if not isinstance(raw, dict):
+            errors = [FieldError("event", "must be a JSON object")]
+            return EventReport(index, "rejected", None, errors=_errors(errors)), []
+        name = raw.get("event_name")
+        report = EventReport(index, "rejected", name if isinstance(name, str) else None)
+        event = enrich(raw, facts)
+        try:
+            result = self._mapper.map(event, received_at=facts.received_at)
+        except InvalidEvent as e:
+            report.errors = _errors(e.errors)
+            return report, []
+        except Exception:  # a mapper bug must not cost the other events of the batch
+            log.exception(
+                "mapping failed", extra={"fields": {"index": index, "event_name": report.event_name}}
+            )
+            report.errors = [{"field": "event", "reason": "could not be mapped (internal error, logged)"}]
+            return report, []
+        for rejection in result.rejections:
+            report.errors.extend(_errors(rejection.errors, rejection.destination))
+        report.skipped = dict(result.skipped)
+        if result.conversions:
+            report.status = "accepted"  # settled by the enqueue outcome
+            twclid = get_path(event, "partners.twitter.twclid")
+            report.twclid = clean_twclid(twclid) if isinstance(twclid, str) else None
+        elif not result.rejections:
+            report.status = "skipped"
+        return report, result.conversions
+
+    def run(self, events: Sequence[Any], facts: RequestFacts, source: str) -> IngestReport:
+        reports: list[EventReport] = []
+        pending: list[tuple[EventReport, list[MappedConversion]]] = []
+        batch: list[MappedConversion] = []
+        for index, raw in enumerate(events):
+            report, conversions = self._map_one(index, raw, facts)
+            reports.append(report)
+            if conversions:
+                pending.append((report, conversions))
+                batch.extend(conversions)
+        outcomes = self._outbox.enqueue(batch) if batch else []
+        position = 0
+        for report, conversions in pending:
+            mine = outcomes[position : position + len(conversions)]
+            position += len(conversions)
+            report.conversions = [
+                {
+                    "destination": c.destination,
+                    "pixel_id": c.pixel_id,
+                    "conversion_id": c.conversion_id,
+                    "status": o.status,
+                }
+                for c, o in zip(conversions, mine, strict=True)
+            ]
+            report.status = "accepted" if any(o.status == "queued" for o in mine) else "duplicate"
+            self._metrics.record_queued([o.destination for o in mine if o.status == "queued"])
+        for report in reports:
+            self._metrics.record_event(source, report.status)
+            if report.errors:
+                errors = [FieldError(e["field"], e["reason"]) for e in report.errors]
+                destination = report.errors[0].get("destination")
+                self._rejections.add(source, report.event_name, errors, destination=destination)
+                log.info(
+                    "event rejected",
+                    extra={
+                        "fields": {
+                            "source": source,
+                            "event_name": report.event_name,
+                            "status": report.status,
+                            "errors": report.errors,
+                        }
+                    },
+                )
+        return IngestReport(reports)

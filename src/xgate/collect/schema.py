@@ -1,0 +1,133 @@
+"""The OpenAPI description of ``POST /v1/events``, declared by hand so the hot path can skip body models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from xgate.events import Event
+
+
+class ConversionResult(BaseModel):
+    destination: str
+    pixel_id: str
+    conversion_id: str
+    status: str = Field(description="queued (newly) or duplicate (already in the outbox)")
+
+
+class ErrorItem(BaseModel):
+    field: str
+    reason: str
+    destination: str | None = None
+
+
+class EventResult(BaseModel):
+    index: int
+    status: str = Field(description="accepted, duplicate, skipped or rejected")
+    conversions: list[ConversionResult] | None = None
+    skipped: dict[str, str] | None = None
+    errors: list[ErrorItem] | None = None
+
+
+class IngestAnswer(BaseModel):
+    accepted: int
+    duplicates: int
+    skipped: int
+    rejected: int
+    results: list[EventResult]
+
+
+class Problem(BaseModel):
+    error: str = Field(description="machine-readable code")
+    message: str = Field(description="what is wrong and what to do")
+
+
+class ActivityItem(BaseModel):
+    at: float
+    event_name: str
+    state: str
+    destination: str | None = None
+    conversion_id: str | None = None
+    match_signals: list[str]
+    attempts: int
+    debug_id: str | None = None
+    error: str | None = None
+    source: str | None = None
+
+
+class ActivityAnswer(BaseModel):
+    entries: list[ActivityItem]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def component_schemas() -> dict[str, Any]:
+    """Schemas the hand-written parts refer to, to merge into the OpenAPI document's components."""
+    out: dict[str, Any] = {}
+    for model in (Event, IngestAnswer, Problem):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return _json(_ref(Problem), description)
+
+
+INGEST_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": 'One event, or a batch as {"events": [...]}. Any content type is read as JSON.',
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/Event"},
+                        {
+                            "type": "object",
+                            "required": ["events"],
+                            "properties": {
+                                "events": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {"$ref": "#/components/schemas/Event"},
+                                },
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": "write_key",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the source's write key, for senders that cannot set headers (sendBeacon)",
+        },
+    ],
+    "responses": {
+        "200": _json(_ref(IngestAnswer), "At least one event accepted, duplicate or skipped"),
+        "400": _problem("The body is not JSON, or not an event or a batch"),
+        "401": _problem("No write key, or an unknown one"),
+        "403": _problem("The request's Origin is not allowed for this source"),
+        "413": _problem("The body or the batch is larger than allowed"),
+        "422": _json(_ref(IngestAnswer), "Every event was rejected; each result names the field and reason"),
+        "503": _problem("The outbox cannot take events right now; retry"),
+    },
+}
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No key, or an unknown one"},
+    403: {"model": Problem, "description": "The key may not read the activity log"},
+}

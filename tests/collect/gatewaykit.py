@@ -1,0 +1,100 @@
+"""Helpers of the collector tests: a real gateway over loopback (real mapper, real SQLite outbox)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from xgate.config import Config, parse_config
+
+PIXEL = "o8z6j"
+SERVER_KEY_ENV = "XGATE_TEST_SERVER_KEY"
+SERVER_KEY = "srv-key-7c1f0e2b9a4d"
+BROWSER_KEY = "pub-key-3e8a51d0"
+ADMIN_KEY_ENV = "XGATE_TEST_ADMIN_KEY"
+ADMIN_KEY = "adm-key-5b2d7f90c3"
+SHOP = "https://shop.example"
+
+
+def gateway_config(tmp: Path, **server: Any) -> Config:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return parse_config(
+        {
+            "storage": {"url": f"sqlite:///{tmp / 'outbox.db'}"},
+            "server": {
+                "max_body_bytes": 64_000,
+                "max_batch_events": 50,
+                "admin_key_env": ADMIN_KEY_ENV,
+                **server,
+            },
+            "sources": [
+                {"name": "backend", "write_key_env": SERVER_KEY_ENV},
+                {"name": "web", "write_key": BROWSER_KEY, "allowed_origins": [SHOP]},
+            ],
+            "destinations": [
+                {
+                    "name": "x-main",
+                    "pixel_id": PIXEL,
+                    "events": {"purchase": f"tw-{PIXEL}-o87ne", "sign_up": f"tw-{PIXEL}-o87nf"},
+                },
+            ],
+        }
+    )
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yield its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+class Gateway:
+    def __init__(self, url: str, outbox: Any, app: Any) -> None:
+        self.url = url
+        self.outbox = outbox
+        self.app = app
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def send(self, body: Any, *, key: str | None = SERVER_KEY, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if key:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        if isinstance(body, bytes | str):
+            return self.http.post("/v1/events", content=body, headers=headers, **kw)
+        return self.http.post("/v1/events", json=body, headers=headers, **kw)
+
+
+def purchase(order: str = "ord-1", **extra: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_name": "purchase",
+        "id": order,
+        "value": 42.5,
+        "currency": "usd",
+        "user": {"email": "Shopper@Example.com"},
+    }
+    event.update(extra)
+    return event
