@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -83,9 +84,10 @@ class Gateway:
         headers = dict(kw.pop("headers", {}))
         if key:
             headers.setdefault("Authorization", f"Bearer {key}")
-        if isinstance(body, bytes | str):
-            return self.http.post("/v1/events", content=body, headers=headers, **kw)
-        return self.http.post("/v1/events", json=body, headers=headers, **kw)
+        if not isinstance(body, bytes | str):
+            headers.setdefault("Content-Type", "application/json")
+            body = json.dumps(body).encode()  # the stdlib writes integers of any size
+        return self.http.post("/v1/events", content=body, headers=headers, **kw)
 
 
 def purchase(order: str = "ord-1", **extra: Any) -> dict[str, Any]:
