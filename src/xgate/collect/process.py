@@ -1,0 +1,54 @@
+"""One gateway process: the outbox, the metrics, the dispatcher and the collector app, wired together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from xgate.collect.app import create_app
+from xgate.config import Config, Destination
+from xgate.observe.metered import MeteredOutbox
+from xgate.observe.metrics import Metrics
+from xgate.outbox.base import Outbox
+
+if TYPE_CHECKING:
+    from xgate.x import AsyncXClient
+
+
+@dataclass
+class GatewayProcess:
+    app: FastAPI
+    outbox: Outbox
+    metrics: Metrics
+    dispatching: bool
+
+    def close(self) -> None:
+        self.outbox.close()
+
+
+def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
+    """The app of ``xgate serve``; the dispatcher runs in it when ``dispatch`` and ``[dispatch] enabled``."""
+    from xgate.outbox import open_outbox
+
+    raw = open_outbox(config.storage.url)
+    metrics = Metrics(raw)
+    outbox = MeteredOutbox(raw, metrics)
+    dispatcher = None
+    if dispatch and config.dispatch.enabled:
+        from xgate.dispatch import Dispatcher
+
+        def client_factory(destination: Destination) -> AsyncXClient:
+            from xgate.x import AsyncXClient, Credentials
+
+            credentials = Credentials.from_env(
+                prefix=destination.credentials_env_prefix,
+                auth=destination.auth,
+                secrets_file=config.x.secrets_file,
+            )
+            return AsyncXClient(config.x, credentials)
+
+        dispatcher = Dispatcher(config, outbox, client_factory)
+    app = create_app(config, outbox, dispatcher=dispatcher, metrics=metrics)
+    return GatewayProcess(app, outbox, metrics, dispatcher is not None)
