@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from xgate.cli.serve import activity_table
 from xgate.observe.activity import ActivityEntry
@@ -114,11 +115,11 @@ def _process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[sub
             proc.wait()
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+def _wait_http(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(proc.args[2:4])} exited with {proc.returncode}; see {log}")  # type: ignore[index]
+            raise RuntimeError(f"the {name} exited with {proc.returncode}; see {log}")
         try:
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
@@ -144,7 +145,7 @@ def _show_answer(answer: dict[str, Any], events: list[dict[str, Any]]) -> None:
         name = events[result["index"]]["event_name"]
         if result["status"] == "rejected":
             reasons = "; ".join(f"{e['field']}: {e['reason']}" for e in result["errors"])
-            console.print(f"  [red]✗[/] {name:<10} rejected — {reasons}")
+            console.print(f"  [red]✗[/] {escape(name):<10} rejected — {escape(reasons)}")
         else:
             ids = ", ".join(c["conversion_id"] for c in result.get("conversions", []))
             console.print(f"  [green]✓[/] {name:<10} {result['status']} {ids}")
@@ -175,10 +176,10 @@ def run(var: Path, *, once: bool) -> int:
         sb = stack.enter_context(
             _process([*xgate, "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)], env, sb_log)
         )
-        _wait_http(f"{sandbox}/_sandbox/requests", sb, sb_log)
+        _wait_http("sandbox", f"{sandbox}/_sandbox/requests", sb, sb_log)
         console.print(f"sandbox (standing in for X) on {sandbox}   log: {sb_log}")
         gw = stack.enter_context(_process([*xgate, "serve", "--config", str(config)], env, gw_log))
-        _wait_http(f"{gateway}/readyz", gw, gw_log)
+        _wait_http("gateway", f"{gateway}/readyz", gw, gw_log)
         console.print(f"gateway on {gateway}   config: {config}   log: {gw_log}")
 
         events = demo_events(run_id)
@@ -210,7 +211,8 @@ def run(var: Path, *, once: bool) -> int:
             return 1
 
         console.print(
-            f"\nActivity page: {gateway}/activity?write_key=$(cat …) — or `xgate activity --config {config}`"
+            f"\nActivity: {gateway}/activity?write_key=KEY (the key is in {headers_file}), "
+            f"or: xgate activity --config {config}"
         )
         console.print("Send your own event:\n")
         console.print(

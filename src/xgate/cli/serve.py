@@ -32,8 +32,8 @@ def _config(path: Path | None) -> Config:
 
 def serve(
     config_path: Path | None = ConfigOption,
-    host: str | None = typer.Option(None, help="address to listen on (default: [server] host)"),
-    port: int | None = typer.Option(None, min=1, max=65535, help="port (default: [server] port)"),
+    host: str | None = typer.Option(None, help="address to listen on (default: \\[server] host)"),
+    port: int | None = typer.Option(None, min=1, max=65535, help="port (default: \\[server] port)"),
     no_dispatch: bool = typer.Option(False, "--no-dispatch", help="collect only; another process delivers"),
     log_level: str = typer.Option("info", help="debug, info, warning or error"),
 ) -> None:
