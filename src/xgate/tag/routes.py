@@ -1,7 +1,117 @@
-"""Routes of the browser tag (``GET /tag.js``), mounted by the collector app. Filled by the browser area."""
+"""Routes of the browser tag, mounted by the collector app.
+
+- ``GET /tag.js``: the first-party tag, cached for a year under ``?v=`` :data:`TAG_VERSION` (its hash).
+- ``GET /v1/twclid?twclid=…``: the landing call; answers 204 with a server-set twclid cookie.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
 
-router = APIRouter()
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+
+from xgate.collect.auth import origin_allowed
+from xgate.collect.enrich import request_facts
+from xgate.config import Config, ServerSettings
+from xgate.tag.script import TAG_ETAG, TAG_JS, TAG_VERSION
+from xgate.tag.twclid import clean_twclid, twclid_set_cookie
+
+#: cache of the versioned URL (the content never changes under one version) and of the bare URL
+VERSIONED_MAX_AGE = 365 * 86400
+UNVERSIONED_MAX_AGE = 300
+
+router = APIRouter(tags=["browser"])
+
+
+def _config(request: Request) -> Config:
+    """The configuration of the app this router is mounted in (defaults when it has none)."""
+    state = request.app.state
+    config = getattr(state, "config", None)
+    if isinstance(config, Config):
+        return config
+    gateway = getattr(state, "gateway", None)
+    config = getattr(gateway, "config", None)
+    return config if isinstance(config, Config) else Config()
+
+
+def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps({"error": error, "message": message}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+@router.get(
+    "/tag.js",
+    summary="The first-party browser tag",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/javascript": {"schema": {"type": "string"}}}},
+        304: {"description": "the cached copy (If-None-Match) is current"},
+    },
+)
+async def tag_js(
+    request: Request,
+    v: str | None = Query(None, description="the tag version (content hash) for a long-cached URL"),
+) -> Response:
+    max_age = VERSIONED_MAX_AGE if v == TAG_VERSION else UNVERSIONED_MAX_AGE
+    headers = {
+        "ETag": TAG_ETAG,
+        "Cache-Control": f"public, max-age={max_age}" + (", immutable" if v == TAG_VERSION else ""),
+        "X-Content-Type-Options": "nosniff",
+        # lets sites load it with <script crossorigin integrity=...>
+        "Access-Control-Allow-Origin": "*",
+    }
+    if TAG_ETAG in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(TAG_JS, media_type="application/javascript; charset=utf-8", headers=headers)
+
+
+def _cors(request: Request, settings: Config) -> dict[str, str] | Response:
+    """CORS headers for a credentialed call from an allowed origin; 403 for any other origin."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return {}
+    allowed = frozenset(o for s in settings.sources for o in s.allowed_origins)
+    if not origin_allowed(allowed, origin):
+        return _problem(
+            403, "origin_not_allowed", f"origin {origin!r} is not in the allowed_origins of any source"
+        )
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+
+
+@router.get(
+    "/v1/twclid",
+    summary="Keep the X click id in a server-set first-party cookie (called by the tag on landing)",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "the cookie is set (Set-Cookie)"},
+        400: {"description": "twclid is missing or malformed"},
+        403: {"description": "the page's origin is not an allowed origin of any source"},
+    },
+)
+async def keep_twclid(
+    request: Request,
+    twclid: str | None = Query(None, description="the X click id from the landing URL"),
+) -> Response:
+    config = _config(request)
+    cors = _cors(request, config)
+    if isinstance(cors, Response):
+        return cors
+    value = clean_twclid(twclid)
+    if value is None:
+        reason = "missing" if not twclid else "must be 1 to 256 URL-safe characters (A-Z a-z 0-9 _ . ~ -)"
+        return _problem(400, "invalid_twclid", f"twclid: {reason}", cors)
+    settings: ServerSettings = config.server
+    secure = request_facts(request, settings, datetime.now(UTC)).secure
+    response = Response(status_code=204, headers={**cors, "Cache-Control": "no-store"})
+    response.headers.append("set-cookie", twclid_set_cookie(value, settings, secure=secure))
+    return response
