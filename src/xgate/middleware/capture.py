@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
+
+from starlette.requests import cookie_parser
 
 from xgate.config import ServerSettings
 from xgate.tag.twclid import clean_twclid, twclid_from_cookies, twclid_set_cookie
@@ -41,19 +42,6 @@ class Capture:
     set_cookie: str | None
 
 
-def _cookies(header: str | None) -> dict[str, str]:
-    if not header:
-        return {}
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        # one malformed cookie must not hide the others
-        pairs = (part.strip().partition("=") for part in header.split(";"))
-        return {name: value for name, _, value in pairs if name}
-    return {name: morsel.value for name, morsel in jar.items()}
-
-
 def capture(
     query_string: str, cookie_header: str | None, settings: ServerSettings, *, secure: bool
 ) -> Capture:
@@ -61,7 +49,7 @@ def capture(
     ``server.twclid_cookie_days`` from now."""
     values = parse_qs(query_string).get("twclid") if "twclid" in query_string else None
     twclid = clean_twclid(values[0]) if values else None
-    twclid = twclid or twclid_from_cookies(_cookies(cookie_header), settings)
+    twclid = twclid or twclid_from_cookies(cookie_parser(cookie_header or ""), settings)
     if twclid is None:
         return Capture(None, None)
     return Capture(twclid, twclid_set_cookie(twclid, settings, secure=secure))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from xgate.config import ServerSettings
 
@@ -44,7 +44,8 @@ def twclid_from_cookies(cookies: Mapping[str, str], settings: ServerSettings) ->
     pixel = cookies.get(PIXEL_TWCLID_COOKIE)
     if not pixel:
         return None
-    # the pixel's cookie format is undocumented; it has been seen as JSON or as a bare value
+    # the pixel's cookie format is undocumented; it has been seen as (URL-encoded) JSON or as a bare value
+    pixel = unquote(pixel)
     match = re.search(r'"twclid"\s*:\s*"([^"]+)"', pixel)
     return clean_twclid(match.group(1) if match else pixel)
 
