@@ -14,7 +14,15 @@ NEEDED = ("xgate.sandbox", "xgate.dispatch", "xgate.mapping")
 
 
 def _missing() -> list[str]:
-    return [m for m in NEEDED if importlib.util.find_spec(m) is None]
+    missing = []
+    for name in NEEDED:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 @pytest.mark.skipif(

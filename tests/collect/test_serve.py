@@ -47,6 +47,8 @@ def test_serve_collects_logs_json_and_stops_on_sigterm(tmp_path: Path) -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):
+            if proc.poll() is not None:
+                pytest.fail(f"xgate serve exited with {proc.returncode}: {proc.communicate()[1][-2000:]}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break

@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from anyio import CapacityLimiter
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
@@ -28,17 +27,20 @@ from xgate.collect.schema import (
     ActivityAnswer,
     component_schemas,
 )
+from xgate.collect.writer import GroupWriter
 from xgate.config import Config, Source
 from xgate.observe.activity import ActivityLog, RejectionRing
 from xgate.observe.metrics import CONTENT_TYPE, Metrics
 from xgate.observe.page import render_activity_page
 from xgate.observe.redact import register_secrets
-from xgate.outbox.base import Outbox
+from xgate.outbox.base import EnqueueOutcome, Outbox
 from xgate.tag.twclid import twclid_set_cookie
 
 log = logging.getLogger("xgate.collect")
 
 _CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Write-Key"
+#: requests with at most this many events are mapped on the event loop; bigger ones in a thread
+INLINE_EVENTS = 10
 
 
 def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -87,9 +89,8 @@ class _Gateway:
         register_secrets(self.keys.secrets)
         self.metrics = metrics
         self.activity = ActivityLog(outbox, rejections)
-        self.ingest = Ingest(mapper, outbox, metrics, rejections)
-        # SQLite takes one writer at a time: more threads would only queue on its lock
-        self.limiter = CapacityLimiter(8)
+        self.ingest = Ingest(mapper, metrics, rejections)
+        self.writer = GroupWriter(outbox)
 
     def authorize_reader(self, request: Request) -> Response | None:
         """Reading the activity log needs the admin key or a server source's write key."""
@@ -157,16 +158,22 @@ class _Gateway:
     ) -> Response:
         settings = self.config.server
         facts = request_facts(request, settings, datetime.now(UTC))
-        try:
-            report = await anyio.to_thread.run_sync(
-                self.ingest.run, events, facts, source.name, limiter=self.limiter
-            )
-        except Exception:
-            log.exception("enqueue failed", extra={"fields": {"source": source.name, "events": len(events)}})
-            return _problem(
-                503, "outbox_unavailable", "the outbox could not store the events; retry later", cors
-            )
-        headers = dict(cors or {})
+        if len(events) <= INLINE_EVENTS:  # cheaper than a hop to a thread
+            prepared = self.ingest.prepare(events, facts)
+        else:  # a big batch would hold up the other requests
+            prepared = await anyio.to_thread.run_sync(self.ingest.prepare, events, facts)
+        outcomes: list[EnqueueOutcome] = []
+        if prepared.conversions:
+            try:
+                outcomes = await self.writer.enqueue(prepared.conversions)
+            except Exception:
+                log.warning(
+                    "enqueue failed", extra={"fields": {"source": source.name, "events": len(events)}}
+                )
+                return _problem(
+                    503, "outbox_unavailable", "the outbox could not store the events; retry later", cors
+                )
+        report = self.ingest.finish(prepared, outcomes, source.name)
         twclid = next(
             (e.twclid for e in reversed(report.events) if e.twclid and e.status != "rejected"), None
         )
@@ -174,7 +181,7 @@ class _Gateway:
             orjson.dumps(report.as_json()),
             status_code=422 if report.all_rejected else 200,
             media_type="application/json",
-            headers=headers,
+            headers=cors,
         )
         if twclid:
             response.headers.append("set-cookie", twclid_set_cookie(twclid, settings, secure=facts.secure))
@@ -226,6 +233,7 @@ def create_app(
                 "sources without a write key (environment variable unset): they cannot send",
                 extra={"fields": {"sources": missing}},
             )
+        gateway.writer.start()
         if runner:
             runner.start()
         try:
@@ -233,6 +241,7 @@ def create_app(
         finally:
             if runner:
                 await runner.stop()
+            await anyio.to_thread.run_sync(gateway.writer.stop)
 
     app = FastAPI(
         title="xgate",

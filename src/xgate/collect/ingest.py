@@ -1,7 +1,4 @@
-"""The ingest step of ``POST /v1/events``: enrich, map and enqueue a batch, and say what became of each event.
-
-Runs in a worker thread (mapping hashes identifiers; the outbox commits to disk), once per request.
-"""
+"""The ingest step of ``POST /v1/events``: enrich and map a batch, then say what became of each event."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ from xgate.conversion import FieldError, MappedConversion, MappingResult
 from xgate.events import InvalidEvent, get_path
 from xgate.observe.activity import RejectionRing
 from xgate.observe.metrics import Metrics
-from xgate.outbox.base import Outbox
+from xgate.outbox.base import EnqueueOutcome
 from xgate.tag.twclid import clean_twclid
 
 log = logging.getLogger("xgate.collect")
@@ -80,14 +77,20 @@ def _errors(errors: Sequence[FieldError], destination: str | None = None) -> lis
     return out
 
 
-class Ingest:
-    """Enrich → map → enqueue for one request's events; records metrics and rejections as it goes."""
+@dataclass(slots=True)
+class Prepared:
+    """Mapped events waiting for the outbox: reports in order, and the conversions to enqueue."""
 
-    def __init__(
-        self, mapper: EventMapper, outbox: Outbox, metrics: Metrics, rejections: RejectionRing
-    ) -> None:
+    reports: list[EventReport] = field(default_factory=list)
+    pending: list[tuple[EventReport, list[MappedConversion]]] = field(default_factory=list)
+    conversions: list[MappedConversion] = field(default_factory=list)
+
+
+class Ingest:
+    """Enrich → map (:meth:`prepare`), then settle by the outbox's outcomes (:meth:`finish`)."""
+
+    def __init__(self, mapper: EventMapper, metrics: Metrics, rejections: RejectionRing) -> None:
         self._mapper = mapper
-        self._outbox = outbox
         self._metrics = metrics
         self._rejections = rejections
 
@@ -122,19 +125,21 @@ class Ingest:
             report.status = "skipped"
         return report, result.conversions
 
-    def run(self, events: Sequence[Any], facts: RequestFacts, source: str) -> IngestReport:
-        reports: list[EventReport] = []
-        pending: list[tuple[EventReport, list[MappedConversion]]] = []
-        batch: list[MappedConversion] = []
+    def prepare(self, events: Sequence[Any], facts: RequestFacts) -> Prepared:
+        """Enrich and map every event (CPU only: nothing is stored yet)."""
+        prepared = Prepared()
         for index, raw in enumerate(events):
             report, conversions = self._map_one(index, raw, facts)
-            reports.append(report)
+            prepared.reports.append(report)
             if conversions:
-                pending.append((report, conversions))
-                batch.extend(conversions)
-        outcomes = self._outbox.enqueue(batch) if batch else []
+                prepared.pending.append((report, conversions))
+                prepared.conversions.extend(conversions)
+        return prepared
+
+    def finish(self, prepared: Prepared, outcomes: Sequence[EnqueueOutcome], source: str) -> IngestReport:
+        """Settle each event by the outbox's outcomes; record metrics, rejections and logs."""
         position = 0
-        for report, conversions in pending:
+        for report, conversions in prepared.pending:
             mine = outcomes[position : position + len(conversions)]
             position += len(conversions)
             report.conversions = [
@@ -148,7 +153,7 @@ class Ingest:
             ]
             report.status = "accepted" if any(o.status == "queued" for o in mine) else "duplicate"
             self._metrics.record_queued([o.destination for o in mine if o.status == "queued"])
-        for report in reports:
+        for report in prepared.reports:
             self._metrics.record_event(source, report.status)
             if report.errors:
                 errors = [FieldError(e["field"], e["reason"]) for e in report.errors]
@@ -165,4 +170,4 @@ class Ingest:
                         }
                     },
                 )
-        return IngestReport(reports)
+        return IngestReport(prepared.reports)

@@ -1,0 +1,116 @@
+"""Group commit: conversions of concurrent requests go to the outbox together, in one transaction.
+
+One writer thread owns the outbox's write path. Each request hands over its conversions and awaits the
+outcome, so it still answers only after its conversions are committed — but a thousand requests a second
+cost tens of commits, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xgate.conversion import MappedConversion
+from xgate.outbox.base import EnqueueOutcome, Outbox
+
+log = logging.getLogger("xgate.collect")
+
+
+@dataclass(slots=True)
+class _Job:
+    conversions: Sequence[MappedConversion]
+    future: asyncio.Future[list[EnqueueOutcome]]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupWriter:
+    """Commits the conversions of many requests at once; ``max_group`` bounds one transaction."""
+
+    def __init__(self, outbox: Outbox, *, max_group: int = 5000) -> None:
+        self._outbox = outbox
+        self._max_group = max_group
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="xgate-outbox-writer", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit what is pending, then end the writer thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join(timeout)
+
+    async def enqueue(self, conversions: Sequence[MappedConversion]) -> list[EnqueueOutcome]:
+        """The outbox's outcome per conversion, once they are committed."""
+        if self._thread is None:
+            self.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[EnqueueOutcome]] = loop.create_future()
+        self._jobs.put(_Job(conversions, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            group = [job]
+            size = len(job.conversions)
+            stop = False
+            while size < self._max_group:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+                size += len(more.conversions)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_Job]) -> None:
+        try:
+            outcomes = self._outbox.enqueue([c for job in group for c in job.conversions])
+        except Exception:
+            if len(group) == 1:
+                log.exception(
+                    "outbox enqueue failed", extra={"fields": {"conversions": len(group[0].conversions)}}
+                )
+                _settle(group[0], error=True)
+                return
+            for job in group:  # isolate the request whose conversions the outbox refuses
+                self._commit([job])
+            return
+        position = 0
+        for job in group:
+            n = len(job.conversions)
+            _settle(job, outcomes[position : position + n])
+            position += n
+
+
+def _settle(job: _Job, outcomes: list[EnqueueOutcome] | None = None, *, error: bool = False) -> None:
+    def apply() -> None:
+        if job.future.done():
+            return
+        if error or outcomes is None:
+            job.future.set_exception(RuntimeError("the outbox could not store the conversions"))
+        else:
+            job.future.set_result(outcomes)
+
+    with contextlib.suppress(RuntimeError):  # the request's loop has closed: nobody is waiting
+        job.loop.call_soon_threadsafe(apply)
