@@ -249,6 +249,7 @@ def create_app(
         lifespan=lifespan,
         description="Self-hosted gateway for X's Conversions API.",
     )
+    app.state.config = config
     app.state.gateway = gateway
     app.state.metrics = metrics
 
