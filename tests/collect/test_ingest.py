@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
-from gatewaykit import BROWSER_KEY, PIXEL, SHOP, Gateway, purchase
+import httpx
+from gatewaykit import BROWSER_KEY, PIXEL, SERVER_KEY, SHOP, Gateway, purchase
 
 
 def stored(gateway: Gateway) -> dict[str, dict[str, object]]:
@@ -148,3 +150,16 @@ def test_an_allowed_origin_gets_cors_headers(gateway: Gateway) -> None:
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == SHOP
     assert r.headers["access-control-allow-credentials"] == "true"
+
+
+async def test_concurrent_requests_are_each_committed_and_answered(gateway: Gateway) -> None:
+    headers = {"Authorization": f"Bearer {SERVER_KEY}"}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        answers = await asyncio.gather(
+            *(client.post("/v1/events", json=purchase(f"conc-{i}"), headers=headers) for i in range(60))
+        )
+    assert [a.status_code for a in answers] == [200] * 60
+    assert [a.json()["results"][0]["conversions"][0]["conversion_id"] for a in answers] == [
+        f"conc-{i}" for i in range(60)
+    ]
+    assert {f"conc-{i}" for i in range(60)} <= set(stored(gateway))
