@@ -80,14 +80,23 @@ class Metrics:
         )
         if outbox is not None:
             self.registry.register(_QueueDepth(outbox))
+        self._event_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._queued_children: dict[str, Any] = {}
 
     def record_event(self, source: str, status: str) -> None:
-        self.events_received.labels(source).inc()
-        self.events.labels(source, status).inc()
+        children = self._event_children.get((source, status))
+        if children is None:  # labels() takes a lock and a lookup; keep the pair per label set
+            children = (self.events_received.labels(source), self.events.labels(source, status))
+            self._event_children[(source, status)] = children
+        children[0].inc()
+        children[1].inc()
 
     def record_queued(self, destinations: Sequence[str]) -> None:
         for destination in destinations:
-            self.conversions_queued.labels(destination).inc()
+            child = self._queued_children.get(destination)
+            if child is None:
+                child = self._queued_children[destination] = self.conversions_queued.labels(destination)
+            child.inc()
 
     def record_delivery(self, destination: str, outcome: str, count: int = 1) -> None:
         self.deliveries.labels(destination, outcome).inc(count)
