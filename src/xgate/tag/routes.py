@@ -25,14 +25,11 @@ router = APIRouter(tags=["browser"])
 
 
 def _config(request: Request) -> Config:
-    """The configuration of the app this router is mounted in (defaults when it has none)."""
-    state = request.app.state
-    config = getattr(state, "config", None)
-    if isinstance(config, Config):
-        return config
-    gateway = getattr(state, "gateway", None)
-    config = getattr(gateway, "config", None)
-    return config if isinstance(config, Config) else Config()
+    """The configuration of the app this router is mounted in (the collector keeps it in app.state)."""
+    config = getattr(request.app.state, "config", None)
+    if not isinstance(config, Config):
+        raise RuntimeError("an app including xgate.tag.routes.router must set app.state.config")
+    return config
 
 
 def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
