@@ -103,7 +103,7 @@ def activity(
     from xgate.outbox import open_outbox
 
     config = _config(config_path)
-    outbox = open_outbox(config.storage.url)
+    outbox = open_outbox(config.storage.url, config.storage)
     try:
         entries = ActivityLog(outbox).recent(limit)
     finally:

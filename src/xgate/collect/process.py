@@ -32,7 +32,7 @@ def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
     """The app of ``xgate serve``; the dispatcher runs in it when ``dispatch`` and ``[dispatch] enabled``."""
     from xgate.outbox import open_outbox
 
-    raw = open_outbox(config.storage.url)
+    raw = open_outbox(config.storage.url, config.storage)
     metrics = Metrics(raw)
     outbox = MeteredOutbox(raw, metrics)
     dispatcher = None

@@ -55,9 +55,10 @@ class MeteredOutbox:
         error: str,
         *,
         now: float | None = None,
+        count_attempt: bool = True,
     ) -> None:
-        self.inner.mark_retry(row_ids, lease_token, next_attempt_at, error, now=now)
-        self._settle(row_ids, "retry")
+        self.inner.mark_retry(row_ids, lease_token, next_attempt_at, error, now=now, count_attempt=count_attempt)
+        self._settle(row_ids, "retry" if count_attempt else "deferred")
 
     def mark_dead(
         self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None

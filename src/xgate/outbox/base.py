@@ -78,7 +78,12 @@ class Outbox(Protocol):
 
     def mark_delivered(self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None) -> None: ...
 
-    def mark_retry(self, row_ids: Sequence[int], lease_token: str, next_attempt_at: float, error: str, *, now: float | None = None) -> None: ...
+    def mark_retry(
+        self, row_ids: Sequence[int], lease_token: str, next_attempt_at: float, error: str, *,
+        now: float | None = None, count_attempt: bool = True,
+    ) -> None:
+        """Back to the queue until ``next_attempt_at``; ``count_attempt=False`` defers without a send (429 pause)."""
+        ...
 
     def mark_dead(self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None) -> None: ...
 

@@ -1,0 +1,281 @@
+"""The embedded outbox: one SQLite file in WAL mode.
+
+Durability: ``synchronous=FULL`` — a commit is on disk before ``enqueue`` returns, so the collector's 2xx
+means the conversion survives a crash or a power cut. The collector groups concurrent requests into one
+commit, which keeps that affordable.
+
+Concurrency: one connection per thread; writes take SQLite's write lock (``BEGIN IMMEDIATE``), so several
+threads and several processes on the same file are safe. A lease is an atomic ``UPDATE … RETURNING``
+with a token and an expiry: rows of a process that dies return to the queue when the lease expires.
+
+Deduplication: a key table holds (pixel_id, event_id, conversion_id) until the dedup window ends, so
+delivered rows can be purged after the retention period while their keys still block a second send.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from xgate.config import StorageSettings
+from xgate.conversion import MappedConversion
+from xgate.outbox.base import EnqueueOutcome, LeasedRow, OutboxRow, OutboxStats, RowState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversions (
+    id               INTEGER PRIMARY KEY,
+    destination      TEXT    NOT NULL,
+    pixel_id         TEXT    NOT NULL,
+    event_id         TEXT    NOT NULL,
+    conversion_id    TEXT    NOT NULL,
+    event_name       TEXT    NOT NULL,
+    state            TEXT    NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       REAL    NOT NULL,
+    updated_at       REAL    NOT NULL,
+    next_attempt_at  REAL    NOT NULL,
+    lease_token      TEXT,
+    lease_expires_at REAL,
+    last_error       TEXT,
+    debug_id         TEXT,
+    match_signals    TEXT    NOT NULL,
+    body             BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversions_due ON conversions (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS conversions_lease ON conversions (state, lease_expires_at);
+CREATE INDEX IF NOT EXISTS conversions_state_dest ON conversions (state, destination);
+CREATE INDEX IF NOT EXISTS conversions_updated ON conversions (state, updated_at);
+CREATE TABLE IF NOT EXISTS dedup_keys (
+    key        TEXT PRIMARY KEY,
+    row_id     INTEGER NOT NULL,
+    expires_at REAL    NOT NULL
+) WITHOUT ROWID;
+"""
+
+_ROW_COLUMNS = (
+    "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
+    " next_attempt_at, last_error, debug_id, match_signals, body"
+)
+_CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SQLiteOutbox:
+    """:class:`~xgate.outbox.base.Outbox` on one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, settings: StorageSettings | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        settings = settings or StorageSettings()
+        self._dedup_window = settings.dedup_window_days * 86400.0
+        self._retention = settings.retention_days * 86400.0
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        self._db().executescript(_SCHEMA)
+
+    # -- connections -------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise RuntimeError("outbox is closed")
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type: object, *_: object) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _write(self) -> SQLiteOutbox._Tx:
+        return SQLiteOutbox._Tx(self._db())
+
+    # -- ingest ------------------------------------------------------------------------------------
+    def enqueue(self, conversions: Sequence[MappedConversion], *, now: float | None = None) -> list[EnqueueOutcome]:
+        now = time.time() if now is None else now
+        expires = now + self._dedup_window
+        out: list[EnqueueOutcome] = []
+        with self._write() as db:
+            for c in conversions:
+                key = f"{c.pixel_id}\x1f{c.event_id}\x1f{c.conversion_id}"
+                hit = db.execute(
+                    "SELECT row_id FROM dedup_keys WHERE key = ? AND expires_at > ?", (key, now)
+                ).fetchone()
+                if hit:
+                    out.append(EnqueueOutcome("duplicate", int(hit[0]), c.conversion_id, c.destination))
+                    continue
+                cur = db.execute(
+                    "INSERT INTO conversions (destination, pixel_id, event_id, conversion_id, event_name, state,"
+                    " created_at, updated_at, next_attempt_at, match_signals, body)"
+                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                    (c.destination, c.pixel_id, c.event_id, c.conversion_id, c.event_name, now, now, now,
+                     ",".join(sorted(c.match_signals)), orjson.dumps(c.body)),
+                )
+                row_id = int(cur.lastrowid or 0)
+                db.execute("INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)",
+                           (key, row_id, expires))
+                out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
+        return out
+
+    # -- delivery ----------------------------------------------------------------------------------
+    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
+        now = time.time() if now is None else now
+        token = uuid.uuid4().hex
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, updated_at = ?"
+                " WHERE id IN ("
+                "   SELECT id FROM (SELECT id FROM conversions WHERE state = 'queued' AND next_attempt_at <= ?"
+                "                   ORDER BY next_attempt_at LIMIT ?)"
+                "   UNION ALL"
+                "   SELECT id FROM (SELECT id FROM conversions WHERE state = 'leased' AND lease_expires_at <= ?"
+                "                   ORDER BY lease_expires_at LIMIT ?)"
+                "   LIMIT ?)"
+                " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts",
+                (token, now + lease_seconds, now, now, limit, now, limit, limit),
+            ).fetchall()
+        return [
+            LeasedRow(id=r[0], destination=r[1], pixel_id=r[2], event_id=r[3], conversion_id=r[4],
+                      body=orjson.loads(r[5]), attempts=r[6], lease_token=token)
+            for r in sorted(rows)
+        ]
+
+    def _settle(self, row_ids: Sequence[int], lease_token: str, assignments: str, params: tuple[object, ...]) -> None:
+        with self._write() as db:
+            for chunk in _chunks(row_ids):
+                db.execute(
+                    f"UPDATE conversions SET {assignments}, lease_token = NULL, lease_expires_at = NULL"
+                    f" WHERE id IN ({_marks(len(chunk))}) AND state = 'leased' AND lease_token = ?",
+                    (*params, *chunk, lease_token),
+                )
+
+    def mark_delivered(self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *,
+                       now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self._settle(row_ids, lease_token, "state = 'delivered', attempts = attempts + 1, debug_id = ?,"
+                     " last_error = NULL, updated_at = ?", (debug_id, now))
+
+    def mark_retry(self, row_ids: Sequence[int], lease_token: str, next_attempt_at: float, error: str, *,
+                   now: float | None = None, count_attempt: bool = True) -> None:
+        now = time.time() if now is None else now
+        self._settle(row_ids, lease_token, "state = 'queued', attempts = attempts + ?, next_attempt_at = ?,"
+                     " last_error = ?, updated_at = ?", (int(count_attempt), next_attempt_at, error, now))
+
+    def mark_dead(self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self._settle(row_ids, lease_token, "state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?",
+                     (error, now))
+
+    def release(self, row_ids: Sequence[int], lease_token: str) -> None:
+        self._settle(row_ids, lease_token, "state = 'queued', updated_at = ?", (time.time(),))
+
+    # -- inspection --------------------------------------------------------------------------------
+    def stats(self, *, now: float | None = None) -> OutboxStats:
+        now = time.time() if now is None else now
+        db = self._db()
+        stats = OutboxStats()
+        for dest, state, n in db.execute(
+            "SELECT destination, state, count(*) FROM conversions GROUP BY state, destination"
+        ):
+            stats.counts[(dest, state)] = n
+        stats.delivered_last_minute = db.execute(
+            "SELECT count(*) FROM conversions WHERE state = 'delivered' AND updated_at > ?", (now - 60,)
+        ).fetchone()[0]
+        stats.oldest_queued_at = db.execute(
+            "SELECT min(next_attempt_at) FROM conversions WHERE state = 'queued'"
+        ).fetchone()[0]
+        stats.expired_leases = db.execute(
+            "SELECT count(*) FROM conversions WHERE state = 'leased' AND lease_expires_at <= ?", (now,)
+        ).fetchone()[0]
+        return stats
+
+    @staticmethod
+    def _row(r: tuple[object, ...]) -> OutboxRow:
+        signals = str(r[13])
+        return OutboxRow(
+            id=int(r[0]), destination=str(r[1]), pixel_id=str(r[2]), event_id=str(r[3]),  # type: ignore[call-overload]
+            conversion_id=str(r[4]), event_name=str(r[5]), state=r[6], attempts=int(r[7]),  # type: ignore[arg-type, call-overload]
+            created_at=float(r[8]), updated_at=float(r[9]), next_attempt_at=float(r[10]),  # type: ignore[arg-type]
+            last_error=r[11], debug_id=r[12],  # type: ignore[arg-type]
+            match_signals=tuple(signals.split(",")) if signals else (), body=orjson.loads(r[14]),  # type: ignore[arg-type]
+        )
+
+    def rows(self, *, state: RowState | None = None, destination: str | None = None,
+             limit: int = 50) -> list[OutboxRow]:
+        where, params = [], []
+        if state:
+            where.append("state = ?")
+            params.append(state)
+        if destination:
+            where.append("destination = ?")
+            params.append(destination)
+        sql = f"SELECT {_ROW_COLUMNS} FROM conversions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        return [self._row(r) for r in self._db().execute(sql, (*params, limit))]
+
+    def row(self, row_id: int) -> OutboxRow | None:
+        r = self._db().execute(f"SELECT {_ROW_COLUMNS} FROM conversions WHERE id = ?", (row_id,)).fetchone()
+        return self._row(r) if r else None
+
+    def replay(self, row_ids: Sequence[int] | None = None) -> int:
+        now = time.time()
+        sets = "state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?"
+        with self._write() as db:
+            if row_ids is None:
+                return db.execute(f"UPDATE conversions SET {sets} WHERE state = 'dead'", (now, now)).rowcount
+            n = 0
+            for chunk in _chunks(row_ids):
+                n += db.execute(
+                    f"UPDATE conversions SET {sets} WHERE state = 'dead' AND id IN ({_marks(len(chunk))})",
+                    (now, now, *chunk),
+                ).rowcount
+            return n
+
+    def purge(self, *, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._write() as db:
+            n = db.execute(
+                "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?", (now - self._retention,)
+            ).rowcount
+            db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
+        return int(n)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            for db in self._all:
+                try:
+                    db.close()
+                except sqlite3.ProgrammingError:  # closed from another thread already
+                    pass
+            self._all.clear()
