@@ -1,0 +1,261 @@
+"""The dispatcher: lease due conversions, send them to X in batches, record every outcome.
+
+- Rows are leased in bulk, grouped per (destination, pixel) and cut into batches of X's limit; up to
+  ``[dispatch] concurrency`` batches are in flight at once.
+- delivered → ``mark_delivered`` with X's debug id.
+- retry (5xx, timeouts, connection errors) → back to the queue with exponential backoff and full jitter;
+  after ``max_attempts`` → dead.
+- 429 → that destination's pixel pauses until X's reset time; its rows wait without an attempt counted.
+- permanent 4xx → a 400 rejects a whole request, so the batch is split in halves until the culprits are
+  alone: the good conversions are delivered, the bad ones become dead letters with X's error. Other 4xx
+  (401/403/404: credentials or pixel) are dead letters at once; fix and ``xgate dlq replay``.
+- A crash loses nothing: an unsettled lease expires and its rows return to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from xgate.config import Config, Destination
+from xgate.dispatch.backoff import RequestBudget, backoff_delay
+from xgate.outbox.base import LeasedRow, Outbox
+from xgate.x.result import SendResult
+
+log = logging.getLogger("xgate.dispatch")
+
+
+class SendsConversions(Protocol):
+    async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult: ...
+
+
+ClientFactory = Callable[[Destination], SendsConversions]
+#: called after each settled batch: (destination, pixel_id, outcome, count, result)
+Observer = Callable[[str, str, str, int, SendResult], None]
+
+_PURGE_EVERY = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        outbox: Outbox,
+        client_factory: ClientFactory,
+        *,
+        observer: Observer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self._settings = config.dispatch
+        self._limit = min(config.dispatch.batch_size, config.x.max_conversions_per_request)
+        self._client_factory = client_factory
+        self._clients: dict[str, SendsConversions] = {}
+        self._destinations = {d.name: d for d in config.destinations}
+        self._observer = observer
+        self._rng = rng or random.Random()
+        self._paused_until: dict[tuple[str, str], float] = {}
+        self._budgets: dict[str, RequestBudget] = {}
+        self._slots = asyncio.Semaphore(config.dispatch.concurrency)
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._last_purge = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def run_forever(self) -> None:
+        """Deliver until :meth:`stop`; in-flight batches finish, leased but unsent rows are released."""
+        try:
+            while not self._stopping.is_set():
+                sent = await self.step()
+                if not sent:
+                    await self._sleep(self._settings.poll_interval_ms / 1000)
+                elif sent < self._limit and self._settings.linger_ms:
+                    await self._sleep(self._settings.linger_ms / 1000)  # a thin queue: let batches fill
+        finally:
+            await self._drain()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def run_until_idle(self, timeout: float = 60.0) -> None:
+        """Deliver until nothing is due (for tests and one-shot runs); rows waiting on backoff stay queued."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not await self.step():
+                await self._drain()
+                return
+        await self._drain()
+        raise TimeoutError(f"queue not idle after {timeout} s")
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _drain(self) -> None:
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        for client in self._clients.values():
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+        self._clients.clear()
+
+    # -- one round ---------------------------------------------------------------------------------
+    async def step(self) -> int:
+        """Lease what is due and start sending it; returns how many rows were leased."""
+        now = time.time()
+        if now - self._last_purge > _PURGE_EVERY:
+            self._last_purge = now
+            await asyncio.to_thread(self.outbox.purge)
+        free = self._settings.concurrency * self._limit
+        rows = await asyncio.to_thread(self.outbox.lease, free, self._settings.lease_seconds)
+        if not rows:
+            return 0
+        groups: dict[tuple[str, str], list[LeasedRow]] = defaultdict(list)
+        for row in rows:
+            groups[(row.destination, row.pixel_id)].append(row)
+        for (destination, pixel_id), group in groups.items():
+            paused = self._paused_until.get((destination, pixel_id), 0.0)
+            if paused > time.time():
+                await self._defer(group, paused, "waiting for X's rate-limit reset")
+                continue
+            for i in range(0, len(group), self._limit):
+                batch = group[i : i + self._limit]
+                await self._slots.acquire()
+                task = asyncio.create_task(self._deliver(destination, pixel_id, batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+        return len(rows)
+
+    async def _deliver(self, destination: str, pixel_id: str, batch: list[LeasedRow]) -> None:
+        try:
+            await self._send(destination, pixel_id, batch)
+        except Exception:  # never let one batch kill the loop; its lease expires and it is retried
+            log.exception("dispatch failed", extra={"destination": destination, "rows": len(batch)})
+        finally:
+            self._slots.release()
+
+    async def _send(self, destination: str, pixel_id: str, batch: list[LeasedRow]) -> None:
+        dest = self._destinations.get(destination)
+        if dest is None:
+            await self._dead(batch, f"destination {destination!r} is no longer configured")
+            return
+        client = self._clients.get(destination)
+        if client is None:
+            try:
+                client = self._clients[destination] = self._client_factory(dest)
+            except Exception as e:  # missing credentials: keep the rows, say why, try later
+                await self._retry(batch, f"cannot build X client: {e}", count_attempt=False, delay=30.0)
+                return
+        await self._budget(destination).take()
+        result = await client.send(pixel_id, [row.body for row in batch])
+        if result.outcome == "delivered":
+            await asyncio.to_thread(
+                self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
+            )
+        elif result.status_code == 429:
+            until = result.retry_at or time.time() + backoff_delay(
+                batch[0].attempts,
+                self._settings.backoff_base_seconds,
+                self._settings.backoff_max_seconds,
+                self._rng,
+            )
+            self._paused_until[(destination, pixel_id)] = until
+            await self._defer(batch, until, f"429 rate limited until {until:.0f}")
+        elif result.outcome == "retry":
+            await self._retry(batch, result.reason or f"HTTP {result.status_code}")
+        elif result.status_code == 400 and len(batch) > 1:
+            half = len(batch) // 2
+            await self._send(destination, pixel_id, batch[:half])
+            await self._send(destination, pixel_id, batch[half:])
+            return
+        else:
+            await self._dead(batch, _describe(result))
+        self._observe(destination, pixel_id, batch, result)
+
+    # -- settling ----------------------------------------------------------------------------------
+    async def _defer(self, batch: Sequence[LeasedRow], until: float, why: str) -> None:
+        await asyncio.to_thread(
+            self.outbox.mark_retry,
+            [r.id for r in batch],
+            batch[0].lease_token,
+            until,
+            why,
+            count_attempt=False,
+        )
+
+    async def _retry(
+        self, batch: Sequence[LeasedRow], why: str, *, count_attempt: bool = True, delay: float | None = None
+    ) -> None:
+        token = batch[0].lease_token
+        exhausted = [r for r in batch if count_attempt and r.attempts + 1 >= self._settings.max_attempts]
+        if exhausted:
+            await self._dead(exhausted, f"gave up after {self._settings.max_attempts} attempts: {why}")
+        rest = [r for r in batch if r not in exhausted]
+        if not rest:
+            return
+        attempts = max(r.attempts for r in rest)
+        wait = (
+            delay
+            if delay is not None
+            else backoff_delay(
+                attempts, self._settings.backoff_base_seconds, self._settings.backoff_max_seconds, self._rng
+            )
+        )
+        await asyncio.to_thread(
+            self.outbox.mark_retry,
+            [r.id for r in rest],
+            token,
+            time.time() + wait,
+            why,
+            count_attempt=count_attempt,
+        )
+
+    async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
+        await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
+
+    def _budget(self, destination: str) -> RequestBudget:
+        budget = self._budgets.get(destination)
+        if budget is None:
+            x = self.config.x
+            budget = self._budgets[destination] = RequestBudget(
+                x.rate_limit_requests, x.rate_limit_window_seconds
+            )
+        return budget
+
+    def _observe(
+        self, destination: str, pixel_id: str, batch: Sequence[LeasedRow], result: SendResult
+    ) -> None:
+        if self._observer is not None:
+            self._observer(destination, pixel_id, result.outcome, len(batch), result)
+        log.info(
+            "batch settled",
+            extra={
+                "destination": destination,
+                "pixel_id": pixel_id,
+                "conversions": len(batch),
+                "outcome": result.outcome,
+                "status": result.status_code,
+                "debug_id": result.debug_id,
+                "reason": result.reason,
+            },
+        )
+
+
+def _describe(result: SendResult) -> str:
+    parts = [f"HTTP {result.status_code}" if result.status_code else "no answer"]
+    parts += [f"{e.code}: {e.message}" + (f" ({e.parameter})" if e.parameter else "") for e in result.errors]
+    if result.reason and not result.errors:
+        parts.append(result.reason)
+    return "; ".join(parts)
+
+
+__all__ = ["ClientFactory", "Dispatcher", "Observer", "SendsConversions"]
