@@ -1,0 +1,168 @@
+"""The dispatcher's decisions, with a scripted stand-in for X's answers and a real SQLite outbox.
+
+(Delivery over real HTTP against the sandbox is pinned down in test_dispatch_sandbox.py.)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from xgate.config import Config, Destination, parse_config
+from xgate.conversion import MappedConversion
+from xgate.dispatch import Dispatcher, backoff_delay
+from xgate.outbox import SQLiteOutbox
+from xgate.x.result import SendResult, XError
+
+Answer = Callable[[Sequence[dict[str, Any]]], SendResult]
+
+
+class ScriptedX:
+    """Answers each send with the next scripted answer (the last one repeats); records every request."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.requests: list[list[str]] = []
+
+    async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
+        self.requests.append([c["conversion_id"] for c in conversions])
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return answer(conversions)
+
+
+def ok(conversions: Sequence[dict[str, Any]]) -> SendResult:
+    return SendResult("delivered", 200, len(conversions), debug_id="dbg", conversions_processed=len(conversions))
+
+
+def unavailable(conversions: Sequence[dict[str, Any]]) -> SendResult:
+    return SendResult("retry", 503, len(conversions), reason="HTTP 503")
+
+
+def rejects_bad(conversions: Sequence[dict[str, Any]]) -> SendResult:
+    """Like X: one bad conversion fails the whole request with a 400."""
+    if any(c["conversion_id"].startswith("bad") for c in conversions):
+        return SendResult("permanent", 400, len(conversions),
+                          errors=(XError("INVALID_PARAMETER", "Hashed_email is not a valid SHA-256 hash",
+                                         "hashed_email"),))
+    return ok(conversions)
+
+
+def config(tmp_path: Path, **dispatch: Any) -> Config:
+    return parse_config({
+        "storage": {"url": f"sqlite:///{tmp_path}/o.db"},
+        "dispatch": {"linger_ms": 0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, **dispatch},
+        "destinations": [{"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}],
+    })
+
+
+def queue(box: SQLiteOutbox, *ids: str) -> None:
+    box.enqueue([
+        MappedConversion("x-main", "o8z6j", "o87ne", i, {"conversion_id": i}, frozenset({"email"}), "purchase")
+        for i in ids
+    ])
+
+
+def states(box: SQLiteOutbox) -> dict[str, str]:
+    return {r.conversion_id: r.state for r in box.rows(limit=10_000)}
+
+
+def dispatcher(cfg: Config, box: SQLiteOutbox, x: ScriptedX) -> Dispatcher:
+    def factory(_: Destination) -> ScriptedX:
+        return x
+
+    return Dispatcher(cfg, box, factory, rng=random.Random(7))
+
+
+async def test_due_rows_are_sent_in_batches_of_x_limit_and_marked_delivered(tmp_path: Path) -> None:
+    cfg = config(tmp_path, batch_size=500)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, *(f"c{i}" for i in range(1200)))
+    x = ScriptedX(ok)
+    await dispatcher(cfg, box, x).run_until_idle()
+    assert sorted(len(r) for r in x.requests) == [200, 500, 500]
+    assert set(states(box).values()) == {"delivered"}
+    assert {r.debug_id for r in box.rows(limit=5)} == {"dbg"}
+
+
+async def test_a_bad_conversion_is_isolated_and_the_rest_delivered(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, *(f"c{i}" for i in range(20)), "bad-1", *(f"d{i}" for i in range(20)))
+    await dispatcher(cfg, box, ScriptedX(rejects_bad)).run_until_idle()
+    final = states(box)
+    assert final.pop("bad-1") == "dead"
+    assert set(final.values()) == {"delivered"}
+    dead = box.rows(state="dead")[0]
+    assert "Hashed_email is not a valid SHA-256 hash" in (dead.last_error or "")
+
+
+async def test_transient_failures_are_retried_with_backoff_until_delivered(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, "c1")
+    x = ScriptedX(unavailable, unavailable, ok)
+    d = dispatcher(cfg, box, x)
+    deadline = time.monotonic() + 10
+    while states(box)["c1"] != "delivered" and time.monotonic() < deadline:
+        await d.step()
+        time.sleep(0.02)
+    assert len(x.requests) == 3
+    (row,) = box.rows()
+    assert (row.state, row.attempts) == ("delivered", 3)
+
+
+async def test_after_max_attempts_a_conversion_becomes_a_dead_letter(tmp_path: Path) -> None:
+    cfg = config(tmp_path, max_attempts=2)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, "c1")
+    d = dispatcher(cfg, box, ScriptedX(unavailable))
+    deadline = time.monotonic() + 10
+    while states(box)["c1"] != "dead" and time.monotonic() < deadline:
+        await d.step()
+        time.sleep(0.02)
+    (row,) = box.rows()
+    assert row.state == "dead"
+    assert "gave up after 2 attempts" in (row.last_error or "")
+
+
+async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, "c1")
+    reset = time.time() + 3600
+
+    def limited(conversions: Sequence[dict[str, Any]]) -> SendResult:
+        return SendResult("retry", 429, len(conversions), retry_at=reset, reason="TOO_MANY_REQUESTS")
+
+    await dispatcher(cfg, box, ScriptedX(limited)).run_until_idle()
+    (row,) = box.rows()
+    assert (row.state, row.attempts) == ("queued", 0)
+    assert row.next_attempt_at == reset
+
+
+async def test_unauthorized_is_a_dead_letter_at_once_and_replay_sends_it_again(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, "c1", "c2")
+
+    def unauthorized(conversions: Sequence[dict[str, Any]]) -> SendResult:
+        return SendResult("permanent", 401, len(conversions), errors=(XError("UNAUTHORIZED", "bad signature"),))
+
+    x = ScriptedX(unauthorized, ok)
+    await dispatcher(cfg, box, x).run_until_idle()
+    assert set(states(box).values()) == {"dead"}
+    assert len(x.requests) == 1  # not bisected: no single conversion is to blame for a 401
+    assert box.replay() == 2
+    await dispatcher(cfg, box, x).run_until_idle()
+    assert set(states(box).values()) == {"delivered"}
+
+
+def test_backoff_grows_exponentially_within_the_cap() -> None:
+    rng = random.Random(1)
+    for attempts in range(12):
+        delay = backoff_delay(attempts, 0.5, 60.0, rng)
+        assert 0 <= delay <= min(60.0, 0.5 * 2**attempts)
+    assert max(backoff_delay(20, 0.5, 60.0, rng) for _ in range(200)) > 30
