@@ -1,9 +1,186 @@
-"""CLI commands: gateway (placeholder until its area lands)."""
+"""CLI commands of delivery operations: ``xgate dispatch``, ``xgate status``, ``xgate dlq``."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from xgate.config import Config, ConfigError, load_config
+from xgate.outbox import Outbox, open_outbox
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="xgate.toml (default: $XGATE_CONFIG, else ./xgate.toml)")
+]
+console = Console()
+dlq_app = typer.Typer(help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True)
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        console.print(f"[red]invalid configuration[/red] {e.source}:")
+        for problem in e.problems:
+            console.print(f"  {problem}", markup=False)
+        raise typer.Exit(1) from None
+
+
+def _outbox(config: Config) -> Outbox:
+    return open_outbox(config.storage.url, config.storage)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def dispatch(config_path: ConfigOption = None) -> None:
+    """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C."""
+    from xgate.collect.process import client_factory_for
+    from xgate.dispatch import Dispatcher
+    from xgate.observe.logs import configure_logging
+
+    config = _load(config_path)
+    configure_logging()
+    outbox = _outbox(config)
+    dispatcher = Dispatcher(config, outbox, client_factory_for(config))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(dispatcher.stop()))
+        await dispatcher.run_forever()
+
+    console.print(f"dispatching from {config.storage.url} — Ctrl-C to stop", style="dim")
+    try:
+        asyncio.run(main())
+    finally:
+        outbox.close()
+
+
+def status(
+    config_path: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Queue depth per destination and state, delivery rate, oldest waiting conversion, last errors."""
+    config = _load(config_path)
+    outbox = _outbox(config)
+    try:
+        now = time.time()
+        stats = outbox.stats(now=now)
+        errors = [r for r in outbox.rows(state="dead", limit=5)]
+    finally:
+        outbox.close()
+    states = ("queued", "leased", "delivered", "dead")
+    destinations = sorted({d for d, _ in stats.counts} | {d.name for d in config.destinations})
+    totals = {s: sum(n for (_, st), n in stats.counts.items() if st == s) for s in states}
+    if as_json:
+        print(json.dumps({
+            "destinations": {d: {s: stats.counts.get((d, s), 0) for s in states} for d in destinations},
+            "totals": totals,
+            "delivered_last_minute": stats.delivered_last_minute,
+            "oldest_queued_age_seconds": None if stats.oldest_queued_at is None
+            else max(0.0, now - stats.oldest_queued_at),
+            "expired_leases": stats.expired_leases,
+            "last_errors": [{"id": r.id, "destination": r.destination, "conversion_id": r.conversion_id,
+                             "error": r.last_error} for r in errors],
+        }, indent=2))
+        return
+    table = Table(title="outbox", title_justify="left")
+    table.add_column("destination")
+    for s in states:
+        table.add_column(s, justify="right")
+    for d in destinations:
+        table.add_row(d, *(f"{stats.counts.get((d, s), 0):,}" for s in states))
+    table.add_row("[bold]total[/bold]", *(f"[bold]{totals[s]:,}[/bold]" for s in states))
+    console.print(table)
+    console.print(f"delivered in the last minute: {stats.delivered_last_minute:,}")
+    if stats.oldest_queued_at is not None:
+        console.print(f"oldest queued conversion due for {_age(max(0.0, now - stats.oldest_queued_at))}")
+    if stats.expired_leases:
+        console.print(f"[yellow]{stats.expired_leases} expired lease(s)[/yellow]: a dispatcher stopped mid-batch; "
+                      "they return to the queue on the next lease")
+    for r in errors:
+        console.print(f"[red]dead[/red] #{r.id} {r.destination} {r.conversion_id}: {r.last_error}", markup=False)
+    if totals["dead"]:
+        console.print("inspect with `xgate dlq list`, fix the cause, then `xgate dlq replay --all`", style="dim")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    config_path: ConfigOption = None,
+    destination: Annotated[str | None, typer.Option(help="only this destination")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
+) -> None:
+    """List dead letters with X's error."""
+    config = _load(config_path)
+    outbox = _outbox(config)
+    try:
+        rows = outbox.rows(state="dead", destination=destination, limit=limit)
+    finally:
+        outbox.close()
+    if not rows:
+        console.print("no dead letters")
+        return
+    table = Table()
+    for col in ("id", "destination", "event", "conversion_id", "attempts", "error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), r.destination, r.event_name, r.conversion_id, str(r.attempts), r.last_error or "")
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(row_id: Annotated[int, typer.Argument(help="dead letter id")], config_path: ConfigOption = None) -> None:
+    """Show one dead letter: X's error and the exact conversion sent (identifiers are hashed)."""
+    config = _load(config_path)
+    outbox = _outbox(config)
+    try:
+        row = outbox.row(row_id)
+    finally:
+        outbox.close()
+    if row is None:
+        console.print(f"[red]no conversion with id {row_id}[/red]")
+        raise typer.Exit(1)
+    console.print_json(data={
+        "id": row.id, "state": row.state, "destination": row.destination, "pixel_id": row.pixel_id,
+        "event_id": row.event_id, "event_name": row.event_name, "conversion_id": row.conversion_id,
+        "attempts": row.attempts, "error": row.last_error, "debug_id": row.debug_id,
+        "match_signals": list(row.match_signals), "body": row.body,
+    })
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="replay every dead letter")] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Queue dead letters again (after fixing the cause), with attempts reset."""
+    if bool(ids) == all_:
+        console.print("[red]give dead letter ids or --all[/red]")
+        raise typer.Exit(2)
+    config = _load(config_path)
+    outbox = _outbox(config)
+    try:
+        n = outbox.replay(None if all_ else ids)
+    finally:
+        outbox.close()
+    console.print(f"replayed {n} dead letter(s); the dispatcher sends them next")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the xgate app."""
+    app.command()(dispatch)
+    app.command()(status)
+    app.add_typer(dlq_app, name="dlq")

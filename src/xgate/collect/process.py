@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,22 @@ class GatewayProcess:
         self.outbox.close()
 
 
+def client_factory_for(config: Config) -> Callable[[Destination], AsyncXClient]:
+    """Builds each destination's X client from its credentials (environment or ``[x] secrets_file``)."""
+
+    def client_factory(destination: Destination) -> AsyncXClient:
+        from xgate.x import AsyncXClient, Credentials
+
+        credentials = Credentials.from_env(
+            prefix=destination.credentials_env_prefix,
+            auth=destination.auth,
+            secrets_file=config.x.secrets_file,
+        )
+        return AsyncXClient(config.x, credentials)
+
+    return client_factory
+
+
 def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
     """The app of ``xgate serve``; the dispatcher runs in it when ``dispatch`` and ``[dispatch] enabled``."""
     from xgate.outbox import open_outbox
@@ -39,16 +56,6 @@ def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
     if dispatch and config.dispatch.enabled:
         from xgate.dispatch import Dispatcher
 
-        def client_factory(destination: Destination) -> AsyncXClient:
-            from xgate.x import AsyncXClient, Credentials
-
-            credentials = Credentials.from_env(
-                prefix=destination.credentials_env_prefix,
-                auth=destination.auth,
-                secrets_file=config.x.secrets_file,
-            )
-            return AsyncXClient(config.x, credentials)
-
-        dispatcher = Dispatcher(config, outbox, client_factory)
+        dispatcher = Dispatcher(config, outbox, client_factory_for(config))
     app = create_app(config, outbox, dispatcher=dispatcher, metrics=metrics)
     return GatewayProcess(app, outbox, metrics, dispatcher is not None)
