@@ -34,7 +34,9 @@ class ScriptedX:
 
 
 def ok(conversions: Sequence[dict[str, Any]]) -> SendResult:
-    return SendResult("delivered", 200, len(conversions), debug_id="dbg", conversions_processed=len(conversions))
+    return SendResult(
+        "delivered", 200, len(conversions), debug_id="dbg", conversions_processed=len(conversions)
+    )
 
 
 def unavailable(conversions: Sequence[dict[str, Any]]) -> SendResult:
@@ -44,25 +46,41 @@ def unavailable(conversions: Sequence[dict[str, Any]]) -> SendResult:
 def rejects_bad(conversions: Sequence[dict[str, Any]]) -> SendResult:
     """Like X: one bad conversion fails the whole request with a 400."""
     if any(c["conversion_id"].startswith("bad") for c in conversions):
-        return SendResult("permanent", 400, len(conversions),
-                          errors=(XError("INVALID_PARAMETER", "Hashed_email is not a valid SHA-256 hash",
-                                         "hashed_email"),))
+        return SendResult(
+            "permanent",
+            400,
+            len(conversions),
+            errors=(XError("INVALID_PARAMETER", "Hashed_email is not a valid SHA-256 hash", "hashed_email"),),
+        )
     return ok(conversions)
 
 
 def config(tmp_path: Path, **dispatch: Any) -> Config:
-    return parse_config({
-        "storage": {"url": f"sqlite:///{tmp_path}/o.db"},
-        "dispatch": {"linger_ms": 0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, **dispatch},
-        "destinations": [{"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}],
-    })
+    return parse_config(
+        {
+            "storage": {"url": f"sqlite:///{tmp_path}/o.db"},
+            "dispatch": {
+                "linger_ms": 0,
+                "backoff_base_seconds": 0.01,
+                "backoff_max_seconds": 0.05,
+                **dispatch,
+            },
+            "destinations": [
+                {"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}
+            ],
+        }
+    )
 
 
 def queue(box: SQLiteOutbox, *ids: str) -> None:
-    box.enqueue([
-        MappedConversion("x-main", "o8z6j", "o87ne", i, {"conversion_id": i}, frozenset({"email"}), "purchase")
-        for i in ids
-    ])
+    box.enqueue(
+        [
+            MappedConversion(
+                "x-main", "o8z6j", "o87ne", i, {"conversion_id": i}, frozenset({"email"}), "purchase"
+            )
+            for i in ids
+        ]
+    )
 
 
 def states(box: SQLiteOutbox) -> dict[str, str]:
@@ -149,7 +167,9 @@ async def test_unauthorized_is_a_dead_letter_at_once_and_replay_sends_it_again(t
     queue(box, "c1", "c2")
 
     def unauthorized(conversions: Sequence[dict[str, Any]]) -> SendResult:
-        return SendResult("permanent", 401, len(conversions), errors=(XError("UNAUTHORIZED", "bad signature"),))
+        return SendResult(
+            "permanent", 401, len(conversions), errors=(XError("UNAUTHORIZED", "bad signature"),)
+        )
 
     x = ScriptedX(unauthorized, ok)
     await dispatcher(cfg, box, x).run_until_idle()

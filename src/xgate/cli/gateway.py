@@ -20,7 +20,9 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="xgate.toml (default: $XGATE_CONFIG, else ./xgate.toml)")
 ]
 console = Console()
-dlq_app = typer.Typer(help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True
+)
 
 
 def _load(path: Path | None) -> Config:
@@ -86,16 +88,31 @@ def status(
     destinations = sorted({d for d, _ in stats.counts} | {d.name for d in config.destinations})
     totals = {s: sum(n for (_, st), n in stats.counts.items() if st == s) for s in states}
     if as_json:
-        print(json.dumps({
-            "destinations": {d: {s: stats.counts.get((d, s), 0) for s in states} for d in destinations},
-            "totals": totals,
-            "delivered_last_minute": stats.delivered_last_minute,
-            "oldest_queued_age_seconds": None if stats.oldest_queued_at is None
-            else max(0.0, now - stats.oldest_queued_at),
-            "expired_leases": stats.expired_leases,
-            "last_errors": [{"id": r.id, "destination": r.destination, "conversion_id": r.conversion_id,
-                             "error": r.last_error} for r in errors],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "destinations": {
+                        d: {s: stats.counts.get((d, s), 0) for s in states} for d in destinations
+                    },
+                    "totals": totals,
+                    "delivered_last_minute": stats.delivered_last_minute,
+                    "oldest_queued_age_seconds": None
+                    if stats.oldest_queued_at is None
+                    else max(0.0, now - stats.oldest_queued_at),
+                    "expired_leases": stats.expired_leases,
+                    "last_errors": [
+                        {
+                            "id": r.id,
+                            "destination": r.destination,
+                            "conversion_id": r.conversion_id,
+                            "error": r.last_error,
+                        }
+                        for r in errors
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     table = Table(title="outbox", title_justify="left")
     table.add_column("destination")
@@ -109,12 +126,18 @@ def status(
     if stats.oldest_queued_at is not None:
         console.print(f"oldest queued conversion due for {_age(max(0.0, now - stats.oldest_queued_at))}")
     if stats.expired_leases:
-        console.print(f"[yellow]{stats.expired_leases} expired lease(s)[/yellow]: a dispatcher stopped mid-batch; "
-                      "they return to the queue on the next lease")
+        console.print(
+            f"[yellow]{stats.expired_leases} expired lease(s)[/yellow]: a dispatcher stopped mid-batch; "
+            "they return to the queue on the next lease"
+        )
     for r in errors:
-        console.print(f"[red]dead[/red] #{r.id} {r.destination} {r.conversion_id}: {r.last_error}", markup=False)
+        console.print(
+            f"[red]dead[/red] #{r.id} {r.destination} {r.conversion_id}: {r.last_error}", markup=False
+        )
     if totals["dead"]:
-        console.print("inspect with `xgate dlq list`, fix the cause, then `xgate dlq replay --all`", style="dim")
+        console.print(
+            "inspect with `xgate dlq list`, fix the cause, then `xgate dlq replay --all`", style="dim"
+        )
 
 
 @dlq_app.command("list")
@@ -137,12 +160,16 @@ def dlq_list(
     for col in ("id", "destination", "event", "conversion_id", "attempts", "error"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r.id), r.destination, r.event_name, r.conversion_id, str(r.attempts), r.last_error or "")
+        table.add_row(
+            str(r.id), r.destination, r.event_name, r.conversion_id, str(r.attempts), r.last_error or ""
+        )
     console.print(table)
 
 
 @dlq_app.command("show")
-def dlq_show(row_id: Annotated[int, typer.Argument(help="dead letter id")], config_path: ConfigOption = None) -> None:
+def dlq_show(
+    row_id: Annotated[int, typer.Argument(help="dead letter id")], config_path: ConfigOption = None
+) -> None:
     """Show one dead letter: X's error and the exact conversion sent (identifiers are hashed)."""
     config = _load(config_path)
     outbox = _outbox(config)
@@ -153,12 +180,22 @@ def dlq_show(row_id: Annotated[int, typer.Argument(help="dead letter id")], conf
     if row is None:
         console.print(f"[red]no conversion with id {row_id}[/red]")
         raise typer.Exit(1)
-    console.print_json(data={
-        "id": row.id, "state": row.state, "destination": row.destination, "pixel_id": row.pixel_id,
-        "event_id": row.event_id, "event_name": row.event_name, "conversion_id": row.conversion_id,
-        "attempts": row.attempts, "error": row.last_error, "debug_id": row.debug_id,
-        "match_signals": list(row.match_signals), "body": row.body,
-    })
+    console.print_json(
+        data={
+            "id": row.id,
+            "state": row.state,
+            "destination": row.destination,
+            "pixel_id": row.pixel_id,
+            "event_id": row.event_id,
+            "event_name": row.event_name,
+            "conversion_id": row.conversion_id,
+            "attempts": row.attempts,
+            "error": row.last_error,
+            "debug_id": row.debug_id,
+            "match_signals": list(row.match_signals),
+            "body": row.body,
+        }
+    )
 
 
 @dlq_app.command("replay")

@@ -14,7 +14,7 @@ def backoff_delay(attempts: int, base: float, cap: float, rng: random.Random | N
 
 
 class RequestBudget:
-    """At most ``requests`` sends per ``window`` seconds (X's per-account rate limit), shared by the workers."""
+    """At most ``requests`` sends per ``window`` seconds (X's per-account rate limit), for all workers."""
 
     def __init__(self, requests: int, window: float) -> None:
         self._rate = requests / window

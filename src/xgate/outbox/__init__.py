@@ -7,7 +7,14 @@ from xgate.outbox.base import EnqueueOutcome, LeasedRow, Outbox, OutboxRow, Outb
 from xgate.outbox.sqlite import SQLiteOutbox
 
 __all__ = [
-    "EnqueueOutcome", "LeasedRow", "Outbox", "OutboxRow", "OutboxStats", "RowState", "SQLiteOutbox", "open_outbox",
+    "EnqueueOutcome",
+    "LeasedRow",
+    "Outbox",
+    "OutboxRow",
+    "OutboxStats",
+    "RowState",
+    "SQLiteOutbox",
+    "open_outbox",
 ]
 
 

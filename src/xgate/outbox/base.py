@@ -68,7 +68,9 @@ class OutboxStats:
 
 
 class Outbox(Protocol):
-    def enqueue(self, conversions: Sequence[MappedConversion], *, now: float | None = None) -> list[EnqueueOutcome]:
+    def enqueue(
+        self, conversions: Sequence[MappedConversion], *, now: float | None = None
+    ) -> list[EnqueueOutcome]:
         """Store conversions durably (committed before return); duplicates are reported, not stored."""
         ...
 
@@ -76,16 +78,26 @@ class Outbox(Protocol):
         """Take up to ``limit`` due rows (queued and due, or leased with an expired lease)."""
         ...
 
-    def mark_delivered(self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None) -> None: ...
+    def mark_delivered(
+        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+    ) -> None: ...
 
     def mark_retry(
-        self, row_ids: Sequence[int], lease_token: str, next_attempt_at: float, error: str, *,
-        now: float | None = None, count_attempt: bool = True,
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        next_attempt_at: float,
+        error: str,
+        *,
+        now: float | None = None,
+        count_attempt: bool = True,
     ) -> None:
-        """Back to the queue until ``next_attempt_at``; ``count_attempt=False`` defers without a send (429 pause)."""
+        """Back to the queue until ``next_attempt_at``; ``count_attempt=False``: not sent (429 pause)."""
         ...
 
-    def mark_dead(self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None) -> None: ...
+    def mark_dead(
+        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+    ) -> None: ...
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> None:
         """Return leased rows to the queue at once (graceful shutdown)."""
@@ -93,7 +105,9 @@ class Outbox(Protocol):
 
     def stats(self, *, now: float | None = None) -> OutboxStats: ...
 
-    def rows(self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50) -> list[OutboxRow]: ...
+    def rows(
+        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+    ) -> list[OutboxRow]: ...
 
     def row(self, row_id: int) -> OutboxRow | None: ...
 

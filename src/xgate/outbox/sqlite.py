@@ -14,12 +14,14 @@ delivered rows can be purged after the retention period while their keys still b
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -119,7 +121,9 @@ class SQLiteOutbox:
         return SQLiteOutbox._Tx(self._db())
 
     # -- ingest ------------------------------------------------------------------------------------
-    def enqueue(self, conversions: Sequence[MappedConversion], *, now: float | None = None) -> list[EnqueueOutcome]:
+    def enqueue(
+        self, conversions: Sequence[MappedConversion], *, now: float | None = None
+    ) -> list[EnqueueOutcome]:
         now = time.time() if now is None else now
         expires = now + self._dedup_window
         out: list[EnqueueOutcome] = []
@@ -133,15 +137,27 @@ class SQLiteOutbox:
                     out.append(EnqueueOutcome("duplicate", int(hit[0]), c.conversion_id, c.destination))
                     continue
                 cur = db.execute(
-                    "INSERT INTO conversions (destination, pixel_id, event_id, conversion_id, event_name, state,"
-                    " created_at, updated_at, next_attempt_at, match_signals, body)"
+                    "INSERT INTO conversions (destination, pixel_id, event_id, conversion_id, event_name,"
+                    " state, created_at, updated_at, next_attempt_at, match_signals, body)"
                     " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                    (c.destination, c.pixel_id, c.event_id, c.conversion_id, c.event_name, now, now, now,
-                     ",".join(sorted(c.match_signals)), orjson.dumps(c.body)),
+                    (
+                        c.destination,
+                        c.pixel_id,
+                        c.event_id,
+                        c.conversion_id,
+                        c.event_name,
+                        now,
+                        now,
+                        now,
+                        ",".join(sorted(c.match_signals)),
+                        orjson.dumps(c.body),
+                    ),
                 )
                 row_id = int(cur.lastrowid or 0)
-                db.execute("INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)",
-                           (key, row_id, expires))
+                db.execute(
+                    "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)",
+                    (key, row_id, expires),
+                )
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
         return out
 
@@ -151,24 +167,36 @@ class SQLiteOutbox:
         token = uuid.uuid4().hex
         with self._write() as db:
             rows = db.execute(
-                "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, updated_at = ?"
-                " WHERE id IN ("
-                "   SELECT id FROM (SELECT id FROM conversions WHERE state = 'queued' AND next_attempt_at <= ?"
+                "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?,"
+                " updated_at = ? WHERE id IN ("
+                "   SELECT id FROM (SELECT id FROM conversions"
+                "                   WHERE state = 'queued' AND next_attempt_at <= ?"
                 "                   ORDER BY next_attempt_at LIMIT ?)"
                 "   UNION ALL"
-                "   SELECT id FROM (SELECT id FROM conversions WHERE state = 'leased' AND lease_expires_at <= ?"
+                "   SELECT id FROM (SELECT id FROM conversions"
+                "                   WHERE state = 'leased' AND lease_expires_at <= ?"
                 "                   ORDER BY lease_expires_at LIMIT ?)"
                 "   LIMIT ?)"
                 " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts",
                 (token, now + lease_seconds, now, now, limit, now, limit, limit),
             ).fetchall()
         return [
-            LeasedRow(id=r[0], destination=r[1], pixel_id=r[2], event_id=r[3], conversion_id=r[4],
-                      body=orjson.loads(r[5]), attempts=r[6], lease_token=token)
+            LeasedRow(
+                id=r[0],
+                destination=r[1],
+                pixel_id=r[2],
+                event_id=r[3],
+                conversion_id=r[4],
+                body=orjson.loads(r[5]),
+                attempts=r[6],
+                lease_token=token,
+            )
             for r in sorted(rows)
         ]
 
-    def _settle(self, row_ids: Sequence[int], lease_token: str, assignments: str, params: tuple[object, ...]) -> None:
+    def _settle(
+        self, row_ids: Sequence[int], lease_token: str, assignments: str, params: tuple[object, ...]
+    ) -> None:
         with self._write() as db:
             for chunk in _chunks(row_ids):
                 db.execute(
@@ -177,22 +205,45 @@ class SQLiteOutbox:
                     (*params, *chunk, lease_token),
                 )
 
-    def mark_delivered(self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *,
-                       now: float | None = None) -> None:
+    def mark_delivered(
+        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+    ) -> None:
         now = time.time() if now is None else now
-        self._settle(row_ids, lease_token, "state = 'delivered', attempts = attempts + 1, debug_id = ?,"
-                     " last_error = NULL, updated_at = ?", (debug_id, now))
+        self._settle(
+            row_ids,
+            lease_token,
+            "state = 'delivered', attempts = attempts + 1, debug_id = ?, last_error = NULL, updated_at = ?",
+            (debug_id, now),
+        )
 
-    def mark_retry(self, row_ids: Sequence[int], lease_token: str, next_attempt_at: float, error: str, *,
-                   now: float | None = None, count_attempt: bool = True) -> None:
+    def mark_retry(
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        next_attempt_at: float,
+        error: str,
+        *,
+        now: float | None = None,
+        count_attempt: bool = True,
+    ) -> None:
         now = time.time() if now is None else now
-        self._settle(row_ids, lease_token, "state = 'queued', attempts = attempts + ?, next_attempt_at = ?,"
-                     " last_error = ?, updated_at = ?", (int(count_attempt), next_attempt_at, error, now))
+        self._settle(
+            row_ids,
+            lease_token,
+            "state = 'queued', attempts = attempts + ?, next_attempt_at = ?, last_error = ?, updated_at = ?",
+            (int(count_attempt), next_attempt_at, error, now),
+        )
 
-    def mark_dead(self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None) -> None:
+    def mark_dead(
+        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+    ) -> None:
         now = time.time() if now is None else now
-        self._settle(row_ids, lease_token, "state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?",
-                     (error, now))
+        self._settle(
+            row_ids,
+            lease_token,
+            "state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?",
+            (error, now),
+        )
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> None:
         self._settle(row_ids, lease_token, "state = 'queued', updated_at = ?", (time.time(),))
@@ -218,19 +269,31 @@ class SQLiteOutbox:
         return stats
 
     @staticmethod
-    def _row(r: tuple[object, ...]) -> OutboxRow:
-        signals = str(r[13])
+    def _row(r: Any) -> OutboxRow:
+        signals: str = r[13]
         return OutboxRow(
-            id=int(r[0]), destination=str(r[1]), pixel_id=str(r[2]), event_id=str(r[3]),  # type: ignore[call-overload]
-            conversion_id=str(r[4]), event_name=str(r[5]), state=r[6], attempts=int(r[7]),  # type: ignore[arg-type, call-overload]
-            created_at=float(r[8]), updated_at=float(r[9]), next_attempt_at=float(r[10]),  # type: ignore[arg-type]
-            last_error=r[11], debug_id=r[12],  # type: ignore[arg-type]
-            match_signals=tuple(signals.split(",")) if signals else (), body=orjson.loads(r[14]),  # type: ignore[arg-type]
+            id=r[0],
+            destination=r[1],
+            pixel_id=r[2],
+            event_id=r[3],
+            conversion_id=r[4],
+            event_name=r[5],
+            state=r[6],
+            attempts=r[7],
+            created_at=r[8],
+            updated_at=r[9],
+            next_attempt_at=r[10],
+            last_error=r[11],
+            debug_id=r[12],
+            match_signals=tuple(signals.split(",")) if signals else (),
+            body=orjson.loads(r[14]),
         )
 
-    def rows(self, *, state: RowState | None = None, destination: str | None = None,
-             limit: int = 50) -> list[OutboxRow]:
-        where, params = [], []
+    def rows(
+        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+    ) -> list[OutboxRow]:
+        where: list[str] = []
+        params: list[Any] = []
         if state:
             where.append("state = ?")
             params.append(state)
@@ -265,7 +328,8 @@ class SQLiteOutbox:
         now = time.time() if now is None else now
         with self._write() as db:
             n = db.execute(
-                "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?", (now - self._retention,)
+                "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?",
+                (now - self._retention,),
             ).rowcount
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
         return int(n)
@@ -274,8 +338,6 @@ class SQLiteOutbox:
         self._closed = True
         with self._all_lock:
             for db in self._all:
-                try:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
                     db.close()
-                except sqlite3.ProgrammingError:  # closed from another thread already
-                    pass
             self._all.clear()
