@@ -1,0 +1,82 @@
+"""Normalize and SHA-256 the identifiers X matches on (shared/x-capi/SPEC.md, "Identifiers").
+
+- e-mail: trim, lower-case, SHA-256, lower-case hex;
+- phone: E.164 (``+`` country code and number, parsed with ``phonenumbers``; numbers written without a
+  country code are read in the configured default region), then SHA-256 of the E.164 text **with** the ``+``;
+- a value that already is a SHA-256 digest (64 hex characters) passes through, lower-cased.
+
+A value that cannot be used returns ``None``: the caller drops that identifier (with a warning that never
+quotes the value) and keeps the event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+import phonenumbers
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+# local@domain.tld: no spaces, one @, a dot in the domain, no empty labels
+_EMAIL = re.compile(r"^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_sha256(value: str) -> bool:
+    return bool(_SHA256.match(value))
+
+
+def normalize_email(raw: str) -> str | None:
+    """``Shopper@Example.COM `` → ``shopper@example.com``; None when it is not an e-mail address."""
+    value = raw.strip().lower()
+    if value.startswith("mailto:"):
+        value = value[7:]
+    value = value.rstrip(".")
+    return value if _EMAIL.match(value) else None
+
+
+def hash_email(raw: str | None) -> str | None:
+    """X's ``hashed_email``; None when absent or unusable."""
+    if not raw or not isinstance(raw, str):
+        return None
+    value = raw.strip()
+    if is_sha256(value):
+        return value.lower()
+    normalized = normalize_email(value)
+    return sha256_hex(normalized) if normalized else None
+
+
+@lru_cache(maxsize=65_536)
+def normalize_phone(raw: str, default_region: str = "US") -> str | None:
+    """Any common way of writing a phone number → E.164 (``+14155550123``); None when not a possible number."""
+    value = raw.strip()
+    if not value:
+        return None
+    compact = _PHONE_SEPARATORS.sub("", value)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    try:
+        number = phonenumbers.parse(compact if compact.startswith("+") else value, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if _E164.match(e164) else None
+
+
+def hash_phone(raw: str | None, default_region: str = "US") -> str | None:
+    """X's ``hashed_phone_number``: SHA-256 of E.164 with the ``+``; None when absent or unusable."""
+    if not raw or not isinstance(raw, str):
+        return None
+    value = raw.strip()
+    if is_sha256(value):
+        return value.lower()
+    e164 = normalize_phone(value, default_region)
+    return sha256_hex(e164) if e164 else None

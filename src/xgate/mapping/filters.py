@@ -1,0 +1,64 @@
+"""Which events a destination takes (``filter``) and what consent allows (``consent``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from xgate.config import Condition, ConsentAction, ConsentPolicy, Destination, Filter
+from xgate.events import Event, get_path
+
+
+def _holds(condition: Condition, actual: Any, pattern: re.Pattern[str] | None) -> bool:
+    op, expected = condition.op, condition.value
+    if op == "exists":
+        return actual is not None
+    if op == "not_exists":
+        return actual is None
+    if op == "eq":
+        return bool(actual == expected)
+    if op == "ne":
+        return bool(actual != expected)
+    if op == "in":
+        return actual in expected
+    if op == "not_in":
+        return actual not in expected
+    if op == "matches":
+        return actual is not None and pattern is not None and pattern.search(str(actual)) is not None
+    if not isinstance(actual, int | float) or isinstance(actual, bool):
+        return False
+    if op == "gt":
+        return bool(actual > expected)
+    if op == "gte":
+        return bool(actual >= expected)
+    if op == "lt":
+        return bool(actual < expected)
+    return bool(actual <= expected)  # lte
+
+
+class EventFilter:
+    """A destination's filter, compiled once: ``refusal(event)`` is None when the event goes, else why not."""
+
+    def __init__(self, destination: Destination) -> None:
+        f: Filter = destination.filter
+        self._destination = destination
+        self._excluded = frozenset(f.exclude_events)
+        self._conditions = [(c, re.compile(c.value) if c.op == "matches" else None) for c in f.when]
+
+    def refusal(self, event: Event) -> str | None:
+        if event.event_name in self._excluded:
+            return f"filter: event_name {event.event_name!r} is excluded"
+        if self._destination.event_id_for(event.event_name) is None:
+            return f"no X event configured for event_name {event.event_name!r}"
+        for condition, pattern in self._conditions:
+            if not _holds(condition, get_path(event, condition.path), pattern):
+                return f"filter: {condition.path} {condition.op} {condition.value!r} does not hold"
+        return None
+
+
+def consent_action(policy: ConsentPolicy, event: Event) -> ConsentAction:
+    """send / restricted / drop, by whether ``user.consent_categories`` grants the policy's category."""
+    granted = event.user.consent_categories if event.user else None
+    if granted is None:
+        return policy.unknown
+    return policy.granted if policy.category in granted else policy.denied

@@ -1,0 +1,250 @@
+"""The map stage: one generic event → one X conversion per destination that takes it.
+
+Order per destination: filter → consent → prebuilt mapping (shared/events/REFERENCE.md) → field overrides
+→ normalize + hash identifiers → validate by X's rules. The destination-independent part is computed once
+per event and shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from xgate.config import Config, Destination
+from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
+from xgate.events import Event, Item, format_x_time, parse_event
+from xgate.identifiers import hash_email, hash_phone
+from xgate.mapping.filters import EventFilter, consent_action
+from xgate.mapping.overrides import resolve
+from xgate.validation import validate_conversion
+
+#: override keys that feed the identifier pipeline instead of a body field
+IDENTIFIER_SOURCES = ("twclid", "email", "phone", "ip_address", "user_agent")
+
+
+@dataclass(slots=True)
+class _Sources:
+    """Raw identifier sources of one event (never stored: only their hashes leave the mapper)."""
+
+    twclid: Any
+    email: Any
+    phone: Any
+    ip_address: Any
+    user_agent: Any
+
+
+def _number(value: float | None) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def _content(item: Item) -> dict[str, Any]:
+    product = item.product
+    content: dict[str, Any] = {}
+    content_id = item.id or (product.id if product else None)
+    if content_id:
+        content["content_id"] = content_id
+    if product and product.group_id:
+        content["content_group_id"] = product.group_id
+    if product and product.name:
+        content["content_name"] = product.name
+    price = item.price if item.price is not None else (product.price if product else None)
+    if price is not None:
+        content["content_price"] = _number(price)
+    if product:
+        categories = [
+            product.category_1,
+            product.category_2,
+            product.category_3,
+            product.category_4,
+            product.category_5,
+        ]
+        present = [c for c in categories if c]
+        if present:
+            content["content_type"] = ">".join(present)
+    if item.quantity is not None:
+        content["num_items"] = item.quantity
+    return content
+
+
+def default_body(event: Event, received_at: datetime) -> dict[str, Any]:
+    """X's fields from REFERENCE.md's default mapping, without event_id and identifiers."""
+    ctx = event.context
+    when = ctx.event_timestamp if ctx and ctx.event_timestamp else received_at
+    body: dict[str, Any] = {"conversion_time": format_x_time(when)}
+    if event.id:
+        body["conversion_id"] = event.id
+    value = event.value if event.value is not None else event.revenue
+    if value is not None:
+        body["value"] = _number(value)
+    if event.currency:
+        body["price_currency"] = event.currency.strip().upper()
+    if event.items:
+        body["number_items"] = sum(1 if it.quantity is None else it.quantity for it in event.items)
+        contents = [c for c in (_content(it) for it in event.items) if c]
+        if contents:
+            body["contents"] = contents
+    if event.type:
+        body["description"] = event.type
+    if event.search_term:
+        body["search_string"] = event.search_term
+    return body
+
+
+def _sources(event: Event) -> _Sources:
+    user, ctx = event.user, event.context
+    return _Sources(
+        twclid=event.twclid,
+        email=user.email if user else None,
+        phone=user.phone if user else None,
+        ip_address=ctx.ip if ctx else None,
+        user_agent=ctx.user_agent if ctx else None,
+    )
+
+
+def stable_conversion_id(event_name: str, conversion_time: str, identifiers: list[dict[str, str]]) -> str:
+    """A conversion id for events without ``id``: the same event ingested twice gets the same id."""
+    key = "\x1f".join(
+        [event_name, conversion_time, *sorted(f"{k}={v}" for i in identifiers for k, v in i.items())]
+    )
+    return "xg-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+class _Plan:
+    """One destination, compiled: its filter, event ids, overrides and consent policy."""
+
+    def __init__(self, destination: Destination, config: Config) -> None:
+        self.destination = destination
+        self.filter = EventFilter(destination)
+        self.region = config.identity.default_region
+        self.settings = config.x
+        self.identifier_overrides = {k: v for k, v in destination.mapping.items() if k in IDENTIFIER_SOURCES}
+        self.field_overrides = {k: v for k, v in destination.mapping.items() if k not in IDENTIFIER_SOURCES}
+        self.restricted_extra = dict(destination.consent.restricted_extra)
+        self.allowed_extra = frozenset(self.restricted_extra)
+
+    def build(
+        self, event: Event, base: dict[str, Any], sources: _Sources, result: MappingResult, now: datetime
+    ) -> None:
+        d = self.destination
+        refusal = self.filter.refusal(event)
+        if refusal:
+            result.skipped[d.name] = refusal
+            return
+        action = consent_action(d.consent, event)
+        if action == "drop":
+            result.skipped[d.name] = f"consent: {d.consent.category!r} not granted (policy: drop)"
+            return
+        event_id = d.event_id_for(event.event_name)
+        assert event_id is not None  # the filter refuses events without one
+        errors: list[FieldError] = []
+        warnings: list[str] = []
+        body = {**base, "event_id": event_id}
+
+        src = sources
+        if self.identifier_overrides:
+            src = _Sources(src.twclid, src.email, src.phone, src.ip_address, src.user_agent)
+            for key, override in self.identifier_overrides.items():
+                value, error = resolve(key, override, event)
+                if error:
+                    errors.append(error)
+                setattr(src, key, value)
+        for key, override in self.field_overrides.items():
+            value, error = resolve(key, override, event)
+            if error:
+                errors.append(error)
+            elif value is None:
+                body.pop(key, None)
+            else:
+                body[key] = value
+
+        identifiers: list[dict[str, str]] = []
+        signals: set[str] = set()
+        if src.twclid:
+            identifiers.append({"twclid": str(src.twclid).strip()})
+            signals.add("twclid")
+        if src.email:
+            hashed = hash_email(str(src.email))
+            if hashed:
+                identifiers.append({"hashed_email": hashed})
+                signals.add("email")
+            else:
+                warnings.append("user.email: not a usable e-mail address; identifier dropped")
+        if src.phone:
+            hashed = hash_phone(str(src.phone), self.region)
+            if hashed:
+                identifiers.append({"hashed_phone_number": hashed})
+                signals.add("phone")
+            else:
+                warnings.append("user.phone: not a possible phone number; identifier dropped")
+        restricted = action == "restricted"
+        if not restricted and (src.ip_address or src.user_agent):
+            network = {}
+            if src.ip_address:
+                network["ip_address"] = str(src.ip_address).strip()
+            if src.user_agent:
+                network["user_agent"] = str(src.user_agent).strip()
+            identifiers.append(network)
+            if len(network) == 2:
+                signals.add("ip_ua")
+        body["identifiers"] = identifiers
+        if restricted:
+            if "contents" in body:
+                body["contents"] = [
+                    {k: v for k, v in c.items() if k != "content_name"} for c in body["contents"]
+                ]
+            body.update(self.restricted_extra)
+        if "conversion_id" not in body:
+            body["conversion_id"] = stable_conversion_id(
+                event.event_name, body["conversion_time"], identifiers
+            )
+
+        errors.extend(validate_conversion(body, self.settings, now=now, allowed_extra=self.allowed_extra))
+        if errors:
+            result.rejections.append(Rejection(d.name, tuple(errors)))
+            return
+        result.conversions.append(
+            MappedConversion(
+                destination=d.name,
+                pixel_id=d.pixel_id,
+                event_id=event_id,
+                conversion_id=str(body["conversion_id"]),
+                body=body,
+                match_signals=frozenset(signals),
+                event_name=event.event_name,
+                warnings=tuple(warnings),
+                restricted=restricted,
+            )
+        )
+
+
+class Mapper:
+    """Maps events for every configured destination: ``Mapper(config).map(event)``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._plans = [_Plan(d, config) for d in config.destinations]
+
+    def map(
+        self,
+        event: Event | dict[str, Any],
+        *,
+        received_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> MappingResult:
+        """Raises :class:`xgate.events.InvalidEvent` when ``event`` is not an event at all."""
+        ev = parse_event(event)
+        now = now or datetime.now(UTC)
+        received = received_at or now
+        base = default_body(ev, received)
+        sources = _sources(ev)
+        result = MappingResult()
+        for plan in self._plans:
+            plan.build(ev, base, sources, result, now)
+        return result
+
+
+__all__ = ["IDENTIFIER_SOURCES", "Mapper", "default_body", "stable_conversion_id"]

@@ -1,0 +1,187 @@
+"""X's rules for one conversion (shared/x-capi/SPEC.md), checked before anything is queued or sent.
+
+Errors name the field as a path into X's body (``identifiers``, ``contents[1].content_price``) and the
+reason. String bounds are ours (X documents none): generous enough for real data, small enough to catch a
+field filled with the wrong thing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pycountry
+
+from xgate.config import XSettings
+from xgate.conversion import FieldError
+
+CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies)
+EVENT_ID = re.compile(r"^(?:tw-[0-9a-z]+-)?[0-9a-z]+$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+MATCH_KEYS = ("twclid", "hashed_email", "hashed_phone_number")
+IDENTIFIER_KEYS = frozenset({*MATCH_KEYS, "ip_address", "user_agent"})
+CONTENT_KEYS = frozenset(
+    {"content_id", "content_group_id", "content_name", "content_price", "content_type", "num_items"}
+)
+TOP_KEYS = frozenset(
+    {
+        "conversion_time",
+        "event_id",
+        "identifiers",
+        "number_items",
+        "price_currency",
+        "value",
+        "conversion_id",
+        "description",
+        "search_string",
+        "contents",
+    }
+)
+MAX_LENGTH = {
+    "conversion_id": 256,
+    "description": 1000,
+    "search_string": 1000,
+    "twclid": 256,
+    "user_agent": 1024,
+    "ip_address": 64,
+    "content_id": 256,
+    "content_group_id": 256,
+    "content_name": 500,
+    "content_type": 500,
+}
+MAX_CONTENTS = 1000
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _text(errors: list[FieldError], path: str, key: str, v: Any) -> None:
+    if not isinstance(v, str) or not v.strip():
+        errors.append(FieldError(path, "must be non-empty text"))
+    elif len(v) > MAX_LENGTH[key]:
+        errors.append(FieldError(path, f"longer than {MAX_LENGTH[key]} characters"))
+
+
+def parse_conversion_time(value: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else None
+
+
+def validate_conversion(
+    body: dict[str, Any],
+    settings: XSettings,
+    *,
+    now: datetime | None = None,
+    allowed_extra: frozenset[str] = frozenset(),
+) -> list[FieldError]:
+    """Every way ``body`` breaks X's rules; an empty list when X would accept it.
+
+    ``allowed_extra``: fields beyond X's documented ones that the configuration adds on purpose (a
+    destination's consent ``restricted_extra``).
+    """
+    errors: list[FieldError] = []
+    now = now or datetime.now(UTC)
+    for key in sorted(body.keys() - TOP_KEYS - allowed_extra):
+        errors.append(FieldError(key, "not a field of X's conversion"))
+
+    ct = body.get("conversion_time")
+    if ct is None:
+        errors.append(FieldError("conversion_time", "required"))
+    elif not isinstance(ct, str) or (when := parse_conversion_time(ct)) is None:
+        errors.append(
+            FieldError("conversion_time", "must be ISO 8601 with a time zone (2026-03-15T14:30:00.000Z)")
+        )
+    else:
+        if when < now - timedelta(days=settings.max_conversion_age_days):
+            errors.append(
+                FieldError("conversion_time", f"older than X's {settings.max_conversion_age_days}-day window")
+            )
+        if when > now + timedelta(seconds=settings.max_clock_skew_seconds):
+            errors.append(FieldError("conversion_time", "in the future"))
+
+    event_id = body.get("event_id")
+    if not event_id:
+        errors.append(FieldError("event_id", "required"))
+    elif not isinstance(event_id, str) or not EVENT_ID.match(event_id):
+        errors.append(FieldError("event_id", "must be a base-36 event id such as o87ne or tw-o8z6j-o87ne"))
+
+    _identifiers(errors, body.get("identifiers"))
+
+    if "value" in body and not (_is_number(body["value"]) and body["value"] >= 0):
+        errors.append(FieldError("value", "must be a finite number ≥ 0"))
+    currency = body.get("price_currency")
+    if currency is not None and (not isinstance(currency, str) or currency not in CURRENCIES):
+        errors.append(FieldError("price_currency", f"{currency!r} is not an ISO 4217 currency code"))
+    if "number_items" in body and not (_is_int(body["number_items"]) and body["number_items"] > 0):
+        errors.append(FieldError("number_items", "must be an integer > 0"))
+    for key in ("conversion_id", "description", "search_string"):
+        if key in body:
+            _text(errors, key, key, body[key])
+    if "contents" in body:
+        _contents(errors, body["contents"])
+    return errors
+
+
+def _identifiers(errors: list[FieldError], identifiers: Any) -> None:
+    if not isinstance(identifiers, list) or not identifiers:
+        errors.append(FieldError("identifiers", "at least one user identifier must be provided"))
+        return
+    matchable = False
+    for i, ident in enumerate(identifiers):
+        path = f"identifiers[{i}]"
+        if not isinstance(ident, dict) or not ident:
+            errors.append(FieldError(path, "must be an object with one identifier"))
+            continue
+        for key, value in ident.items():
+            if key not in IDENTIFIER_KEYS:
+                errors.append(FieldError(f"{path}.{key}", "not an X identifier"))
+            elif key in ("hashed_email", "hashed_phone_number"):
+                if not isinstance(value, str) or not SHA256_HEX.match(value):
+                    errors.append(FieldError(f"{path}.{key}", "must be a SHA-256 hash (64 lower-case hex)"))
+                else:
+                    matchable = True
+            else:
+                _text(errors, f"{path}.{key}", key, value)
+                matchable = matchable or key == "twclid"
+    if not matchable:
+        errors.append(
+            FieldError(
+                "identifiers",
+                "needs twclid, hashed_email or hashed_phone_number (ip address and user agent only help "
+                "alongside one of them)",
+            )
+        )
+
+
+def _contents(errors: list[FieldError], contents: Any) -> None:
+    if not isinstance(contents, list):
+        errors.append(FieldError("contents", "must be a list"))
+        return
+    if len(contents) > MAX_CONTENTS:
+        errors.append(FieldError("contents", f"more than {MAX_CONTENTS} items"))
+    for i, content in enumerate(contents):
+        path = f"contents[{i}]"
+        if not isinstance(content, dict):
+            errors.append(FieldError(path, "must be an object"))
+            continue
+        for key, value in content.items():
+            if key not in CONTENT_KEYS:
+                errors.append(FieldError(f"{path}.{key}", "not a content field"))
+            elif key == "content_price":
+                if not (_is_number(value) and value >= 0):
+                    errors.append(FieldError(f"{path}.content_price", "must be a finite number ≥ 0"))
+            elif key == "num_items":
+                if not (_is_int(value) and value > 0):
+                    errors.append(FieldError(f"{path}.num_items", "must be an integer > 0"))
+            else:
+                _text(errors, f"{path}.{key}", key, value)
