@@ -1,0 +1,100 @@
+"""Credentials for X and how a request is signed with them.
+
+Two modes (SPEC.md): ``oauth1`` — OAuth 1.0a user context, HMAC-SHA1, signed by oauthlib (the JSON body is
+not part of the signature) — and ``pixel_token`` — a Conversion API access token sent as ``X-Pixel-Token``.
+Secrets come from the environment (``{prefix}CONSUMER_KEY`` …) or a secret file of ``NAME=value`` lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
+from oauthlib.oauth1 import Client as OAuth1Client
+
+AuthMode = Literal["oauth1", "pixel_token"]
+OAUTH1_NAMES = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
+
+
+class CredentialsError(ValueError):
+    """Credentials are missing or unreadable; the message names the variables (never their values)."""
+
+
+def read_secret_file(path: str | Path) -> dict[str, str]:
+    """``NAME=value`` lines (``#`` comments, blank lines and ``export`` allowed; quotes stripped)."""
+    values: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise CredentialsError(f"cannot read secrets file {path}: {e.strerror}") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise CredentialsError(f"{path}, line {n}: expected NAME=value")
+        values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Credentials:
+    auth: AuthMode
+    consumer_key: str = field(default="", repr=False)
+    consumer_secret: str = field(default="", repr=False)
+    access_token: str = field(default="", repr=False)
+    access_token_secret: str = field(default="", repr=False)
+    pixel_token: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(auth={self.auth!r}, secrets hidden)"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str = "XGATE_X_",
+        auth: AuthMode = "oauth1",
+        secrets_file: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Credentials:
+        environ = os.environ if env is None else env
+        file_values = read_secret_file(secrets_file) if secrets_file else {}
+
+        def get(name: str) -> str:
+            return environ.get(prefix + name) or file_values.get(prefix + name) or ""
+
+        names = ("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES
+        values = {n: get(n) for n in names}
+        missing = [prefix + n for n, v in values.items() if not v]
+        if missing:
+            where = " or the secrets file" if secrets_file else " (or set [x] secrets_file)"
+            raise CredentialsError(f"missing X credentials: set {', '.join(missing)} in the environment{where}")
+        if auth == "pixel_token":
+            return cls("pixel_token", pixel_token=values["PIXEL_TOKEN"])
+        return cls("oauth1", values["CONSUMER_KEY"], values["CONSUMER_SECRET"], values["ACCESS_TOKEN"],
+                   values["ACCESS_TOKEN_SECRET"])
+
+    def oauth1_client(self) -> OAuth1Client:
+        return OAuth1Client(
+            self.consumer_key,
+            client_secret=self.consumer_secret,
+            resource_owner_key=self.access_token,
+            resource_owner_secret=self.access_token_secret,
+            signature_method=SIGNATURE_HMAC_SHA1,
+            signature_type=SIGNATURE_TYPE_AUTH_HEADER,
+        )
+
+    def auth_headers(self, method: str, url: str) -> dict[str, str]:
+        """Headers that authenticate one request (the JSON body is not signed: RFC 5849 §3.4.1.3)."""
+        if self.auth == "pixel_token":
+            return {"X-Pixel-Token": self.pixel_token}
+        _, headers, _ = self.oauth1_client().sign(url, http_method=method)
+        return {"Authorization": headers["Authorization"]}

@@ -1,0 +1,152 @@
+"""X's Conversions API client, sync (:class:`XClient`) and async (:class:`AsyncXClient`).
+
+``send(pixel_id, conversions)`` makes one signed request of at most X's limit and never raises for what X
+or the network does: the answer is a :class:`~xgate.x.result.SendResult` classified for the dispatcher.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+import orjson
+
+from xgate.config import XSettings
+from xgate.x.auth import Credentials
+from xgate.x.result import RateLimit, SendResult, XError
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def rate_limit_from(headers: Mapping[str, str]) -> RateLimit | None:
+    """X's rate-limit headers, account-level ones first (SPEC.md)."""
+    for scope, prefix in (("account", "x-account-rate-limit-"), ("user", "x-rate-limit-")):
+        limit, remaining, reset = (headers.get(prefix + k) for k in ("limit", "remaining", "reset"))
+        if limit or remaining or reset:
+            reset_at = _int(reset)
+            return RateLimit(_int(limit), _int(remaining), float(reset_at) if reset_at else None, scope)  # type: ignore[arg-type]
+    return None
+
+
+def classify(status: int, body: bytes, headers: Mapping[str, str], count: int) -> SendResult:
+    """Turn X's HTTP answer into delivered / retry / permanent."""
+    try:
+        data: Any = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    rate = rate_limit_from(headers)
+    errors = tuple(
+        XError(str(e.get("code", "")), str(e.get("message", "")), e.get("parameter"))
+        for e in data.get("errors", []) if isinstance(e, dict)
+    )
+    if 200 <= status < 300:
+        info = data.get("data") if isinstance(data.get("data"), dict) else {}
+        return SendResult("delivered", status, count, debug_id=info.get("debug_id"),
+                          conversions_processed=info.get("conversions_processed"), rate_limit=rate, raw=data)
+    reason = "; ".join(f"{e.code}: {e.message}" for e in errors) or f"HTTP {status}"
+    if status == 429:
+        retry_at = rate.reset if rate and rate.reset and rate.reset > time.time() else None
+        return SendResult("retry", status, count, errors=errors, rate_limit=rate, retry_at=retry_at,
+                          reason=reason, raw=data)
+    if status >= 500 or status == 408:
+        return SendResult("retry", status, count, errors=errors, rate_limit=rate, reason=reason, raw=data)
+    return SendResult("permanent", status, count, errors=errors, rate_limit=rate, reason=reason, raw=data)
+
+
+def network_failure(exc: httpx.HTTPError, count: int) -> SendResult:
+    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection error"
+    return SendResult("retry", None, count, reason=f"{kind}: {type(exc).__name__}")
+
+
+class _Requests:
+    def __init__(self, settings: XSettings, credentials: Credentials) -> None:
+        self.settings = settings
+        self.credentials = credentials
+
+    def url(self, pixel_id: str) -> str:
+        return f"{self.settings.api_url}/{self.settings.api_version}/measurement/conversions/{pixel_id}"
+
+    def prepare(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, str], bytes]:
+        limit = self.settings.max_conversions_per_request
+        if not conversions:
+            raise ValueError("no conversions to send")
+        if len(conversions) > limit:
+            raise ValueError(f"{len(conversions)} conversions in one request; X's limit is {limit}")
+        url = self.url(pixel_id)
+        headers = {"Content-Type": "application/json", **self.credentials.auth_headers("POST", url)}
+        return url, headers, orjson.dumps({"conversions": list(conversions)})
+
+    def chunks(self, conversions: Sequence[Mapping[str, Any]]) -> list[Sequence[Mapping[str, Any]]]:
+        n = self.settings.max_conversions_per_request
+        return [conversions[i : i + n] for i in range(0, len(conversions), n)]
+
+
+class XClient:
+    """Blocking client: ``with XClient(settings, credentials) as x: x.send(pixel_id, conversions)``."""
+
+    def __init__(self, settings: XSettings, credentials: Credentials, *,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._requests = _Requests(settings, credentials)
+        self._http = httpx.Client(timeout=settings.timeout_seconds, transport=transport)
+
+    def send(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> SendResult:
+        url, headers, content = self._requests.prepare(pixel_id, conversions)
+        try:
+            r = self._http.post(url, content=content, headers=headers)
+        except httpx.HTTPError as e:
+            return network_failure(e, len(conversions))
+        return classify(r.status_code, r.content, r.headers, len(conversions))
+
+    def send_batches(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> list[SendResult]:
+        return [self.send(pixel_id, chunk) for chunk in self._requests.chunks(conversions)]
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> XClient:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncXClient:
+    """Asyncio client with a shared connection pool, for the dispatcher."""
+
+    def __init__(self, settings: XSettings, credentials: Credentials, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._requests = _Requests(settings, credentials)
+        self._http = httpx.AsyncClient(
+            timeout=settings.timeout_seconds, transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def send(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> SendResult:
+        url, headers, content = self._requests.prepare(pixel_id, conversions)
+        try:
+            r = await self._http.post(url, content=content, headers=headers)
+        except httpx.HTTPError as e:
+            return network_failure(e, len(conversions))
+        return classify(r.status_code, r.content, r.headers, len(conversions))
+
+    async def send_batches(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> list[SendResult]:
+        return [await self.send(pixel_id, chunk) for chunk in self._requests.chunks(conversions)]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncXClient:
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.aclose()
