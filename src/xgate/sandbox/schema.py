@@ -1,0 +1,142 @@
+"""The sandbox's own statement of X's request schema (shared/x-capi/SPEC.md).
+
+Deliberately independent of :mod:`xgate.validation`: a bug in one is caught by the other. Messages follow
+the 400 messages X documents.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pycountry
+
+MAX_CONVERSIONS = 500
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_EVENT = re.compile(r"(?:tw-([0-9a-z]+)-)?([0-9a-z]+)")
+_CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
+_IDENTIFIERS = {"twclid", "hashed_email", "hashed_phone_number", "ip_address", "user_agent"}
+_CONTENT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "content_id": str, "content_group_id": str, "content_name": str, "content_type": str,
+    "content_price": (int, float), "num_items": int,
+}
+_OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
+    "number_items": int, "price_currency": str, "value": (int, float), "conversion_id": str,
+    "description": str, "search_string": str, "contents": list,
+}
+_EXTRA_ALLOWED = {"restricted_data_use"}
+
+
+def _err(message: str, parameter: str | None = None, code: str = "INVALID_PARAMETER") -> dict[str, Any]:
+    e: dict[str, Any] = {"code": code, "message": message}
+    if parameter:
+        e["parameter"] = parameter
+    return e
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind == (int, float) and isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def check_request(pixel_id: str, body: Any, *, now: datetime | None = None, max_age_days: int = 90,
+                  skew_seconds: int = 300) -> list[dict[str, Any]]:
+    """X's errors for this request body; empty when X would accept it. A 400 rejects the whole request."""
+    if not isinstance(body, dict) or not isinstance(body.get("conversions"), list):
+        return [_err("Request body must be a JSON object with a conversions array", "conversions")]
+    conversions = body["conversions"]
+    if not conversions:
+        return [_err("At least one conversion must be provided", "conversions")]
+    if len(conversions) > MAX_CONVERSIONS:
+        return [_err(f"Conversion count limit is {MAX_CONVERSIONS}", "conversions")]
+    now = now or datetime.now(UTC)
+    errors: list[dict[str, Any]] = []
+    for i, conv in enumerate(conversions):
+        errors.extend(_check_conversion(pixel_id, i, conv, now, max_age_days, skew_seconds))
+    return errors
+
+
+def _check_conversion(pixel_id: str, i: int, c: Any, now: datetime, max_age: int, skew: int) -> list[dict[str, Any]]:
+    at = f"conversions[{i}]"
+    if not isinstance(c, dict):
+        return [_err("Conversion must be an object", at)]
+    errors = []
+    for key in c:
+        if key not in _OPTIONAL_TYPES and key not in ("conversion_time", "event_id", "identifiers") \
+                and key not in _EXTRA_ALLOWED:
+            errors.append(_err(f"Unknown parameter {key}", f"{at}.{key}"))
+    event_id = c.get("event_id")
+    if not event_id:
+        errors.append(_err("Missing required parameter: event_id", f"{at}.event_id"))
+    else:
+        m = _EVENT.fullmatch(event_id) if isinstance(event_id, str) else None
+        if not m or (m.group(1) and m.group(1) != pixel_id):
+            errors.append(_err(f"Event_id ({event_id}) is not a single event tag (SET)", f"{at}.event_id"))
+    ts = c.get("conversion_time")
+    if not isinstance(ts, str):
+        errors.append(_err("Missing required parameter: conversion_time", f"{at}.conversion_time"))
+    else:
+        try:
+            when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            errors.append(_err(f"Invalid conversion_time: {ts}", f"{at}.conversion_time"))
+        else:
+            if when < now - timedelta(days=max_age) or when > now + timedelta(seconds=skew):
+                errors.append(_err("conversion_time is outside the accepted window", f"{at}.conversion_time"))
+    errors.extend(_check_identifiers(at, c.get("identifiers")))
+    for key, kind in _OPTIONAL_TYPES.items():
+        if key in c and not _typed(c[key], kind):
+            errors.append(_err(f"Invalid type for {key}", f"{at}.{key}"))
+    if isinstance(c.get("number_items"), int) and c["number_items"] <= 0:
+        errors.append(_err("number_items must be greater than 0", f"{at}.number_items"))
+    if isinstance(c.get("price_currency"), str) and c["price_currency"] not in _CURRENCIES:
+        errors.append(_err(f"Invalid price_currency: {c['price_currency']}", f"{at}.price_currency"))
+    for j, content in enumerate(c.get("contents") or [] if isinstance(c.get("contents"), list) else []):
+        where = f"{at}.contents[{j}]"
+        if not isinstance(content, dict):
+            errors.append(_err("Content must be an object", where))
+            continue
+        for key, value in content.items():
+            kind = _CONTENT_TYPES.get(key)
+            if kind is None:
+                errors.append(_err(f"Unknown parameter {key}", f"{where}.{key}"))
+            elif not _typed(value, kind):
+                errors.append(_err(f"Invalid type for {key}", f"{where}.{key}"))
+    return errors
+
+
+def _check_identifiers(at: str, identifiers: Any) -> list[dict[str, Any]]:
+    if not isinstance(identifiers, list) or not identifiers:
+        return [_err("At least one user identifier must be provided", f"{at}.identifiers")]
+    errors = []
+    strong = False
+    for ident in identifiers:
+        if not isinstance(ident, dict):
+            errors.append(_err("Identifier must be an object", f"{at}.identifiers"))
+            continue
+        for key, value in ident.items():
+            if key not in _IDENTIFIERS:
+                errors.append(_err(f"Unknown identifier {key}", f"{at}.identifiers.{key}"))
+            elif key == "hashed_email":
+                if not (isinstance(value, str) and _HEX64.fullmatch(value)):
+                    errors.append(_err("Hashed_email is not a valid SHA-256 hash", f"{at}.identifiers.hashed_email"))
+                strong = True
+            elif key == "hashed_phone_number":
+                if not (isinstance(value, str) and _HEX64.fullmatch(value)):
+                    errors.append(_err("Hashed_phone_number is not a valid SHA-256 hash",
+                                       f"{at}.identifiers.hashed_phone_number"))
+                strong = True
+            elif not isinstance(value, str) or not value:
+                errors.append(_err(f"Invalid {key}", f"{at}.identifiers.{key}"))
+            elif key == "twclid":
+                strong = True
+    if not strong and not errors:
+        errors.append(_err("At least one user identifier must be provided", f"{at}.identifiers"))
+    return errors

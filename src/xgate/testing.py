@@ -1,0 +1,48 @@
+"""Helpers for tests, benchmarks and the demo: free ports, throwaway credentials, an ASGI app in a thread."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def random_x_credentials(prefix: str = "XGATE_X_") -> dict[str, str]:
+    """Random OAuth 1.0a credentials for one run of the sandbox and the gateway (never real secrets)."""
+    return {
+        f"{prefix}CONSUMER_KEY": secrets.token_urlsafe(16),
+        f"{prefix}CONSUMER_SECRET": secrets.token_urlsafe(32),
+        f"{prefix}ACCESS_TOKEN": secrets.token_urlsafe(24),
+        f"{prefix}ACCESS_TOKEN_SECRET": secrets.token_urlsafe(32),
+    }
+
+
+@contextmanager
+def serve_app(app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a background thread; yields its base URL and stops it afterwards."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"ASGI app did not start on {host}:{port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
