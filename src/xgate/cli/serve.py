@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +48,9 @@ def serve(
     config = _config(config_path)
     configure_logging(log_level.upper())
     gateway = build_gateway(config, dispatch=not no_dispatch)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
+    # no-op so a graceful stop exits 0 (as process managers expect)
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(
             gateway.app,
