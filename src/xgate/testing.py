@@ -8,9 +8,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
+
+from xgate.config import XSettings
+from xgate.x import Credentials
 
 
 def free_port() -> int:
@@ -30,7 +35,9 @@ def random_x_credentials(prefix: str = "XGATE_X_") -> dict[str, str]:
 
 
 @contextmanager
-def serve_app(app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30) -> Iterator[str]:
+def serve_app(
+    app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30
+) -> Iterator[str]:
     """Run an ASGI app with uvicorn in a background thread; yields its base URL and stops it afterwards."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto"))
@@ -46,3 +53,26 @@ def serve_app(app: Any, *, host: str = "127.0.0.1", port: int | None = None, tim
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+@dataclass
+class RunningSandbox:
+    """A sandbox served on loopback, with helpers to inspect it and inject faults."""
+
+    url: str
+    env: dict[str, str]
+    credentials: Credentials
+    sandbox: Any
+
+    @property
+    def settings(self) -> XSettings:
+        return XSettings(api_url=self.url, timeout_seconds=2)
+
+    def conversions(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.url}/_sandbox/conversions").json()["conversions"])
+
+    def set_faults(self, **faults: Any) -> None:
+        httpx.put(f"{self.url}/_sandbox/faults", json=faults).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_sandbox/reset").raise_for_status()

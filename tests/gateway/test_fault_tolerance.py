@@ -56,7 +56,9 @@ class Gateway:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "xgate", "serve", "--config", str(self.config)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def kill9(self) -> None:
@@ -81,7 +83,9 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     sandbox_url = f"http://127.0.0.1:{sb_port}"
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "xgate", "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)],
-        env=env, stdout=(tmp_path / "sandbox.log").open("wb"), stderr=subprocess.STDOUT,
+        env=env,
+        stdout=(tmp_path / "sandbox.log").open("wb"),
+        stderr=subprocess.STDOUT,
     )
     config = tmp_path / "xgate.toml"
     config.write_text(f"""
@@ -90,7 +94,7 @@ api_url = "{sandbox_url}"
 timeout_seconds = 1.0
 
 [storage]
-url = "sqlite:///{tmp_path / 'outbox.db'}"
+url = "sqlite:///{tmp_path / "outbox.db"}"
 
 [server]
 port = {gw_port}
@@ -114,8 +118,13 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
     gateway = Gateway(config, env, tmp_path / "gateway.log")
     try:
         _wait(f"{sandbox_url}/_sandbox/conversions")
-        yield {"sandbox": sandbox_url, "gateway": f"http://127.0.0.1:{gw_port}", "gw": gateway,
-               "config": config, "env": env}
+        yield {
+            "sandbox": sandbox_url,
+            "gateway": f"http://127.0.0.1:{gw_port}",
+            "gw": gateway,
+            "config": config,
+            "env": env,
+        }
     finally:
         gateway.stop()
         sandbox.terminate()
@@ -157,12 +166,22 @@ def _ingest(gateway: str, accepted: set[str], done: threading.Event) -> None:
     done.set()
 
 
-def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9(world: dict[str, Any]) -> None:
+def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9(
+    world: dict[str, Any],
+) -> None:
     sandbox, gateway, gw = world["sandbox"], world["gateway"], world["gw"]
-    faults = httpx.put(f"{sandbox}/_sandbox/faults", json={
-        "seed": 1234, "error_rate": 0.12, "rate_limit_rate": 0.06, "rate_limit_burst": 3,
-        "rate_limit_reset_seconds": 1, "timeout_rate": 0.06, "drop_rate": 0.06,
-    })
+    faults = httpx.put(
+        f"{sandbox}/_sandbox/faults",
+        json={
+            "seed": 1234,
+            "error_rate": 0.12,
+            "rate_limit_rate": 0.06,
+            "rate_limit_burst": 3,
+            "rate_limit_reset_seconds": 1,
+            "timeout_rate": 0.06,
+            "drop_rate": 0.06,
+        },
+    )
     assert faults.status_code < 300, faults.text
     gw.start()
     _wait(f"{gateway}/healthz")
@@ -205,7 +224,10 @@ def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9
 def _status(world: dict[str, Any]) -> dict[str, Any]:
     status = subprocess.run(
         [sys.executable, "-m", "xgate", "status", "--json", "--config", str(world["config"])],
-        env=world["env"], capture_output=True, text=True, check=True,
+        env=world["env"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, Any] = json.loads(status.stdout)
     return result

@@ -30,8 +30,20 @@ def test_emails_are_trimmed_and_lower_cased_before_hashing(raw: str, normalized:
     assert hash_email(raw) == sha(normalized)
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "ada", "ada@", "@example.com", "ada@example", "a b@example.com",
-                                 "ada@@example.com", "ada@example..com"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "ada",
+        "ada@",
+        "@example.com",
+        "ada@example",
+        "a b@example.com",
+        "ada@@example.com",
+        "ada@example..com",
+    ],
+)
 def test_unusable_emails_give_none(raw: str) -> None:
     assert hash_email(raw) is None
 

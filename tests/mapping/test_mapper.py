@@ -22,8 +22,13 @@ def mapper(**destination: Any) -> Mapper:
 
 
 def purchase(**extra: Any) -> dict[str, Any]:
-    return {"event_name": "purchase", "id": "ord-1", "user": {"email": "ada@example.com"},
-            "context": {"event_timestamp": "2026-11-22T11:00:00Z"}, **extra}
+    return {
+        "event_name": "purchase",
+        "id": "ord-1",
+        "user": {"email": "ada@example.com"},
+        "context": {"event_timestamp": "2026-11-22T11:00:00Z"},
+        **extra,
+    }
 
 
 def body(event: dict[str, Any], m: Mapper | None = None) -> dict[str, Any]:
@@ -41,7 +46,10 @@ def sha(text: str) -> str:
 def test_conversion_time_from_event_timestamp_as_utc_with_milliseconds() -> None:
     b = body(purchase(context={"event_timestamp": "2026-11-22T12:30:00.5+02:00"}))
     assert b["conversion_time"] == "2026-11-22T10:30:00.500Z"
-    assert body(purchase(context={"event_timestamp": 1795338000123}))["conversion_time"] == "2026-11-22T09:00:00.123Z"
+    assert (
+        body(purchase(context={"event_timestamp": 1795338000123}))["conversion_time"]
+        == "2026-11-22T09:00:00.123Z"
+    )
 
 
 def test_conversion_time_is_the_receive_time_when_absent() -> None:
@@ -53,9 +61,13 @@ def test_event_id_comes_from_the_destination_event_map() -> None:
 
 
 def test_identifiers_twclid_email_phone_and_ip_with_user_agent_in_one_object() -> None:
-    b = body(purchase(user={"email": " Ada@Example.com", "phone": "+1 415 555 0123"},
-                      context={"ip": "203.0.113.7", "user_agent": "UA/1"},
-                      partners={"twitter": {"twclid": "abc123"}}))
+    b = body(
+        purchase(
+            user={"email": " Ada@Example.com", "phone": "+1 415 555 0123"},
+            context={"ip": "203.0.113.7", "user_agent": "UA/1"},
+            partners={"twitter": {"twclid": "abc123"}},
+        )
+    )
     assert b["identifiers"] == [
         {"twclid": "abc123"},
         {"hashed_email": sha("ada@example.com")},
@@ -82,14 +94,31 @@ def test_number_items_is_the_sum_of_quantities_one_when_absent() -> None:
 
 def test_contents_from_items() -> None:
     items = [
-        {"id": "sku-1", "quantity": 2, "price": 9.5,
-         "product": {"id": "p-1", "name": "Socks", "price": 11, "group_id": "g-1",
-                     "category_1": "Apparel", "category_3": "Socks", "category_5": "Wool"}},
+        {
+            "id": "sku-1",
+            "quantity": 2,
+            "price": 9.5,
+            "product": {
+                "id": "p-1",
+                "name": "Socks",
+                "price": 11,
+                "group_id": "g-1",
+                "category_1": "Apparel",
+                "category_3": "Socks",
+                "category_5": "Wool",
+            },
+        },
         {"quantity": 1, "product": {"id": "p-2", "price": 20}},
     ]
     assert body(purchase(items=items))["contents"] == [
-        {"content_id": "sku-1", "content_group_id": "g-1", "content_name": "Socks", "content_price": 9.5,
-         "content_type": "Apparel>Socks>Wool", "num_items": 2},
+        {
+            "content_id": "sku-1",
+            "content_group_id": "g-1",
+            "content_name": "Socks",
+            "content_price": 9.5,
+            "content_type": "Apparel>Socks>Wool",
+            "num_items": 2,
+        },
         {"content_id": "p-2", "content_price": 20, "num_items": 1},
     ]
 
@@ -101,8 +130,11 @@ def test_numbers_stay_json_numbers() -> None:
 
 
 def test_without_an_id_a_stable_conversion_id_is_derived() -> None:
-    event = {"event_name": "purchase", "user": {"email": "ada@example.com"},
-             "context": {"event_timestamp": "2026-11-22T11:00:00Z"}}
+    event = {
+        "event_name": "purchase",
+        "user": {"email": "ada@example.com"},
+        "context": {"event_timestamp": "2026-11-22T11:00:00Z"},
+    }
     first, again = body(event)["conversion_id"], body(dict(event))["conversion_id"]
     assert first == again and first.startswith("xg-")
     other = body({**event, "user": {"email": "bob@example.com"}})["conversion_id"]
@@ -133,14 +165,20 @@ def test_not_an_event_raises_with_the_field() -> None:
 
 # -- destinations ------------------------------------------------------------------------------------
 def test_one_event_feeds_several_destinations_and_others_are_skipped_with_a_reason() -> None:
-    config = parse_config({"destinations": [
-        {"name": "a", "pixel_id": "p1", "events": {"purchase": "tw-p1-e1"}},
-        {"name": "b", "pixel_id": "p2", "events": {"purchase": "e2"}},
-        {"name": "c", "pixel_id": "p3", "events": {"sign_up": "e3"}},
-    ]})
+    config = parse_config(
+        {
+            "destinations": [
+                {"name": "a", "pixel_id": "p1", "events": {"purchase": "tw-p1-e1"}},
+                {"name": "b", "pixel_id": "p2", "events": {"purchase": "e2"}},
+                {"name": "c", "pixel_id": "p3", "events": {"sign_up": "e3"}},
+            ]
+        }
+    )
     result = Mapper(config).map(purchase(), now=NOW)
     assert [(c.destination, c.pixel_id, c.event_id) for c in result.conversions] == [
-        ("a", "p1", "tw-p1-e1"), ("b", "p2", "e2")]
+        ("a", "p1", "tw-p1-e1"),
+        ("b", "p2", "e2"),
+    ]
     assert "no X event" in result.skipped["c"]
 
 
@@ -155,9 +193,16 @@ def test_default_event_takes_unlisted_event_names() -> None:
         ({"path": "value", "op": "gt", "value": 10}, {"value": 11, "currency": "USD"}, True),
         ({"path": "value", "op": "gt", "value": 10}, {"value": 10, "currency": "USD"}, False),
         ({"path": "custom.channel", "op": "eq", "value": "web"}, {"custom": {"channel": "web"}}, True),
-        ({"path": "custom.channel", "op": "in", "value": ["app", "pos"]}, {"custom": {"channel": "web"}}, False),
-        ({"path": "context.page_url", "op": "matches", "value": "^https://shop\\."},
-         {"context": {"page_url": "https://shop.example/thanks"}}, True),
+        (
+            {"path": "custom.channel", "op": "in", "value": ["app", "pos"]},
+            {"custom": {"channel": "web"}},
+            False,
+        ),
+        (
+            {"path": "context.page_url", "op": "matches", "value": "^https://shop\\."},
+            {"context": {"page_url": "https://shop.example/thanks"}},
+            True,
+        ),
         ({"path": "user.phone", "op": "exists"}, {}, False),
         ({"path": "user.phone", "op": "not_exists"}, {}, True),
     ],
@@ -174,13 +219,15 @@ def test_excluded_events_never_go() -> None:
 
 
 def test_overrides_read_dotted_paths_constants_and_transforms() -> None:
-    m = mapper(mapping={
-        "description": "custom.channel",
-        "conversion_id": {"path": "custom.order_ref", "transform": ["upper"]},
-        "price_currency": {"const": "EUR"},
-        "value": {"path": "custom.total", "transform": ["number"]},
-        "search_string": {"path": "custom.tags", "transform": ["join"], "separator": " "},
-    })
+    m = mapper(
+        mapping={
+            "description": "custom.channel",
+            "conversion_id": {"path": "custom.order_ref", "transform": ["upper"]},
+            "price_currency": {"const": "EUR"},
+            "value": {"path": "custom.total", "transform": ["number"]},
+            "search_string": {"path": "custom.tags", "transform": ["join"], "separator": " "},
+        }
+    )
     b = body(purchase(custom={"channel": "pos", "order_ref": "r-7", "total": "12,50", "tags": ["a", "b"]}), m)
     assert (b["description"], b["conversion_id"], b["price_currency"]) == ("pos", "R-7", "EUR")
     assert (b["value"], b["search_string"]) == (12.5, "a b")
@@ -195,7 +242,8 @@ def test_an_identifier_override_is_normalized_and_hashed() -> None:
 
 def test_a_transform_that_fails_rejects_naming_the_override() -> None:
     result = mapper(mapping={"value": {"path": "custom.total", "transform": ["number"]}}).map(
-        purchase(custom={"total": "twelve"}), now=NOW)
+        purchase(custom={"total": "twelve"}), now=NOW
+    )
     assert result.rejections[0].errors[0].field == "mapping.value"
 
 
@@ -204,7 +252,10 @@ def test_a_transform_that_fails_rejects_naming_the_override() -> None:
     [(["advertising"], "send"), (["analytics"], "drop"), (None, "send")],
 )
 def test_consent_policy_decides_by_category(categories: list[str] | None, expected: str) -> None:
-    user = {"email": "ada@example.com", **({"consent_categories": categories} if categories is not None else {})}
+    user = {
+        "email": "ada@example.com",
+        **({"consent_categories": categories} if categories is not None else {}),
+    }
     result = mapper(consent={"denied": "drop"}).map(purchase(user=user), now=NOW)
     assert ("sent" if result.conversions else "drop") == ("sent" if expected == "send" else "drop")
     if expected == "drop":
@@ -213,9 +264,11 @@ def test_consent_policy_decides_by_category(categories: list[str] | None, expect
 
 def test_restricted_consent_sends_hashed_identifiers_only_and_no_product_names() -> None:
     m = mapper(consent={"denied": "restricted", "restricted_extra": {"restricted_data_use": True}})
-    event = purchase(user={"email": "ada@example.com", "consent_categories": []},
-                     context={"ip": "203.0.113.7", "user_agent": "UA"},
-                     items=[{"id": "a", "quantity": 1, "product": {"name": "Socks"}}])
+    event = purchase(
+        user={"email": "ada@example.com", "consent_categories": []},
+        context={"ip": "203.0.113.7", "user_agent": "UA"},
+        items=[{"id": "a", "quantity": 1, "product": {"name": "Socks"}}],
+    )
     result = m.map(event, now=NOW)
     (c,) = result.conversions
     assert c.restricted

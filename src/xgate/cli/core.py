@@ -82,7 +82,9 @@ def map_events_or_exit(config: Config, events: list[Any]) -> list[MappedConversi
 def map_command(
     event_file: Annotated[str, typer.Argument(metavar="EVENT.json", help="one event or a list; - for stdin")],
     config_path: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of {destination, pixel_id, body}")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="a JSON list of {destination, pixel_id, body}")
+    ] = False,
 ) -> None:
     """Dry run: print, per destination, the pixel id and the exact body that would be sent to X."""
     config = load_or_exit(config_path)
@@ -91,8 +93,10 @@ def map_command(
     for c in conversions:
         by_destination.setdefault(c.destination, []).append(c)
     pixels = {d.name: d.pixel_id for d in config.destinations}
-    out = [{"destination": name, "pixel_id": pixels[name], "body": {"conversions": [c.body for c in convs]}}
-           for name, convs in by_destination.items()]
+    out = [
+        {"destination": name, "pixel_id": pixels[name], "body": {"conversions": [c.body for c in convs]}}
+        for name, convs in by_destination.items()
+    ]
     if as_json:
         print(json.dumps(out, indent=2))
         return
@@ -100,7 +104,9 @@ def map_command(
         console.print("no destination takes this event")
     for item in out:
         url = f"{config.x.api_url}/{config.x.api_version}/measurement/conversions/{item['pixel_id']}"
-        console.print(f"[bold]{item['destination']}[/bold]  pixel [cyan]{item['pixel_id']}[/cyan]  POST {url}")
+        console.print(
+            f"[bold]{item['destination']}[/bold]  pixel [cyan]{item['pixel_id']}[/cyan]  POST {url}"
+        )
         console.print(Syntax(json.dumps(item["body"], indent=2), "json", theme="ansi_dark", word_wrap=True))
 
 
@@ -113,23 +119,34 @@ def config_check(config_path: ConfigOption = None) -> None:
     warnings: list[str] = []
     for s in config.sources:
         if s.write_key_env and not os.environ.get(s.write_key_env) and not s.write_key:
-            warnings.append(f"sources.{s.name}: {s.write_key_env} is not set; this source cannot authenticate")
+            warnings.append(
+                f"sources.{s.name}: {s.write_key_env} is not set; this source cannot authenticate"
+            )
     for d in config.destinations:
-        names = ("PIXEL_TOKEN",) if d.auth == "pixel_token" else (
-            "CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
-        missing = [d.credentials_env_prefix + n for n in names if not os.environ.get(d.credentials_env_prefix + n)]
+        names = (
+            ("PIXEL_TOKEN",)
+            if d.auth == "pixel_token"
+            else ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
+        )
+        missing = [
+            d.credentials_env_prefix + n for n in names if not os.environ.get(d.credentials_env_prefix + n)
+        ]
         if missing and not config.x.secrets_file:
             warnings.append(f"destinations.{d.name}: credentials not set: {', '.join(missing)}")
         if d.dpa:
             lacking = [e for e in DPA_EVENTS if d.event_id_for(e) is None]
             if lacking:
-                warnings.append(f"destinations.{d.name}: declares dpa but has no X event for {', '.join(lacking)} "
-                                "(Dynamic Product Ads need page_view, view_item, add_to_cart, purchase)")
+                warnings.append(
+                    f"destinations.{d.name}: declares dpa but has no X event for {', '.join(lacking)} "
+                    "(Dynamic Product Ads need page_view, view_item, add_to_cart, purchase)"
+                )
     path = resolve_config_path(config_path)
     for w in warnings:
         console.print(f"[yellow]warning[/yellow] {w}", markup=True)
-    console.print(f"[green]{path} is valid[/green]: {len(config.sources)} source(s), "
-                  f"{len(config.destinations)} destination(s)" + (f", {len(warnings)} warning(s)" if warnings else ""))
+    console.print(
+        f"[green]{path} is valid[/green]: {len(config.sources)} source(s), "
+        f"{len(config.destinations)} destination(s)" + (f", {len(warnings)} warning(s)" if warnings else "")
+    )
 
 
 def register(app: typer.Typer) -> None:

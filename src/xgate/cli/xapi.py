@@ -29,29 +29,39 @@ def send(
         if not conversions:
             continue
         try:
-            credentials = Credentials.from_env(destination.credentials_env_prefix, destination.auth,
-                                               config.x.secrets_file)
+            credentials = Credentials.from_env(
+                destination.credentials_env_prefix, destination.auth, config.x.secrets_file
+            )
         except CredentialsError as e:
             console.print(f"[red]{destination.name}[/red]: {e}")
             raise typer.Exit(1) from None
         with XClient(config.x, credentials) as client:
             for result in client.send_batches(destination.pixel_id, [c.body for c in conversions]):
                 failed = failed or result.outcome != "delivered"
-                answers.append({
-                    "destination": destination.name, "pixel_id": destination.pixel_id, "outcome": result.outcome,
-                    "status": result.status_code, "debug_id": result.debug_id,
-                    "conversions_processed": result.conversions_processed,
-                    "errors": [{"code": e.code, "message": e.message, "parameter": e.parameter}
-                               for e in result.errors],
-                    "reason": result.reason,
-                })
+                answers.append(
+                    {
+                        "destination": destination.name,
+                        "pixel_id": destination.pixel_id,
+                        "outcome": result.outcome,
+                        "status": result.status_code,
+                        "debug_id": result.debug_id,
+                        "conversions_processed": result.conversions_processed,
+                        "errors": [
+                            {"code": e.code, "message": e.message, "parameter": e.parameter}
+                            for e in result.errors
+                        ],
+                        "reason": result.reason,
+                    }
+                )
     if as_json:
         print(json.dumps(answers, indent=2))
     else:
         for a in answers:
             colour = "green" if a["outcome"] == "delivered" else "red"
-            console.print(f"[{colour}]{a['destination']}[/{colour}] pixel {a['pixel_id']}: {a['outcome']} "
-                          f"(HTTP {a['status']}) debug_id={a['debug_id']} {a['reason']}")
+            console.print(
+                f"[{colour}]{a['destination']}[/{colour}] pixel {a['pixel_id']}: {a['outcome']} "
+                f"(HTTP {a['status']}) debug_id={a['debug_id']} {a['reason']}"
+            )
     if failed:
         raise typer.Exit(1)
 
@@ -59,13 +69,19 @@ def send(
 def sandbox(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8787,
     host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
-    credentials_prefix: Annotated[str, typer.Option(help="variables holding the credentials it checks")] = "XGATE_X_",
+    credentials_prefix: Annotated[
+        str, typer.Option(help="variables holding the credentials it checks")
+    ] = "XGATE_X_",
     auth: Annotated[str, typer.Option(help="oauth1 or pixel_token")] = "oauth1",
-    pixel: Annotated[list[str] | None, typer.Option(help="known pixel ids (others answer 404); repeatable")] = None,
+    pixel: Annotated[
+        list[str] | None, typer.Option(help="known pixel ids (others answer 404); repeatable")
+    ] = None,
     error_rate: Annotated[float, typer.Option(help="share of requests answered 500/503")] = 0.0,
     rate_limit_rate: Annotated[float, typer.Option(help="share of requests starting a 429 burst")] = 0.0,
     rate_limit_burst: Annotated[int, typer.Option(help="requests answered 429 per burst")] = 5,
-    timeout_rate: Annotated[float, typer.Option(help="share of requests that hang past a client timeout")] = 0.0,
+    timeout_rate: Annotated[
+        float, typer.Option(help="share of requests that hang past a client timeout")
+    ] = 0.0,
     drop_rate: Annotated[float, typer.Option(help="share of connections dropped mid-answer")] = 0.0,
     slow_rate: Annotated[float, typer.Option(help="share of requests answered slowly")] = 0.0,
     slow_ms: Annotated[int, typer.Option(help="delay of a slow answer")] = 500,
@@ -77,16 +93,28 @@ def sandbox(
     from xgate.sandbox import FaultSettings, create_sandbox
 
     try:
-        credentials = Credentials.from_env(credentials_prefix, "pixel_token" if auth == "pixel_token" else "oauth1")
+        credentials = Credentials.from_env(
+            credentials_prefix, "pixel_token" if auth == "pixel_token" else "oauth1"
+        )
     except CredentialsError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
-    faults = FaultSettings(seed=seed, error_rate=error_rate, rate_limit_rate=rate_limit_rate,
-                           rate_limit_burst=rate_limit_burst, timeout_rate=timeout_rate, drop_rate=drop_rate,
-                           slow_rate=slow_rate, slow_ms=slow_ms)
+    faults = FaultSettings(
+        seed=seed,
+        error_rate=error_rate,
+        rate_limit_rate=rate_limit_rate,
+        rate_limit_burst=rate_limit_burst,
+        timeout_rate=timeout_rate,
+        drop_rate=drop_rate,
+        slow_rate=slow_rate,
+        slow_ms=slow_ms,
+    )
     app, _ = create_sandbox(credentials, pixels=pixel or None, faults=faults)
-    console.print(f"sandbox for X's Conversions API on http://{host}:{port} "
-                  f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)", style="dim")
+    console.print(
+        f"sandbox for X's Conversions API on http://{host}:{port} "
+        f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)",
+        style="dim",
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -70,9 +70,15 @@ class Recorder:
 
 
 class Sandbox:
-    def __init__(self, credentials: Credentials, *, pixels: Iterable[str] | None = None,
-                 faults: FaultSettings | None = None, rate_limit: int = 100_000,
-                 versions: Iterable[str] = ("11", "12")) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        pixels: Iterable[str] | None = None,
+        faults: FaultSettings | None = None,
+        rate_limit: int = 100_000,
+        versions: Iterable[str] = ("11", "12"),
+    ) -> None:
         self.checker = SignatureChecker(credentials)
         self.pixels = frozenset(pixels) if pixels else None
         self.faults = FaultInjector(faults)
@@ -81,13 +87,19 @@ class Sandbox:
         self.rate_limit = rate_limit
         self._window_start = time.time()
         self._window_used = 0
-        self.app = Starlette(routes=[
-            Route("/{version}/measurement/conversions/{pixel_id}", self.conversions_endpoint, methods=["POST"]),
-            Route("/_sandbox/conversions", self.list_conversions, methods=["GET"]),
-            Route("/_sandbox/requests", self.list_requests, methods=["GET"]),
-            Route("/_sandbox/reset", self.reset, methods=["POST"]),
-            Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "PUT"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route(
+                    "/{version}/measurement/conversions/{pixel_id}",
+                    self.conversions_endpoint,
+                    methods=["POST"],
+                ),
+                Route("/_sandbox/conversions", self.list_conversions, methods=["GET"]),
+                Route("/_sandbox/requests", self.list_requests, methods=["GET"]),
+                Route("/_sandbox/reset", self.reset, methods=["POST"]),
+                Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "PUT"]),
+            ]
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
@@ -100,9 +112,14 @@ class Sandbox:
         reset = str(int(self._window_start + RATE_WINDOW))
         remaining = str(max(0, self.rate_limit - self._window_used))
         limit = str(self.rate_limit)
-        return {"x-rate-limit-limit": limit, "x-rate-limit-remaining": remaining, "x-rate-limit-reset": reset,
-                "x-account-rate-limit-limit": limit, "x-account-rate-limit-remaining": remaining,
-                "x-account-rate-limit-reset": reset}
+        return {
+            "x-rate-limit-limit": limit,
+            "x-rate-limit-remaining": remaining,
+            "x-rate-limit-reset": reset,
+            "x-account-rate-limit-limit": limit,
+            "x-account-rate-limit-remaining": remaining,
+            "x-account-rate-limit-reset": reset,
+        }
 
     def _answer(self, status: int, data: Any, headers: dict[str, str]) -> Response:
         self.recorder.request(status)
@@ -118,46 +135,100 @@ class Sandbox:
             await asyncio.sleep(plan.delay)
         if plan.fault == "rate_limit" or (self._window_used > self.rate_limit):
             reset = max(self.faults.rate_limited_until, now + 1)
-            headers.update({"x-account-rate-limit-remaining": "0", "x-rate-limit-remaining": "0",
-                            "x-account-rate-limit-reset": str(int(reset + 0.999)),
-                            "x-rate-limit-reset": str(int(reset + 0.999))})
-            return self._answer(429, {"errors": [{"code": "TOO_MANY_REQUESTS", "message": "Rate limit exceeded"}],
-                                      "request": {"params": params}}, headers)
+            headers.update(
+                {
+                    "x-account-rate-limit-remaining": "0",
+                    "x-rate-limit-remaining": "0",
+                    "x-account-rate-limit-reset": str(int(reset + 0.999)),
+                    "x-rate-limit-reset": str(int(reset + 0.999)),
+                }
+            )
+            return self._answer(
+                429,
+                {
+                    "errors": [{"code": "TOO_MANY_REQUESTS", "message": "Rate limit exceeded"}],
+                    "request": {"params": params},
+                },
+                headers,
+            )
         if plan.fault == "error":
-            return self._answer(plan.status, {"errors": [{"code": "INTERNAL_ERROR",
-                                                          "message": "Internal error"}]}, headers)
+            return self._answer(
+                plan.status, {"errors": [{"code": "INTERNAL_ERROR", "message": "Internal error"}]}, headers
+            )
         if version not in self.versions:
-            return self._answer(404, {"errors": [{"code": "NOT_FOUND", "message": "Unknown API version"}]}, headers)
-        problem = self.checker.problem("POST", str(request.url), request.headers.get("authorization"),
-                                       request.headers.get("x-pixel-token"))
+            return self._answer(
+                404, {"errors": [{"code": "NOT_FOUND", "message": "Unknown API version"}]}, headers
+            )
+        problem = self.checker.problem(
+            "POST",
+            str(request.url),
+            request.headers.get("authorization"),
+            request.headers.get("x-pixel-token"),
+        )
         if problem:
-            return self._answer(401, {"errors": [{"code": "UNAUTHORIZED_ACCESS", "message": problem}],
-                                      "request": {"params": params}}, headers)
+            return self._answer(
+                401,
+                {
+                    "errors": [{"code": "UNAUTHORIZED_ACCESS", "message": problem}],
+                    "request": {"params": params},
+                },
+                headers,
+            )
         if self.pixels is not None and pixel_id not in self.pixels:
-            return self._answer(404, {"errors": [{"code": "NOT_FOUND", "message": f"Pixel {pixel_id} not found"}],
-                                      "request": {"params": params}}, headers)
+            return self._answer(
+                404,
+                {
+                    "errors": [{"code": "NOT_FOUND", "message": f"Pixel {pixel_id} not found"}],
+                    "request": {"params": params},
+                },
+                headers,
+            )
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            return self._answer(400, {"errors": [{"code": "INVALID_REQUEST", "message": "Invalid JSON body"}],
-                                      "request": {"params": params}}, headers)
+            return self._answer(
+                400,
+                {
+                    "errors": [{"code": "INVALID_REQUEST", "message": "Invalid JSON body"}],
+                    "request": {"params": params},
+                },
+                headers,
+            )
         errors = check_request(pixel_id, body)
         if errors:
             return self._answer(400, {"errors": errors, "request": {"params": params}}, headers)
         conversions = body["conversions"]
         self.recorder.accept(pixel_id, conversions)
         debug_id = secrets.token_hex(8)
-        return self._answer(200, {"data": {"conversions_processed": len(conversions), "debug_id": debug_id},
-                                  "request": {"params": params}}, headers)
+        return self._answer(
+            200,
+            {
+                "data": {"conversions_processed": len(conversions), "debug_id": debug_id},
+                "request": {"params": params},
+            },
+            headers,
+        )
 
     # -- inspection --------------------------------------------------------------------------------
     async def list_conversions(self, request: Request) -> Response:
         rec = self.recorder
         limit_arg = request.query_params.get("limit")
         with rec._lock:
-            items = rec.conversions if limit_arg is None else rec.conversions[-int(limit_arg):] if int(limit_arg) else []
-            return _json({"total": len(rec.conversions), "unique": len(rec.keys),
-                          "duplicate_conversion_ids": rec.duplicates, "conversions": list(items)})
+            items = (
+                rec.conversions
+                if limit_arg is None
+                else rec.conversions[-int(limit_arg) :]
+                if int(limit_arg)
+                else []
+            )
+            return _json(
+                {
+                    "total": len(rec.conversions),
+                    "unique": len(rec.keys),
+                    "duplicate_conversion_ids": rec.duplicates,
+                    "conversions": list(items),
+                }
+            )
 
     async def list_requests(self, request: Request) -> Response:
         with self.recorder._lock:
@@ -172,7 +243,9 @@ class Sandbox:
     async def faults_endpoint(self, request: Request) -> Response:
         if request.method == "PUT":
             try:
-                self.faults.configure(FaultSettings.model_validate(orjson.loads(await request.body() or b"{}")))
+                self.faults.configure(
+                    FaultSettings.model_validate(orjson.loads(await request.body() or b"{}"))
+                )
             except (ValidationError, orjson.JSONDecodeError) as e:
                 return _json({"error": str(e)}, 422)
         return _json(self.faults.describe())
@@ -185,12 +258,21 @@ class FaultingApp:
         self.sandbox = sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and "/measurement/conversions/" in scope["path"]:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and "/measurement/conversions/" in scope["path"]
+        ):
             plan = self.sandbox.faults.plan(time.time())
             if plan.fault == "drop":
                 self.sandbox.recorder.request(0)
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b'{"data":', "more_body": True})
                 raise ConnectionAbortedError("sandbox fault: connection dropped")
             scope = {**scope, "xgate.fault_plan": plan}

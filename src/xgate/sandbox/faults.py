@@ -61,8 +61,13 @@ class FaultInjector:
             self._burst_left -= 1
             return FaultPlan("rate_limit", 429)
         roll = self._rng.random()
-        for fault, share in (("drop", s.drop_rate), ("error", s.error_rate), ("rate_limit", s.rate_limit_rate),
-                             ("timeout", s.timeout_rate), ("slow", s.slow_rate)):
+        for fault, share in (
+            ("drop", s.drop_rate),
+            ("error", s.error_rate),
+            ("rate_limit", s.rate_limit_rate),
+            ("timeout", s.timeout_rate),
+            ("slow", s.slow_rate),
+        ):
             if roll < share:
                 if fault == "drop":
                     return FaultPlan("drop", 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict
+from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 from oauthlib.oauth1.rfc5849 import signature, utils
@@ -21,7 +22,9 @@ class SignatureChecker:
         self.credentials = credentials
         self._nonces: OrderedDict[tuple[str, str], float] = OrderedDict()
 
-    def problem(self, method: str, url: str, authorization: str | None, pixel_token: str | None) -> str | None:
+    def problem(
+        self, method: str, url: str, authorization: str | None, pixel_token: str | None
+    ) -> str | None:
         """None when the request is authentic, else why not (X answers 401)."""
         if self.credentials.auth == "pixel_token":
             if pixel_token and hmac.compare_digest(pixel_token, self.credentials.pixel_token):
@@ -33,8 +36,14 @@ class SignatureChecker:
             params = {k: utils.unescape(v) for k, v in utils.parse_authorization_header(authorization)}
         except (ValueError, IndexError):
             return "malformed OAuth Authorization header"
-        for required in ("oauth_consumer_key", "oauth_token", "oauth_signature", "oauth_nonce", "oauth_timestamp",
-                         "oauth_signature_method"):
+        for required in (
+            "oauth_consumer_key",
+            "oauth_token",
+            "oauth_signature",
+            "oauth_nonce",
+            "oauth_timestamp",
+            "oauth_signature_method",
+        ):
             if required not in params:
                 return f"missing {required}"
         if params["oauth_signature_method"] != "HMAC-SHA1":
@@ -56,8 +65,11 @@ class SignatureChecker:
         normalized = signature.normalize_parameters(list(query_params) + oauth_params)
         base_uri = signature.base_string_uri(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
         base = signature.signature_base_string(method.upper(), base_uri, normalized)
-        expected = signature.sign_hmac_sha1(base, self.credentials.consumer_secret,
-                                            self.credentials.access_token_secret)
+        secrets = SimpleNamespace(
+            client_secret=self.credentials.consumer_secret,
+            resource_owner_secret=self.credentials.access_token_secret,
+        )
+        expected = signature.sign_hmac_sha1_with_client(base, secrets)
         if not hmac.compare_digest(expected, params["oauth_signature"]):
             return "invalid signature"
         key = (params["oauth_consumer_key"], params["oauth_nonce"])

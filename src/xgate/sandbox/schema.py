@@ -19,12 +19,21 @@ _EVENT = re.compile(r"(?:tw-([0-9a-z]+)-)?([0-9a-z]+)")
 _CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
 _IDENTIFIERS = {"twclid", "hashed_email", "hashed_phone_number", "ip_address", "user_agent"}
 _CONTENT_TYPES: dict[str, type | tuple[type, ...]] = {
-    "content_id": str, "content_group_id": str, "content_name": str, "content_type": str,
-    "content_price": (int, float), "num_items": int,
+    "content_id": str,
+    "content_group_id": str,
+    "content_name": str,
+    "content_type": str,
+    "content_price": (int, float),
+    "num_items": int,
 }
 _OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
-    "number_items": int, "price_currency": str, "value": (int, float), "conversion_id": str,
-    "description": str, "search_string": str, "contents": list,
+    "number_items": int,
+    "price_currency": str,
+    "value": (int, float),
+    "conversion_id": str,
+    "description": str,
+    "search_string": str,
+    "contents": list,
 }
 _EXTRA_ALLOWED = {"restricted_data_use"}
 
@@ -44,8 +53,9 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kind)
 
 
-def check_request(pixel_id: str, body: Any, *, now: datetime | None = None, max_age_days: int = 90,
-                  skew_seconds: int = 300) -> list[dict[str, Any]]:
+def check_request(
+    pixel_id: str, body: Any, *, now: datetime | None = None, max_age_days: int = 90, skew_seconds: int = 300
+) -> list[dict[str, Any]]:
     """X's errors for this request body; empty when X would accept it. A 400 rejects the whole request."""
     if not isinstance(body, dict) or not isinstance(body.get("conversions"), list):
         return [_err("Request body must be a JSON object with a conversions array", "conversions")]
@@ -61,14 +71,19 @@ def check_request(pixel_id: str, body: Any, *, now: datetime | None = None, max_
     return errors
 
 
-def _check_conversion(pixel_id: str, i: int, c: Any, now: datetime, max_age: int, skew: int) -> list[dict[str, Any]]:
+def _check_conversion(
+    pixel_id: str, i: int, c: Any, now: datetime, max_age: int, skew: int
+) -> list[dict[str, Any]]:
     at = f"conversions[{i}]"
     if not isinstance(c, dict):
         return [_err("Conversion must be an object", at)]
     errors = []
     for key in c:
-        if key not in _OPTIONAL_TYPES and key not in ("conversion_time", "event_id", "identifiers") \
-                and key not in _EXTRA_ALLOWED:
+        if (
+            key not in _OPTIONAL_TYPES
+            and key not in ("conversion_time", "event_id", "identifiers")
+            and key not in _EXTRA_ALLOWED
+        ):
             errors.append(_err(f"Unknown parameter {key}", f"{at}.{key}"))
     event_id = c.get("event_id")
     if not event_id:
@@ -126,12 +141,18 @@ def _check_identifiers(at: str, identifiers: Any) -> list[dict[str, Any]]:
                 errors.append(_err(f"Unknown identifier {key}", f"{at}.identifiers.{key}"))
             elif key == "hashed_email":
                 if not (isinstance(value, str) and _HEX64.fullmatch(value)):
-                    errors.append(_err("Hashed_email is not a valid SHA-256 hash", f"{at}.identifiers.hashed_email"))
+                    errors.append(
+                        _err("Hashed_email is not a valid SHA-256 hash", f"{at}.identifiers.hashed_email")
+                    )
                 strong = True
             elif key == "hashed_phone_number":
                 if not (isinstance(value, str) and _HEX64.fullmatch(value)):
-                    errors.append(_err("Hashed_phone_number is not a valid SHA-256 hash",
-                                       f"{at}.identifiers.hashed_phone_number"))
+                    errors.append(
+                        _err(
+                            "Hashed_phone_number is not a valid SHA-256 hash",
+                            f"{at}.identifiers.hashed_phone_number",
+                        )
+                    )
                 strong = True
             elif not isinstance(value, str) or not value:
                 errors.append(_err(f"Invalid {key}", f"{at}.identifiers.{key}"))

@@ -5,6 +5,14 @@ from xgate.x.client import AsyncXClient, XClient, classify, rate_limit_from
 from xgate.x.result import RateLimit, SendResult, XError
 
 __all__ = [
-    "AsyncXClient", "Credentials", "CredentialsError", "RateLimit", "SendResult", "XClient", "XError",
-    "classify", "rate_limit_from", "read_secret_file",
+    "AsyncXClient",
+    "Credentials",
+    "CredentialsError",
+    "RateLimit",
+    "SendResult",
+    "XClient",
+    "XError",
+    "classify",
+    "rate_limit_from",
+    "read_secret_file",
 ]

@@ -76,11 +76,18 @@ class Credentials:
         missing = [prefix + n for n, v in values.items() if not v]
         if missing:
             where = " or the secrets file" if secrets_file else " (or set [x] secrets_file)"
-            raise CredentialsError(f"missing X credentials: set {', '.join(missing)} in the environment{where}")
+            raise CredentialsError(
+                f"missing X credentials: set {', '.join(missing)} in the environment{where}"
+            )
         if auth == "pixel_token":
             return cls("pixel_token", pixel_token=values["PIXEL_TOKEN"])
-        return cls("oauth1", values["CONSUMER_KEY"], values["CONSUMER_SECRET"], values["ACCESS_TOKEN"],
-                   values["ACCESS_TOKEN_SECRET"])
+        return cls(
+            "oauth1",
+            values["CONSUMER_KEY"],
+            values["CONSUMER_SECRET"],
+            values["ACCESS_TOKEN"],
+            values["ACCESS_TOKEN_SECRET"],
+        )
 
     def oauth1_client(self) -> OAuth1Client:
         return OAuth1Client(

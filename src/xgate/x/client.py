@@ -47,17 +47,26 @@ def classify(status: int, body: bytes, headers: Mapping[str, str], count: int) -
     rate = rate_limit_from(headers)
     errors = tuple(
         XError(str(e.get("code", "")), str(e.get("message", "")), e.get("parameter"))
-        for e in data.get("errors", []) if isinstance(e, dict)
+        for e in data.get("errors", [])
+        if isinstance(e, dict)
     )
     if 200 <= status < 300:
         info = data.get("data") if isinstance(data.get("data"), dict) else {}
-        return SendResult("delivered", status, count, debug_id=info.get("debug_id"),
-                          conversions_processed=info.get("conversions_processed"), rate_limit=rate, raw=data)
+        return SendResult(
+            "delivered",
+            status,
+            count,
+            debug_id=info.get("debug_id"),
+            conversions_processed=info.get("conversions_processed"),
+            rate_limit=rate,
+            raw=data,
+        )
     reason = "; ".join(f"{e.code}: {e.message}" for e in errors) or f"HTTP {status}"
     if status == 429:
         retry_at = rate.reset if rate and rate.reset and rate.reset > time.time() else None
-        return SendResult("retry", status, count, errors=errors, rate_limit=rate, retry_at=retry_at,
-                          reason=reason, raw=data)
+        return SendResult(
+            "retry", status, count, errors=errors, rate_limit=rate, retry_at=retry_at, reason=reason, raw=data
+        )
     if status >= 500 or status == 408:
         return SendResult("retry", status, count, errors=errors, rate_limit=rate, reason=reason, raw=data)
     return SendResult("permanent", status, count, errors=errors, rate_limit=rate, reason=reason, raw=data)
@@ -76,7 +85,9 @@ class _Requests:
     def url(self, pixel_id: str) -> str:
         return f"{self.settings.api_url}/{self.settings.api_version}/measurement/conversions/{pixel_id}"
 
-    def prepare(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, str], bytes]:
+    def prepare(
+        self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, dict[str, str], bytes]:
         limit = self.settings.max_conversions_per_request
         if not conversions:
             raise ValueError("no conversions to send")
@@ -94,8 +105,9 @@ class _Requests:
 class XClient:
     """Blocking client: ``with XClient(settings, credentials) as x: x.send(pixel_id, conversions)``."""
 
-    def __init__(self, settings: XSettings, credentials: Credentials, *,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: XSettings, credentials: Credentials, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self._requests = _Requests(settings, credentials)
         self._http = httpx.Client(timeout=settings.timeout_seconds, transport=transport)
 
@@ -123,11 +135,17 @@ class XClient:
 class AsyncXClient:
     """Asyncio client with a shared connection pool, for the dispatcher."""
 
-    def __init__(self, settings: XSettings, credentials: Credentials, *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: XSettings,
+        credentials: Credentials,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._requests = _Requests(settings, credentials)
         self._http = httpx.AsyncClient(
-            timeout=settings.timeout_seconds, transport=transport,
+            timeout=settings.timeout_seconds,
+            transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
 

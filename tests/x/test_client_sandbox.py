@@ -1,0 +1,136 @@
+"""The X client against the sandbox over real HTTP: every kind of answer X gives, classified."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from xgate.config import XSettings
+from xgate.sandbox import create_sandbox
+from xgate.testing import RunningSandbox, serve_app
+from xgate.x import AsyncXClient, Credentials, XClient
+
+
+def conversion(n: int = 1, **extra: Any) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return {
+        "conversion_time": now,
+        "event_id": "tw-o8z6j-o87ne",
+        "conversion_id": f"c{n}",
+        "identifiers": [{"hashed_email": "a" * 64}],
+        "value": 10.5,
+        "price_currency": "USD",
+        **extra,
+    }
+
+
+def test_success_returns_debug_id_and_rate_limit(sandbox: RunningSandbox) -> None:
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        result = x.send("o8z6j", [conversion(1), conversion(2)])
+    assert (result.outcome, result.status_code, result.conversions_processed) == ("delivered", 200, 2)
+    assert result.debug_id
+    assert result.rate_limit is not None and result.rate_limit.scope == "account"
+    assert [c["conversion_id"] for c in sandbox.conversions()] == ["c1", "c2"]
+
+
+async def test_async_client_delivers(sandbox: RunningSandbox) -> None:
+    async with AsyncXClient(sandbox.settings, sandbox.credentials) as x:
+        result = await x.send("o8z6j", [conversion(3)])
+    assert result.outcome == "delivered"
+
+
+def test_400_is_permanent_with_x_errors(sandbox: RunningSandbox) -> None:
+    bad = conversion(identifiers=[{"hashed_email": "not-a-hash"}])
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        result = x.send("o8z6j", [conversion(1), bad])
+    assert (result.outcome, result.status_code) == ("permanent", 400)
+    assert result.errors[0].message == "Hashed_email is not a valid SHA-256 hash"
+    assert sandbox.conversions() == []  # a 400 rejects the whole request
+
+
+def test_401_on_a_bad_signature(sandbox: RunningSandbox) -> None:
+    c = sandbox.credentials
+    forged = Credentials("oauth1", c.consumer_key, "wrong-secret", c.access_token, c.access_token_secret)
+    with XClient(sandbox.settings, forged) as x:
+        result = x.send("o8z6j", [conversion()])
+    assert (result.outcome, result.status_code) == ("permanent", 401)
+    assert "signature" in result.reason
+
+
+def test_404_for_an_unknown_pixel(sandbox: RunningSandbox) -> None:
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        assert x.send("zzzzz", [conversion(event_id="o87ne")]).status_code == 404
+
+
+def test_429_is_retried_at_x_reset_time(sandbox: RunningSandbox) -> None:
+    sandbox.set_faults(rate_limit_rate=1, rate_limit_burst=2, rate_limit_reset_seconds=30)
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        result = x.send("o8z6j", [conversion()])
+    assert (result.outcome, result.status_code) == ("retry", 429)
+    assert result.retry_at is not None and time.time() + 25 < result.retry_at < time.time() + 35
+    assert result.rate_limit is not None and result.rate_limit.remaining == 0
+
+
+def test_5xx_is_retried(sandbox: RunningSandbox) -> None:
+    sandbox.set_faults(error_rate=1)
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        result = x.send("o8z6j", [conversion()])
+    assert result.outcome == "retry" and result.status_code in (500, 503)
+
+
+def test_a_timeout_is_retried(sandbox: RunningSandbox) -> None:
+    sandbox.set_faults(timeout_rate=1, timeout_seconds=3)
+    settings = XSettings(api_url=sandbox.url, timeout_seconds=0.5)
+    with XClient(settings, sandbox.credentials) as x:
+        result = x.send("o8z6j", [conversion()])
+    assert (result.outcome, result.status_code) == ("retry", None)
+    assert result.reason.startswith("timeout")
+
+
+def test_a_dropped_connection_is_retried(sandbox: RunningSandbox) -> None:
+    sandbox.set_faults(drop_rate=1)
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        result = x.send("o8z6j", [conversion()])
+    assert (result.outcome, result.status_code) == ("retry", None)
+    assert result.reason.startswith("connection error")
+
+
+def test_nothing_listening_is_a_connection_error() -> None:
+    from xgate.testing import free_port
+
+    settings = XSettings(api_url=f"http://127.0.0.1:{free_port()}", timeout_seconds=1)
+    with XClient(settings, Credentials("oauth1", "a", "b", "c", "d")) as x:
+        assert x.send("o8z6j", [conversion()]).outcome == "retry"
+
+
+def test_more_than_x_limit_in_one_request_is_refused_and_batches_are_cut(sandbox: RunningSandbox) -> None:
+    many = [conversion(i) for i in range(1201)]
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        with pytest.raises(ValueError, match="limit is 500"):
+            x.send("o8z6j", many)
+        results = x.send_batches("o8z6j", many)
+    assert [r.conversions_processed for r in results] == [500, 500, 201]
+
+
+def test_duplicates_are_counted_by_conversion_id(sandbox: RunningSandbox) -> None:
+    with XClient(sandbox.settings, sandbox.credentials) as x:
+        x.send("o8z6j", [conversion(1)])
+        x.send("o8z6j", [conversion(1), conversion(2)])
+    import httpx
+
+    body = httpx.get(f"{sandbox.url}/_sandbox/conversions").json()
+    assert (body["total"], body["unique"], body["duplicate_conversion_ids"]) == (3, 2, 1)
+
+
+def test_pixel_token_mode_end_to_end() -> None:
+    creds = Credentials.from_env(auth="pixel_token", env={"XGATE_X_PIXEL_TOKEN": "tok-123"})
+    app, _ = create_sandbox(creds)
+    with serve_app(app) as url:
+        settings = XSettings(api_url=url)
+        with XClient(settings, creds) as x:
+            assert x.send("o8z6j", [conversion()]).outcome == "delivered"
+        wrong = Credentials.from_env(auth="pixel_token", env={"XGATE_X_PIXEL_TOKEN": "nope"})
+        with XClient(settings, wrong) as x:
+            assert x.send("o8z6j", [conversion()]).status_code == 401
