@@ -1,0 +1,136 @@
+"""The command line: map (dry run), config check, send, status and dead letters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xgate.cli import app
+from xgate.config import load_config
+from xgate.mapping import Mapper
+from xgate.outbox import open_outbox
+from xgate.testing import RunningSandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = ROOT / "examples" / "xgate.toml"
+PURCHASE = ROOT / "examples" / "purchase.json"
+runner = CliRunner()
+
+
+def test_map_prints_the_exact_body_per_destination_as_json() -> None:
+    result = runner.invoke(app, ["map", str(PURCHASE), "--config", str(EXAMPLE_CONFIG), "--json"])
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.stdout)
+    assert (item["destination"], item["pixel_id"]) == ("x-main", "o8z6j")
+    [conversion] = item["body"]["conversions"]
+    assert conversion["event_id"] == "tw-o8z6j-o87ne" and conversion["price_currency"] == "EUR"
+    assert "ada.lovelace" not in result.stdout.lower()
+
+
+def test_map_pretty_output_names_pixel_and_endpoint() -> None:
+    result = runner.invoke(app, ["map", str(PURCHASE), "--config", str(EXAMPLE_CONFIG)])
+    assert result.exit_code == 0, result.output
+    assert "https://ads-api.x.com/12/measurement/conversions/o8z6j" in result.stdout
+
+
+def test_map_an_invalid_event_exits_1_naming_the_fields(tmp_path: Path) -> None:
+    event = tmp_path / "bad.json"
+    event.write_text(
+        json.dumps(
+            {"event_name": "purchase", "value": "lots", "context": {"page_url": "https://shop.example.com/"}}
+        )
+    )
+    result = runner.invoke(app, ["map", str(event), "--config", str(EXAMPLE_CONFIG)])
+    assert result.exit_code == 1
+    assert "value" in result.output
+
+
+def test_map_refuses_text_that_is_not_json(tmp_path: Path) -> None:
+    event = tmp_path / "bad.json"
+    event.write_text("{nope")
+    result = runner.invoke(app, ["map", str(event), "--config", str(EXAMPLE_CONFIG)], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and "not valid JSON" in result.output
+
+
+def test_config_check_accepts_the_example() -> None:
+    result = runner.invoke(app, ["config", "check", "--config", str(EXAMPLE_CONFIG)])
+    assert result.exit_code == 0, result.output
+    assert "is valid" in result.output
+
+
+def test_config_check_explains_every_mistake(tmp_path: Path) -> None:
+    bad = tmp_path / "xgate.toml"
+    bad.write_text(
+        '[x]\napi_url = "ads-api.x.com"\n[server]\nprot = 8080\n'
+        '[[destinations]]\nname = "x"\npixel_id = "O8Z6J"\nevents = { purchase = "tw-zz-1" }\n'
+    )
+    result = runner.invoke(app, ["config", "check", "--config", str(bad)])
+    assert result.exit_code == 1
+    for needle in ("x.api_url", "server.prot", "unknown setting", "destinations[0](x).pixel_id", "base-36"):
+        assert needle in result.output
+
+
+def test_config_check_warns_on_dpa_gaps_and_missing_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET"):
+        monkeypatch.delenv(f"XGATE_X_{name}", raising=False)
+    cfg = tmp_path / "xgate.toml"
+    cfg.write_text(
+        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\ndpa = true\nevents = { purchase = "o87ne" }\n'
+    )
+    result = runner.invoke(app, ["config", "check", "--config", str(cfg)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "page_view, view_item, add_to_cart" in result.output
+    assert "XGATE_X_CONSUMER_KEY" in result.output
+
+
+def test_send_delivers_to_the_sandbox(tmp_path: Path, sandbox: RunningSandbox) -> None:
+    cfg = tmp_path / "xgate.toml"
+    cfg.write_text(
+        f'[x]\napi_url = "{sandbox.url}"\n'
+        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "tw-o8z6j-o87ne" }\n'
+    )
+    event = tmp_path / "e.json"
+    event.write_text(
+        json.dumps({"event_name": "purchase", "id": "cli-1", "user": {"email": "a@example.com"}})
+    )
+    result = runner.invoke(app, ["send", str(event), "--config", str(cfg), "--json"], env=sandbox.env)
+    assert result.exit_code == 0, result.output
+    [answer] = json.loads(result.stdout)
+    assert answer["outcome"] == "delivered" and answer["debug_id"]
+    assert [c["conversion_id"] for c in sandbox.conversions()] == ["cli-1"]
+
+
+def test_status_and_dead_letters(tmp_path: Path) -> None:
+    cfg = tmp_path / "xgate.toml"
+    cfg.write_text(
+        f'[storage]\nurl = "sqlite:///{tmp_path}/o.db"\n'
+        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
+    config = load_config(cfg)
+    box = open_outbox(config.storage.url)
+    box.enqueue(
+        Mapper(config)
+        .map({"event_name": "purchase", "id": "d-1", "user": {"email": "a@example.com"}})
+        .conversions
+    )
+    (row,) = box.lease(1, 60)
+    box.mark_dead([row.id], row.lease_token, "HTTP 403; FORBIDDEN: no access to the ad account")
+    box.close()
+
+    status = runner.invoke(app, ["status", "--config", str(cfg), "--json"])
+    assert json.loads(status.stdout)["totals"]["dead"] == 1
+    listing = runner.invoke(app, ["dlq", "list", "--config", str(cfg)], env={"COLUMNS": "300"})
+    assert "FORBIDDEN" in listing.output and "d-1" in listing.output
+    shown = runner.invoke(app, ["dlq", "show", str(row.id), "--config", str(cfg)])
+    assert "hashed_email" in shown.output and "a@example.com" not in shown.output
+    replay = runner.invoke(app, ["dlq", "replay", "--all", "--config", str(cfg)])
+    assert "replayed 1" in replay.output
+    assert (
+        json.loads(runner.invoke(app, ["status", "--config", str(cfg), "--json"]).stdout)["totals"]["queued"]
+        == 1
+    )
