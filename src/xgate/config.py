@@ -262,7 +262,9 @@ class Destination(_Strict):
         for name, event_id in ids.items():
             m = _EVENT_ID.match(event_id)
             if not m:
-                raise ValueError(f"events.{name}: {event_id!r} is not an X event id (tw-PIXEL-EVENT or EVENT)")
+                raise ValueError(
+                    f"events.{name}: {event_id!r} is not an X event id (tw-PIXEL-EVENT or EVENT)"
+                )
             if m.group(1) and m.group(1) != self.pixel_id:
                 raise ValueError(
                     f"events.{name}: {event_id!r} belongs to pixel {m.group(1)!r}, not {self.pixel_id!r}"
@@ -284,8 +286,10 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
-        for kind, names in (("sources", [s.name for s in self.sources]),
-                            ("destinations", [d.name for d in self.destinations])):
+        for kind, names in (
+            ("sources", [s.name for s in self.sources]),
+            ("destinations", [d.name for d in self.destinations]),
+        ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{kind}: duplicate name(s) {', '.join(dupes)}")
@@ -322,8 +326,11 @@ def _location(loc: tuple[int | str, ...], data: Any) -> str:
     node = data
     for step in loc:
         if isinstance(step, int):
-            name = node[step].get("name") if isinstance(node, list) and step < len(node) and isinstance(
-                node[step], dict) else None
+            name = (
+                node[step].get("name")
+                if isinstance(node, list) and step < len(node) and isinstance(node[step], dict)
+                else None
+            )
             parts[-1] = f"{parts[-1]}[{step}]" + (f"({name})" if name else "") if parts else f"[{step}]"
             node = node[step] if isinstance(node, list) and step < len(node) else None
         else:
@@ -358,7 +365,9 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(p), [ConfigProblem("", "file not found (pass --config or set XGATE_CONFIG)")]) from None
+        raise ConfigError(
+            str(p), [ConfigProblem("", "file not found (pass --config or set XGATE_CONFIG)")]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -64,6 +64,7 @@ class Dispatcher:
         self._paused_until: dict[tuple[str, str], float] = {}
         self._budgets: dict[str, RequestBudget] = {}
         self._slots = asyncio.Semaphore(config.dispatch.concurrency)
+        self._busy = 0
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_purge = 0.0
@@ -109,29 +110,42 @@ class Dispatcher:
 
     # -- one round ---------------------------------------------------------------------------------
     async def step(self) -> int:
-        """Lease what is due and start sending it; returns how many rows were leased."""
+        """Lease what is due and start sending it; returns how many rows were leased.
+
+        Only as many rows as free sending slots can take are leased, so a lease is not spent waiting.
+        """
         now = time.time()
         if now - self._last_purge > _PURGE_EVERY:
             self._last_purge = now
             await asyncio.to_thread(self.outbox.purge)
-        free = self._settings.concurrency * self._limit
-        rows = await asyncio.to_thread(self.outbox.lease, free, self._settings.lease_seconds)
+        async with self._slots:  # wait until at least one batch can go out
+            free = self._settings.concurrency - self._busy
+        rows = await asyncio.to_thread(self.outbox.lease, free * self._limit, self._settings.lease_seconds)
         if not rows:
             return 0
         groups: dict[tuple[str, str], list[LeasedRow]] = defaultdict(list)
         for row in rows:
             groups[(row.destination, row.pixel_id)].append(row)
+        batches: list[tuple[str, str, list[LeasedRow]]] = []
         for (destination, pixel_id), group in groups.items():
             paused = self._paused_until.get((destination, pixel_id), 0.0)
             if paused > time.time():
                 await self._defer(group, paused, "waiting for X's rate-limit reset")
                 continue
-            for i in range(0, len(group), self._limit):
-                batch = group[i : i + self._limit]
-                await self._slots.acquire()
-                task = asyncio.create_task(self._deliver(destination, pixel_id, batch))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+            batches += [
+                (destination, pixel_id, group[i : i + self._limit]) for i in range(0, len(group), self._limit)
+            ]
+        for n, (destination, pixel_id, batch) in enumerate(batches):
+            await self._slots.acquire()
+            if self._stopping.is_set():  # shutting down: hand back what has not gone out
+                self._slots.release()
+                for _, _, unsent in batches[n:]:
+                    await asyncio.to_thread(self.outbox.release, [r.id for r in unsent], unsent[0].lease_token)
+                break
+            self._busy += 1
+            task = asyncio.create_task(self._deliver(destination, pixel_id, batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         return len(rows)
 
     async def _deliver(self, destination: str, pixel_id: str, batch: list[LeasedRow]) -> None:
@@ -140,6 +154,7 @@ class Dispatcher:
         except Exception:  # never let one batch kill the loop; its lease expires and it is retried
             log.exception("dispatch failed", extra={"destination": destination, "rows": len(batch)})
         finally:
+            self._busy -= 1
             self._slots.release()
 
     async def _send(self, destination: str, pixel_id: str, batch: list[LeasedRow]) -> None:
@@ -156,6 +171,7 @@ class Dispatcher:
                 return
         await self._budget(destination).take()
         result = await client.send(pixel_id, [row.body for row in batch])
+        self._heed_rate_limit(destination, pixel_id, result)
         if result.outcome == "delivered":
             await asyncio.to_thread(
                 self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
@@ -220,6 +236,13 @@ class Dispatcher:
 
     async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
         await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
+
+    def _heed_rate_limit(self, destination: str, pixel_id: str, result: SendResult) -> None:
+        """X says no requests remain in this window: hold this pixel until the window resets."""
+        limit = result.rate_limit
+        if limit and limit.remaining == 0 and limit.reset and limit.reset > time.time():
+            key = (destination, pixel_id)
+            self._paused_until[key] = max(self._paused_until.get(key, 0.0), limit.reset)
 
     def _budget(self, destination: str) -> RequestBudget:
         budget = self._budgets.get(destination)

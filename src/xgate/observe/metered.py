@@ -57,7 +57,9 @@ class MeteredOutbox:
         now: float | None = None,
         count_attempt: bool = True,
     ) -> None:
-        self.inner.mark_retry(row_ids, lease_token, next_attempt_at, error, now=now, count_attempt=count_attempt)
+        self.inner.mark_retry(
+            row_ids, lease_token, next_attempt_at, error, now=now, count_attempt=count_attempt
+        )
         self._settle(row_ids, "retry" if count_attempt else "deferred")
 
     def mark_dead(

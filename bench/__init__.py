@@ -1,0 +1,1 @@
+"""xgate's benchmarks (`make bench`): results are written to BENCHMARKS.md."""

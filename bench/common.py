@@ -1,0 +1,141 @@
+"""Shared pieces of the benchmarks: sample events, machine facts, subprocess services, RSS sampling."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PIXEL = "o8z6j"
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def sample_event(i: int, *, now_ms: int | None = None) -> dict[str, Any]:
+    """A typical purchase: email, phone, twclid, ip + user agent, two items. Unique per ``i``."""
+    ts = now_ms if now_ms is not None else int(time.time() * 1000)
+    return {
+        "event_name": "purchase",
+        "id": f"order-{i}",
+        "value": 59.90 + (i % 100),
+        "currency": "usd",
+        "user": {"email": f"  Shopper.{i}@Example.com ", "phone": f"+1 (415) 555-{i % 10000:04d}"},
+        "context": {
+            "event_timestamp": ts,
+            "ip": f"203.0.{(i >> 8) % 256}.{i % 256}",
+            "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+        },
+        "partners": {"twitter": {"twclid": f"26{i:016d}abc"}},
+        "items": [
+            {
+                "id": f"sku-{i % 500}",
+                "quantity": 2,
+                "price": 19.95,
+                "product": {
+                    "name": "Trail socks",
+                    "group_id": "socks",
+                    "category_1": "Apparel",
+                    "category_2": "Socks",
+                },
+            },
+            {"id": "sku-hat", "quantity": 1, "price": 20.0, "product": {"name": "Sun hat"}},
+        ],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_credentials() -> dict[str, str]:
+    """Random OAuth credentials for the sandbox and the gateway of one run (never real secrets)."""
+    return {
+        "XGATE_X_CONSUMER_KEY": secrets.token_urlsafe(16),
+        "XGATE_X_CONSUMER_SECRET": secrets.token_urlsafe(32),
+        "XGATE_X_ACCESS_TOKEN": secrets.token_urlsafe(24),
+        "XGATE_X_ACCESS_TOKEN_SECRET": secrets.token_urlsafe(32),
+    }
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def xgate_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "xgate", *args]
+
+
+class PeakRSS:
+    """Samples a process's resident set size in the background; ``peak`` in bytes."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self._proc = psutil.Process(pid)
+        self._interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self._proc.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,251 @@
+"""Gateway benchmarks over loopback, with ``xgate serve`` and ``xgate sandbox`` as real processes.
+
+(b) end-to-end events/s from HTTP ingest to delivered at the sandbox, batched (100 per request) and single;
+(c) ingest ack latency p50/p99 at a fixed request rate (open loop);
+(d) peak RSS of the gateway with 1,000,000 conversions queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import orjson
+
+from bench.common import (
+    PIXEL,
+    PeakRSS,
+    demo_credentials,
+    free_port,
+    process,
+    sample_event,
+    wait_http,
+    xgate_cmd,
+)
+
+WRITE_KEY_ENV = "XGATE_BENCH_WRITE_KEY"
+
+
+@dataclass
+class Stack:
+    gateway: str
+    sandbox: str
+    write_key: str
+    gateway_pid: int
+    db: Path
+
+
+def _config_text(db: Path, sandbox_url: str, port: int, *, dispatch: bool) -> str:
+    return f"""
+[x]
+api_url = "{sandbox_url}"
+
+[storage]
+url = "sqlite:///{db}"
+
+[server]
+host = "127.0.0.1"
+port = {port}
+max_body_bytes = 5000000
+
+[dispatch]
+enabled = {"true" if dispatch else "false"}
+linger_ms = 50
+
+[[sources]]
+name = "bench"
+write_key_env = "{WRITE_KEY_ENV}"
+
+[[destinations]]
+name = "x-bench"
+pixel_id = "{PIXEL}"
+events = {{ purchase = "tw-{PIXEL}-o87ne" }}
+"""
+
+
+@contextmanager
+def stack(workdir: Path, *, dispatch: bool = True, prefill: int = 0) -> Iterator[Stack]:
+    creds = demo_credentials()
+    write_key = os.urandom(16).hex()
+    env = {**creds, WRITE_KEY_ENV: write_key}
+    sb_port, gw_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sb_port}"
+    db = workdir / "bench.db"
+    cfg = workdir / "xgate.toml"
+    cfg.write_text(_config_text(db, sandbox_url, gw_port, dispatch=dispatch))
+    if prefill:
+        _prefill(cfg, prefill)
+    with process(
+        xgate_cmd("sandbox", "--host", "127.0.0.1", "--port", str(sb_port)), env, workdir / "sandbox.log"
+    ):
+        wait_http(f"{sandbox_url}/_sandbox/requests")
+        with process(xgate_cmd("serve", "--config", str(cfg)), env, workdir / "gateway.log") as gw:
+            gateway = f"http://127.0.0.1:{gw_port}"
+            wait_http(f"{gateway}/healthz", timeout=120)
+            yield Stack(gateway, sandbox_url, write_key, gw.pid, db)
+
+
+def _prefill(cfg: Path, count: int) -> None:
+    """Queue ``count`` conversions straight into the outbox (what a long X outage would leave behind)."""
+    from xgate.config import load_config
+    from xgate.mapping import Mapper
+    from xgate.outbox import open_outbox
+
+    config = load_config(cfg)
+    template = Mapper(config).map(sample_event(0)).conversions[0]
+    outbox = open_outbox(config.storage.url, config.storage)
+    try:
+        for start in range(0, count, 10_000):
+            outbox.enqueue([
+                replace(template, conversion_id=f"backlog-{i}", body={**template.body, "conversion_id": f"backlog-{i}"})
+                for i in range(start, min(count, start + 10_000))
+            ])
+    finally:
+        outbox.close()
+
+
+def sandbox_accepted(sandbox: str) -> int:
+    body = httpx.get(f"{sandbox}/_sandbox/conversions", params={"limit": 0}, timeout=30).json()
+    return int(body["total"])
+
+
+async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int) -> None:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            async with session.post(url, data=body, headers=headers) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"ingest answered {resp.status}: {await resp.text()}")
+                await resp.read()
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+
+
+def end_to_end(workdir: Path, *, events: int, per_request: int, concurrency: int) -> dict[str, Any]:
+    base = int(time.time() * 1000)
+    items = [sample_event(i, now_ms=base) for i in range(events)]
+    if per_request == 1:
+        bodies = [orjson.dumps(e) for e in items]
+    else:
+        bodies = [orjson.dumps({"events": items[i : i + per_request]}) for i in range(0, events, per_request)]
+    with stack(workdir) as s:
+        start = time.perf_counter()
+        asyncio.run(_post_all(f"{s.gateway}/v1/events", s.write_key, bodies, concurrency))
+        ingested = time.perf_counter() - start
+        deadline = time.monotonic() + 300
+        while (got := sandbox_accepted(s.sandbox)) < events:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {got} of {events} conversions reached the sandbox")
+            time.sleep(0.05)
+        total = time.perf_counter() - start
+    return {
+        "events": events,
+        "per_request": per_request,
+        "ingest_events_per_s": round(events / ingested),
+        "end_to_end_events_per_s": round(events / total),
+    }
+
+
+async def _fixed_rate(url: str, key: str, rate: int, seconds: float) -> list[float]:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    total = int(rate * seconds)
+    base = int(time.time() * 1000)
+    bodies = [orjson.dumps(sample_event(50_000_000 + i, now_ms=base)) for i in range(total)]
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def one(body: bytes) -> None:
+            t0 = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors.append(str(resp.status))
+            latencies.append(time.perf_counter() - t0)
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks = []
+        for i, body in enumerate(bodies):  # open loop: requests leave on schedule, whatever the answers do
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed: {errors[:5]}")
+    return latencies
+
+
+def latency(workdir: Path, *, rate: int, seconds: float) -> dict[str, Any]:
+    with stack(workdir) as s:
+        asyncio.run(_fixed_rate(f"{s.gateway}/v1/events", s.write_key, 50, 1.0))  # warm up
+        lat = sorted(asyncio.run(_fixed_rate(f"{s.gateway}/v1/events", s.write_key, rate, seconds)))
+    pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2)  # noqa: E731
+    return {
+        "rate_per_s": rate,
+        "requests": len(lat),
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "max_ms": round(lat[-1] * 1000, 2),
+    }
+
+
+def queued_rss(workdir: Path, *, queued: int, seconds: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    with stack(workdir, dispatch=True, prefill=queued) as s:
+        prefill_s = time.perf_counter() - t0
+        with PeakRSS(s.gateway_pid) as rss:
+            end = time.monotonic() + seconds
+            headers = {"Authorization": f"Bearer {s.write_key}"}
+            while time.monotonic() < end:  # the gateway keeps serving and dispatching meanwhile
+                httpx.get(f"{s.gateway}/metrics", timeout=30)
+                httpx.post(
+                    f"{s.gateway}/v1/events",
+                    content=orjson.dumps(sample_event(99_000_000)),
+                    headers=headers,
+                    timeout=30,
+                )
+                time.sleep(0.5)
+        delivered = sandbox_accepted(s.sandbox)
+    return {
+        "queued": queued,
+        "prefill_s": round(prefill_s, 1),
+        "observed_s": seconds,
+        "delivered_meanwhile": delivered,
+        "peak_rss_mb": round(rss.peak / 2**20, 1),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    scale = 0.2 if quick else 1.0
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="xgate-bench-") as tmp:
+        root = Path(tmp)
+        for name, fn in (
+            ("batched", lambda d: end_to_end(d, events=int(50_000 * scale), per_request=100, concurrency=4)),
+            ("single", lambda d: end_to_end(d, events=int(10_000 * scale), per_request=1, concurrency=32)),
+            ("latency", lambda d: latency(d, rate=500, seconds=10 * scale)),
+            ("queued_rss", lambda d: queued_rss(d, queued=int(1_000_000 * scale), seconds=15)),
+        ):
+            d = root / name
+            d.mkdir()
+            out[name] = fn(d)
+            print(name, out[name], flush=True)
+    return out

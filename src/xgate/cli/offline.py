@@ -1,9 +1,0 @@
-"""CLI commands: offline (placeholder until its area lands)."""
-
-from __future__ import annotations
-
-import typer
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the xgate app."""
