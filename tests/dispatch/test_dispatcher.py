@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from xgate.config import Config, Destination, parse_config
 from xgate.conversion import MappedConversion
 from xgate.dispatch import Dispatcher, backoff_delay
 from xgate.outbox import SQLiteOutbox
-from xgate.x.result import SendResult, XError
+from xgate.x.result import RateLimit, SendResult, XError
 
 Answer = Callable[[Sequence[dict[str, Any]]], SendResult]
 
@@ -186,3 +187,52 @@ def test_backoff_grows_exponentially_within_the_cap() -> None:
         delay = backoff_delay(attempts, 0.5, 60.0, rng)
         assert 0 <= delay <= min(60.0, 0.5 * 2**attempts)
     assert max(backoff_delay(20, 0.5, 60.0, rng) for _ in range(200)) > 30
+
+
+async def test_x_saying_no_requests_remain_holds_that_pixel_and_not_the_others(tmp_path: Path) -> None:
+    cfg = config(tmp_path, concurrency=1)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    reset = time.time() + 3600
+
+    def last_request_of_window(conversions: Sequence[dict[str, Any]]) -> SendResult:
+        return SendResult(
+            "delivered", 200, len(conversions), debug_id="dbg", rate_limit=RateLimit(100, 0, reset, "account")
+        )
+
+    queue(box, "c1")
+    x = ScriptedX(last_request_of_window, ok)
+    d = dispatcher(cfg, box, x)
+    await d.run_until_idle()
+    queue(box, "c2")
+    box.enqueue(
+        [MappedConversion("x-main", "p2", "o87ne", "d1", {"conversion_id": "d1"}, frozenset(), "purchase")]
+    )
+    await d.run_until_idle()
+    assert x.requests == [["c1"], ["d1"]]
+    assert states(box) == {"c1": "delivered", "c2": "queued", "d1": "delivered"}
+    assert box.rows(state="queued")[0].next_attempt_at == reset
+
+
+async def test_stopping_finishes_the_batch_in_flight_and_hands_back_the_rest(tmp_path: Path) -> None:
+    cfg = config(tmp_path, concurrency=1, batch_size=2)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, "c1")
+    box.enqueue(
+        [MappedConversion("x-main", "p2", "o87ne", "d1", {"conversion_id": "d1"}, frozenset(), "purchase")]
+    )
+    entered, answer = asyncio.Event(), asyncio.Event()
+
+    class SlowX(ScriptedX):
+        async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
+            entered.set()
+            await answer.wait()
+            return await super().send(pixel_id, conversions)
+
+    d = dispatcher(cfg, box, SlowX(ok))
+    run = asyncio.create_task(d.run_forever())
+    await entered.wait()
+    await d.stop()
+    answer.set()
+    await run
+    # one lease took both pixels' rows; p2's batch had not gone out and is back in the queue
+    assert states(box) == {"c1": "delivered", "d1": "queued"}

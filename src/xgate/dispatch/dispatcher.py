@@ -140,7 +140,8 @@ class Dispatcher:
             if self._stopping.is_set():  # shutting down: hand back what has not gone out
                 self._slots.release()
                 for _, _, unsent in batches[n:]:
-                    await asyncio.to_thread(self.outbox.release, [r.id for r in unsent], unsent[0].lease_token)
+                    ids = [r.id for r in unsent]
+                    await asyncio.to_thread(self.outbox.release, ids, unsent[0].lease_token)
                 break
             self._busy += 1
             task = asyncio.create_task(self._deliver(destination, pixel_id, batch))
