@@ -28,7 +28,7 @@ def render(results: dict[str, Any], quick: bool) -> str:
         ),
         _row(
             "(a) same work by Meta's facebook-business SDK, same run",
-            f"{m['meta_sdk_events_per_s']:,} events/s — xgate is **{m['ratio_xgate_to_meta']}×** Meta",
+            f"{m['meta_sdk_events_per_s']:,} events/s — xgate is **{m['ratio_xgate_to_meta']}x** Meta",
             "xgate faster",
             m["ratio_xgate_to_meta"] > 1,
         ),
@@ -63,7 +63,8 @@ def render(results: dict[str, Any], quick: bool) -> str:
             "# Benchmarks",
             "",
             f"Written by `make bench` on {now_iso()} ({scope}). Machine: {machine()}.",
-            "The machine is shared and noisy: compare figures measured in the same run (ratios), not across runs.",
+            "The machine is shared and noisy: compare figures measured in the same run (ratios),",
+            "not across runs.",
             "Gateway figures run `xgate serve` (SQLite outbox, dispatcher in process) and `xgate sandbox` as",
             "separate processes on loopback; the load generator (aiohttp) shares the same two cores.",
             "",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,34 +58,6 @@ def sample_event(i: int, *, now_ms: int | None = None) -> dict[str, Any]:
             {"id": "sku-hat", "quantity": 1, "price": 20.0, "product": {"name": "Sun hat"}},
         ],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def demo_credentials() -> dict[str, str]:
-    """Random OAuth credentials for the sandbox and the gateway of one run (never real secrets)."""
-    return {
-        "XGATE_X_CONSUMER_KEY": secrets.token_urlsafe(16),
-        "XGATE_X_CONSUMER_SECRET": secrets.token_urlsafe(32),
-        "XGATE_X_ACCESS_TOKEN": secrets.token_urlsafe(24),
-        "XGATE_X_ACCESS_TOKEN_SECRET": secrets.token_urlsafe(32),
-    }
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
 
 
 @contextmanager

@@ -24,13 +24,11 @@ import orjson
 from bench.common import (
     PIXEL,
     PeakRSS,
-    demo_credentials,
-    free_port,
     process,
     sample_event,
-    wait_http,
     xgate_cmd,
 )
+from xgate.testing import free_port, random_x_credentials, wait_http
 
 WRITE_KEY_ENV = "XGATE_BENCH_WRITE_KEY"
 
@@ -74,7 +72,7 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
 
 @contextmanager
 def stack(workdir: Path, *, dispatch: bool = True, prefill: int = 0) -> Iterator[Stack]:
-    creds = demo_credentials()
+    creds = random_x_credentials()
     write_key = os.urandom(16).hex()
     env = {**creds, WRITE_KEY_ENV: write_key}
     sb_port, gw_port = free_port(), free_port()
@@ -105,10 +103,10 @@ def _prefill(cfg: Path, count: int) -> None:
     outbox = open_outbox(config.storage.url, config.storage)
     try:
         for start in range(0, count, 10_000):
-            outbox.enqueue([
-                replace(template, conversion_id=f"backlog-{i}", body={**template.body, "conversion_id": f"backlog-{i}"})
-                for i in range(start, min(count, start + 10_000))
-            ])
+            ids = [f"backlog-{i}" for i in range(start, min(count, start + 10_000))]
+            outbox.enqueue(
+                [replace(template, conversion_id=c, body={**template.body, "conversion_id": c}) for c in ids]
+            )
     finally:
         outbox.close()
 

@@ -24,6 +24,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers below 500 (a server coming up); RuntimeError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
+
+
 def random_x_credentials(prefix: str = "XGATE_X_") -> dict[str, str]:
     """Random OAuth 1.0a credentials for one run of the sandbox and the gateway (never real secrets)."""
     return {

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from xgate.testing import free_port, random_x_credentials
+from xgate.testing import free_port, random_x_credentials, wait_http
 
 EVENTS = 20_000
 PER_REQUEST = 100
@@ -31,18 +31,6 @@ PIXEL = "o8z6j"
 WRITE_KEY = "fault-test-key"
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 class Gateway:
@@ -117,7 +105,7 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
 """)
     gateway = Gateway(config, env, tmp_path / "gateway.log")
     try:
-        _wait(f"{sandbox_url}/_sandbox/conversions")
+        wait_http(f"{sandbox_url}/_sandbox/conversions")
         yield {
             "sandbox": sandbox_url,
             "gateway": f"http://127.0.0.1:{gw_port}",
@@ -184,7 +172,7 @@ def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9
     )
     assert faults.status_code < 300, faults.text
     gw.start()
-    _wait(f"{gateway}/healthz")
+    wait_http(f"{gateway}/healthz")
 
     accepted: set[str] = set()
     done = threading.Event()
@@ -195,7 +183,7 @@ def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9
         gw.kill9()
         time.sleep(0.5)
         gw.start()
-        _wait(f"{gateway}/healthz")
+        wait_http(f"{gateway}/healthz")
     ingest.join(timeout=600)
     assert done.is_set(), "ingest did not finish"
     assert len(accepted) == EVENTS

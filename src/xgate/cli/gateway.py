@@ -6,33 +6,20 @@ import asyncio
 import json
 import signal
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from xgate.config import Config, ConfigError, load_config
+from xgate.cli.core import ConfigOption, load_or_exit
+from xgate.config import Config
 from xgate.outbox import Outbox, open_outbox
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="xgate.toml (default: $XGATE_CONFIG, else ./xgate.toml)")
-]
 console = Console()
 dlq_app = typer.Typer(
     help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True
 )
-
-
-def _load(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        console.print(f"[red]invalid configuration[/red] {e.source}:")
-        for problem in e.problems:
-            console.print(f"  {problem}", markup=False)
-        raise typer.Exit(1) from None
 
 
 def _outbox(config: Config) -> Outbox:
@@ -53,7 +40,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
     from xgate.dispatch import Dispatcher
     from xgate.observe.logs import configure_logging
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     configure_logging()
     outbox = _outbox(config)
     dispatcher = Dispatcher(config, outbox, client_factory_for(config))
@@ -76,7 +63,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Queue depth per destination and state, delivery rate, oldest waiting conversion, last errors."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     outbox = _outbox(config)
     try:
         now = time.time()
@@ -147,7 +134,7 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
 ) -> None:
     """List dead letters with X's error."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     outbox = _outbox(config)
     try:
         rows = outbox.rows(state="dead", destination=destination, limit=limit)
@@ -171,7 +158,7 @@ def dlq_show(
     row_id: Annotated[int, typer.Argument(help="dead letter id")], config_path: ConfigOption = None
 ) -> None:
     """Show one dead letter: X's error and the exact conversion sent (identifiers are hashed)."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     outbox = _outbox(config)
     try:
         row = outbox.row(row_id)
@@ -208,7 +195,7 @@ def dlq_replay(
     if bool(ids) == all_:
         console.print("[red]give dead letter ids or --all[/red]")
         raise typer.Exit(2)
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     outbox = _outbox(config)
     try:
         n = outbox.replay(None if all_ else ids)
