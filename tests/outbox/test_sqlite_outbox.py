@@ -26,6 +26,17 @@ def test_enqueue_is_idempotent_on_pixel_event_and_conversion_id(tmp_path: Path) 
     assert len(box.rows(limit=100)) == 4
 
 
+def test_a_large_batch_is_stored_in_one_call_and_refused_whole_the_second_time(tmp_path: Path) -> None:
+    box = open_outbox(f"sqlite:///{tmp_path}/o.db")
+    first = box.enqueue([conversion(i) for i in range(1200)])
+    assert {o.status for o in first} == {"queued"}
+    assert len({o.row_id for o in first}) == 1200
+    again = box.enqueue([conversion(i) for i in range(1300)])
+    assert [o.row_id for o in again[:1200]] == [o.row_id for o in first]
+    assert [o.status for o in again].count("duplicate") == 1200
+    assert box.stats().counts == {("x-main", "queued"): 1300}
+
+
 def test_the_body_is_stored_as_mapped(tmp_path: Path) -> None:
     box = open_outbox(f"sqlite:///{tmp_path}/o.db")
     box.enqueue([conversion(7)])

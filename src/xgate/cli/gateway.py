@@ -68,7 +68,7 @@ def status(
     try:
         now = time.time()
         stats = outbox.stats(now=now)
-        errors = [r for r in outbox.rows(state="dead", limit=5)]
+        errors = outbox.rows(state="dead", limit=5)
     finally:
         outbox.close()
     states = ("queued", "leased", "delivered", "dead")
@@ -193,8 +193,8 @@ def dlq_replay(
 ) -> None:
     """Queue dead letters again (after fixing the cause), with attempts reset."""
     if bool(ids) == all_:
-        console.print("[red]give dead letter ids or --all[/red]")
-        raise typer.Exit(2)
+        console.print("[red]dlq replay: give dead letter ids or --all (not both)[/red]")
+        raise typer.Exit(1)
     config = load_or_exit(config_path)
     outbox = _outbox(config)
     try:
@@ -202,6 +202,8 @@ def dlq_replay(
     finally:
         outbox.close()
     console.print(f"replayed {n} dead letter(s); the dispatcher sends them next")
+    if ids and n < len(set(ids)):
+        console.print(f"[yellow]{len(set(ids)) - n} id(s) were not dead letters and were left alone[/yellow]")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -64,10 +64,11 @@ _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
     " next_attempt_at, last_error, debug_id, match_signals, body"
 )
+_T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
 
 
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+def _chunks(ids: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for i in range(0, len(ids), _CHUNK):
         yield ids[i : i + _CHUNK]
 
@@ -126,21 +127,31 @@ class SQLiteOutbox:
     ) -> list[EnqueueOutcome]:
         now = time.time() if now is None else now
         expires = now + self._dedup_window
-        out: list[EnqueueOutcome] = []
+        keys = [f"{c.pixel_id}\x1f{c.event_id}\x1f{c.conversion_id}" for c in conversions]
         with self._write() as db:
-            for c in conversions:
-                key = f"{c.pixel_id}\x1f{c.event_id}\x1f{c.conversion_id}"
-                hit = db.execute(
-                    "SELECT row_id FROM dedup_keys WHERE key = ? AND expires_at > ?", (key, now)
-                ).fetchone()
-                if hit:
-                    out.append(EnqueueOutcome("duplicate", int(hit[0]), c.conversion_id, c.destination))
+            known: dict[str, int] = {}
+            for chunk in _chunks(keys):
+                known.update(
+                    db.execute(
+                        f"SELECT key, row_id FROM dedup_keys WHERE key IN ({_marks(len(chunk))})"
+                        " AND expires_at > ?",
+                        (*chunk, now),
+                    ).fetchall()
+                )
+            # the write lock is held: ids after the current maximum are ours to assign
+            next_id = int(db.execute("SELECT coalesce(max(id), 0) FROM conversions").fetchone()[0]) + 1
+            out: list[EnqueueOutcome] = []
+            rows: list[tuple[object, ...]] = []
+            for c, key in zip(conversions, keys, strict=True):
+                row_id = known.get(key)
+                if row_id is not None:
+                    out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
                     continue
-                cur = db.execute(
-                    "INSERT INTO conversions (destination, pixel_id, event_id, conversion_id, event_name,"
-                    " state, created_at, updated_at, next_attempt_at, match_signals, body)"
-                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                row_id = known[key] = next_id
+                next_id += 1
+                rows.append(
                     (
+                        row_id,
                         c.destination,
                         c.pixel_id,
                         c.event_id,
@@ -151,14 +162,20 @@ class SQLiteOutbox:
                         now,
                         ",".join(sorted(c.match_signals)),
                         orjson.dumps(c.body),
-                    ),
-                )
-                row_id = int(cur.lastrowid or 0)
-                db.execute(
-                    "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)",
-                    (key, row_id, expires),
+                        key,
+                    )
                 )
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
+            db.executemany(
+                "INSERT INTO conversions (id, destination, pixel_id, event_id, conversion_id, event_name,"
+                " state, created_at, updated_at, next_attempt_at, match_signals, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (r[:-1] for r in rows),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)",
+                ((r[-1], r[0], expires) for r in rows),
+            )
         return out
 
     # -- delivery ----------------------------------------------------------------------------------
