@@ -130,8 +130,7 @@ def parse_timestamp(value: Any) -> datetime:
 
 def format_x_time(dt: datetime) -> str:
     """X's conversion_time: ISO 8601 UTC with milliseconds, e.g. ``2026-03-15T14:30:00.000Z``."""
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def get_path(data: Any, path: str) -> Any:

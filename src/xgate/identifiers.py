@@ -52,15 +52,38 @@ def hash_email(raw: str | None) -> str | None:
     return sha256_hex(normalized) if normalized else None
 
 
+def _e164_fast(compact: str) -> str | None | bool:
+    """For ``+digits`` input: the E.164 text, or None when impossible; False when the full parse must decide.
+
+    Builds the number from its country code and asks phonenumbers whether it is possible, which skips the
+    parser's text handling. A national part starting with 0 goes to the full parse: the zero may be a trunk
+    prefix to drop or, as in Italy, part of the number.
+    """
+    digits = compact[1:]
+    for n in (1, 2, 3):
+        code = int(digits[:n])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[n:]
+            if not national or national[0] == "0":
+                return False
+            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+            return compact if phonenumbers.is_possible_number(number) else None
+    return None  # no such country code
+
+
 @lru_cache(maxsize=65_536)
 def normalize_phone(raw: str, default_region: str = "US") -> str | None:
-    """Any common way of writing a phone number → E.164 (``+14155550123``); None when not a possible number."""
+    """Any common way of writing a phone number → E.164 (``+14155550123``); None when not possible."""
     value = raw.strip()
     if not value:
         return None
     compact = _PHONE_SEPARATORS.sub("", value)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
+    if _E164.match(compact):
+        fast = _e164_fast(compact)
+        if fast is not False:
+            return fast or None
     try:
         number = phonenumbers.parse(compact if compact.startswith("+") else value, default_region)
     except phonenumbers.NumberParseException:

@@ -81,3 +81,19 @@ def test_a_sha256_digest_passes_through_lower_cased(hasher: object) -> None:
     digest = sha("ada@example.com")
     assert hasher(digest.upper()) == digest  # type: ignore[operator]
     assert hasher(f"  {digest}  ") == digest  # type: ignore[operator]
+
+
+def test_the_e164_fast_path_agrees_with_phonenumbers_for_every_region() -> None:
+    import phonenumbers
+
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        expected = phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.E164)
+        assert normalize_phone(e164, "US") == expected, region
+        assert normalize_phone(e164[:4], "US") is None  # far too short for any region
+        checked += 1
+    assert checked > 200
