@@ -252,7 +252,11 @@ class Sandbox:
 
 
 class FaultingApp:
-    """Outermost layer: draws each X request's fault; a dropped one gets half an answer, then the socket closes."""
+    """Outermost layer: draws each X request's fault.
+
+    A dropped request gets half an answer, then the connection is closed (uvicorn aborts the transport when
+    the app raises after the response started), so the client sees a broken connection, not a status.
+    """
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox

@@ -119,10 +119,10 @@ def _check_conversion(
             errors.append(_err("Content must be an object", where))
             continue
         for key, value in content.items():
-            kind = _CONTENT_TYPES.get(key)
-            if kind is None:
+            content_kind = _CONTENT_TYPES.get(key)
+            if content_kind is None:
                 errors.append(_err(f"Unknown parameter {key}", f"{where}.{key}"))
-            elif not _typed(value, kind):
+            elif not _typed(value, content_kind):
                 errors.append(_err(f"Invalid type for {key}", f"{where}.{key}"))
     return errors
 
