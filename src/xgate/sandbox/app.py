@@ -213,14 +213,14 @@ class Sandbox:
     async def list_conversions(self, request: Request) -> Response:
         rec = self.recorder
         limit_arg = request.query_params.get("limit")
+        limit = None
+        if limit_arg is not None:
+            if not limit_arg.isdigit():
+                return _json({"error": f"limit: expected a whole number >= 0, got {limit_arg!r}"}, 422)
+            limit = int(limit_arg)
         with rec._lock:
-            items = (
-                rec.conversions
-                if limit_arg is None
-                else rec.conversions[-int(limit_arg) :]
-                if int(limit_arg)
-                else []
-            )
+            start = 0 if limit is None else max(0, len(rec.conversions) - limit)
+            items = rec.conversions[start:]
             return _json(
                 {
                     "total": len(rec.conversions),
