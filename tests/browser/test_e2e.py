@@ -3,73 +3,29 @@ serve`` runs it (collector and dispatcher, real SQLite outbox) and the sandbox s
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from browserkit import free_socket, serve, wait_for
+from browserkit import wait_for
 from browsershop import Shop, shop_app
-from conftest import block_pixel, needs_chromium, tag_loaded
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import block_pixel, needs_chromium, tag_loaded
+from xgate.collect.process import build_gateway
 from xgate.config import Config, parse_config
 from xgate.tag.script import snippet
+from xgate.testing import RunningSandbox, free_port, serve_app
 
 PIXEL = "o8z6j"
 PURCHASE_EVENT = f"tw-{PIXEL}-o87ne"
 SIGN_UP_EVENT = f"tw-{PIXEL}-o87nf"
 WRITE_KEY = "pub-shop-key-9d2e"
-CREDENTIALS = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
-PIPELINE = ("xgate.mapping", "xgate.dispatch", "xgate.sandbox", "xgate.x")
 
-pytestmark = [
-    *needs_chromium,
-    pytest.mark.skipif(
-        any(importlib.util.find_spec(m) is None for m in PIPELINE) and os.environ.get("CI") != "true",
-        reason="the pipeline (mapping, dispatch, sandbox, X client) has not landed in this tree yet",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def x_credentials() -> dict[str, str]:
-    return {f"XGATE_X_{name}": secrets.token_urlsafe(16) for name in CREDENTIALS}
-
-
-@pytest.fixture(scope="module")
-def sandbox(x_credentials: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``xgate sandbox`` on a loopback port, verifying the OAuth signatures made with ``x_credentials``."""
-    with free_socket() as sock:
-        port = sock.getsockname()[1]
-    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
-    args = [sys.executable, "-m", "xgate", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, env={**os.environ, **x_credentials}, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, f"the sandbox exited: {log.read_text()}"
-        try:
-            return httpx.get(f"{url}/_sandbox/requests", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for("the sandbox to answer", up, timeout=60)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+pytestmark = needs_chromium
 
 
 def gateway_config(tmp: Path, shop_url: str, sandbox_url: str) -> Config:
@@ -97,18 +53,20 @@ def twclids(body: dict[str, Any]) -> list[str]:
 
 
 class Site:
-    """One test's shop and gateway, and what the pixel and X (the sandbox, through the outbox) got."""
+    """One test's shop and gateway, and what the pixel and X (the sandbox) got."""
 
-    def __init__(self, shop: Shop, shop_url: str, gateway: Any, gateway_url: str) -> None:
+    def __init__(
+        self, shop: Shop, shop_url: str, gateway: Any, gateway_url: str, sandbox: RunningSandbox
+    ) -> None:
         self.shop = shop
         self.shop_url = shop_url
         self.gateway = gateway
         self.gateway_url = gateway_url
+        self.sandbox = sandbox
 
     def delivered(self, event_id: str = PURCHASE_EVENT) -> list[dict[str, Any]]:
-        """Bodies of the conversions the sandbox accepted (the dispatcher marks them delivered)."""
-        rows = self.gateway.outbox.rows(limit=100)
-        return [r.body for r in rows if r.event_id == event_id and r.state == "delivered"]
+        """The conversions the sandbox accepted for our pixel with this X event id."""
+        return [c for c in self.sandbox.conversions() if c["pixel_id"] == PIXEL and c["event_id"] == event_id]
 
     def queued_anything(self) -> bool:
         return bool(self.gateway.outbox.rows(limit=100))
@@ -128,27 +86,25 @@ class Site:
 
 @pytest.fixture
 def make_site(
-    tmp_path: Path, sandbox: str, x_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Site]]:
-    from xgate.collect.process import build_gateway
-
-    for name, value in x_credentials.items():
+    for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
     stack: list[Any] = []
 
     def make(*, consent_required: bool = False) -> Site:
         shop = Shop()
-        sock = free_socket()
-        shop_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = gateway_config(tmp_path / f"site{len(stack)}", shop_url, sandbox)
+        port = free_port()
+        shop_url = f"http://127.0.0.1:{port}"
+        config = gateway_config(tmp_path / f"site{len(stack)}", shop_url, sandbox.url)
         gateway = build_gateway(config)
         stack.append(gateway)
-        gateway_server, shop_server = serve(gateway.app), serve(shop_app(shop), sock)
+        gateway_server, shop_server = serve_app(gateway.app), serve_app(shop_app(shop), port=port)
         stack.extend([gateway_server, shop_server])
         gateway_url = gateway_server.__enter__()
         shop_server.__enter__()
         shop.snippet = snippet(config, "web", gateway_url, consent_required=consent_required)
-        return Site(shop, shop_url, gateway, gateway_url)
+        return Site(shop, shop_url, gateway, gateway_url, sandbox)
 
     yield make
     for item in reversed(stack):
@@ -204,4 +160,5 @@ def test_refused_consent_under_a_drop_policy_sends_nothing(make_site: Callable[.
     wait_for("the collector to judge the purchase", lambda: site.received() == 1)
     assert site.metric("xgate_events_total", source="web", status="accepted") == 0
     assert not site.queued_anything()
+    assert site.sandbox.conversions() == []
     assert site.shop.pixel_events() == []

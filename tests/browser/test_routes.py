@@ -7,12 +7,12 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
-from browserkit import serve
 from fastapi import FastAPI
 
 from xgate.config import Config, parse_config
 from xgate.tag.routes import UNVERSIONED_MAX_AGE, VERSIONED_MAX_AGE, router
 from xgate.tag.script import TAG_JS, TAG_VERSION, SnippetError, snippet
+from xgate.testing import serve_app
 
 SHOP = "https://shop.example"
 
@@ -42,7 +42,7 @@ def base() -> Iterator[str]:
     app = FastAPI()
     app.state.config = config(twclid_cookie_days=14)
     app.include_router(router)
-    with serve(app) as url:
+    with serve_app(app) as url:
         yield url
 
 

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from browserkit import free_socket, serve, wait_for
+from browserkit import wait_for
 from browsershop import Shop, shop_app
-from conftest import block_pixel, needs_chromium, tag_loaded
 from fastapi import FastAPI
 
+from conftest import block_pixel, needs_chromium, tag_loaded
 from xgate.config import Config, parse_config
 from xgate.tag.routes import router
 from xgate.tag.script import snippet
+from xgate.testing import free_port, serve_app
 
 pytestmark = needs_chromium
 
@@ -70,13 +71,13 @@ def make_site(page: Any) -> Iterator[Callable[..., Site]]:
 
     def make(*, consent_required: bool = False, **server: Any) -> Site:
         shop = Shop()
-        sock = free_socket()
-        shop_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        port = free_port()
+        shop_url = f"http://127.0.0.1:{port}"
         config = tag_config(shop_url, **server)
         host = FastAPI()
         host.state.config = config
         host.include_router(router)
-        gateway, shop_server = serve(host), serve(shop_app(shop), sock)
+        gateway, shop_server = serve_app(host), serve_app(shop_app(shop), port=port)
         stack.extend([gateway, shop_server])
         gateway_url = gateway.__enter__()
         shop_server.__enter__()
