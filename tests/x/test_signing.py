@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.oauth1.rfc5849 import signature as authlib_signature
 from authlib.oauth1.rfc5849.util import unescape
-from oauthlib.oauth1 import Client
 
 from xgate.x import Credentials
 from xgate.x.auth import read_secret_file
 
+X_EXAMPLE = Credentials(
+    "oauth1",
+    consumer_key="xvz1evFS4wEEPTGEFPHBog",
+    consumer_secret="kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+    access_token="370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+    access_token_secret="LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+)
 
-def test_x_published_signing_example() -> None:
-    """X's docs, "Creating a signature": fixed keys, nonce and timestamp give hCtSmYh+iHYCEqBWrE7C7hYmtUk=."""
-    client = Client(
-        "xvz1evFS4wEEPTGEFPHBog",
-        client_secret="kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
-        resource_owner_key="370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
-        resource_owner_secret="LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
-        nonce="kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg",
-        timestamp="1318622958",
+
+def sign_x_example(host: str) -> str:
+    client = X_EXAMPLE.oauth1_client(
+        nonce="kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg", timestamp="1318622958"
     )
     _, headers, _ = client.sign(
-        "https://api.twitter.com/1.1/statuses/update.json?include_entities=true",
+        f"https://{host}/1.1/statuses/update.json?include_entities=true",
         http_method="POST",
         body="status=Hello%20Ladies%20%2B%20Gentlemen%2C%20a%20signed%20OAuth%20request%21",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert 'oauth_signature="hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D"' in headers["Authorization"]
+    return str(headers["Authorization"])
+
+
+def test_x_published_signing_example() -> None:
+    """X's "Creating a signature": these keys, nonce and timestamp give hCtSmYh+iHYCEqBWrE7C7hYmtUk=.
+
+    The signature was computed for api.twitter.com; X's current page shows api.x.com in the request but
+    kept the old signature. The host is part of the signature base string, so only the original host
+    reproduces it.
+    """
+    assert 'oauth_signature="hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D"' in sign_x_example("api.twitter.com")
+    assert "hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D" not in sign_x_example("api.x.com")
 
 
 def _authlib_verify(credentials: Credentials, method: str, url: str, authorization: str) -> bool:
@@ -41,7 +53,7 @@ def _authlib_verify(credentials: Credentials, method: str, url: str, authorizati
     base = authlib_signature.construct_base_string(
         method,
         authlib_signature.normalize_base_string_uri(url),
-        [(k, v) for k, v in params if k != "oauth_signature"],
+        [*parse_qsl(urlsplit(url).query), *((k, v) for k, v in params if k != "oauth_signature")],
     )
     expected = authlib_signature.hmac_sha1_signature(
         base, credentials.consumer_secret, credentials.access_token_secret
@@ -56,7 +68,14 @@ def test_our_signature_verifies_independently_and_excludes_the_json_body() -> No
     assert _authlib_verify(creds, "POST", url, auth)
     wrong = Credentials("oauth1", "ck-1", "other", "at-1", "ats-1")
     assert not _authlib_verify(wrong, "POST", url, auth)
-    assert urlsplit(url).path in url  # the URL without query is what is signed
+
+
+def test_query_parameters_are_signed_and_checked_independently() -> None:
+    creds = Credentials("oauth1", "ck-1", "cs-1", "at-1", "ats-1")
+    url = "https://ads-api.x.com/12/measurement/conversions/o8z6j?debug=true"
+    auth = creds.auth_headers("POST", url)["Authorization"]
+    assert _authlib_verify(creds, "POST", url, auth)
+    assert not _authlib_verify(creds, "POST", url.replace("true", "false"), auth)
 
 
 def test_pixel_token_mode_sends_the_token_header_only() -> None:

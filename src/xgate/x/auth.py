@@ -89,7 +89,8 @@ class Credentials:
             values["ACCESS_TOKEN_SECRET"],
         )
 
-    def oauth1_client(self) -> OAuth1Client:
+    def oauth1_client(self, *, nonce: str | None = None, timestamp: str | None = None) -> OAuth1Client:
+        """oauthlib's signer for these credentials; a fixed nonce/timestamp only reproduces known examples."""
         return OAuth1Client(
             self.consumer_key,
             client_secret=self.consumer_secret,
@@ -97,6 +98,8 @@ class Credentials:
             resource_owner_secret=self.access_token_secret,
             signature_method=SIGNATURE_HMAC_SHA1,
             signature_type=SIGNATURE_TYPE_AUTH_HEADER,
+            nonce=nonce,
+            timestamp=timestamp,
         )
 
     def auth_headers(self, method: str, url: str) -> dict[str, str]:
