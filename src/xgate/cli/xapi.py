@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from xgate.cli.core import ConfigOption, load_or_exit, map_events_or_exit, read_events_or_exit
@@ -79,9 +80,12 @@ def sandbox(
     error_rate: Annotated[float, typer.Option(help="share of requests answered 500/503")] = 0.0,
     rate_limit_rate: Annotated[float, typer.Option(help="share of requests starting a 429 burst")] = 0.0,
     rate_limit_burst: Annotated[int, typer.Option(help="requests answered 429 per burst")] = 5,
+    rate_limit_reset: Annotated[float, typer.Option(help="seconds until a 429 burst's reset time")] = 2.0,
+    rate_limit: Annotated[int, typer.Option(help="requests per 15-minute window before 429")] = 100_000,
     timeout_rate: Annotated[
         float, typer.Option(help="share of requests that hang past a client timeout")
     ] = 0.0,
+    timeout_seconds: Annotated[float, typer.Option(help="how long a timed-out request hangs")] = 15.0,
     drop_rate: Annotated[float, typer.Option(help="share of connections dropped mid-answer")] = 0.0,
     slow_rate: Annotated[float, typer.Option(help="share of requests answered slowly")] = 0.0,
     slow_ms: Annotated[int, typer.Option(help="delay of a slow answer")] = 500,
@@ -92,24 +96,35 @@ def sandbox(
 
     from xgate.sandbox import FaultSettings, create_sandbox
 
+    if auth not in ("oauth1", "pixel_token"):
+        console.print(f"[red]--auth: expected oauth1 or pixel_token, got {auth!r}[/red]")
+        raise typer.Exit(1)
     try:
         credentials = Credentials.from_env(
             credentials_prefix, "pixel_token" if auth == "pixel_token" else "oauth1"
         )
+        faults = FaultSettings(
+            seed=seed,
+            error_rate=error_rate,
+            rate_limit_rate=rate_limit_rate,
+            rate_limit_burst=rate_limit_burst,
+            rate_limit_reset_seconds=rate_limit_reset,
+            timeout_rate=timeout_rate,
+            timeout_seconds=timeout_seconds,
+            drop_rate=drop_rate,
+            slow_rate=slow_rate,
+            slow_ms=slow_ms,
+        )
     except CredentialsError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(1) from None
-    faults = FaultSettings(
-        seed=seed,
-        error_rate=error_rate,
-        rate_limit_rate=rate_limit_rate,
-        rate_limit_burst=rate_limit_burst,
-        timeout_rate=timeout_rate,
-        drop_rate=drop_rate,
-        slow_rate=slow_rate,
-        slow_ms=slow_ms,
-    )
-    app, _ = create_sandbox(credentials, pixels=pixel or None, faults=faults)
+    except ValidationError as e:
+        for problem in e.errors():
+            field = str(problem["loc"][0])
+            name = "rate-limit-reset" if field == "rate_limit_reset_seconds" else field.replace("_", "-")
+            console.print(f"[red]--{name}: {problem['msg']}[/red]")
+        raise typer.Exit(1) from None
+    app, _ = create_sandbox(credentials, pixels=pixel or None, faults=faults, rate_limit=rate_limit)
     console.print(
         f"sandbox for X's Conversions API on http://{host}:{port} "
         f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)",
