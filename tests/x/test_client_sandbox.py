@@ -10,7 +10,7 @@ import pytest
 from xgate.config import XSettings
 from xgate.sandbox import create_sandbox
 from xgate.testing import RunningSandbox, serve_app
-from xgate.x import AsyncXClient, Credentials, XClient
+from xgate.x import AsyncXClient, Credentials, RateLimit, XClient, classify, rate_limit_from
 
 
 def conversion(n: int = 1, **extra: Any) -> dict[str, Any]:
@@ -134,3 +134,25 @@ def test_pixel_token_mode_end_to_end() -> None:
         wrong = Credentials.from_env(auth="pixel_token", env={"XGATE_X_PIXEL_TOKEN": "nope"})
         with XClient(settings, wrong) as x:
             assert x.send("o8z6j", [conversion()]).status_code == 401
+
+
+async def test_async_batches_go_concurrently_and_come_back_in_order(sandbox: RunningSandbox) -> None:
+    many = [conversion(i) for i in range(1201)]
+    async with AsyncXClient(sandbox.settings, sandbox.credentials) as x:
+        results = await x.send_batches("o8z6j", many)
+    assert [r.conversions_processed for r in results] == [500, 500, 201]
+    assert len({c["conversion_id"] for c in sandbox.conversions()}) == 1201
+
+
+def test_user_level_rate_limit_is_used_when_x_sends_no_account_level() -> None:
+    rate = rate_limit_from(
+        {"x-rate-limit-limit": "60000", "x-rate-limit-remaining": "7", "x-rate-limit-reset": "99"}
+    )
+    assert rate == RateLimit(60000, 7, 99.0, "user")
+    assert rate_limit_from({}) is None
+
+
+def test_an_answer_that_is_not_json_is_still_classified() -> None:
+    result = classify(502, b"<html>Bad gateway</html>", {}, 3)
+    assert (result.outcome, result.reason, result.conversions) == ("retry", "HTTP 502", 3)
+    assert classify(403, b"", {}, 1).outcome == "permanent"

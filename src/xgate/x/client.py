@@ -6,10 +6,11 @@ or the network does: the answer is a :class:`~xgate.x.result.SendResult` classif
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -26,13 +27,19 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+_RATE_SCOPES: tuple[tuple[Literal["account", "user"], str], ...] = (
+    ("account", "x-account-rate-limit-"),
+    ("user", "x-rate-limit-"),
+)
+
+
 def rate_limit_from(headers: Mapping[str, str]) -> RateLimit | None:
     """X's rate-limit headers, account-level ones first (SPEC.md)."""
-    for scope, prefix in (("account", "x-account-rate-limit-"), ("user", "x-rate-limit-")):
+    for scope, prefix in _RATE_SCOPES:
         limit, remaining, reset = (headers.get(prefix + k) for k in ("limit", "remaining", "reset"))
         if limit or remaining or reset:
             reset_at = _int(reset)
-            return RateLimit(_int(limit), _int(remaining), float(reset_at) if reset_at else None, scope)  # type: ignore[arg-type]
+            return RateLimit(_int(limit), _int(remaining), float(reset_at) if reset_at else None, scope)
     return None
 
 
@@ -158,7 +165,9 @@ class AsyncXClient:
         return classify(r.status_code, r.content, r.headers, len(conversions))
 
     async def send_batches(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> list[SendResult]:
-        return [await self.send(pixel_id, chunk) for chunk in self._requests.chunks(conversions)]
+        """Send in requests of at most X's limit, concurrently; results in the order of the chunks."""
+        chunks = self._requests.chunks(conversions)
+        return list(await asyncio.gather(*(self.send(pixel_id, chunk) for chunk in chunks)))
 
     async def aclose(self) -> None:
         await self._http.aclose()
