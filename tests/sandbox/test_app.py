@@ -9,7 +9,9 @@ import httpx
 import orjson
 from oauthlib.oauth1 import Client
 
-from xgate.testing import RunningSandbox
+from xgate.sandbox import create_sandbox
+from xgate.testing import RunningSandbox, random_x_credentials, serve_app
+from xgate.x import Credentials
 
 PIXEL = "o8z6j"
 
@@ -180,3 +182,14 @@ def test_a_dropped_connection_gets_no_answer_and_records_nothing(sandbox: Runnin
     sandbox.set_faults()
     assert statuses(sandbox) == {"0": 1}
     assert sandbox.conversions() == []
+
+
+def test_the_window_limit_answers_429_once_used_up() -> None:
+    credentials = Credentials.from_env(env=random_x_credentials())
+    app, _ = create_sandbox(credentials, rate_limit=2)
+    with serve_app(app) as url:
+        sandbox = RunningSandbox(url, {}, credentials, None)
+        answers = [post(sandbox, {"conversions": [conversion(str(i))]}) for i in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["x-rate-limit-remaining"] for a in answers] == ["1", "0", "0"]
+    assert answers[2].json()["errors"][0]["code"] == "TOO_MANY_REQUESTS"
