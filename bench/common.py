@@ -36,7 +36,10 @@ def sample_event(i: int, *, now_ms: int | None = None) -> dict[str, Any]:
         "id": f"order-{i}",
         "value": 59.90 + (i % 100),
         "currency": "usd",
-        "user": {"email": f"  Shopper.{i}@Example.com ", "phone": f"+1 (415) {200 + i // 10000 % 800:03d}-{i % 10000:04d}"},
+        "user": {
+            "email": f"  Shopper.{i}@Example.com ",
+            "phone": f"+1 (415) {200 + i // 10000 % 800:03d}-{i % 10000:04d}",  # distinct: no cache helps
+        },
         "context": {
             "event_timestamp": ts,
             "ip": f"203.0.{(i >> 8) % 256}.{i % 256}",

@@ -188,7 +188,8 @@ class ConsentPolicy(_Strict):
     denied: ConsentAction = "drop"
     #: when the event carries no consent information
     unknown: ConsentAction = "send"
-    #: extra field added to restricted conversions (should X document an RDU flag), e.g. {"restricted_data_use": true}
+    #: extra fields added to restricted conversions (should X document an RDU flag),
+    #: e.g. {"restricted_data_use": true}
     restricted_extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -217,7 +218,8 @@ class Destination(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     pixel_id: str
     auth: AuthMode = "oauth1"
-    #: prefix of this destination's credential variables (``{prefix}CONSUMER_KEY`` ... or ``{prefix}PIXEL_TOKEN``)
+    #: prefix of this destination's credential variables
+    #: (``{prefix}CONSUMER_KEY`` ... or ``{prefix}PIXEL_TOKEN``)
     credentials_env_prefix: str = "XGATE_X_"
     #: our event_name -> X event id (``tw-PIXEL-EVENT`` or the bare event id)
     events: dict[str, str] = Field(min_length=1)
@@ -250,7 +252,8 @@ class Destination(_Strict):
         unknown = sorted(set(v) - OVERRIDABLE_FIELDS)
         if unknown:
             raise ValueError(
-                f"unknown X field(s) {', '.join(unknown)}; overridable: {', '.join(sorted(OVERRIDABLE_FIELDS))}"
+                f"unknown X field(s) {', '.join(unknown)}; "
+                f"overridable: {', '.join(sorted(OVERRIDABLE_FIELDS))}"
             )
         return v
 

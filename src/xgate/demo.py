@@ -41,7 +41,7 @@ def _free_port() -> int:
 
 
 def demo_config(var: Path, sandbox_url: str, port: int) -> str:
-    return f"""# written by `make run` (python -m xgate.demo); credentials come from the environment of that run
+    return f"""# written by `make run` (python -m xgate.demo); credentials come from that run's environment
 [x]
 api_url = "{sandbox_url}"
 

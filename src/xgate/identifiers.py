@@ -52,8 +52,8 @@ def hash_email(raw: str | None) -> str | None:
     return sha256_hex(normalized) if normalized else None
 
 
-def _e164_fast(compact: str) -> str | None | bool:
-    """For ``+digits`` input: the E.164 text, or None when impossible; False when the full parse must decide.
+def _e164_fast(compact: str) -> tuple[bool, str | None]:
+    """For ``+digits`` input: (True, E.164 or None when impossible), or (False, None): the full parse decides.
 
     Builds the number from its country code and asks phonenumbers whether it is possible, which skips the
     parser's text handling. A national part starting with 0 goes to the full parse: the zero may be a trunk
@@ -65,10 +65,10 @@ def _e164_fast(compact: str) -> str | None | bool:
         if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
             national = digits[n:]
             if not national or national[0] == "0":
-                return False
+                return False, None
             number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-            return compact if phonenumbers.is_possible_number(number) else None
-    return None  # no such country code
+            return True, compact if phonenumbers.is_possible_number(number) else None
+    return True, None  # no such country code
 
 
 @lru_cache(maxsize=65_536)
@@ -81,9 +81,9 @@ def normalize_phone(raw: str, default_region: str = "US") -> str | None:
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     if _E164.match(compact):
-        fast = _e164_fast(compact)
-        if fast is not False:
-            return fast or None
+        decided, e164 = _e164_fast(compact)
+        if decided:
+            return e164
     try:
         number = phonenumbers.parse(compact if compact.startswith("+") else value, default_region)
     except phonenumbers.NumberParseException:
