@@ -24,11 +24,10 @@ import orjson
 from bench.common import (
     PIXEL,
     PeakRSS,
-    process,
     sample_event,
     xgate_cmd,
 )
-from xgate.testing import free_port, random_x_credentials, wait_http
+from xgate.testing import free_port, managed_process, random_x_credentials, wait_http
 
 WRITE_KEY_ENV = "XGATE_BENCH_WRITE_KEY"
 
@@ -82,11 +81,11 @@ def stack(workdir: Path, *, dispatch: bool = True, prefill: int = 0) -> Iterator
     cfg.write_text(_config_text(db, sandbox_url, gw_port, dispatch=dispatch))
     if prefill:
         _prefill(cfg, prefill)
-    with process(
+    with managed_process(
         xgate_cmd("sandbox", "--host", "127.0.0.1", "--port", str(sb_port)), env, workdir / "sandbox.log"
     ):
         wait_http(f"{sandbox_url}/_sandbox/requests")
-        with process(xgate_cmd("serve", "--config", str(cfg)), env, workdir / "gateway.log") as gw:
+        with managed_process(xgate_cmd("serve", "--config", str(cfg)), env, workdir / "gateway.log") as gw:
             gateway = f"http://127.0.0.1:{gw_port}"
             wait_http(f"{gateway}/healthz", timeout=120)
             yield Stack(gateway, sandbox_url, write_key, gw.pid, db)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from rich.markup import escape
 
 from xgate.cli.serve import activity_table
 from xgate.observe.activity import ActivityEntry
+from xgate.testing import managed_process, wait_http
 
 PIXEL = "o8z6j"
 WRITE_KEY_ENV = "XGATE_DEMO_WRITE_KEY"
@@ -100,35 +99,6 @@ def demo_events(run: str) -> list[dict[str, Any]]:
     ]
 
 
-@contextmanager
-def _process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_http(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the {name} exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s; see {log}")
-
-
 def _entries(gateway: str, admin_key: str) -> list[ActivityEntry]:
     r = httpx.get(
         f"{gateway}/v1/activity", params={"limit": 50}, headers={"Authorization": f"Bearer {admin_key}"}
@@ -174,12 +144,12 @@ def run(var: Path, *, once: bool) -> int:
         console.rule("[bold]xgate demo")
         sb_log, gw_log = var / "sandbox.log", var / "gateway.log"
         sb = stack.enter_context(
-            _process([*xgate, "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)], env, sb_log)
+            managed_process([*xgate, "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)], env, sb_log)
         )
-        _wait_http("sandbox", f"{sandbox}/_sandbox/requests", sb, sb_log)
+        wait_http(f"{sandbox}/_sandbox/requests", 60, proc=sb, log=sb_log)
         console.print(f"sandbox (standing in for X) on {sandbox}   log: {sb_log}")
-        gw = stack.enter_context(_process([*xgate, "serve", "--config", str(config)], env, gw_log))
-        _wait_http("gateway", f"{gateway}/readyz", gw, gw_log)
+        gw = stack.enter_context(managed_process([*xgate, "serve", "--config", str(config)], env, gw_log))
+        wait_http(f"{gateway}/readyz", 60, proc=gw, log=gw_log)
         console.print(f"gateway on {gateway}   config: {config}   log: {gw_log}")
 
         events = demo_events(run_id)

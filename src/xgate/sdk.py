@@ -52,10 +52,11 @@ class _Face:
         pixel_id: str,
         events: Mapping[str, str],
         *,
-        default_event: str | None,
-        settings: XSettings | None,
-        default_region: str,
-        consent: ConsentPolicy | None,
+        default_event: str | None = None,
+        credentials: Credentials | None = None,
+        settings: XSettings | None = None,
+        default_region: str = "US",
+        consent: ConsentPolicy | None = None,
     ) -> None:
         destination = Destination(
             name="sdk",
@@ -75,6 +76,10 @@ class _Face:
                 }
             )
         )
+        self._connect(credentials or Credentials.from_env())
+
+    def _connect(self, credentials: Credentials) -> None:
+        raise NotImplementedError
 
     def map(self, event: Event | dict[str, Any]) -> MappedConversion:
         """The X conversion for ``event``; raises :class:`ConversionRejected` (or ``InvalidEvent``)."""
@@ -89,26 +94,8 @@ class _Face:
 class ConversionsClient(_Face):
     """Blocking: ``send(*events)`` maps them and makes one request (up to X's 500)."""
 
-    def __init__(
-        self,
-        pixel_id: str,
-        events: Mapping[str, str],
-        *,
-        default_event: str | None = None,
-        credentials: Credentials | None = None,
-        settings: XSettings | None = None,
-        default_region: str = "US",
-        consent: ConsentPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            pixel_id,
-            events,
-            default_event=default_event,
-            settings=settings,
-            default_region=default_region,
-            consent=consent,
-        )
-        self._client = XClient(self.settings, credentials or Credentials.from_env())
+    def _connect(self, credentials: Credentials) -> None:
+        self._client = XClient(self.settings, credentials)
 
     def send(self, *events: Event | dict[str, Any]) -> SendResult:
         return self._client.send(self.pixel_id, [self.map(e).body for e in events])
@@ -126,26 +113,8 @@ class ConversionsClient(_Face):
 class AsyncConversionsClient(_Face):
     """Asyncio: ``await send(*events)``."""
 
-    def __init__(
-        self,
-        pixel_id: str,
-        events: Mapping[str, str],
-        *,
-        default_event: str | None = None,
-        credentials: Credentials | None = None,
-        settings: XSettings | None = None,
-        default_region: str = "US",
-        consent: ConsentPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            pixel_id,
-            events,
-            default_event=default_event,
-            settings=settings,
-            default_region=default_region,
-            consent=consent,
-        )
-        self._client = AsyncXClient(self.settings, credentials or Credentials.from_env())
+    def _connect(self, credentials: Credentials) -> None:
+        self._client = AsyncXClient(self.settings, credentials)
 
     async def send(self, *events: Event | dict[str, Any]) -> SendResult:
         return await self._client.send(self.pixel_id, [self.map(e).body for e in events])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,17 +26,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    """Wait until ``url`` answers below 500 (a server coming up); RuntimeError after ``timeout`` seconds."""
+def wait_http(
+    url: str, timeout: float = 30.0, *, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
+    """Wait until ``url`` answers below 500 (a server coming up); RuntimeError after ``timeout`` seconds,
+    or at once when ``proc`` (the server's process) has exited."""
+    where = f"; see {log}" if log else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}{where}")
         try:
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s{where}")
+
+
+@contextmanager
+def managed_process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` with its output appended to ``log``; terminated (killed after 30 s) on exit."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def random_x_credentials(prefix: str = "XGATE_X_") -> dict[str, str]:
