@@ -5,7 +5,9 @@ means the conversion survives a crash or a power cut. The collector groups concu
 commit, which keeps that affordable.
 
 Concurrency: one connection per thread; writes take SQLite's write lock (``BEGIN IMMEDIATE``), so several
-threads and several processes on the same file are safe. A lease is an atomic ``UPDATE … RETURNING``
+threads and several processes on the same file are safe. Threads of one process first queue on a Python
+lock: SQLite's busy handler sleeps (up to 100 ms a try) when the write lock is taken, which would add
+those sleeps to ingest latency whenever the collector and the dispatcher write at the same moment. A lease is an atomic ``UPDATE … RETURNING``
 with a token and an expiry: rows of a process that dies return to the queue when the lease expires.
 
 Deduplication: a key table holds (pixel_id, event_id, conversion_id) until the dedup window ends, so
@@ -89,6 +91,7 @@ class SQLiteOutbox:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
         self._db().executescript(_SCHEMA)
 
@@ -108,18 +111,27 @@ class SQLiteOutbox:
         return db
 
     class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
+        def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
             self.db = db
+            self.lock = lock
 
         def __enter__(self) -> sqlite3.Connection:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.lock.acquire()
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.lock.release()
+                raise
             return self.db
 
         def __exit__(self, exc_type: object, *_: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            try:
+                self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.lock.release()
 
     def _write(self) -> SQLiteOutbox._Tx:
-        return SQLiteOutbox._Tx(self._db())
+        return SQLiteOutbox._Tx(self._db(), self._write_lock)
 
     # -- ingest ------------------------------------------------------------------------------------
     def enqueue(
