@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from xgate.config import Config, Destination, parse_config
 from xgate.conversion import MappedConversion
 from xgate.dispatch import Dispatcher, backoff_delay
@@ -29,9 +31,10 @@ class ScriptedX:
         self.requests: list[list[str]] = []
 
     async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
-        self.requests.append([c["conversion_id"] for c in conversions])
+        decoded = [orjson.loads(orjson.dumps(c)) for c in conversions]  # stored bodies arrive pre-encoded
+        self.requests.append([c["conversion_id"] for c in decoded])
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return answer(conversions)
+        return answer(decoded)
 
 
 def ok(conversions: Sequence[dict[str, Any]]) -> SendResult:

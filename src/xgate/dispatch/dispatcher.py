@@ -21,18 +21,21 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
+
+import orjson
 
 from xgate.config import Config, Destination
 from xgate.dispatch.backoff import RequestBudget, backoff_delay
 from xgate.outbox.base import LeasedRow, Outbox
+from xgate.x.client import Conversion
 from xgate.x.result import SendResult
 
 log = logging.getLogger("xgate.dispatch")
 
 
 class SendsConversions(Protocol):
-    async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult: ...
+    async def send(self, pixel_id: str, conversions: Sequence[Conversion]) -> SendResult: ...
 
 
 ClientFactory = Callable[[Destination], SendsConversions]
@@ -171,7 +174,7 @@ class Dispatcher:
                 await self._retry(batch, f"cannot build X client: {e}", count_attempt=False, delay=30.0)
                 return
         await self._budget(destination).take()
-        result = await client.send(pixel_id, [row.body for row in batch])
+        result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
         self._heed_rate_limit(destination, pixel_id, result)
         if result.outcome == "delivered":
             await asyncio.to_thread(

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import orjson
+
 from xgate.conversion import MappedConversion
 
 RowState = Literal["queued", "leased", "delivered", "dead"]
@@ -26,14 +28,21 @@ class EnqueueOutcome:
 
 @dataclass(frozen=True, slots=True)
 class LeasedRow:
+    """A row handed out for delivery; its body stays the JSON stored at ingest (sent as it is)."""
+
     id: int
     destination: str
     pixel_id: str
     event_id: str
     conversion_id: str
-    body: dict[str, object]
+    body_json: bytes
     attempts: int
     lease_token: str
+
+    @property
+    def body(self) -> dict[str, object]:
+        parsed: dict[str, object] = orjson.loads(self.body_json)
+        return parsed
 
 
 @dataclass(frozen=True, slots=True)

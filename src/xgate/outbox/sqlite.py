@@ -7,8 +7,9 @@ commit, which keeps that affordable.
 Concurrency: one connection per thread; writes take SQLite's write lock (``BEGIN IMMEDIATE``), so several
 threads and several processes on the same file are safe. Threads of one process first queue on a Python
 lock: SQLite's busy handler sleeps (up to 100 ms a try) when the write lock is taken, which would add
-those sleeps to ingest latency whenever the collector and the dispatcher write at the same moment. A lease is an atomic ``UPDATE … RETURNING``
-with a token and an expiry: rows of a process that dies return to the queue when the lease expires.
+those sleeps to ingest latency whenever the collector and the dispatcher write at the same moment.
+A lease is an atomic ``UPDATE … RETURNING`` with a token and an expiry: rows of a process that dies
+return to the queue when the lease expires. Leased bodies stay the JSON stored at ingest, sent as is.
 
 Deduplication: a key table holds (pixel_id, event_id, conversion_id) until the dedup window ends, so
 delivered rows can be purged after the retention period while their keys still block a second send.
@@ -216,7 +217,7 @@ class SQLiteOutbox:
                 pixel_id=r[2],
                 event_id=r[3],
                 conversion_id=r[4],
-                body=orjson.loads(r[5]),
+                body_json=r[5],
                 attempts=r[6],
                 lease_token=token,
             )

@@ -19,6 +19,9 @@ from xgate.config import XSettings
 from xgate.x.auth import Credentials
 from xgate.x.result import RateLimit, SendResult, XError
 
+#: one conversion of a request: a mapping, or JSON already encoded (the outbox's stored body, sent as is)
+Conversion = Mapping[str, Any] | orjson.Fragment
+
 
 def _int(value: str | None) -> int | None:
     try:
@@ -93,7 +96,7 @@ class _Requests:
         return f"{self.settings.api_url}/{self.settings.api_version}/measurement/conversions/{pixel_id}"
 
     def prepare(
-        self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]
+        self, pixel_id: str, conversions: Sequence[Conversion]
     ) -> tuple[str, dict[str, str], bytes]:
         limit = self.settings.max_conversions_per_request
         if not conversions:
@@ -104,7 +107,7 @@ class _Requests:
         headers = {"Content-Type": "application/json", **self.credentials.auth_headers("POST", url)}
         return url, headers, orjson.dumps({"conversions": list(conversions)})
 
-    def chunks(self, conversions: Sequence[Mapping[str, Any]]) -> list[Sequence[Mapping[str, Any]]]:
+    def chunks(self, conversions: Sequence[Conversion]) -> list[Sequence[Conversion]]:
         n = self.settings.max_conversions_per_request
         return [conversions[i : i + n] for i in range(0, len(conversions), n)]
 
@@ -118,7 +121,7 @@ class XClient:
         self._requests = _Requests(settings, credentials)
         self._http = httpx.Client(timeout=settings.timeout_seconds, transport=transport)
 
-    def send(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> SendResult:
+    def send(self, pixel_id: str, conversions: Sequence[Conversion]) -> SendResult:
         url, headers, content = self._requests.prepare(pixel_id, conversions)
         try:
             r = self._http.post(url, content=content, headers=headers)
@@ -126,7 +129,7 @@ class XClient:
             return network_failure(e, len(conversions))
         return classify(r.status_code, r.content, r.headers, len(conversions))
 
-    def send_batches(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> list[SendResult]:
+    def send_batches(self, pixel_id: str, conversions: Sequence[Conversion]) -> list[SendResult]:
         return [self.send(pixel_id, chunk) for chunk in self._requests.chunks(conversions)]
 
     def close(self) -> None:
@@ -156,7 +159,7 @@ class AsyncXClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
 
-    async def send(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> SendResult:
+    async def send(self, pixel_id: str, conversions: Sequence[Conversion]) -> SendResult:
         url, headers, content = self._requests.prepare(pixel_id, conversions)
         try:
             r = await self._http.post(url, content=content, headers=headers)
@@ -164,7 +167,7 @@ class AsyncXClient:
             return network_failure(e, len(conversions))
         return classify(r.status_code, r.content, r.headers, len(conversions))
 
-    async def send_batches(self, pixel_id: str, conversions: Sequence[Mapping[str, Any]]) -> list[SendResult]:
+    async def send_batches(self, pixel_id: str, conversions: Sequence[Conversion]) -> list[SendResult]:
         """Send in requests of at most X's limit, concurrently; results in the order of the chunks."""
         chunks = self._requests.chunks(conversions)
         return list(await asyncio.gather(*(self.send(pixel_id, chunk) for chunk in chunks)))
