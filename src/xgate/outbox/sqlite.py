@@ -52,10 +52,18 @@ CREATE TABLE IF NOT EXISTS conversions (
     match_signals    TEXT    NOT NULL,
     body             BLOB    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS conversions_due ON conversions (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS conversions_lease ON conversions (state, lease_expires_at);
-CREATE INDEX IF NOT EXISTS conversions_state_dest ON conversions (state, destination);
-CREATE INDEX IF NOT EXISTS conversions_updated ON conversions (state, updated_at);
+-- partial indexes: a row sits in the one of its state, so a state change touches two small indexes
+DROP INDEX IF EXISTS conversions_due;
+DROP INDEX IF EXISTS conversions_lease;
+DROP INDEX IF EXISTS conversions_updated;
+CREATE INDEX IF NOT EXISTS conversions_queued_due ON conversions (next_attempt_at) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS conversions_lease_expiry ON conversions (lease_expires_at) WHERE state = 'leased';
+CREATE INDEX IF NOT EXISTS conversions_delivered_at ON conversions (updated_at) WHERE state = 'delivered';
+CREATE INDEX IF NOT EXISTS conversions_dead ON conversions (id) WHERE state = 'dead';
+-- counts per destination and state (status, metrics); destination first so the planner never prefers it
+-- to the partial indexes above for a state's rows
+DROP INDEX IF EXISTS conversions_state_dest;
+CREATE INDEX IF NOT EXISTS conversions_dest_state ON conversions (destination, state);
 CREATE TABLE IF NOT EXISTS dedup_keys (
     key        TEXT PRIMARY KEY,
     row_id     INTEGER NOT NULL,
