@@ -89,8 +89,10 @@ def validate_conversion(
     ``allowed_extra``: fields beyond X's documented ones that the configuration adds on purpose (a
     destination's consent ``restricted_extra``).
     """
-    errors: list[FieldError] = []
     now = now or datetime.now(UTC)
+    if _plainly_valid(body, settings, now, allowed_extra):
+        return []
+    errors: list[FieldError] = []
     for key in sorted(body.keys() - TOP_KEYS - allowed_extra):
         errors.append(FieldError(key, "not a field of X's conversion"))
 
@@ -130,6 +132,85 @@ def validate_conversion(
     if "contents" in body:
         _contents(errors, body["contents"])
     return errors
+
+
+def _amount(v: Any) -> bool:
+    return (type(v) is int or (type(v) is float and math.isfinite(v))) and v >= 0
+
+
+def _short_text(v: Any, limit: int) -> bool:
+    return type(v) is str and 0 < len(v) <= limit and not v.isspace()
+
+
+def _plainly_valid(
+    body: dict[str, Any], settings: XSettings, now: datetime, allowed_extra: frozenset[str]
+) -> bool:
+    """True when ``body`` breaks none of the rules below: the common case, decided without building
+    errors. Any doubt answers False and the detailed checks decide (tests pin the two together)."""
+    if not body.keys() <= TOP_KEYS | allowed_extra:
+        return False
+    ct = body.get("conversion_time")
+    if type(ct) is not str:
+        return False
+    when = parse_conversion_time(ct)
+    if when is None or not (
+        now - timedelta(days=settings.max_conversion_age_days)
+        <= when
+        <= now + timedelta(seconds=settings.max_clock_skew_seconds)
+    ):
+        return False
+    event_id = body.get("event_id")
+    if type(event_id) is not str or not EVENT_ID.match(event_id):
+        return False
+    identifiers = body.get("identifiers")
+    if type(identifiers) is not list or not identifiers:
+        return False
+    matchable = False
+    for ident in identifiers:
+        if type(ident) is not dict or not ident:
+            return False
+        for key, value in ident.items():
+            if key == "hashed_email" or key == "hashed_phone_number":
+                if type(value) is not str or not SHA256_HEX.match(value):
+                    return False
+                matchable = True
+            elif key in IDENTIFIER_KEYS:
+                if not _short_text(value, MAX_LENGTH[key]):
+                    return False
+                matchable = matchable or key == "twclid"
+            else:
+                return False
+    if not matchable:
+        return False
+    if "value" in body and not _amount(body["value"]):
+        return False
+    currency = body.get("price_currency")
+    if currency is not None and (type(currency) is not str or currency not in CURRENCIES):
+        return False
+    if "number_items" in body:
+        n = body["number_items"]
+        if type(n) is not int or n <= 0:
+            return False
+    for key in ("conversion_id", "description", "search_string"):
+        if key in body and not _short_text(body[key], MAX_LENGTH[key]):
+            return False
+    if "contents" in body:
+        contents = body["contents"]
+        if type(contents) is not list or len(contents) > MAX_CONTENTS:
+            return False
+        for content in contents:
+            if type(content) is not dict:
+                return False
+            for key, value in content.items():
+                if key == "content_price":
+                    if not _amount(value):
+                        return False
+                elif key == "num_items":
+                    if type(value) is not int or value <= 0:
+                        return False
+                elif key not in CONTENT_KEYS or not _short_text(value, MAX_LENGTH[key]):
+                    return False
+    return True
 
 
 def _identifiers(errors: list[FieldError], identifiers: Any) -> None:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from xgate.config import Condition, ConsentAction, ConsentPolicy, Destination, Filter
-from xgate.events import Event, get_path
+from xgate.events import EventData, get_path
 
 
 def _holds(condition: Condition, actual: Any, pattern: re.Pattern[str] | None) -> bool:
@@ -45,20 +45,21 @@ class EventFilter:
         self._excluded = frozenset(f.exclude_events)
         self._conditions = [(c, re.compile(c.value) if c.op == "matches" else None) for c in f.when]
 
-    def refusal(self, event: Event) -> str | None:
-        if event.event_name in self._excluded:
-            return f"filter: event_name {event.event_name!r} is excluded"
-        if self._destination.event_id_for(event.event_name) is None:
-            return f"no X event configured for event_name {event.event_name!r}"
+    def refusal(self, event: EventData) -> str | None:
+        name = event["event_name"]
+        if name in self._excluded:
+            return f"filter: event_name {name!r} is excluded"
+        if self._destination.event_id_for(name) is None:
+            return f"no X event configured for event_name {name!r}"
         for condition, pattern in self._conditions:
             if not _holds(condition, get_path(event, condition.path), pattern):
                 return f"filter: {condition.path} {condition.op} {condition.value!r} does not hold"
         return None
 
 
-def consent_action(policy: ConsentPolicy, event: Event) -> ConsentAction:
+def consent_action(policy: ConsentPolicy, event: EventData) -> ConsentAction:
     """send / restricted / drop, by whether ``user.consent_categories`` grants the policy's category."""
-    granted = event.user.consent_categories if event.user else None
+    granted = (event.get("user") or {}).get("consent_categories")
     if granted is None:
         return policy.unknown
     return policy.granted if policy.category in granted else policy.denied

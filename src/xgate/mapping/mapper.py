@@ -14,7 +14,7 @@ from typing import Any
 
 from xgate.config import Config, Destination
 from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
-from xgate.events import Event, Item, format_x_time, parse_event
+from xgate.events import Event, EventData, event_data, format_x_time
 from xgate.identifiers import hash_email, hash_phone
 from xgate.mapping.filters import EventFilter, consent_action
 from xgate.mapping.overrides import resolve
@@ -41,67 +41,70 @@ def _number(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else value
 
 
-def _content(item: Item) -> dict[str, Any]:
-    product = item.product
+_CATEGORIES = ("category_1", "category_2", "category_3", "category_4", "category_5")
+
+
+def _content(item: dict[str, Any]) -> dict[str, Any]:
+    product = item.get("product") or {}
     content: dict[str, Any] = {}
-    content_id = item.id or (product.id if product else None)
+    content_id = item.get("id") or product.get("id")
     if content_id:
         content["content_id"] = content_id
-    if product and product.group_id:
-        content["content_group_id"] = product.group_id
-    if product and product.name:
-        content["content_name"] = product.name
-    price = item.price if item.price is not None else (product.price if product else None)
+    if product.get("group_id"):
+        content["content_group_id"] = product["group_id"]
+    if product.get("name"):
+        content["content_name"] = product["name"]
+    price = item.get("price")
+    if price is None:
+        price = product.get("price")
     if price is not None:
         content["content_price"] = _number(price)
     if product:
-        categories = [
-            product.category_1,
-            product.category_2,
-            product.category_3,
-            product.category_4,
-            product.category_5,
-        ]
-        present = [c for c in categories if c]
+        present = [c for c in (product.get(k) for k in _CATEGORIES) if c]
         if present:
             content["content_type"] = ">".join(present)
-    if item.quantity is not None:
-        content["num_items"] = item.quantity
+    quantity = item.get("quantity")
+    if quantity is not None:
+        content["num_items"] = quantity
     return content
 
 
-def default_body(event: Event, received_at: datetime) -> dict[str, Any]:
+def default_body(event: EventData, received_at: datetime) -> dict[str, Any]:
     """X's fields from REFERENCE.md's default mapping, without event_id and identifiers."""
-    ctx = event.context
-    when = ctx.event_timestamp if ctx and ctx.event_timestamp else received_at
-    body: dict[str, Any] = {"conversion_time": format_x_time(when)}
-    if event.id:
-        body["conversion_id"] = event.id
-    value = event.value if event.value is not None else event.revenue
+    ctx = event.get("context") or {}
+    body: dict[str, Any] = {"conversion_time": format_x_time(ctx.get("event_timestamp") or received_at)}
+    if event.get("id"):
+        body["conversion_id"] = event["id"]
+    value = event.get("value")
+    if value is None:
+        value = event.get("revenue")
     if value is not None:
         body["value"] = _number(value)
-    if event.currency:
-        body["price_currency"] = event.currency.strip().upper()
-    if event.items:
-        body["number_items"] = sum(1 if it.quantity is None else it.quantity for it in event.items)
-        contents = [c for c in (_content(it) for it in event.items) if c]
+    if event.get("currency"):
+        body["price_currency"] = event["currency"].strip().upper()
+    items = event.get("items")
+    if items:
+        body["number_items"] = sum(1 if it.get("quantity") is None else it["quantity"] for it in items)
+        contents = [c for c in map(_content, items) if c]
         if contents:
             body["contents"] = contents
-    if event.type:
-        body["description"] = event.type
-    if event.search_term:
-        body["search_string"] = event.search_term
+    if event.get("type"):
+        body["description"] = event["type"]
+    if event.get("search_term"):
+        body["search_string"] = event["search_term"]
     return body
 
 
-def _sources(event: Event) -> _Sources:
-    user, ctx = event.user, event.context
+def _sources(event: EventData) -> _Sources:
+    user = event.get("user") or {}
+    ctx = event.get("context") or {}
+    twitter = (event.get("partners") or {}).get("twitter") or {}
     return _Sources(
-        twclid=event.twclid,
-        email=user.email if user else None,
-        phone=user.phone if user else None,
-        ip_address=ctx.ip if ctx else None,
-        user_agent=ctx.user_agent if ctx else None,
+        twclid=twitter.get("twclid"),
+        email=user.get("email"),
+        phone=user.get("phone"),
+        ip_address=ctx.get("ip"),
+        user_agent=ctx.get("user_agent"),
     )
 
 
@@ -127,7 +130,7 @@ class _Plan:
         self.allowed_extra = frozenset(self.restricted_extra)
 
     def build(
-        self, event: Event, base: dict[str, Any], sources: _Sources, result: MappingResult, now: datetime
+        self, event: EventData, base: dict[str, Any], sources: _Sources, result: MappingResult, now: datetime
     ) -> None:
         d = self.destination
         refusal = self.filter.refusal(event)
@@ -138,7 +141,8 @@ class _Plan:
         if action == "drop":
             result.skipped[d.name] = f"consent: {d.consent.category!r} not granted (policy: drop)"
             return
-        event_id = d.event_id_for(event.event_name)
+        event_name: str = event["event_name"]
+        event_id = d.event_id_for(event_name)
         assert event_id is not None  # the filter refuses events without one
         errors: list[FieldError] = []
         warnings: list[str] = []
@@ -198,9 +202,7 @@ class _Plan:
                 ]
             body.update(self.restricted_extra)
         if "conversion_id" not in body:
-            body["conversion_id"] = stable_conversion_id(
-                event.event_name, body["conversion_time"], identifiers
-            )
+            body["conversion_id"] = stable_conversion_id(event_name, body["conversion_time"], identifiers)
 
         errors.extend(validate_conversion(body, self.settings, now=now, allowed_extra=self.allowed_extra))
         if errors:
@@ -214,7 +216,7 @@ class _Plan:
                 conversion_id=str(body["conversion_id"]),
                 body=body,
                 match_signals=frozenset(signals),
-                event_name=event.event_name,
+                event_name=event_name,
                 warnings=tuple(warnings),
                 restricted=restricted,
             )
@@ -236,7 +238,7 @@ class Mapper:
         now: datetime | None = None,
     ) -> MappingResult:
         """Raises :class:`xgate.events.InvalidEvent` when ``event`` is not an event at all."""
-        ev = parse_event(event)
+        ev = event_data(event)
         now = now or datetime.now(UTC)
         received = received_at or now
         base = default_body(ev, received)

@@ -7,7 +7,7 @@ from typing import Any
 
 from xgate.config import FieldOverride
 from xgate.conversion import FieldError
-from xgate.events import Event, get_path
+from xgate.events import EventData, get_path
 
 
 def _apply(transform: str, value: Any, separator: str) -> Any:
@@ -31,7 +31,7 @@ def _apply(transform: str, value: Any, separator: str) -> Any:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()  # hash
 
 
-def resolve(field: str, override: FieldOverride, event: Event) -> tuple[Any, FieldError | None]:
+def resolve(field: str, override: FieldOverride, event: EventData) -> tuple[Any, FieldError | None]:
     """The override's value for ``event`` (None when the path is absent), or the error a transform met."""
     value = override.const if override.path is None else get_path(event, override.path)
     try:
