@@ -95,9 +95,7 @@ class _Requests:
     def url(self, pixel_id: str) -> str:
         return f"{self.settings.api_url}/{self.settings.api_version}/measurement/conversions/{pixel_id}"
 
-    def prepare(
-        self, pixel_id: str, conversions: Sequence[Conversion]
-    ) -> tuple[str, dict[str, str], bytes]:
+    def prepare(self, pixel_id: str, conversions: Sequence[Conversion]) -> tuple[str, dict[str, str], bytes]:
         limit = self.settings.max_conversions_per_request
         if not conversions:
             raise ValueError("no conversions to send")
