@@ -342,18 +342,23 @@ def _location(loc: tuple[int | str, ...], data: Any) -> str:
     return ".".join(parts)
 
 
+def config_problems(error: ValidationError, data: Mapping[str, Any]) -> list[ConfigProblem]:
+    """pydantic's errors for a TOML document, each located by its TOML path."""
+    problems = []
+    for err in error.errors():
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "unknown setting (check the spelling; see the documentation of this file)"
+        problems.append(ConfigProblem(_location(loc, data), reason))
+    return problems
+
+
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-            reason = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                reason = "unknown setting (check the spelling; see README's configuration section)"
-            problems.append(ConfigProblem(_location(loc, data), reason))
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, config_problems(e, data)) from None
 
 
 def resolve_config_path(path: str | Path | None = None) -> Path:

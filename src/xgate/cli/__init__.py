@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from xgate.cli import browser, core, gateway, serve, xapi
+from xgate.cli import browser, core, gateway, offline, serve, xapi
 
 app = typer.Typer(
     name="xgate",
@@ -28,7 +28,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (core, xapi, serve, gateway, browser):
+for module in (core, xapi, serve, gateway, browser, offline):
     module.register(app)
 
 

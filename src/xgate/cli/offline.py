@@ -1,0 +1,160 @@
+"""``xgate import``: offline conversions from CSV / JSONL files (CRM exports, shops, call centres)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from xgate.cli.core import ConfigOption, load_or_exit
+from xgate.config import Config, ConfigError
+
+console = Console()
+err = Console(stderr=True)
+
+#: exit status when the import ran to its end but refused rows (see the report)
+EXIT_ROWS_REJECTED = 3
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rows = task.fields.get("rows", 0)
+        elapsed = task.elapsed or 0
+        return Text(f"{rows / elapsed:,.0f} rows/s" if elapsed > 0 else "— rows/s", style="cyan")
+
+
+class _Rows(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.fields.get('rows', 0):,} rows")
+
+
+def _state_dir(config: Config) -> Path:
+    url = config.storage.url
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).parent / "imports"
+    return Path("var/imports")
+
+
+def _summary_table(summary_json: dict[str, object]) -> Table:
+    table = Table(title="Import summary", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("figure", justify="right")
+    outcomes = summary_json["outcomes"]
+    assert isinstance(outcomes, dict)
+    rows = summary_json["rows"]
+    assert isinstance(rows, int)
+    table.add_row("rows read", f"{rows:,}")
+    styles = {"queued": "green", "valid": "green", "duplicate": "yellow", "rejected": "red", "skipped": "dim"}
+    for outcome, n in outcomes.items():
+        table.add_row(f"  {outcome}", f"[{styles.get(outcome, '')}]{n:,}[/]")
+    coverage = summary_json["coverage"]
+    assert isinstance(coverage, dict)
+    for signal, share in coverage.items():
+        table.add_row(f"rows with {signal}", f"{share:.1%}")
+    if summary_json.get("rows_per_second"):
+        table.add_row("speed", f"{summary_json['rows_per_second']:,} rows/s")
+    return table
+
+
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file, optionally gzipped")],
+    mapping_path: Annotated[
+        Path | None,
+        typer.Option("--mapping", "-m", help="column mapping (TOML); JSONL of events needs none"),
+    ] = None,
+    config_path: ConfigOption = None,
+    report: Annotated[
+        Path | None, typer.Option(help="report file: row, outcome, field, reason (default: beside the state)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="map and validate only; queue nothing")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="ignore the checkpoint of an interrupted import")
+    ] = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="where checkpoints and reports go (default: imports/ beside the outbox)"),
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, max=50_000, help="rows per transaction")] = 2000,
+) -> None:
+    """Import offline conversions: every row mapped and validated like a live event, then queued.
+
+    Exit status: 0 when every row was queued, a duplicate or skipped; 3 when rows were rejected (see the
+    report); 1 when the import could not run.
+    """
+    from xgate.offline.columns import ColumnMapping, load_column_mapping
+    from xgate.offline.importer import Importer
+    from xgate.offline.reader import FileError
+    from xgate.outbox import open_outbox
+
+    config = load_or_exit(config_path)
+    try:
+        mapping = load_column_mapping(mapping_path) if mapping_path else ColumnMapping()
+    except ConfigError as e:
+        err.print(f"[red]invalid mapping[/red] {e.source}:")
+        for problem in e.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(1) from None
+    outbox = None if dry_run else open_outbox(config.storage.url, config.storage)
+    mapping_text = mapping_path.read_bytes() if mapping_path else b""
+    importer = Importer(config, mapping, outbox, chunk_rows=chunk_rows, mapping_text=mapping_text)
+    show_progress = not quiet and not as_json and console.is_terminal
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            _Rows(),
+            _RowsPerSecond(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show_progress,
+            transient=True,
+        ) as bar:
+            size = file.stat().st_size if file.exists() else None
+            task = bar.add_task(f"importing {file.name}", total=size, rows=0)
+            summary = importer.run(
+                file,
+                state_dir=state_dir or _state_dir(config),
+                report_path=report,
+                restart=restart,
+                progress=lambda rows, position: bar.update(task, completed=position, rows=rows),
+            )
+    except FileError as e:
+        err.print(f"[red]cannot import:[/red] {e}", markup=True)
+        raise typer.Exit(1) from None
+    finally:
+        if outbox is not None:
+            outbox.close()
+    result = summary.as_json()
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif not quiet:
+        if summary.resumed_from:
+            console.print(f"resumed after row {summary.resumed_from:,} (an earlier run was interrupted)")
+        console.print(_summary_table(result))
+        console.print(f"report: {summary.report}", style="dim")
+        if dry_run:
+            console.print("dry run: nothing was queued", style="yellow")
+    if summary.counts["rejected"]:
+        raise typer.Exit(EXIT_ROWS_REJECTED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_file)

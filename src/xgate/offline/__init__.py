@@ -1,0 +1,8 @@
+"""Offline conversions: files from CRMs, shops and call centres, queued by ``xgate import``."""
+
+from __future__ import annotations
+
+from xgate.offline.columns import ColumnMapping, load_column_mapping, parse_column_mapping
+from xgate.offline.importer import Importer, ImportSummary
+
+__all__ = ["ColumnMapping", "ImportSummary", "Importer", "load_column_mapping", "parse_column_mapping"]

@@ -1,0 +1,108 @@
+"""Reading cells: numbers with decimal commas, money with currencies, dates in several formats and zones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from xgate.config import ConfigError
+from xgate.offline.columns import CellError, Column, parse_column_mapping, read_cell
+
+
+def cell(raw: Any, zone: str = "UTC", **column: Any) -> Any:
+    return read_cell(raw, Column(to="value", **column), zone)
+
+
+def ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "decimal", "expected"),
+    [
+        ("12.50", ".", 12.5),
+        ("1,234.50", ".", 1234.5),
+        ("12,50", ",", 12.5),
+        ("1.234,50", ",", 1234.5),
+        ("1 234,50", ",", 1234.5),
+        ("-3", ".", -3.0),
+        (7, ".", 7.0),
+    ],
+)
+def test_decimals_with_either_separator(raw: Any, decimal: str, expected: float) -> None:
+    assert cell(raw, type="decimal", decimal=decimal) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("€1.234,50", (1234.5, "EUR")),
+        ("1.234,50 €", (1234.5, "EUR")),
+        ("12,00 EUR", (12.0, "EUR")),
+        ("12,00 eur", (12.0, "EUR")),
+        ("£5", (5.0, "GBP")),
+        ("9,90", (9.9, None)),
+    ],
+)
+def test_money_reads_the_amount_and_its_currency(raw: str, expected: tuple[float, str | None]) -> None:
+    assert cell(raw, type="money", decimal=",") == expected
+
+
+@pytest.mark.parametrize("raw", ["oops", "12,00 Euros", "€"])
+def test_money_that_is_not_money_is_refused(raw: str) -> None:
+    with pytest.raises(CellError):
+        cell(raw, type="money", decimal=",")
+
+
+def test_dates_try_each_format_in_order_and_naive_ones_take_the_zone() -> None:
+    column = {"type": "datetime", "formats": ["%d/%m/%Y %H:%M", "%Y-%m-%d", "iso", "epoch_s"]}
+    assert cell("22/11/2026 10:30", "Europe/Paris", **column) == ms(2026, 11, 22, 9, 30)
+    assert cell("2026-07-01", "Europe/Paris", **column) == ms(2026, 6, 30, 22, 0)  # summer time: UTC+2
+    assert cell("2026-11-22T10:30:00-05:00", "Europe/Paris", **column) == ms(2026, 11, 22, 15, 30)
+    assert cell("2026-11-22T10:30:00Z", "Europe/Paris", **column) == ms(2026, 11, 22, 10, 30)
+    assert cell("1763800000", **column) == 1763800000000
+    assert cell("22/11/2026 10:30", "UTC", timezone="America/New_York", **column) == ms(2026, 11, 22, 15, 30)
+    with pytest.raises(CellError, match="not a date"):
+        cell("31/02/2026 10:00", **column)
+
+
+def test_values_translate_cells_and_refuse_the_others() -> None:
+    assert cell(" Sale ", values={"Sale": "purchase"}) == "purchase"
+    with pytest.raises(CellError, match="not one of the values"):
+        cell("Refund", values={"Sale": "purchase"})
+
+
+def test_empty_cells_are_absent_and_other_types_read() -> None:
+    assert cell("   ") is None
+    assert cell("a; b;;c", type="list", separator=";") == ["a", "b", "c"]
+    assert cell('[{"id": "sku-1"}]', type="json") == [{"id": "sku-1"}]
+    assert cell("3", type="integer") == 3
+    with pytest.raises(CellError, match="whole number"):
+        cell("3,5", type="integer", decimal=",")
+
+
+def test_a_bad_mapping_names_each_problem_by_its_toml_path() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_column_mapping(
+            {
+                "timezone": "Mars/Olympus",
+                "columns": {
+                    "email": {"to": "user email"},
+                    "date": {"to": "context.event_timestamp", "type": "datetime", "formats": ["dd/mm"]},
+                    "amount": {"to": "value", "type": "decimals"},
+                },
+            }
+        )
+    text = "\n".join(str(p) for p in e.value.problems)
+    for needle in (
+        "timezone",
+        "unknown time zone",
+        "columns.email.to",
+        "columns.date.formats",
+        "columns.amount.type",
+    ):
+        assert needle in text
+    with pytest.raises(ConfigError, match="no event_name"):
+        parse_column_mapping({"columns": {"email": {"to": "user.email"}}})
