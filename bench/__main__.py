@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import gateway_bench, mapping_bench
+from bench import gateway_bench, import_bench, mapping_bench
 from bench.common import ROOT, machine, now_iso
 
 
@@ -57,6 +57,17 @@ def render(results: dict[str, Any], quick: bool) -> str:
             rss["peak_rss_mb"] < 300,
         ),
     ]
+    imp = results.get("import")
+    if imp:
+        rows.append(
+            _row(
+                f"(e) `xgate import` of a {imp['rows']:,}-row CSV ({imp['file_mb']} MB)",
+                f"{imp['rows_per_s']:,} rows/s, peak RSS {imp['peak_rss_mb']} MB; re-import (all duplicates) "
+                f"{imp['reimport_rows_per_s']:,} rows/s",
+                "report rows/s; RSS < 200 MB",
+                imp["peak_rss_mb"] < 200,
+            )
+        )
     scope = "quick run (reduced counts)" if quick else "full run"
     return "\n".join(
         [
@@ -93,6 +104,9 @@ def main() -> None:
     print(results["mapping"], flush=True)
     print("gateway …", flush=True)
     results["gateway"] = gateway_bench.run(quick=args.quick)
+    print("import …", flush=True)
+    results["import"] = import_bench.run(100_000 if args.quick else 1_000_000)
+    print(results["import"], flush=True)
     args.out.write_text(render(results, args.quick))
     print(f"wrote {args.out}")
 
