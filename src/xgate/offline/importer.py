@@ -32,7 +32,6 @@ from xgate.offline.rows import RowMapper
 from xgate.outbox import Outbox
 
 Outcome = Literal["queued", "duplicate", "valid", "rejected", "skipped"]
-OUTCOMES: tuple[Outcome, ...] = ("queued", "duplicate", "valid", "rejected", "skipped")
 SIGNALS = ("email", "phone", "twclid")
 
 
@@ -48,6 +47,12 @@ class ImportSummary:
     report: str | None = None
     seconds: float = 0.0
 
+    def outcome_names(self) -> tuple[Outcome, ...]:
+        """A dry run validates (valid); a real import queues (queued or duplicate)."""
+        if self.dry_run:
+            return ("valid", "rejected", "skipped")
+        return ("queued", "duplicate", "rejected", "skipped")
+
     def share(self, signal: str) -> float:
         return self.coverage[signal] / self.rows if self.rows else 0.0
 
@@ -55,7 +60,7 @@ class ImportSummary:
         return {
             "file": self.file,
             "rows": self.rows,
-            "outcomes": {o: self.counts[o] for o in OUTCOMES if o in self.counts or o != "valid"},
+            "outcomes": {o: self.counts[o] for o in self.outcome_names()},
             "coverage": {s: round(self.share(s), 4) for s in SIGNALS},
             "resumed_from_row": self.resumed_from,
             "dry_run": self.dry_run,
