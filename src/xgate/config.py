@@ -110,6 +110,14 @@ class Source(_Strict):
     #: ... or the environment variable that holds it (server keys)
     write_key_env: str | None = None
     allowed_origins: list[str] = Field(default_factory=list)
+    #: fill context.ip / context.user_agent from the request when an event lacks them: right for a
+    #: browser, wrong for a backend (its own address is not its user's). Default: browser sources only
+    #: (those with allowed_origins).
+    request_context: bool | None = None
+
+    @property
+    def takes_request_context(self) -> bool:
+        return self.request_context if self.request_context is not None else bool(self.allowed_origins)
 
     @model_validator(mode="after")
     def _one_key(self) -> Source:

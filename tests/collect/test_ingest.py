@@ -96,18 +96,24 @@ def test_the_write_key_may_come_as_header_or_query(gateway: Gateway) -> None:
     assert gateway.send(purchase("k2"), key=None, params={"write_key": BROWSER_KEY}).status_code == 200
 
 
-def test_client_ip_and_user_agent_are_filled_from_the_request(gateway: Gateway) -> None:
-    gateway.send(purchase("ord-ctx"), headers={"User-Agent": "Mozilla/5.0 TestBrowser"})
+def test_client_ip_and_user_agent_are_filled_from_a_browsers_request(gateway: Gateway) -> None:
+    headers = {"User-Agent": "Mozilla/5.0 TestBrowser", "Origin": SHOP}
+    gateway.send(purchase("ord-ctx"), key=BROWSER_KEY, headers=headers)
     assert {"ip_address": "127.0.0.1", "user_agent": "Mozilla/5.0 TestBrowser"} in identifiers(
         gateway, "ord-ctx"
     )
 
 
+def test_a_backends_own_address_and_user_agent_are_not_taken_for_its_users(gateway: Gateway) -> None:
+    gateway.send(purchase("ord-srv"), headers={"User-Agent": "python-httpx/0.27"})
+    assert all("ip_address" not in i and "user_agent" not in i for i in identifiers(gateway, "ord-srv"))
+
+
 def test_forwarded_for_is_ignored_unless_trusted(make_gateway: Callable[..., Gateway]) -> None:
     plain, trusting = make_gateway(), make_gateway(trust_forwarded=True)
-    headers = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "User-Agent": "UA/1"}
-    plain.send(purchase("ord-xff-1"), headers=headers)
-    trusting.send(purchase("ord-xff-2"), headers=headers)
+    headers = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "User-Agent": "UA/1", "Origin": SHOP}
+    plain.send(purchase("ord-xff-1"), key=BROWSER_KEY, headers=headers)
+    trusting.send(purchase("ord-xff-2"), key=BROWSER_KEY, headers=headers)
     assert {"ip_address": "127.0.0.1", "user_agent": "UA/1"} in identifiers(plain, "ord-xff-1")
     assert {"ip_address": "203.0.113.9", "user_agent": "UA/1"} in identifiers(trusting, "ord-xff-2")
 

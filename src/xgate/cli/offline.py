@@ -26,8 +26,8 @@ from xgate.config import Config, ConfigError
 console = Console()
 err = Console(stderr=True)
 
-#: exit status when the import ran to its end but refused rows (see the report)
-EXIT_ROWS_REJECTED = 3
+#: exit status when events or rows were refused (the import itself ran to its end)
+EXIT_REJECTED = 3
 
 
 class _RowsPerSecond(ProgressColumn):
@@ -153,7 +153,7 @@ def import_file(
         if dry_run:
             console.print("dry run: nothing was queued", style="yellow")
     if summary.counts["rejected"]:
-        raise typer.Exit(EXIT_ROWS_REJECTED)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def register(app: typer.Typer) -> None:

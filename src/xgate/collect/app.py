@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,6 +159,8 @@ class _Gateway:
     ) -> Response:
         settings = self.config.server
         facts = request_facts(request, settings, datetime.now(UTC))
+        if not source.takes_request_context:  # a backend's address and user agent are not its user's
+            facts = replace(facts, ip=None, user_agent=None)
         if len(events) <= INLINE_EVENTS:  # cheaper than a hop to a thread
             prepared = self.ingest.prepare(events, facts)
         else:  # a big batch would hold up the other requests

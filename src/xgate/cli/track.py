@@ -1,0 +1,157 @@
+"""``xgate track``: send one event to a running gateway, from a shell or a script."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from xgate.cli.offline import EXIT_REJECTED
+from xgate.client.common import DEFAULT_URL, URL_ENV, WRITE_KEY_ENV
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _event_from(json_text: str | None, file: Path | None) -> dict[str, Any]:
+    if json_text is None and file is None:
+        return {}
+    try:
+        raw = (
+            file.read_bytes()
+            if file and str(file) != "-"
+            else (sys.stdin.buffer.read() if file else json_text)
+        )
+        data = orjson.loads(raw or b"")
+    except OSError as e:
+        err.print(f"[red]cannot read {file}: {e.strerror}[/red]")
+        raise typer.Exit(1) from None
+    except orjson.JSONDecodeError as e:
+        err.print(f"[red]the event is not valid JSON: {e}[/red]")
+        raise typer.Exit(1) from None
+    if not isinstance(data, dict):
+        err.print("[red]the event must be a JSON object[/red]")
+        raise typer.Exit(1)
+    return data
+
+
+def _set(event: dict[str, Any], path: str, value: Any) -> None:
+    node = event
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            err.print(f"[red]--property {path}: {part} is not an object in the event[/red]")
+            raise typer.Exit(1)
+    node[last] = value
+
+
+def track(
+    event_name: Annotated[
+        str | None, typer.Argument(help="purchase, sign_up, lead… (or in the JSON)")
+    ] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="the event's id (becomes the conversion_id)")
+    ] = None,
+    value: Annotated[float | None, typer.Option(help="the conversion's value")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 code, e.g. EUR")] = None,
+    email: Annotated[str | None, typer.Option(help="hashed by the gateway before it is stored")] = None,
+    phone: Annotated[str | None, typer.Option(help="hashed by the gateway before it is stored")] = None,
+    twclid: Annotated[str | None, typer.Option(help="the X click id")] = None,
+    timestamp: Annotated[str | None, typer.Option(help="ISO 8601 or epoch ms (default: now)")] = None,
+    prop: Annotated[
+        list[str] | None, typer.Option("--property", "-p", help="PATH=VALUE, e.g. user.id=42 (repeatable)")
+    ] = None,
+    event_json: Annotated[str | None, typer.Option("--event", help="the whole event as JSON")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="the event as a JSON file (- for stdin)")
+    ] = None,
+    gateway: Annotated[
+        str, typer.Option(envvar=URL_ENV, help=f"the gateway's URL (${URL_ENV}, default {DEFAULT_URL})")
+    ] = DEFAULT_URL,
+    write_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar=WRITE_KEY_ENV, show_default=False, help=f"a server source's write key (${WRITE_KEY_ENV})"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the gateway's answer as JSON")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds per request")] = 10.0,
+    retries: Annotated[int, typer.Option(min=0, help="retries on network errors, 429 and 5xx")] = 3,
+) -> None:
+    """Send one event to the gateway now and print what became of it.
+
+    Exit status: 0 accepted, duplicate or skipped; 3 rejected (the reasons are printed); 1 when the
+    gateway could not be reached or refused the request (bad write key…).
+    """
+    from xgate.client import GatewayClient
+
+    event = _event_from(event_json, file)
+    for path, given in (
+        ("event_name", event_name),
+        ("id", event_id),
+        ("value", value),
+        ("currency", currency),
+        ("user.email", email),
+        ("user.phone", phone),
+        ("partners.twitter.twclid", twclid),
+        ("context.event_timestamp", timestamp),
+    ):
+        if given is not None:
+            _set(event, path, given)
+    for item in prop or []:
+        path, sep, text = item.partition("=")
+        if not sep or not path:
+            err.print(f"[red]--property {item!r}: write PATH=VALUE[/red]")
+            raise typer.Exit(1)
+        try:
+            parsed: Any = json.loads(text)  # numbers, true/false, JSON; anything else is text
+        except ValueError:
+            parsed = text
+        _set(event, path, parsed)
+    try:
+        client = GatewayClient(gateway, write_key, timeout=timeout, max_retries=retries, backoff_max=5.0)
+    except ValueError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    try:
+        [result] = client.send(event)
+    except ValueError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "event_name": result.event_name,
+                    "id": result.event_id,
+                    "conversion_ids": list(result.conversion_ids),
+                    "errors": [{"field": e.field, "reason": e.reason} for e in result.errors],
+                    "reason": result.reason,
+                }
+            )
+        )
+    else:
+        style = {"accepted": "green", "duplicate": "yellow", "skipped": "dim"}.get(result.status, "red")
+        console.print(f"[{style}]{result.status}[/]: {result.event_name}", end="")
+        console.print(f" → conversion {', '.join(result.conversion_ids)}" if result.conversion_ids else "")
+        for problem in result.errors:
+            console.print(f"  {problem.field}: {problem.reason}", markup=False)
+        if result.reason:
+            console.print(f"  {result.reason}", markup=False)
+    if result.status == "rejected":
+        raise typer.Exit(EXIT_REJECTED)
+    if result.status == "failed":
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("track")(track)

@@ -1,0 +1,281 @@
+"""What the sync and async gateway clients share: preparing events, request bodies, reading answers."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import orjson
+
+from xgate.conversion import FieldError
+from xgate.dispatch.backoff import backoff_delay
+from xgate.events import Event
+
+URL_ENV = "XGATE_GATEWAY_URL"
+WRITE_KEY_ENV = "XGATE_WRITE_KEY"
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+Status = Literal["accepted", "duplicate", "skipped", "rejected", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackResult:
+    """What became of one tracked event. ``failed``: the gateway could not be made to take it (``reason``)."""
+
+    status: Status
+    event_name: str
+    event_id: str | None
+    errors: tuple[FieldError, ...] = ()
+    reason: str | None = None
+    #: conversion ids queued by the gateway, one per destination that took the event
+    conversion_ids: tuple[str, ...] = ()
+
+
+ResultCallback = Callable[[TrackResult], None]
+
+
+@dataclass
+class ClientStats:
+    """Counts since the client started; ``dropped`` were refused because the queue was full."""
+
+    tracked: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    failed: int = 0
+    dropped: int = 0
+    requests: int = 0
+    retries: int = 0
+
+    def count(self, result: TrackResult) -> None:
+        setattr(self, result.status, getattr(self, result.status) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One queued event, already encoded (so a bad event fails in ``track``, not in the background)."""
+
+    payload: bytes
+    event_name: str
+    event_id: str | None
+
+
+@dataclass
+class Options:
+    url: str
+    write_key: str
+    batch_size: int = 100
+    flush_interval: float = 0.5
+    max_queue_size: int = 10_000
+    max_retries: int = 8
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    timeout: float = 10.0
+    on_result: ResultCallback | None = None
+    on_error: ResultCallback | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def build(cls, url: str | None, write_key: str | None, **kwargs: Any) -> Options:
+        key = write_key or os.environ.get(WRITE_KEY_ENV)
+        if not key:
+            raise ValueError(f"write_key: not given and {WRITE_KEY_ENV} is not set")
+        options = cls(
+            url=(url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/"), write_key=key, **kwargs
+        )
+        if not options.url.startswith(("http://", "https://")):
+            raise ValueError(f"url: must be the gateway's http(s) URL, not {options.url!r}")
+        if options.batch_size < 1 or options.max_queue_size < 1:
+            raise ValueError("batch_size and max_queue_size: must be at least 1")
+        return options
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/v1/events"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.write_key}", "Content-Type": "application/json"}
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.backoff_max)
+        return backoff_delay(attempt, self.backoff_base, self.backoff_max, self.rng)
+
+    def report(self, stats: ClientStats, results: Sequence[TrackResult]) -> None:
+        for result in results:
+            stats.count(result)
+            if self.on_result:
+                self.on_result(result)
+            if self.on_error and result.status in ("rejected", "failed"):
+                self.on_error(result)
+
+
+def prepare(event: Event | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> Item:
+    """Encode an event for the queue, stamped with the time it was tracked (so a retry is the same event).
+
+    Raises ``ValueError`` naming the field when it cannot be an event at all; everything else is judged
+    by the gateway (and reported through the callbacks).
+    """
+    if isinstance(event, Event):
+        data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+    elif event is None:
+        data = {}
+    elif isinstance(event, Mapping):
+        data = dict(event)
+    else:
+        raise ValueError(f"event: must be a dict or an xgate Event, not {type(event).__name__}")
+    data.update(fields)
+    name = data.get("event_name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("event_name: required (non-empty text)")
+    context = data.get("context")
+    if context is None or isinstance(context, Mapping):
+        context = dict(context or {})
+        if context.get("event_timestamp") is None:
+            context["event_timestamp"] = int(time.time() * 1000)
+        data["context"] = context
+    try:
+        payload = orjson.dumps(data)
+    except TypeError as e:
+        raise ValueError(f"event: not JSON-serializable ({e})") from None
+    event_id = data.get("id")
+    return Item(payload, name, str(event_id) if event_id is not None else None)
+
+
+def body(items: Sequence[Item]) -> bytes:
+    return b'{"events":[' + b",".join(i.payload for i in items) + b"]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How one request went: ``done`` (results per item), ``retry`` (after a delay), ``split`` (too big)."""
+
+    kind: Literal["done", "retry", "split"]
+    results: tuple[TrackResult, ...] = ()
+    reason: str = ""
+    retry_after: float | None = None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+
+
+def _problem(content: bytes) -> str:
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content[:200].decode("utf-8", "replace")
+    if isinstance(data, dict) and "message" in data:
+        return str(data["message"])
+    return str(data)[:200]
+
+
+def failed(items: Sequence[Item], reason: str) -> tuple[TrackResult, ...]:
+    return tuple(TrackResult("failed", i.event_name, i.event_id, reason=reason) for i in items)
+
+
+def judge(status: int, content: bytes, headers: Mapping[str, str], items: Sequence[Item]) -> Verdict:
+    """Read the gateway's answer to a batch of ``items``."""
+    if status in (200, 207, 422):
+        try:
+            answer = orjson.loads(content)
+            results = answer["results"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return Verdict("retry", reason=f"HTTP {status} with an unreadable body")
+        out: list[TrackResult] = []
+        for item, result in zip(items, _by_index(results, len(items)), strict=True):
+            if result is None:
+                out.append(
+                    TrackResult("failed", item.event_name, item.event_id, reason="missing from the answer")
+                )
+                continue
+            errors = tuple(
+                FieldError(str(e.get("field", "event")), str(e.get("reason", "")))
+                for e in result.get("errors", [])
+            )
+            skipped = result.get("skipped") or {}
+            errors += tuple(FieldError("destination", f"{name}: {why}") for name, why in skipped.items())
+            conversions = tuple(str(c.get("conversion_id")) for c in result.get("conversions", []))
+            out.append(
+                TrackResult(
+                    result.get("status", "failed"), item.event_name, item.event_id, errors, None, conversions
+                )
+            )
+        return Verdict("done", tuple(out))
+    reason = f"HTTP {status}: {_problem(content)}"
+    if status == 413 and len(items) > 1:
+        return Verdict("split", reason=reason)
+    if status in (408, 425, 429) or status >= 500:
+        return Verdict("retry", reason=reason, retry_after=_retry_after(headers))
+    return Verdict("done", failed(items, reason))
+
+
+def _by_index(results: Any, n: int) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = [None] * n
+    if isinstance(results, list):
+        for r in results:
+            if isinstance(r, dict) and isinstance(r.get("index"), int) and 0 <= r["index"] < n:
+                out[r["index"]] = r
+    return out
+
+
+class Delivery:
+    """The retry plan of one batch, shared by both clients: which items to request next, and how long to
+    wait after each answer. Splits a batch the gateway finds too big; gives up after ``max_retries``."""
+
+    def __init__(self, items: Sequence[Item], options: Options, stats: ClientStats) -> None:
+        self._options = options
+        self._stats = stats
+        self._pending: list[tuple[Sequence[Item], int]] = [(items, 0)] if items else []
+        self._current: tuple[Sequence[Item], int] | None = None
+        self.results: list[TrackResult] = []
+
+    def next(self, giving_up: bool) -> Sequence[Item] | None:
+        """The items to request now, or None when every item is settled."""
+        while self._pending:
+            batch, attempt = self._pending.pop(0)
+            if not giving_up:
+                self._current = (batch, attempt)
+                return batch
+            self._settle(failed(batch, "the client closed before they could be sent"))
+        return None
+
+    def answer(self, verdict: Verdict) -> float:
+        """Take the answer to the last request; the seconds to wait before the next one."""
+        assert self._current is not None
+        batch, attempt = self._current
+        self._current = None
+        self._stats.requests += 1
+        if verdict.kind == "split":
+            half = len(batch) // 2
+            self._pending[:0] = [(batch[:half], attempt), (batch[half:], attempt)]
+            return 0.0
+        if verdict.kind == "retry":
+            if attempt < self._options.max_retries:
+                self._stats.retries += 1
+                self._pending.insert(0, (batch, attempt + 1))
+                return self._options.delay(attempt, verdict.retry_after)
+            self._settle(failed(batch, f"gave up after {attempt + 1} tries: {verdict.reason}"))
+            return 0.0
+        self._settle(verdict.results)
+        return 0.0
+
+    def _settle(self, results: Sequence[TrackResult]) -> None:
+        self._options.report(self._stats, results)
+        self.results.extend(results)
