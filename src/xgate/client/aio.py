@@ -8,20 +8,19 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from xgate.client.common import (
+    ClientOptions,
     ClientStats,
     Delivery,
     Item,
     Options,
-    ResultCallback,
     TrackResult,
     Verdict,
     body,
-    failed,
     judge,
     prepare,
 )
@@ -46,35 +45,15 @@ class AsyncGatewayClient:
         url: str | None = None,
         write_key: str | None = None,
         *,
-        batch_size: int = 100,
-        flush_interval: float = 0.5,
-        max_queue_size: int = 10_000,
-        max_retries: int = 8,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        timeout: float = 10.0,
-        max_request_bytes: int = 512_000,
-        on_result: ResultCallback | None = None,
-        on_error: ResultCallback | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.options = Options.build(
-            url,
-            write_key,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue_size=max_queue_size,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            timeout=timeout,
-            on_result=on_result,
-            on_error=on_error,
-        )
+        self.options = Options.build(url, write_key, **options)
         self.stats = ClientStats()
-        self._max_request_bytes = max_request_bytes
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, headers=self.options.headers)
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(max_queue_size)
+        self._http = httpx.AsyncClient(
+            timeout=self.options.timeout, transport=transport, headers=self.options.headers
+        )
+        self._queue: asyncio.Queue[Item] = asyncio.Queue(self.options.max_queue_size)
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Event()
         self._giving_up = asyncio.Event()
@@ -91,9 +70,7 @@ class AsyncGatewayClient:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.stats.dropped += 1
-            self.options.report(self.stats, failed([item], "dropped: the client's queue is full"))
-            return False
+            return self.options.drop(self.stats, item)
         return True
 
     async def send(self, *events: Event | Mapping[str, Any]) -> list[TrackResult]:
@@ -140,7 +117,7 @@ class AsyncGatewayClient:
             batch = [await self._queue.get()]
             size = len(batch[0].payload)
             deadline = time.monotonic() + self.options.flush_interval
-            while len(batch) < self.options.batch_size and size < self._max_request_bytes:
+            while len(batch) < self.options.batch_size and size < self.options.max_request_bytes:
                 wait = 0.0 if self._flushing.is_set() else deadline - time.monotonic()
                 try:
                     item = (

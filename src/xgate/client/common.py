@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import orjson
 
@@ -66,6 +66,21 @@ class Item:
     event_id: str | None
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword options both clients take (see docs/backend.md)."""
+
+    batch_size: int
+    flush_interval: float
+    max_queue_size: int
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    timeout: float
+    max_request_bytes: int
+    on_result: ResultCallback | None
+    on_error: ResultCallback | None
+
+
 @dataclass
 class Options:
     url: str
@@ -77,6 +92,7 @@ class Options:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     timeout: float = 10.0
+    max_request_bytes: int = 512_000
     on_result: ResultCallback | None = None
     on_error: ResultCallback | None = None
     rng: random.Random = field(default_factory=random.Random)
@@ -107,6 +123,12 @@ class Options:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.backoff_max)
         return backoff_delay(attempt, self.backoff_base, self.backoff_max, self.rng)
+
+    def drop(self, stats: ClientStats, item: Item) -> bool:
+        """An event refused because the queue is full: counted and reported; False for ``track``."""
+        stats.dropped += 1
+        self.report(stats, failed([item], "dropped: the client's queue is full"))
+        return False
 
     def report(self, stats: ClientStats, results: Sequence[TrackResult]) -> None:
         for result in results:

@@ -9,20 +9,19 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from xgate.client.common import (
+    ClientOptions,
     ClientStats,
     Delivery,
     Item,
     Options,
-    ResultCallback,
     TrackResult,
     Verdict,
     body,
-    failed,
     judge,
     prepare,
 )
@@ -53,35 +52,15 @@ class GatewayClient:
         url: str | None = None,
         write_key: str | None = None,
         *,
-        batch_size: int = 100,
-        flush_interval: float = 0.5,
-        max_queue_size: int = 10_000,
-        max_retries: int = 8,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        timeout: float = 10.0,
-        max_request_bytes: int = 512_000,
-        on_result: ResultCallback | None = None,
-        on_error: ResultCallback | None = None,
         transport: httpx.BaseTransport | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.options = Options.build(
-            url,
-            write_key,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue_size=max_queue_size,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            timeout=timeout,
-            on_result=on_result,
-            on_error=on_error,
-        )
+        self.options = Options.build(url, write_key, **options)
         self.stats = ClientStats()
-        self._max_request_bytes = max_request_bytes
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers=self.options.headers)
-        self._queue: queue.Queue[Any] = queue.Queue(max_queue_size)
+        self._http = httpx.Client(
+            timeout=self.options.timeout, transport=transport, headers=self.options.headers
+        )
+        self._queue: queue.Queue[Any] = queue.Queue(self.options.max_queue_size)
         self._flushing = threading.Event()
         self._giving_up = threading.Event()
         self._closed = False
@@ -102,9 +81,7 @@ class GatewayClient:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self.stats.dropped += 1
-            self.options.report(self.stats, failed([item], "dropped: the client's queue is full"))
-            return False
+            return self.options.drop(self.stats, item)
         return True
 
     def send(self, *events: Event | Mapping[str, Any]) -> list[TrackResult]:
@@ -163,7 +140,7 @@ class GatewayClient:
             batch: list[Item] = [first]
             size = len(first.payload)
             deadline = time.monotonic() + self.options.flush_interval
-            while len(batch) < self.options.batch_size and size < self._max_request_bytes:
+            while len(batch) < self.options.batch_size and size < self.options.max_request_bytes:
                 wait = 0.0 if self._flushing.is_set() else deadline - time.monotonic()
                 try:
                     item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
