@@ -15,6 +15,7 @@ from rich.table import Table
 from xgate.cli.core import ConfigOption, load_or_exit
 from xgate.config import Config
 from xgate.outbox import Outbox, open_outbox
+from xgate.runtime import tune_gc
 
 console = Console()
 dlq_app = typer.Typer(
@@ -52,6 +53,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
         await dispatcher.run_forever()
 
     console.print(f"dispatching from {config.storage.url} — Ctrl-C to stop", style="dim")
+    tune_gc()
     try:
         asyncio.run(main())
     finally:

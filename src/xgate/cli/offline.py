@@ -22,6 +22,7 @@ from rich.text import Text
 
 from xgate.cli.core import ConfigOption, load_or_exit
 from xgate.config import Config, ConfigError
+from xgate.runtime import tune_gc
 
 console = Console()
 err = Console(stderr=True)
@@ -114,6 +115,7 @@ def import_file(
     mapping_text = mapping_path.read_bytes() if mapping_path else b""
     importer = Importer(config, mapping, outbox, chunk_rows=chunk_rows, mapping_text=mapping_text)
     show_progress = not quiet and not as_json and console.is_terminal
+    tune_gc()
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),

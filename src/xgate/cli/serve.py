@@ -12,6 +12,7 @@ from rich.table import Table
 
 from xgate.config import Config, ConfigError, load_config
 from xgate.observe.activity import SIGNALS, ActivityEntry
+from xgate.runtime import tune_gc
 
 console = Console()
 errors = Console(stderr=True)
@@ -50,6 +51,7 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
     # no-op so a graceful stop exits 0 (as process managers expect)
     signal.signal(signal.SIGTERM, lambda *_: None)
+    tune_gc()
     try:
         uvicorn.run(
             gateway.app,

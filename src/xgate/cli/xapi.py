@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from xgate.cli.core import ConfigOption, load_or_exit, map_events_or_exit, read_events_or_exit
+from xgate.runtime import tune_gc
 from xgate.x import Credentials, CredentialsError, XClient
 
 console = Console()
@@ -130,6 +131,7 @@ def sandbox(
         f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)",
         style="dim",
     )
+    tune_gc()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
