@@ -52,6 +52,15 @@ def hash_email(raw: str | None) -> str | None:
     return sha256_hex(normalized) if normalized else None
 
 
+@lru_cache(maxsize=4096)
+def _possible_length(country_code: int, length: int) -> bool:
+    """Whether phonenumbers finds a national number of ``length`` digits possible for ``country_code``:
+    its possibility check reads the length only, so any digits of that length (not starting with 0)
+    stand for all of them."""
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int("1" * length))
+    return bool(phonenumbers.is_possible_number(number))
+
+
 def _e164_fast(compact: str) -> tuple[bool, str | None]:
     """For ``+digits`` input: (True, E.164 or None when impossible), or (False, None): the full parse decides.
 
@@ -66,8 +75,7 @@ def _e164_fast(compact: str) -> tuple[bool, str | None]:
             national = digits[n:]
             if not national or national[0] == "0":
                 return False, None
-            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-            return True, compact if phonenumbers.is_possible_number(number) else None
+            return True, compact if _possible_length(code, len(national)) else None
     return True, None  # no such country code
 
 
