@@ -236,7 +236,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xgate-bench-") as tmp:
         root = Path(tmp)
         for name, fn in (
-            ("batched", lambda d: end_to_end(d, events=int(50_000 * scale), per_request=100, concurrency=4)),
+            ("batched", lambda d: end_to_end(d, events=int(50_000 * scale), per_request=100, concurrency=16)),
             ("single", lambda d: end_to_end(d, events=int(10_000 * scale), per_request=1, concurrency=32)),
             ("latency", lambda d: latency(d, rate=500, seconds=10 * scale)),
             ("queued_rss", lambda d: queued_rss(d, queued=int(1_000_000 * scale), seconds=15)),

@@ -5,9 +5,10 @@ means the conversion survives a crash or a power cut. The collector groups concu
 commit, which keeps that affordable.
 
 Concurrency: one connection per thread; writes take SQLite's write lock (``BEGIN IMMEDIATE``), so several
-threads and several processes on the same file are safe. Threads of one process first queue on a Python
-lock: SQLite's busy handler sleeps (up to 100 ms a try) when the write lock is taken, which would add
-those sleeps to ingest latency whenever the collector and the dispatcher write at the same moment.
+threads and several processes on the same file are safe. Writers first queue on a lock — threads on a
+Python lock, processes (``serve``, ``dispatch``, ``import``) on ``flock`` of ``<db>.lock`` — because
+SQLite's busy handler sleeps (up to 100 ms a try) when the write lock is taken, which would add those
+sleeps to ingest latency whenever two writers meet.
 A lease is an atomic ``UPDATE … RETURNING`` with a token and an expiry: rows of a process that dies
 return to the queue when the lease expires. Leased bodies stay the JSON stored at ingest, sent as is.
 
@@ -18,13 +19,14 @@ delivered rows can be purged after the retention period while their keys still b
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -101,6 +103,8 @@ class SQLiteOutbox:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # writers of every process queue here (the kernel hands it over at once, and frees it on a crash)
+        self._lock_file: BinaryIO = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
         self._closed = False
         self._db().executescript(_SCHEMA)
 
@@ -120,14 +124,23 @@ class SQLiteOutbox:
         return db
 
     class _Tx:
-        def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        """A write transaction: this process's threads queue on a lock, processes on ``flock``, and only
+        then is SQLite's write lock taken — so no writer ever sleeps in SQLite's busy handler."""
+
+        def __init__(self, db: sqlite3.Connection, lock: threading.Lock, lock_file: BinaryIO) -> None:
             self.db = db
             self.lock = lock
+            self.lock_file = lock_file
 
         def __enter__(self) -> sqlite3.Connection:
             self.lock.acquire()
             try:
-                self.db.execute("BEGIN IMMEDIATE")
+                fcntl.flock(self.lock_file, fcntl.LOCK_EX)
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    fcntl.flock(self.lock_file, fcntl.LOCK_UN)
+                    raise
             except BaseException:
                 self.lock.release()
                 raise
@@ -137,10 +150,11 @@ class SQLiteOutbox:
             try:
                 self.db.execute("ROLLBACK" if exc_type else "COMMIT")
             finally:
+                fcntl.flock(self.lock_file, fcntl.LOCK_UN)
                 self.lock.release()
 
     def _write(self) -> SQLiteOutbox._Tx:
-        return SQLiteOutbox._Tx(self._db(), self._write_lock)
+        return SQLiteOutbox._Tx(self._db(), self._write_lock, self._lock_file)
 
     # -- ingest ------------------------------------------------------------------------------------
     def enqueue(
@@ -379,3 +393,4 @@ class SQLiteOutbox:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
                     db.close()
             self._all.clear()
+        self._lock_file.close()
