@@ -33,7 +33,8 @@ def render(results: dict[str, Any], quick: bool) -> str:
             m["ratio_xgate_to_meta"] > 1,
         ),
         _row(
-            f"(b) end to end, batched ({b['per_request']} events/request, {b['events']:,} events)",
+            f"(b) end to end, batched ({b['per_request']} events/request from {b['concurrency']} clients, "
+            f"{b['events']:,} events)",
             f"{b['end_to_end_events_per_s']:,} events/s (ingest alone {b['ingest_events_per_s']:,}/s)",
             "≥ 10,000 events/s",
             b["end_to_end_events_per_s"] >= 10_000,

@@ -153,6 +153,7 @@ def end_to_end(workdir: Path, *, events: int, per_request: int, concurrency: int
     return {
         "events": events,
         "per_request": per_request,
+        "concurrency": concurrency,
         "ingest_events_per_s": round(events / ingested),
         "end_to_end_events_per_s": round(events / total),
     }
