@@ -47,3 +47,15 @@ def test_formats_come_from_the_name_and_bad_files_are_refused(tmp_path: Path) ->
     (tmp_path / "twice.csv").write_text("a,a\n1,2\n")
     with pytest.raises(FileError, match="twice"):
         RowReader(tmp_path / "twice.csv", "csv")
+
+
+def test_a_wrong_delimiter_is_named_in_the_error(tmp_path: Path) -> None:
+    from xgate.config import parse_config
+    from xgate.offline import Importer, parse_column_mapping
+
+    f = tmp_path / "semi.csv"
+    f.write_text("email;kind\na@example.com;Sale\n")
+    mapping = parse_column_mapping({"columns": {"email": {"to": "user.email"}, "kind": {"to": "event_name"}}})
+    importer = Importer(parse_config({}), mapping, None)
+    with pytest.raises(FileError, match=r"lacks: email, kind .*delimiter ';'"):
+        importer.run(f, state_dir=tmp_path / "state")

@@ -156,8 +156,16 @@ class Importer:
             if reader.header is not None:
                 missing = rows_mapper.missing_columns(reader.header)
                 if missing:
+                    hint = ""
+                    if len(reader.header) == 1:
+                        found = [d for d in ";\t|," if d in reader.header[0] and d != self.mapping.delimiter]
+                        hint = (
+                            f" (the header reads as one column: is the delimiter {found[0]!r}?)"
+                            if found
+                            else ""
+                        )
                     raise FileError(
-                        f"{path.name}: the mapping names columns the file lacks: {', '.join(missing)}"
+                        f"{path.name}: the mapping names columns the file lacks: {', '.join(missing)}{hint}"
                     )
             fp = self.fingerprint(path)
             state_dir.mkdir(parents=True, exist_ok=True)
