@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -70,7 +71,11 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
 
 
 @contextmanager
-def stack(workdir: Path, *, dispatch: bool = True, prefill: int = 0) -> Iterator[Stack]:
+def stack(
+    workdir: Path, *, dispatch: bool = True, prefill: int = 0, separate_dispatcher: bool = False
+) -> Iterator[Stack]:
+    """The sandbox and ``xgate serve``; with ``separate_dispatcher``, ``serve --no-dispatch`` beside
+    ``xgate dispatch`` (the two-process deployment: each on its own core)."""
     creds = random_x_credentials()
     write_key = os.urandom(16).hex()
     env = {**creds, WRITE_KEY_ENV: write_key}
@@ -85,7 +90,12 @@ def stack(workdir: Path, *, dispatch: bool = True, prefill: int = 0) -> Iterator
         xgate_cmd("sandbox", "--host", "127.0.0.1", "--port", str(sb_port)), env, workdir / "sandbox.log"
     ):
         wait_http(f"{sandbox_url}/_sandbox/requests")
-        with managed_process(xgate_cmd("serve", "--config", str(cfg)), env, workdir / "gateway.log") as gw:
+        serve = xgate_cmd("serve", "--config", str(cfg), *(["--no-dispatch"] if separate_dispatcher else []))
+        with contextlib.ExitStack() as processes:
+            gw = processes.enter_context(managed_process(serve, env, workdir / "gateway.log"))
+            if separate_dispatcher:
+                dispatcher = xgate_cmd("dispatch", "--config", str(cfg))
+                processes.enter_context(managed_process(dispatcher, env, workdir / "dispatch.log"))
             gateway = f"http://127.0.0.1:{gw_port}"
             wait_http(f"{gateway}/healthz", timeout=120)
             yield Stack(gateway, sandbox_url, write_key, gw.pid, db)
@@ -133,14 +143,16 @@ async def _post_all(url: str, key: str, bodies: list[bytes], concurrency: int) -
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
 
 
-def end_to_end(workdir: Path, *, events: int, per_request: int, concurrency: int) -> dict[str, Any]:
+def end_to_end(
+    workdir: Path, *, events: int, per_request: int, concurrency: int, separate_dispatcher: bool = False
+) -> dict[str, Any]:
     base = int(time.time() * 1000)
     items = [sample_event(i, now_ms=base) for i in range(events)]
     if per_request == 1:
         bodies = [orjson.dumps(e) for e in items]
     else:
         bodies = [orjson.dumps({"events": items[i : i + per_request]}) for i in range(0, events, per_request)]
-    with stack(workdir) as s:
+    with stack(workdir, separate_dispatcher=separate_dispatcher) as s:
         start = time.perf_counter()
         asyncio.run(_post_all(f"{s.gateway}/v1/events", s.write_key, bodies, concurrency))
         ingested = time.perf_counter() - start
@@ -154,6 +166,7 @@ def end_to_end(workdir: Path, *, events: int, per_request: int, concurrency: int
         "events": events,
         "per_request": per_request,
         "concurrency": concurrency,
+        "separate_dispatcher": separate_dispatcher,
         "ingest_events_per_s": round(events / ingested),
         "end_to_end_events_per_s": round(events / total),
     }
@@ -238,6 +251,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         root = Path(tmp)
         for name, fn in (
             ("batched", lambda d: end_to_end(d, events=int(50_000 * scale), per_request=100, concurrency=16)),
+            (
+                "batched_two_processes",
+                lambda d: end_to_end(
+                    d, events=int(50_000 * scale), per_request=100, concurrency=16, separate_dispatcher=True
+                ),
+            ),
             ("single", lambda d: end_to_end(d, events=int(10_000 * scale), per_request=1, concurrency=32)),
             ("latency", lambda d: latency(d, rate=500, seconds=10 * scale)),
             ("queued_rss", lambda d: queued_rss(d, queued=int(1_000_000 * scale), seconds=15)),
