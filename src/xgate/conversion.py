@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 #: identifiers present on a conversion, as shown in the activity log: twclid, email, phone, ip_ua
@@ -20,23 +20,73 @@ class FieldError:
         return f"{self.field}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
 class MappedConversion:
     """One conversion ready for X: ``body`` is the exact object placed in ``{"conversions": [...]}``.
 
-    Identifiers in ``body`` are already normalized and hashed; nothing here is raw PII.
+    Identifiers in ``body`` are already normalized and hashed; nothing here is raw PII. Treat it as
+    immutable. A plain class rather than a dataclass: one is built per event and destination, and a
+    dataclass's generated ``__init__`` stays interpreted Python when this module is compiled.
     """
 
-    destination: str
-    pixel_id: str
-    event_id: str
-    conversion_id: str
-    body: dict[str, Any]
-    match_signals: frozenset[str]
-    event_name: str
-    #: non-fatal notes, e.g. an unusable phone that was dropped (never the raw value)
-    warnings: tuple[str, ...] = ()
-    restricted: bool = False
+    __slots__ = (
+        "body",
+        "conversion_id",
+        "destination",
+        "event_id",
+        "event_name",
+        "match_signals",
+        "pixel_id",
+        "restricted",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        destination: str,
+        pixel_id: str,
+        event_id: str,
+        conversion_id: str,
+        body: dict[str, Any],
+        match_signals: frozenset[str],
+        event_name: str,
+        warnings: tuple[str, ...] = (),
+        restricted: bool = False,
+    ) -> None:
+        self.destination = destination
+        self.pixel_id = pixel_id
+        self.event_id = event_id
+        self.conversion_id = conversion_id
+        self.body = body
+        self.match_signals = match_signals
+        self.event_name = event_name
+        #: non-fatal notes, e.g. an unusable phone that was dropped (never the raw value)
+        self.warnings = warnings
+        self.restricted = restricted
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.destination,
+            self.pixel_id,
+            self.event_id,
+            self.conversion_id,
+            self.body,
+            self.match_signals,
+            self.event_name,
+            self.warnings,
+            self.restricted,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MappedConversion) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # compares by value, holds a dict
+
+    def __repr__(self) -> str:
+        return (
+            f"MappedConversion(destination={self.destination!r}, pixel_id={self.pixel_id!r}, "
+            f"event_id={self.event_id!r}, conversion_id={self.conversion_id!r}, "
+            f"match_signals={sorted(self.match_signals)!r}, restricted={self.restricted!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +97,24 @@ class Rejection:
     errors: tuple[FieldError, ...]
 
 
-@dataclass(slots=True)
 class MappingResult:
-    """The outcome of mapping one event to every configured destination."""
+    """The outcome of mapping one event to every configured destination (a plain class, for the reason
+    given on :class:`MappedConversion`)."""
 
-    conversions: list[MappedConversion] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    #: destinations that did not take the event, with why (filter, no event id, consent drop)
-    skipped: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("conversions", "rejections", "skipped")
+
+    def __init__(self) -> None:
+        self.conversions: list[MappedConversion] = []
+        self.rejections: list[Rejection] = []
+        #: destinations that did not take the event, with why (filter, no event id, consent drop)
+        self.skipped: dict[str, str] = {}
 
     @property
     def ok(self) -> bool:
         return not self.rejections
+
+    def __repr__(self) -> str:
+        return (
+            f"MappingResult(conversions={self.conversions!r}, rejections={self.rejections!r}, "
+            f"skipped={self.skipped!r})"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import pycountry
@@ -71,7 +72,7 @@ def _text(errors: list[FieldError], path: str, key: str, v: Any) -> None:
 
 def parse_conversion_time(value: str) -> datetime | None:
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(value)  # reads a trailing Z as UTC (Python 3.11+)
     except ValueError:
         return None
     return dt if dt.tzinfo else None
@@ -90,7 +91,8 @@ def validate_conversion(
     destination's consent ``restricted_extra``).
     """
     now = now or datetime.now(UTC)
-    if _plainly_valid(body, settings, now, allowed_extra):
+    max_age, max_skew = _margins(settings.max_conversion_age_days, settings.max_clock_skew_seconds)
+    if _plainly_valid(body, now - max_age, now + max_skew, allowed_extra):
         return []
     errors: list[FieldError] = []
     for key in sorted(body.keys() - TOP_KEYS - allowed_extra):
@@ -142,25 +144,45 @@ def _short_text(v: Any, limit: int) -> bool:
     return type(v) is str and 0 < len(v) <= limit and not v.isspace()
 
 
+_TWCLID_MAX = MAX_LENGTH["twclid"]
+_SEEN_EVENT_IDS: set[str] = set()  # event ids that passed EVENT_ID: a destination has a handful
+
+
+def _sha256_hex(v: Any) -> bool:
+    return type(v) is str and SHA256_HEX.match(v) is not None
+
+
+def _known_event_id(v: Any) -> bool:
+    if type(v) is not str:
+        return False
+    if v in _SEEN_EVENT_IDS:
+        return True
+    if not EVENT_ID.match(v):
+        return False
+    if len(_SEEN_EVENT_IDS) < 1024:
+        _SEEN_EVENT_IDS.add(v)
+    return True
+
+
+@lru_cache(maxsize=16)
+def _margins(max_age_days: int, max_skew_seconds: int) -> tuple[timedelta, timedelta]:
+    return timedelta(days=max_age_days), timedelta(seconds=max_skew_seconds)
+
+
 def _plainly_valid(
-    body: dict[str, Any], settings: XSettings, now: datetime, allowed_extra: frozenset[str]
+    body: dict[str, Any], oldest: datetime, latest: datetime, allowed_extra: frozenset[str]
 ) -> bool:
     """True when ``body`` breaks none of the rules below: the common case, decided without building
     errors. Any doubt answers False and the detailed checks decide (tests pin the two together)."""
-    if not body.keys() <= TOP_KEYS | allowed_extra:
+    if not (body.keys() <= TOP_KEYS or body.keys() <= TOP_KEYS | allowed_extra):
         return False
     ct = body.get("conversion_time")
     if type(ct) is not str:
         return False
     when = parse_conversion_time(ct)
-    if when is None or not (
-        now - timedelta(days=settings.max_conversion_age_days)
-        <= when
-        <= now + timedelta(seconds=settings.max_clock_skew_seconds)
-    ):
+    if when is None or not oldest <= when <= latest:
         return False
-    event_id = body.get("event_id")
-    if type(event_id) is not str or not EVENT_ID.match(event_id):
+    if not _known_event_id(body.get("event_id")):
         return False
     identifiers = body.get("identifiers")
     if type(identifiers) is not list or not identifiers:
@@ -171,13 +193,16 @@ def _plainly_valid(
             return False
         for key, value in ident.items():
             if key == "hashed_email" or key == "hashed_phone_number":
-                if type(value) is not str or not SHA256_HEX.match(value):
+                if not _sha256_hex(value):
+                    return False
+                matchable = True
+            elif key == "twclid":
+                if not _short_text(value, _TWCLID_MAX):
                     return False
                 matchable = True
             elif key in IDENTIFIER_KEYS:
                 if not _short_text(value, MAX_LENGTH[key]):
                     return False
-                matchable = matchable or key == "twclid"
             else:
                 return False
     if not matchable:

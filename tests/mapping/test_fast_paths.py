@@ -2,19 +2,20 @@
 
 - ``read_well_formed`` (plain dicts) must read every event exactly as the :class:`Event` model does, or
   step aside (None) so the model decides, errors included;
-- ``validate_conversion``'s quick acceptance must never accept a body the detailed checks refuse.
+- ``validate_conversion``'s quick acceptance must never accept a body the detailed checks refuse;
+- ``format_x_time`` writes what ``isoformat`` writes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xgate.config import XSettings
-from xgate.events import Event, InvalidEvent, event_data, parse_event, read_well_formed
+from xgate.events import Event, InvalidEvent, event_data, format_x_time, parse_event, read_well_formed
 from xgate.validation import _plainly_valid, validate_conversion
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -211,12 +212,19 @@ bodies = st.fixed_dictionaries(
 )
 
 
+#: the conversion_time window validate_conversion derives from XSettings' defaults at NOW
+WINDOW = (
+    NOW - timedelta(days=XSettings().max_conversion_age_days),
+    NOW + timedelta(seconds=XSettings().max_clock_skew_seconds),
+)
+
+
 @settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(bodies, st.sampled_from([frozenset(), frozenset({"restricted_data_use"})]))
 def test_quick_acceptance_agrees_with_the_detailed_checks(
     body: dict[str, Any], extra: frozenset[str]
 ) -> None:
-    quick = _plainly_valid(body, XSettings(), NOW, extra)
+    quick = _plainly_valid(body, *WINDOW, extra)
     detailed = validate_conversion(
         {**body, "__force_detailed__": 1}, XSettings(), now=NOW, allowed_extra=extra
     )
@@ -282,10 +290,18 @@ def _one_change_bodies() -> list[dict[str, Any]]:
 
 def test_quick_acceptance_agrees_at_every_rules_edge() -> None:
     for body in _one_change_bodies():
-        quick = _plainly_valid(body, XSettings(), NOW, frozenset())
+        quick = _plainly_valid(body, *WINDOW, frozenset())
         errors = [
             e
             for e in validate_conversion({**body, "__force_detailed__": 1}, XSettings(), now=NOW)
             if e.field != "__force_detailed__"
         ]
         assert quick == (errors == []), body
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1, 12), max_value=datetime(9999, 12, 30), timezones=st.timezones())
+)
+def test_x_time_is_isoformat_in_utc_to_the_millisecond(when: datetime) -> None:
+    expected = when.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+    assert format_x_time(when) == expected

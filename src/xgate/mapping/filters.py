@@ -41,15 +41,20 @@ class EventFilter:
 
     def __init__(self, destination: Destination) -> None:
         f: Filter = destination.filter
-        self._destination = destination
         self._excluded = frozenset(f.exclude_events)
+        self._event_ids = dict(destination.events)
+        self._default_event_id = destination.default_event
         self._conditions = [(c, re.compile(c.value) if c.op == "matches" else None) for c in f.when]
 
+    def event_id(self, event_name: str) -> str | None:
+        """The X event id this destination sends ``event_name`` as, if any."""
+        return self._event_ids.get(event_name, self._default_event_id)
+
     def refusal(self, event: EventData) -> str | None:
-        name = event["event_name"]
+        name: str = event["event_name"]
         if name in self._excluded:
             return f"filter: event_name {name!r} is excluded"
-        if self._destination.event_id_for(name) is None:
+        if self.event_id(name) is None:
             return f"no X event configured for event_name {name!r}"
         for condition, pattern in self._conditions:
             if not _holds(condition, get_path(event, condition.path), pattern):
@@ -57,9 +62,19 @@ class EventFilter:
         return None
 
 
-def consent_action(policy: ConsentPolicy, event: EventData) -> ConsentAction:
-    """send / restricted / drop, by whether ``user.consent_categories`` grants the policy's category."""
-    granted = (event.get("user") or {}).get("consent_categories")
-    if granted is None:
-        return policy.unknown
-    return policy.granted if policy.category in granted else policy.denied
+class ConsentRule:
+    """A destination's consent policy, compiled once: ``action(event)`` is send / restricted / drop, by
+    whether ``user.consent_categories`` grants the policy's category."""
+
+    def __init__(self, policy: ConsentPolicy) -> None:
+        self.category = policy.category
+        self.granted: ConsentAction = policy.granted
+        self.denied: ConsentAction = policy.denied
+        self.unknown: ConsentAction = policy.unknown
+
+    def action(self, event: EventData) -> ConsentAction:
+        user = event.get("user")
+        granted = user.get("consent_categories") if user else None
+        if granted is None:
+            return self.unknown
+        return self.granted if self.category in granted else self.denied

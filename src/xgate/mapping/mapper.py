@@ -8,15 +8,15 @@ per event and shared.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from xgate.config import Config, Destination
 from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
-from xgate.events import Event, EventData, event_data, format_x_time
+from xgate.event_reader import EventData, format_x_time
+from xgate.events import Event, event_data
 from xgate.identifiers import hash_email, hash_phone
-from xgate.mapping.filters import EventFilter, consent_action
+from xgate.mapping.filters import ConsentRule, EventFilter
 from xgate.mapping.overrides import resolve
 from xgate.validation import validate_conversion
 
@@ -24,43 +24,52 @@ from xgate.validation import validate_conversion
 IDENTIFIER_SOURCES = ("twclid", "email", "phone", "ip_address", "user_agent")
 
 
-@dataclass(slots=True)
 class _Sources:
     """Raw identifier sources of one event (never stored: only their hashes leave the mapper)."""
 
-    twclid: Any
-    email: Any
-    phone: Any
-    ip_address: Any
-    user_agent: Any
+    __slots__ = ("email", "ip_address", "phone", "twclid", "user_agent")
+
+    def __init__(self, twclid: Any, email: Any, phone: Any, ip_address: Any, user_agent: Any) -> None:
+        self.twclid = twclid
+        self.email = email
+        self.phone = phone
+        self.ip_address = ip_address
+        self.user_agent = user_agent
 
 
-def _number(value: float | None) -> float | int | None:
-    if value is None:
-        return None
-    return int(value) if float(value).is_integer() else value
+def _number(value: float) -> float | int:
+    return int(value) if value.is_integer() else value
 
 
 _CATEGORIES = ("category_1", "category_2", "category_3", "category_4", "category_5")
 
 
 def _content(item: dict[str, Any]) -> dict[str, Any]:
-    product = item.get("product") or {}
+    product: dict[str, Any] | None = item.get("product")
     content: dict[str, Any] = {}
-    content_id = item.get("id") or product.get("id")
+    content_id = item.get("id")
+    if not content_id and product:
+        content_id = product.get("id")
     if content_id:
         content["content_id"] = content_id
-    if product.get("group_id"):
-        content["content_group_id"] = product["group_id"]
-    if product.get("name"):
-        content["content_name"] = product["name"]
     price = item.get("price")
-    if price is None:
-        price = product.get("price")
+    if product:
+        group = product.get("group_id")
+        if group:
+            content["content_group_id"] = group
+        name = product.get("name")
+        if name:
+            content["content_name"] = name
+        if price is None:
+            price = product.get("price")
     if price is not None:
         content["content_price"] = _number(price)
     if product:
-        present = [c for c in (product.get(k) for k in _CATEGORIES) if c]
+        present = []
+        for key in _CATEGORIES:
+            category = product.get(key)
+            if category:
+                present.append(category)
         if present:
             content["content_type"] = ">".join(present)
     quantity = item.get("quantity")
@@ -71,8 +80,9 @@ def _content(item: dict[str, Any]) -> dict[str, Any]:
 
 def default_body(event: EventData, received_at: datetime) -> dict[str, Any]:
     """X's fields from REFERENCE.md's default mapping, without event_id and identifiers."""
-    ctx = event.get("context") or {}
-    body: dict[str, Any] = {"conversion_time": format_x_time(ctx.get("event_timestamp") or received_at)}
+    ctx = event.get("context")
+    timestamp = ctx.get("event_timestamp") if ctx else None
+    body: dict[str, Any] = {"conversion_time": format_x_time(timestamp or received_at)}
     if event.get("id"):
         body["conversion_id"] = event["id"]
     value = event.get("value")
@@ -80,12 +90,20 @@ def default_body(event: EventData, received_at: datetime) -> dict[str, Any]:
         value = event.get("revenue")
     if value is not None:
         body["value"] = _number(value)
-    if event.get("currency"):
-        body["price_currency"] = event["currency"].strip().upper()
-    items = event.get("items")
+    currency = event.get("currency")
+    if currency:
+        body["price_currency"] = currency.strip().upper()
+    items: list[dict[str, Any]] | None = event.get("items")
     if items:
-        body["number_items"] = sum(1 if it.get("quantity") is None else it["quantity"] for it in items)
-        contents = [c for c in map(_content, items) if c]
+        number_items = 0
+        contents = []
+        for item in items:
+            quantity = item.get("quantity")
+            number_items += 1 if quantity is None else quantity
+            content = _content(item)
+            if content:
+                contents.append(content)
+        body["number_items"] = number_items
         if contents:
             body["contents"] = contents
     if event.get("type"):
@@ -120,8 +138,11 @@ class _Plan:
     """One destination, compiled: its filter, event ids, overrides and consent policy."""
 
     def __init__(self, destination: Destination, config: Config) -> None:
-        self.destination = destination
+        self.name = destination.name
+        self.pixel_id = destination.pixel_id
         self.filter = EventFilter(destination)
+        self.consent = ConsentRule(destination.consent)
+        self.consent_category = destination.consent.category
         self.region = config.identity.default_region
         self.settings = config.x
         self.identifier_overrides = {k: v for k, v in destination.mapping.items() if k in IDENTIFIER_SOURCES}
@@ -132,17 +153,16 @@ class _Plan:
     def build(
         self, event: EventData, base: dict[str, Any], sources: _Sources, result: MappingResult, now: datetime
     ) -> None:
-        d = self.destination
         refusal = self.filter.refusal(event)
         if refusal:
-            result.skipped[d.name] = refusal
+            result.skipped[self.name] = refusal
             return
-        action = consent_action(d.consent, event)
+        action = self.consent.action(event)
         if action == "drop":
-            result.skipped[d.name] = f"consent: {d.consent.category!r} not granted (policy: drop)"
+            result.skipped[self.name] = f"consent: {self.consent_category!r} not granted (policy: drop)"
             return
         event_name: str = event["event_name"]
-        event_id = d.event_id_for(event_name)
+        event_id = self.filter.event_id(event_name)
         assert event_id is not None  # the filter refuses events without one
         errors: list[FieldError] = []
         warnings: list[str] = []
@@ -206,12 +226,12 @@ class _Plan:
 
         errors.extend(validate_conversion(body, self.settings, now=now, allowed_extra=self.allowed_extra))
         if errors:
-            result.rejections.append(Rejection(d.name, tuple(errors)))
+            result.rejections.append(Rejection(self.name, tuple(errors)))
             return
         result.conversions.append(
             MappedConversion(
-                destination=d.name,
-                pixel_id=d.pixel_id,
+                destination=self.name,
+                pixel_id=self.pixel_id,
                 event_id=event_id,
                 conversion_id=str(body["conversion_id"]),
                 body=body,
