@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the same code with its per-event hot path compiled by mypyc (docs/performance.md), in a venv of its own:
+# the editable .venv always runs the sources as they are
+NATIVE       := .venv-native
+NATIVE_STAMP := $(NATIVE)/.installed
+SOURCES      := $(shell find src -name '*.py')
+# the passes of the suite that run again on the compiled build: everything that maps events
+NATIVE_TESTS := tests/mapping tests/collect tests/offline tests/client
 
-.PHONY: run test lint bench sandbox clean fmt
+.PHONY: run test lint bench sandbox clean fmt wheel
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,13 +20,25 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
+$(NATIVE_STAMP): $(STAMP) $(SOURCES) requirements.lock
+	@test -x $(NATIVE)/bin/python || $(PYTHON) -m venv $(NATIVE)
+	@$(BIN)/uv pip install -q --python $(NATIVE)/bin/python -r requirements.lock
+	@rm -rf build/native && HATCH_BUILD_HOOKS_ENABLE=1 $(BIN)/uv build -q --out-dir build/native
+	@$(BIN)/uv pip install -q --python $(NATIVE)/bin/python --no-deps --reinstall build/native/xgate-*.whl
+	@touch $@
+
+## make wheel: sdist and wheel in dist/, the wheel's hot path compiled with mypyc (needs a C compiler)
+wheel: $(STAMP)
+	HATCH_BUILD_HOOKS_ENABLE=1 $(BIN)/uv build --out-dir dist
+
 ## make run: the gateway with embedded defaults (SQLite under ./var, sandbox as X), demo events end to end
 run: $(STAMP)
 	$(BIN)/python -m xgate.demo
 
-## make test: the whole test suite
-test: $(STAMP)
+## make test: the whole test suite, then the mapping-related tests again on the compiled build
+test: $(STAMP) $(NATIVE_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	XGATE_EXPECT_COMPILED=1 $(NATIVE)/bin/python -m pytest -q -p no:cacheprovider $(NATIVE_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -30,12 +49,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-## make bench: benchmarks, written to BENCHMARKS.md
-bench: $(STAMP)
-	$(BIN)/python -m bench
+## make bench: benchmarks of the compiled build (as `make wheel` ships it), written to BENCHMARKS.md
+bench: $(NATIVE_STAMP)
+	XGATE_PLAIN_PYTHON=$(BIN)/python $(NATIVE)/bin/python -m bench
 
 sandbox: $(STAMP)
 	$(BIN)/xgate sandbox --port 8787
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NATIVE) build dist var .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 
 #: allocations between collections of the young generation (CPython's default: 700)
 YOUNG_THRESHOLD = 10_000
@@ -16,3 +17,34 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 50, 100)
+
+
+#: the per-event hot path that the wheel compiles with mypyc (pyproject.toml's mypyc hook lists the same
+#: files; a test keeps the two in step)
+HOT_MODULES = (
+    "xgate.conversion",
+    "xgate.event_reader",
+    "xgate.identifiers",
+    "xgate.validation",
+    "xgate.mapping.filters",
+    "xgate.mapping.mapper",
+    "xgate.mapping.overrides",
+)
+
+
+def compiled_modules() -> list[str]:
+    """The hot-path modules this process runs as compiled extensions (empty for plain Python)."""
+    compiled = []
+    for name in HOT_MODULES:
+        origin = getattr(importlib.import_module(name), "__file__", None) or ""
+        if origin.endswith((".so", ".pyd")):
+            compiled.append(name)
+    return compiled
+
+
+def build_flavour() -> str:
+    """``compiled (mypyc)``, ``plain Python`` or ``partly compiled``: what ``serve`` logs at start."""
+    n = len(compiled_modules())
+    if n == len(HOT_MODULES):
+        return "compiled (mypyc)"
+    return "plain Python" if n == 0 else "partly compiled"

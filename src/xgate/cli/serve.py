@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from xgate.config import Config, ConfigError, load_config
 from xgate.observe.activity import SIGNALS, ActivityEntry
-from xgate.runtime import tune_gc
+from xgate.runtime import build_flavour, tune_gc
 
 console = Console()
 errors = Console(stderr=True)
@@ -52,6 +53,7 @@ def serve(
     # no-op so a graceful stop exits 0 (as process managers expect)
     signal.signal(signal.SIGTERM, lambda *_: None)
     tune_gc()
+    logging.getLogger("xgate").info("hot path: %s", build_flavour())
     try:
         uvicorn.run(
             gateway.app,
