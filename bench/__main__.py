@@ -27,6 +27,12 @@ def render(results: dict[str, Any], quick: bool) -> str:
             m["xgate_events_per_s"] >= 50_000,
         ),
         _row(
+            "(a) the same, plain Python (the editable install, not compiled), same run",
+            f"{m['plain_python_events_per_s']:,} events/s" if m.get("plain_python_events_per_s") else "—",
+            "—",
+            None,
+        ),
+        _row(
             "(a) same work by Meta's facebook-business SDK, same run",
             f"{m['meta_sdk_events_per_s']:,} events/s — xgate is **{m['ratio_xgate_to_meta']}x** Meta",
             "xgate faster",
@@ -83,6 +89,8 @@ def render(results: dict[str, Any], quick: bool) -> str:
             f"Written by `make bench` on {now_iso()} ({scope}). Machine: {machine()}.",
             "The machine is shared and noisy: compare figures measured in the same run (ratios),",
             "not across runs.",
+            f"xgate build measured: {m.get('build', 'plain Python')} — `make bench` installs the wheel that",
+            "`make wheel` builds, its per-event hot path compiled with mypyc (docs/performance.md).",
             "Gateway figures run `xgate serve` (SQLite outbox, dispatcher in process) and `xgate sandbox` as",
             "separate processes on loopback; the load generator (aiohttp) shares the same two cores.",
             "",

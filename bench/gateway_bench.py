@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ def stack(
 def _prefill(cfg: Path, count: int) -> None:
     """Queue ``count`` conversions straight into the outbox (what a long X outage would leave behind)."""
     from xgate.config import load_config
+    from xgate.conversion import MappedConversion
     from xgate.mapping import Mapper
     from xgate.outbox import open_outbox
 
@@ -114,7 +115,18 @@ def _prefill(cfg: Path, count: int) -> None:
         for start in range(0, count, 10_000):
             ids = [f"backlog-{i}" for i in range(start, min(count, start + 10_000))]
             outbox.enqueue(
-                [replace(template, conversion_id=c, body={**template.body, "conversion_id": c}) for c in ids]
+                [
+                    MappedConversion(
+                        template.destination,
+                        template.pixel_id,
+                        template.event_id,
+                        c,
+                        {**template.body, "conversion_id": c},
+                        template.match_signals,
+                        template.event_name,
+                    )
+                    for c in ids
+                ]
             )
     finally:
         outbox.close()

@@ -9,6 +9,10 @@ and calls ``normalize()``, which normalizes and hashes e-mail and phone and chec
 from __future__ import annotations
 
 import gc
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -16,6 +20,7 @@ from bench.common import PIXEL, sample_event
 from xgate.config import parse_config
 from xgate.identifiers import normalize_phone
 from xgate.mapping import Mapper
+from xgate.runtime import build_flavour, tune_gc
 
 N = 20_000
 ROUNDS = 3
@@ -82,8 +87,29 @@ def _meta(events: list[dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
-def run() -> dict[str, Any]:
+def _plain_python_rate() -> int | None:
+    """xgate's events/s in the plain-Python venv named by XGATE_PLAIN_PYTHON (make bench sets it), for
+    comparison with the compiled build; None when not given."""
+    python = os.environ.get("XGATE_PLAIN_PYTHON")
+    if not python:
+        return None
+    out = subprocess.run(
+        [python, "-m", "bench.mapping_bench", "--xgate-only"], capture_output=True, text=True, check=True
+    )
+    return int(json.loads(out.stdout)["xgate_events_per_s"])
+
+
+def _xgate_only() -> dict[str, Any]:
     events = [sample_event(i) for i in range(N)]
+    tune_gc()
+    best = min(_xgate(events) for _ in range(ROUNDS))
+    return {"build": build_flavour(), "xgate_events_per_s": round(N / best)}
+
+
+def run() -> dict[str, Any]:
+    plain_rate = _plain_python_rate()
+    events = [sample_event(i) for i in range(N)]
+    tune_gc()  # as xgate's commands run (the input events frozen out of collections), for both sides
     best_x, best_m = float("inf"), float("inf")
     for _ in range(ROUNDS):  # interleaved, best of ROUNDS: both sides see the same machine noise
         gc.collect()
@@ -93,12 +119,14 @@ def run() -> dict[str, Any]:
     xgate_rate, meta_rate = N / best_x, N / best_m
     return {
         "events": N,
+        "build": build_flavour(),
         "xgate_events_per_s": round(xgate_rate),
         "meta_sdk_events_per_s": round(meta_rate),
         "ratio_xgate_to_meta": round(xgate_rate / meta_rate, 2),
         "us_per_event_xgate": round(best_x / N * 1e6, 1),
+        "plain_python_events_per_s": plain_rate,
     }
 
 
 if __name__ == "__main__":
-    print(run())
+    print(json.dumps(_xgate_only() if "--xgate-only" in sys.argv else run()))
