@@ -8,8 +8,9 @@ STAMP  := $(VENV)/.installed
 NATIVE       := .venv-native
 NATIVE_STAMP := $(NATIVE)/.installed
 SOURCES      := $(shell find src -name '*.py')
-# the passes of the suite that run again on the compiled build: everything that maps events
-NATIVE_TESTS := tests/mapping tests/collect tests/offline tests/client
+# the tests that run again on the compiled build: everything that maps or collects events
+NATIVE_TESTS := tests/mapping tests/collect tests/offline tests/client tests/browser/test_routes.py \
+                tests/browser/test_tag.py tests/browser/test_middleware.py
 
 .PHONY: run test lint bench sandbox clean fmt wheel
 

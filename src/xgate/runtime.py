@@ -29,6 +29,9 @@ HOT_MODULES = (
     "xgate.mapping.filters",
     "xgate.mapping.mapper",
     "xgate.mapping.overrides",
+    "xgate.collect.enrich",
+    "xgate.collect.ingest",
+    "xgate.tag.twclid",
 )
 
 
