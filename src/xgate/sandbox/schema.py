@@ -18,18 +18,19 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _EVENT = re.compile(r"(?:tw-([0-9a-z]+)-)?([0-9a-z]+)")
 _CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
 _IDENTIFIERS = {"twclid", "hashed_email", "hashed_phone_number", "ip_address", "user_agent"}
+_NUMBER = (int, float)
 _CONTENT_TYPES: dict[str, type | tuple[type, ...]] = {
     "content_id": str,
     "content_group_id": str,
     "content_name": str,
     "content_type": str,
-    "content_price": (int, float),
+    "content_price": _NUMBER,
     "num_items": int,
 }
 _OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
     "number_items": int,
     "price_currency": str,
-    "value": (int, float),
+    "value": _NUMBER,
     "conversion_id": str,
     "description": str,
     "search_string": str,
@@ -48,7 +49,7 @@ def _err(message: str, parameter: str | None = None, code: str = "INVALID_PARAME
 def _typed(value: Any, kind: type | tuple[type, ...]) -> bool:
     if isinstance(value, bool):
         return False
-    if kind == (int, float) and isinstance(value, float):
+    if kind is _NUMBER and isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, kind)
 
@@ -65,14 +66,15 @@ def check_request(
     if len(conversions) > MAX_CONVERSIONS:
         return [_err(f"Conversion count limit is {MAX_CONVERSIONS}", "conversions")]
     now = now or datetime.now(UTC)
+    oldest, latest = now - timedelta(days=max_age_days), now + timedelta(seconds=skew_seconds)
     errors: list[dict[str, Any]] = []
     for i, conv in enumerate(conversions):
-        errors.extend(_check_conversion(pixel_id, i, conv, now, max_age_days, skew_seconds))
+        errors.extend(_check_conversion(pixel_id, i, conv, oldest, latest))
     return errors
 
 
 def _check_conversion(
-    pixel_id: str, i: int, c: Any, now: datetime, max_age: int, skew: int
+    pixel_id: str, i: int, c: Any, oldest: datetime, latest: datetime
 ) -> list[dict[str, Any]]:
     at = f"conversions[{i}]"
     if not isinstance(c, dict):
@@ -103,7 +105,7 @@ def _check_conversion(
         except ValueError:
             errors.append(_err(f"Invalid conversion_time: {ts}", f"{at}.conversion_time"))
         else:
-            if when < now - timedelta(days=max_age) or when > now + timedelta(seconds=skew):
+            if when < oldest or when > latest:
                 errors.append(_err("conversion_time is outside the accepted window", f"{at}.conversion_time"))
     errors.extend(_check_identifiers(at, c.get("identifiers")))
     for key, kind in _OPTIONAL_TYPES.items():
