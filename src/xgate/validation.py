@@ -145,23 +145,10 @@ def _short_text(v: Any, limit: int) -> bool:
 
 
 _TWCLID_MAX = MAX_LENGTH["twclid"]
-_SEEN_EVENT_IDS: set[str] = set()  # event ids that passed EVENT_ID: a destination has a handful
 
 
 def _sha256_hex(v: Any) -> bool:
     return type(v) is str and SHA256_HEX.match(v) is not None
-
-
-def _known_event_id(v: Any) -> bool:
-    if type(v) is not str:
-        return False
-    if v in _SEEN_EVENT_IDS:
-        return True
-    if not EVENT_ID.match(v):
-        return False
-    if len(_SEEN_EVENT_IDS) < 1024:
-        _SEEN_EVENT_IDS.add(v)
-    return True
 
 
 @lru_cache(maxsize=16)
@@ -182,7 +169,8 @@ def _plainly_valid(
     when = parse_conversion_time(ct)
     if when is None or not oldest <= when <= latest:
         return False
-    if not _known_event_id(body.get("event_id")):
+    event_id = body.get("event_id")
+    if type(event_id) is not str or not EVENT_ID.match(event_id):
         return False
     identifiers = body.get("identifiers")
     if type(identifiers) is not list or not identifiers:

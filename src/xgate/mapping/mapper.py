@@ -142,7 +142,6 @@ class _Plan:
         self.pixel_id = destination.pixel_id
         self.filter = EventFilter(destination)
         self.consent = ConsentRule(destination.consent)
-        self.consent_category = destination.consent.category
         self.region = config.identity.default_region
         self.settings = config.x
         self.identifier_overrides = {k: v for k, v in destination.mapping.items() if k in IDENTIFIER_SOURCES}
@@ -159,7 +158,7 @@ class _Plan:
             return
         action = self.consent.action(event)
         if action == "drop":
-            result.skipped[self.name] = f"consent: {self.consent_category!r} not granted (policy: drop)"
+            result.skipped[self.name] = f"consent: {self.consent.category!r} not granted (policy: drop)"
             return
         event_name: str = event["event_name"]
         event_id = self.filter.event_id(event_name)
