@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
+from xgate.collect.writer import GroupWriter
 from xgate.config import Config, Destination, parse_config
 from xgate.conversion import MappedConversion
 from xgate.dispatch import Dispatcher, backoff_delay
-from xgate.outbox import SQLiteOutbox
+from xgate.outbox import LeasedRow, SQLiteOutbox
 from xgate.x.result import RateLimit, SendResult, XError
 
 Answer = Callable[[Sequence[dict[str, Any]]], SendResult]
@@ -239,3 +240,95 @@ async def test_stopping_finishes_the_batch_in_flight_and_hands_back_the_rest(tmp
     await run
     # one lease took both pixels' rows; p2's batch had not gone out and is back in the queue
     assert states(box) == {"c1": "delivered", "d1": "queued"}
+
+
+def conversions(*ids: str) -> list[MappedConversion]:
+    return [
+        MappedConversion(
+            "x-main", "o8z6j", "o87ne", i, {"conversion_id": i}, frozenset({"email"}), "purchase"
+        )
+        for i in ids
+    ]
+
+
+class CountingLeases(SQLiteOutbox):
+    """Counts the rows the dispatcher had to lease from the queue itself."""
+
+    leased_from_queue = 0
+
+    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
+        rows = super().lease(limit, lease_seconds, now=now)
+        self.leased_from_queue += len(rows)
+        return rows
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_rows_the_collector_hands_over_are_sent_without_a_lease_from_the_queue(tmp_path: Path) -> None:
+    cfg = config(tmp_path, batch_size=50)
+    box = CountingLeases(tmp_path / "o.db")
+    x = ScriptedX(ok)
+    d = dispatcher(cfg, box, x)
+    writer = GroupWriter(box, handoff=d.handoff)
+    run = asyncio.create_task(d.run_forever())
+    await until(lambda: d.handoff.terms() is not None)  # the dispatcher is taking
+    outcomes = await writer.enqueue(conversions(*(f"c{i}" for i in range(120))))
+    assert {o.status for o in outcomes} == {"queued"}
+    await until(lambda: set(states(box).values()) == {"delivered"})
+    await d.stop()
+    await run
+    writer.stop()
+    assert box.leased_from_queue == 0
+    assert sorted(c for r in x.requests for c in r) == sorted(f"c{i}" for i in range(120))
+
+
+async def test_without_room_in_the_handoff_new_rows_wait_queued_for_the_next_lease(tmp_path: Path) -> None:
+    cfg = config(tmp_path, concurrency=1, batch_size=10)  # room for 20 rows waiting
+    box = CountingLeases(tmp_path / "o.db")
+    d = dispatcher(cfg, box, ScriptedX(ok))
+    d.handoff.open()
+    writer = GroupWriter(box, handoff=d.handoff)
+    await writer.enqueue(conversions(*(f"c{i}" for i in range(25))))
+    writer.stop()
+    assert d.handoff.pending == 20
+    assert sorted(states(box).values()) == ["leased"] * 20 + ["queued"] * 5
+    await d.run_until_idle()
+    assert set(states(box).values()) == {"delivered"}
+    assert box.leased_from_queue == 5
+
+
+async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(tmp_path: Path) -> None:
+    cfg = config(tmp_path, concurrency=1, batch_size=2)
+    box = SQLiteOutbox(tmp_path / "o.db")
+    entered, answer = asyncio.Event(), asyncio.Event()
+
+    class SlowX(ScriptedX):
+        async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
+            entered.set()
+            await answer.wait()
+            return await super().send(pixel_id, conversions)
+
+    d = dispatcher(cfg, box, SlowX(ok))
+    writer = GroupWriter(box, handoff=d.handoff)
+    run = asyncio.create_task(d.run_forever())
+    await until(lambda: d.handoff.terms() is not None)
+    await writer.enqueue(conversions("c1", "c2", "c3", "c4", "c5"))
+    await entered.wait()  # the first batch is in flight, the other rows wait in the handoff
+    await d.stop()
+    answer.set()
+    await run
+    writer.stop()
+    assert states(box) == {
+        "c1": "delivered",
+        "c2": "delivered",
+        "c3": "queued",
+        "c4": "queued",
+        "c5": "queued",
+    }
+    # and nothing more is handed over to a dispatcher that stopped
+    assert d.handoff.terms() is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.outbox import SQLiteOutbox, open_outbox
+from xgate.outbox import HandoffLease, SQLiteOutbox, open_outbox
 
 
 def conversion(n: int, *, pixel: str = "o8z6j", event: str = "o87ne") -> MappedConversion:
@@ -154,3 +154,41 @@ def test_two_processes_never_lease_the_same_row(tmp_path: Path) -> None:
     ids = results[0] + results[1]
     assert len(ids) == 2000
     assert len(set(ids)) == 2000
+
+
+def test_enqueue_leased_stores_new_rows_already_leased_up_to_the_limit(tmp_path: Path) -> None:
+    box = open_outbox(f"sqlite:///{tmp_path}/o.db")
+    box.enqueue([conversion(0)])
+    now = time.time()
+    outcomes, handed = box.enqueue_leased(
+        [conversion(0), *(conversion(i) for i in range(1, 6))], HandoffLease("tok-1", 30, 3), now=now
+    )
+    assert [o.status for o in outcomes] == ["duplicate", "queued", "queued", "queued", "queued", "queued"]
+    # the duplicate is not handed over; the first three new rows are, with the body as stored
+    assert [r.conversion_id for r in handed] == ["c1", "c2", "c3"]
+    assert [r.id for r in handed] == [o.row_id for o in outcomes[1:4]]
+    assert {(r.lease_token, r.attempts) for r in handed} == {("tok-1", 0)}
+    assert handed[0].body == conversion(1).body
+    assert {r.conversion_id: r.state for r in box.rows()} == {
+        "c0": "queued",
+        "c1": "leased",
+        "c2": "leased",
+        "c3": "leased",
+        "c4": "queued",
+        "c5": "queued",
+    }
+    # a lease taken from the queue finds only the rows not handed over...
+    assert sorted(r.conversion_id for r in box.lease(10, 300, now=now)) == ["c0", "c4", "c5"]
+    # ...the handed rows settle with the hand-off's token...
+    box.mark_delivered([handed[0].id], "tok-1", "dbg")
+    # ...and those never settled return to the queue when their lease expires, like any lease
+    assert sorted(r.conversion_id for r in box.lease(10, 30, now=now + 31)) == ["c2", "c3"]
+    assert box.row(handed[0].id).state == "delivered"  # type: ignore[union-attr]
+
+
+def test_enqueue_leased_with_room_for_none_is_a_plain_enqueue(tmp_path: Path) -> None:
+    box = open_outbox(f"sqlite:///{tmp_path}/o.db")
+    outcomes, handed = box.enqueue_leased([conversion(1), conversion(2)], HandoffLease("tok", 30, 0))
+    assert handed == []
+    assert [o.status for o in outcomes] == ["queued", "queued"]
+    assert box.stats().counts == {("x-main", "queued"): 2}

@@ -28,7 +28,7 @@ from xgate.collect.schema import (
     ActivityAnswer,
     component_schemas,
 )
-from xgate.collect.writer import GroupWriter
+from xgate.collect.writer import GroupWriter, TakesLeasedRows
 from xgate.config import Config, Source
 from xgate.observe.activity import ActivityLog, RejectionRing
 from xgate.observe.metrics import CONTENT_TYPE, Metrics
@@ -82,7 +82,13 @@ class _Gateway:
     """The state and the handlers of one app."""
 
     def __init__(
-        self, config: Config, outbox: Outbox, mapper: EventMapper, metrics: Metrics, rejections: RejectionRing
+        self,
+        config: Config,
+        outbox: Outbox,
+        mapper: EventMapper,
+        metrics: Metrics,
+        rejections: RejectionRing,
+        handoff: TakesLeasedRows | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -91,7 +97,7 @@ class _Gateway:
         self.metrics = metrics
         self.activity = ActivityLog(outbox, rejections)
         self.ingest = Ingest(mapper, metrics, rejections)
-        self.writer = GroupWriter(outbox)
+        self.writer = GroupWriter(outbox, handoff=handoff)
 
     def authorize_reader(self, request: Request) -> Response | None:
         """Reading the activity log needs the admin key or a server source's write key."""
@@ -212,10 +218,12 @@ def create_app(
     outbox: Outbox,
     *,
     dispatcher: Background | None = None,
+    handoff: TakesLeasedRows | None = None,
     mapper: EventMapper | None = None,
     metrics: Metrics | None = None,
 ) -> FastAPI:
-    """The gateway's ASGI app. ``dispatcher`` (if given) runs beside it for the app's lifetime.
+    """The gateway's ASGI app. ``dispatcher`` (if given) runs beside it for the app's lifetime;
+    ``handoff`` (the dispatcher's) takes new rows already leased.
 
     ``mapper`` defaults to :class:`xgate.mapping.Mapper` of ``config``; ``metrics`` to a fresh registry that
     also reads the outbox's queue depth at scrape time.
@@ -225,7 +233,7 @@ def create_app(
 
         mapper = Mapper(config)
     metrics = metrics or Metrics(outbox)
-    gateway = _Gateway(config, outbox, mapper, metrics, RejectionRing())
+    gateway = _Gateway(config, outbox, mapper, metrics, RejectionRing(), handoff)
     runner = BackgroundRunner(dispatcher) if dispatcher is not None else None
 
     @asynccontextmanager

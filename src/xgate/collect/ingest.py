@@ -25,15 +25,27 @@ class EventMapper(Protocol):
     def map(self, event: Any, *, received_at: datetime | None = None) -> MappingResult: ...
 
 
-@dataclass(slots=True)
 class EventReport:
-    index: int
-    status: EventStatus
-    event_name: str | None
-    twclid: str | None = None
-    conversions: list[dict[str, str]] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    errors: list[dict[str, str]] = field(default_factory=list)
+    """What became of one event of a request (a plain class: mypyc compiles its ``__init__``, not a
+    dataclass's, and one is made per event)."""
+
+    __slots__ = ("conversions", "errors", "event_name", "index", "skipped", "status", "twclid")
+
+    def __init__(
+        self,
+        index: int,
+        status: EventStatus,
+        event_name: str | None,
+        *,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        self.index = index
+        self.status: EventStatus = status
+        self.event_name = event_name
+        self.twclid: str | None = None
+        self.conversions: list[dict[str, str]] = []
+        self.skipped: dict[str, str] = {}
+        self.errors: list[dict[str, str]] = errors if errors is not None else []
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": self.status}
@@ -139,22 +151,28 @@ class Ingest:
     def finish(self, prepared: Prepared, outcomes: Sequence[EnqueueOutcome], source: str) -> IngestReport:
         """Settle each event by the outbox's outcomes; record metrics, rejections and logs."""
         position = 0
+        queued: dict[str, int] = {}
         for report, conversions in prepared.pending:
             mine = outcomes[position : position + len(conversions)]
             position += len(conversions)
-            report.conversions = [
-                {
-                    "destination": c.destination,
-                    "pixel_id": c.pixel_id,
-                    "conversion_id": c.conversion_id,
-                    "status": o.status,
-                }
-                for c, o in zip(conversions, mine, strict=True)
-            ]
-            report.status = "accepted" if any(o.status == "queued" for o in mine) else "duplicate"
-            self._metrics.record_queued([o.destination for o in mine if o.status == "queued"])
+            report.conversions = []
+            report.status = "duplicate"
+            for c, o in zip(conversions, mine, strict=True):
+                report.conversions.append(
+                    {
+                        "destination": c.destination,
+                        "pixel_id": c.pixel_id,
+                        "conversion_id": c.conversion_id,
+                        "status": o.status,
+                    }
+                )
+                if o.status == "queued":
+                    report.status = "accepted"
+                    queued[o.destination] = queued.get(o.destination, 0) + 1
+        self._metrics.record_queued(queued)
+        statuses: dict[str, int] = {}
         for report in prepared.reports:
-            self._metrics.record_event(source, report.status)
+            statuses[report.status] = statuses.get(report.status, 0) + 1
             if report.errors:
                 errors = [FieldError(e["field"], e["reason"]) for e in report.errors]
                 destination = report.errors[0].get("destination")
@@ -170,4 +188,5 @@ class Ingest:
                         }
                     },
                 )
+        self._metrics.record_events(source, statuses)
         return IngestReport(prepared.reports)

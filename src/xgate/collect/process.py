@@ -57,5 +57,11 @@ def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
         from xgate.dispatch import Dispatcher
 
         dispatcher = Dispatcher(config, outbox, client_factory_for(config))
-    app = create_app(config, outbox, dispatcher=dispatcher, metrics=metrics)
+    app = create_app(
+        config,
+        outbox,
+        dispatcher=dispatcher,
+        handoff=dispatcher.handoff if dispatcher is not None else None,
+        metrics=metrics,
+    )
     return GatewayProcess(app, outbox, metrics, dispatcher is not None)

@@ -3,6 +3,9 @@
 One writer thread owns the outbox's write path. Each request hands over its conversions and awaits the
 outcome, so it still answers only after its conversions are committed — but a thousand requests a second
 cost tens of commits, not a thousand.
+
+When the dispatcher runs in the same process, the writer stores new rows already leased to it and hands
+them over (:mod:`xgate.dispatch.handoff`), as many as it has room for.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from xgate.conversion import MappedConversion
-from xgate.outbox.base import EnqueueOutcome, Outbox
+from xgate.outbox.base import EnqueueOutcome, HandoffLease, LeasedRow, Outbox
 
 log = logging.getLogger("xgate.collect")
 
@@ -28,12 +32,23 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
+class TakesLeasedRows(Protocol):
+    """Where new rows go already leased: :class:`xgate.dispatch.handoff.Handoff`."""
+
+    def terms(self) -> HandoffLease | None: ...
+
+    def offer(self, rows: list[LeasedRow]) -> bool: ...
+
+
 class GroupWriter:
     """Commits the conversions of many requests at once; ``max_group`` bounds one transaction."""
 
-    def __init__(self, outbox: Outbox, *, max_group: int = 5000) -> None:
+    def __init__(
+        self, outbox: Outbox, *, max_group: int = 5000, handoff: TakesLeasedRows | None = None
+    ) -> None:
         self._outbox = outbox
         self._max_group = max_group
+        self._handoff = handoff
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -85,7 +100,7 @@ class GroupWriter:
 
     def _commit(self, group: list[_Job]) -> None:
         try:
-            outcomes = self._outbox.enqueue([c for job in group for c in job.conversions])
+            outcomes = self._store([c for job in group for c in job.conversions])
         except Exception:
             if len(group) == 1:
                 log.exception(
@@ -101,6 +116,19 @@ class GroupWriter:
             n = len(job.conversions)
             _settle(job, outcomes[position : position + n])
             position += n
+
+    def _store(self, conversions: list[MappedConversion]) -> list[EnqueueOutcome]:
+        handoff = self._handoff
+        terms = handoff.terms() if handoff is not None else None
+        if handoff is None or terms is None:
+            return self._outbox.enqueue(conversions)
+        outcomes, leased = self._outbox.enqueue_leased(conversions, terms)
+        if not handoff.offer(leased):  # the dispatcher stopped meanwhile: back to the queue
+            try:
+                self._outbox.release([r.id for r in leased], terms.token)
+            except Exception:  # they are stored: their lease expires and they are sent all the same
+                log.warning("could not release rows leased to a stopped dispatcher", exc_info=True)
+        return outcomes
 
 
 def _settle(job: _Job, outcomes: list[EnqueueOutcome] | None = None, *, error: bool = False) -> None:

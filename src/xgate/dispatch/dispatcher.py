@@ -10,12 +10,14 @@
   alone: the good conversions are delivered, the bad ones become dead letters with X's error. Other 4xx
   (401/403/404: credentials or pixel) are dead letters at once; fix and ``xgate dlq replay``.
 - A crash loses nothing: an unsettled lease expires and its rows return to the queue.
+- In ``xgate serve`` the collector hands new rows over already leased (:mod:`xgate.dispatch.handoff`): the
+  dispatcher sends those first and polls the outbox for the rest every ``poll_interval_ms``, or at once
+  while the outbox has a backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -27,6 +29,7 @@ import orjson
 
 from xgate.config import Config, Destination
 from xgate.dispatch.backoff import RequestBudget, backoff_delay
+from xgate.dispatch.handoff import Handoff
 from xgate.outbox.base import LeasedRow, Outbox
 from xgate.x.client import Conversion
 from xgate.x.result import SendResult
@@ -71,22 +74,30 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_purge = 0.0
+        #: rows the collector of this process stored already leased to us (wired by ``build_gateway``)
+        #: (room for a round in flight and the next one waiting)
+        self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
+        self._next_poll = 0.0  # monotonic time of the next look into the outbox while rows are handed over
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def run_forever(self) -> None:
         """Deliver until :meth:`stop`; in-flight batches finish, leased but unsent rows are released."""
+        self.handoff.open()
         try:
             while not self._stopping.is_set():
                 sent = await self.step()
+                if self._stopping.is_set():
+                    break
                 if not sent:
-                    await self._sleep(self._settings.poll_interval_ms / 1000)
-                elif sent < self._limit and self._settings.linger_ms:
-                    await self._sleep(self._settings.linger_ms / 1000)  # a thin queue: let batches fill
+                    await self.handoff.wait(self._settings.poll_interval_ms / 1000)
+                elif sent < self._limit and self._settings.linger_ms:  # a thin queue: let batches fill
+                    await self.handoff.wait(self._settings.linger_ms / 1000, rows=self._limit)
         finally:
             await self._drain()
 
     async def stop(self) -> None:
         self._stopping.set()
+        self.handoff.wake()
 
     async def run_until_idle(self, timeout: float = 60.0) -> None:
         """Deliver until nothing is due (for tests and one-shot runs); rows waiting on backoff stay queued."""
@@ -98,11 +109,10 @@ class Dispatcher:
         await self._drain()
         raise TimeoutError(f"queue not idle after {timeout} s")
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
     async def _drain(self) -> None:
+        unsent = self.handoff.close()
+        if unsent:
+            await asyncio.to_thread(self.outbox.release, [r.id for r in unsent], self.handoff.token)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         for client in self._clients.values():
@@ -113,7 +123,7 @@ class Dispatcher:
 
     # -- one round ---------------------------------------------------------------------------------
     async def step(self) -> int:
-        """Lease what is due and start sending it; returns how many rows were leased.
+        """Take the rows handed over, lease what is due, and start sending; returns how many rows.
 
         Only as many rows as free sending slots can take are leased, so a lease is not spent waiting.
         """
@@ -123,14 +133,23 @@ class Dispatcher:
             await asyncio.to_thread(self.outbox.purge)
         async with self._slots:  # wait until at least one batch can go out
             free = self._settings.concurrency - self._busy
-        rows = await asyncio.to_thread(self.outbox.lease, free * self._limit, self._settings.lease_seconds)
+        wanted = free * self._limit
+        rows = self.handoff.take(wanted)
+        if len(rows) < wanted and (not rows or time.monotonic() >= self._next_poll):
+            more = await asyncio.to_thread(
+                self.outbox.lease, wanted - len(rows), self._settings.lease_seconds
+            )
+            backlog = len(more) == wanted - len(rows)
+            self._next_poll = time.monotonic() + (0 if backlog else self._settings.poll_interval_ms / 1000)
+            rows += more
         if not rows:
             return 0
-        groups: dict[tuple[str, str], list[LeasedRow]] = defaultdict(list)
+        # one batch settles with one lease token: rows handed over and rows leased here go apart
+        groups: dict[tuple[str, str, str], list[LeasedRow]] = defaultdict(list)
         for row in rows:
-            groups[(row.destination, row.pixel_id)].append(row)
+            groups[(row.destination, row.pixel_id, row.lease_token)].append(row)
         batches: list[tuple[str, str, list[LeasedRow]]] = []
-        for (destination, pixel_id), group in groups.items():
+        for (destination, pixel_id, _), group in groups.items():
             paused = self._paused_until.get((destination, pixel_id), 0.0)
             if paused > time.time():
                 await self._defer(group, paused, "waiting for X's rate-limit reset")
@@ -215,10 +234,11 @@ class Dispatcher:
         self, batch: Sequence[LeasedRow], why: str, *, count_attempt: bool = True, delay: float | None = None
     ) -> None:
         token = batch[0].lease_token
-        exhausted = [r for r in batch if count_attempt and r.attempts + 1 >= self._settings.max_attempts]
+        last_try = self._settings.max_attempts - 1
+        exhausted = [r for r in batch if count_attempt and r.attempts >= last_try]
         if exhausted:
             await self._dead(exhausted, f"gave up after {self._settings.max_attempts} attempts: {why}")
-        rest = [r for r in batch if r not in exhausted]
+        rest = [r for r in batch if not (count_attempt and r.attempts >= last_try)]
         if not rest:
             return
         attempts = max(r.attempts for r in rest)

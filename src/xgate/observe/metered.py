@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 from xgate.conversion import MappedConversion
 from xgate.observe.metrics import Metrics
-from xgate.outbox.base import EnqueueOutcome, LeasedRow, Outbox, OutboxRow, OutboxStats, RowState
+from xgate.outbox.base import (
+    EnqueueOutcome,
+    HandoffLease,
+    LeasedRow,
+    Outbox,
+    OutboxRow,
+    OutboxStats,
+    RowState,
+)
 
 
 class MeteredOutbox:
@@ -35,10 +43,20 @@ class MeteredOutbox:
     ) -> list[EnqueueOutcome]:
         return self.inner.enqueue(conversions, now=now)
 
-    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
-        rows = self.inner.lease(limit, lease_seconds, now=now)
+    def enqueue_leased(
+        self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
+    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+        outcomes, rows = self.inner.enqueue_leased(conversions, lease, now=now)
+        self._held(rows)
+        return outcomes, rows
+
+    def _held(self, rows: Sequence[LeasedRow]) -> None:
         with self._lock:
             self._leased.update((r.id, r.destination) for r in rows)
+
+    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
+        rows = self.inner.lease(limit, lease_seconds, now=now)
+        self._held(rows)
         return rows
 
     def mark_delivered(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -83,20 +83,24 @@ class Metrics:
         self._event_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._queued_children: dict[str, Any] = {}
 
-    def record_event(self, source: str, status: str) -> None:
-        children = self._event_children.get((source, status))
-        if children is None:  # labels() takes a lock and a lookup; keep the pair per label set
-            children = (self.events_received.labels(source), self.events.labels(source, status))
-            self._event_children[(source, status)] = children
-        children[0].inc()
-        children[1].inc()
+    def record_events(self, source: str, statuses: Mapping[str, int]) -> None:
+        """Events of one request: how many of each status (a request is counted at once, not per event:
+        each ``inc`` takes a lock)."""
+        for status, count in statuses.items():
+            children = self._event_children.get((source, status))
+            if children is None:  # labels() takes a lock and a lookup; keep the pair per label set
+                children = (self.events_received.labels(source), self.events.labels(source, status))
+                self._event_children[(source, status)] = children
+            children[0].inc(count)
+            children[1].inc(count)
 
-    def record_queued(self, destinations: Sequence[str]) -> None:
-        for destination in destinations:
+    def record_queued(self, destinations: Mapping[str, int]) -> None:
+        """Conversions newly queued, per destination."""
+        for destination, count in destinations.items():
             child = self._queued_children.get(destination)
             if child is None:
                 child = self._queued_children[destination] = self.conversions_queued.labels(destination)
-            child.inc()
+            child.inc(count)
 
     def record_delivery(self, destination: str, outcome: str, count: int = 1) -> None:
         self.deliveries.labels(destination, outcome).inc(count)

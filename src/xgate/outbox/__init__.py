@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from xgate.config import StorageSettings
-from xgate.outbox.base import EnqueueOutcome, LeasedRow, Outbox, OutboxRow, OutboxStats, RowState
+from xgate.outbox.base import (
+    EnqueueOutcome,
+    HandoffLease,
+    LeasedRow,
+    Outbox,
+    OutboxRow,
+    OutboxStats,
+    RowState,
+)
 from xgate.outbox.sqlite import SQLiteOutbox
 
 __all__ = [
     "EnqueueOutcome",
+    "HandoffLease",
     "LeasedRow",
     "Outbox",
     "OutboxRow",

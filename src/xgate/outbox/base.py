@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import orjson
 
@@ -16,9 +16,11 @@ from xgate.conversion import MappedConversion
 RowState = Literal["queued", "leased", "delivered", "dead"]
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueOutcome:
-    """Per conversion: ``queued`` (new row) or ``duplicate`` (already in the outbox within the window)."""
+class EnqueueOutcome(NamedTuple):
+    """Per conversion: ``queued`` (new row) or ``duplicate`` (already in the outbox within the window).
+
+    Named tuples (here and :class:`LeasedRow`): made once per conversion, and a frozen dataclass's
+    ``__init__`` costs several times a tuple's."""
 
     status: Literal["queued", "duplicate"]
     row_id: int
@@ -26,8 +28,7 @@ class EnqueueOutcome:
     destination: str
 
 
-@dataclass(frozen=True, slots=True)
-class LeasedRow:
+class LeasedRow(NamedTuple):
     """A row handed out for delivery; its body stays the JSON stored at ingest (sent as it is)."""
 
     id: int
@@ -43,6 +44,16 @@ class LeasedRow:
     def body(self) -> dict[str, object]:
         parsed: dict[str, object] = orjson.loads(self.body_json)
         return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffLease:
+    """Terms for leasing new rows to the storing process's own dispatcher in the commit that stores them:
+    up to ``limit`` rows, held with ``token`` for ``seconds`` (then they return to the queue as any lease)."""
+
+    token: str
+    seconds: float
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,13 @@ class Outbox(Protocol):
         self, conversions: Sequence[MappedConversion], *, now: float | None = None
     ) -> list[EnqueueOutcome]:
         """Store conversions durably (committed before return); duplicates are reported, not stored."""
+        ...
+
+    def enqueue_leased(
+        self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
+    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+        """:meth:`enqueue`, with the first ``lease.limit`` new rows stored already leased and returned:
+        the dispatcher of the same process sends them without a round trip to the queue."""
         ...
 
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:

@@ -32,7 +32,7 @@ import orjson
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.outbox.base import EnqueueOutcome, LeasedRow, OutboxRow, OutboxStats, RowState
+from xgate.outbox.base import EnqueueOutcome, HandoffLease, LeasedRow, OutboxRow, OutboxStats, RowState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversions (
@@ -160,9 +160,21 @@ class SQLiteOutbox:
     def enqueue(
         self, conversions: Sequence[MappedConversion], *, now: float | None = None
     ) -> list[EnqueueOutcome]:
-        now = time.time() if now is None else now
+        return self._store(conversions, time.time() if now is None else now, None)[0]
+
+    def enqueue_leased(
+        self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
+    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+        return self._store(conversions, time.time() if now is None else now, lease)
+
+    def _store(
+        self, conversions: Sequence[MappedConversion], now: float, lease: HandoffLease | None
+    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
         expires = now + self._dedup_window
         keys = [f"{c.pixel_id}\x1f{c.event_id}\x1f{c.conversion_id}" for c in conversions]
+        to_lease = lease.limit if lease else 0
+        token = lease.token if lease else ""
+        lease_expires_at = now + lease.seconds if lease else None
         with self._write() as db:
             known: dict[str, int] = {}
             for chunk in _chunks(keys):
@@ -177,6 +189,8 @@ class SQLiteOutbox:
             next_id = int(db.execute("SELECT coalesce(max(id), 0) FROM conversions").fetchone()[0]) + 1
             out: list[EnqueueOutcome] = []
             rows: list[tuple[object, ...]] = []
+            new_keys: list[tuple[str, int, float]] = []
+            handed: list[LeasedRow] = []
             for c, key in zip(conversions, keys, strict=True):
                 row_id = known.get(key)
                 if row_id is not None:
@@ -184,6 +198,16 @@ class SQLiteOutbox:
                     continue
                 row_id = known[key] = next_id
                 next_id += 1
+                body = orjson.dumps(c.body)
+                if len(handed) < to_lease:
+                    state, held_by, held_until = "leased", token, lease_expires_at
+                    handed.append(
+                        LeasedRow(
+                            row_id, c.destination, c.pixel_id, c.event_id, c.conversion_id, body, 0, token
+                        )
+                    )
+                else:
+                    state, held_by, held_until = "queued", None, None
                 rows.append(
                     (
                         row_id,
@@ -192,26 +216,28 @@ class SQLiteOutbox:
                         c.event_id,
                         c.conversion_id,
                         c.event_name,
+                        state,
                         now,
                         now,
                         now,
+                        held_by,
+                        held_until,
                         ",".join(sorted(c.match_signals)),
-                        orjson.dumps(c.body),
-                        key,
+                        body,
                     )
                 )
+                new_keys.append((key, row_id, expires))
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
             db.executemany(
                 "INSERT INTO conversions (id, destination, pixel_id, event_id, conversion_id, event_name,"
-                " state, created_at, updated_at, next_attempt_at, match_signals, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                (r[:-1] for r in rows),
+                " state, created_at, updated_at, next_attempt_at, lease_token, lease_expires_at,"
+                " match_signals, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
             db.executemany(
-                "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)",
-                ((r[-1], r[0], expires) for r in rows),
+                "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)", new_keys
             )
-        return out
+        return out, handed
 
     # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
