@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from xgate.collect.writer import GroupWriter
 from xgate.config import Config, Destination, parse_config
@@ -332,3 +334,21 @@ async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(tmp_pat
     }
     # and nothing more is handed over to a dispatcher that stopped
     assert d.handoff.terms() is None
+
+
+async def test_each_settled_batch_is_logged_with_its_destination_outcome_and_x_debug_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = SQLiteOutbox(tmp_path / "o.db")
+    queue(box, "c1", "c2")
+    with caplog.at_level(logging.INFO, logger="xgate.dispatch"):
+        await dispatcher(config(tmp_path), box, ScriptedX(ok)).run_until_idle()
+    (settled,) = [r for r in caplog.records if r.getMessage() == "batch settled"]
+    fields = settled.fields  # type: ignore[attr-defined]
+    assert fields["destination"] == "x-main" and fields["pixel_id"] == "o8z6j"
+    assert (fields["conversions"], fields["outcome"], fields["status"], fields["debug_id"]) == (
+        2,
+        "delivered",
+        200,
+        "dbg",
+    )

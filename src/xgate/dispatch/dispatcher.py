@@ -175,7 +175,9 @@ class Dispatcher:
         try:
             await self._send(destination, pixel_id, batch)
         except Exception:  # never let one batch kill the loop; its lease expires and it is retried
-            log.exception("dispatch failed", extra={"destination": destination, "rows": len(batch)})
+            log.exception(
+                "dispatch failed", extra={"fields": {"destination": destination, "rows": len(batch)}}
+            )
         finally:
             self._busy -= 1
             self._slots.release()
@@ -285,13 +287,15 @@ class Dispatcher:
         log.info(
             "batch settled",
             extra={
-                "destination": destination,
-                "pixel_id": pixel_id,
-                "conversions": len(batch),
-                "outcome": result.outcome,
-                "status": result.status_code,
-                "debug_id": result.debug_id,
-                "reason": result.reason,
+                "fields": {
+                    "destination": destination,
+                    "pixel_id": pixel_id,
+                    "conversions": len(batch),
+                    "outcome": result.outcome,
+                    "status": result.status_code,
+                    "debug_id": result.debug_id,
+                    "reason": result.reason,
+                }
             },
         )
 
