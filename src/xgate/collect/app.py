@@ -15,6 +15,7 @@ import orjson
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xgate import __version__
 from xgate.collect.auth import Keyring, key_from_request, origin_allowed
@@ -213,6 +214,25 @@ class _Gateway:
         return Response(status_code=204, headers=headers)
 
 
+class _IngestLane:
+    """``POST /v1/events`` straight to its handler, past FastAPI's routing, dependency solving and
+    per-route middleware: about 45 µs a request on the development machine, an eighth of what a
+    one-event request costs the gateway. Everything else, and the OpenAPI document (from the declared
+    route, which answers the same when this lane is absent), stays FastAPI's. Sits inside Starlette's
+    ``ServerErrorMiddleware``: an unexpected error is still a logged 500."""
+
+    def __init__(self, app: ASGIApp, gateway: _Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/events" and scope["method"] == "POST":
+            response = await self.gateway.events(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(
     config: Config,
     outbox: Outbox,
@@ -263,6 +283,7 @@ def create_app(
     app.state.config = config
     app.state.gateway = gateway
     app.state.metrics = metrics
+    app.add_middleware(_IngestLane, gateway=gateway)
 
     @app.post(
         "/v1/events",
