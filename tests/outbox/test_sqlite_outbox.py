@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import time
+import uuid
 from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.outbox import HandoffLease, SQLiteOutbox, open_outbox
+from xgate.outbox import HandoffLease, LeasedRow, SQLiteOutbox, open_outbox
 
 
-def conversion(n: int, *, pixel: str = "o8z6j", event: str = "o87ne") -> MappedConversion:
+def conversion(
+    n: int, *, pixel: str = "o8z6j", event: str = "o87ne", destination: str = "x-main"
+) -> MappedConversion:
     body = {"conversion_id": f"c{n}", "event_id": event, "identifiers": [{"hashed_email": "a" * 64}]}
-    return MappedConversion("x-main", pixel, event, f"c{n}", body, frozenset({"email"}), "purchase")
+    return MappedConversion(destination, pixel, event, f"c{n}", body, frozenset({"email"}), "purchase")
 
 
 def test_enqueue_is_idempotent_on_pixel_event_and_conversion_id(tmp_path: Path) -> None:
@@ -192,3 +199,76 @@ def test_enqueue_leased_with_room_for_none_is_a_plain_enqueue(tmp_path: Path) ->
     assert handed == []
     assert [o.status for o in outcomes] == ["queued", "queued"]
     assert box.stats().counts == {("x-main", "queued"): 2}
+
+
+def counted_by_scan(path: Path) -> dict[tuple[str, str], int]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT destination, state, count(*) FROM conversions GROUP BY 1, 2").fetchall()
+    return {(d, s): n for d, s, n in rows}
+
+
+Step = tuple[str, int]
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["enqueue", "enqueue_leased", "lease", "deliver", "retry", "dead", "release", "replay", "purge"]
+        ),
+        st.integers(0, 40),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_the_counts_status_reads_always_equal_the_rows_in_each_state(
+    tmp_path: Path, steps: list[Step]
+) -> None:
+    path = tmp_path / f"counts-{uuid.uuid4().hex}.db"
+    box = SQLiteOutbox(path, StorageSettings(retention_days=1))
+    clock = time.time()
+    held: list[LeasedRow] = []
+    for n, (op, k) in enumerate(steps):
+        clock += 40  # leases of 30 s expire between steps: expired leases are taken again too
+        batch = [conversion(i, pixel=f"p{i % 3}", destination=f"x-{i % 2}") for i in range(k, k + 8)]
+        if op == "enqueue":
+            box.enqueue(batch, now=clock)
+        elif op == "enqueue_leased":
+            held += box.enqueue_leased(batch, HandoffLease(f"t{n}", 30, k % 5), now=clock)[1]
+        elif op == "lease":
+            held += box.lease(k % 9, 30, now=clock)
+        elif op == "replay":
+            box.replay(None if k % 2 else list(range(k)))
+        elif op == "purge":
+            box.purge(now=clock + 2 * 86400)
+        elif held:
+            some, held = held[: k % 6 + 1], held[k % 6 + 1 :]
+            ids, token = [r.id for r in some], some[0].lease_token  # a stale token settles nothing
+            if op == "deliver":
+                box.mark_delivered(ids, token, "dbg", now=clock)
+            elif op == "retry":
+                box.mark_retry(ids, token, clock, "HTTP 503", now=clock)
+            elif op == "dead":
+                box.mark_dead(ids, token, "HTTP 400", now=clock)
+            else:
+                box.release(ids, token)
+        assert box.stats().counts == counted_by_scan(path), f"after step {n}: {op}"
+    box.close()
+
+
+def test_an_outbox_from_before_state_counts_is_counted_once_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = SQLiteOutbox(path)
+    box.enqueue([conversion(i) for i in range(5)])
+    rows = box.lease(2, 30)
+    box.mark_delivered([r.id for r in rows], rows[0].lease_token, None)
+    box.close()
+    with sqlite3.connect(path) as db:  # as the previous version left it: an index, no counts
+        db.execute("DELETE FROM state_counts")
+        db.execute("CREATE INDEX conversions_dest_state ON conversions (destination, state)")
+        db.execute("PRAGMA user_version = 0")
+    reopened = SQLiteOutbox(path)
+    assert reopened.stats().counts == {("x-main", "queued"): 3, ("x-main", "delivered"): 2}
+    with sqlite3.connect(path) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "conversions_dest_state" not in indexes

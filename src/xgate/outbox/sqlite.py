@@ -62,16 +62,25 @@ CREATE INDEX IF NOT EXISTS conversions_queued_due ON conversions (next_attempt_a
 CREATE INDEX IF NOT EXISTS conversions_lease_expiry ON conversions (lease_expires_at) WHERE state = 'leased';
 CREATE INDEX IF NOT EXISTS conversions_delivered_at ON conversions (updated_at) WHERE state = 'delivered';
 CREATE INDEX IF NOT EXISTS conversions_dead ON conversions (id) WHERE state = 'dead';
--- counts per destination and state (status, metrics); destination first so the planner never prefers it
--- to the partial indexes above for a state's rows
 DROP INDEX IF EXISTS conversions_state_dest;
-CREATE INDEX IF NOT EXISTS conversions_dest_state ON conversions (destination, state);
+-- rows per destination and state, kept by each write in its own transaction: status and metrics read them
+-- at once however many rows the outbox holds (an index to count them cost every write, and every scrape
+-- a scan of the whole table)
+CREATE TABLE IF NOT EXISTS state_counts (
+    destination TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (destination, state)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedup_keys (
     key        TEXT PRIMARY KEY,
     row_id     INTEGER NOT NULL,
     expires_at REAL    NOT NULL
 ) WITHOUT ROWID;
 """
+
+#: PRAGMA user_version: 1 = state_counts kept (an outbox of version 0 counted with an index)
+_SCHEMA_VERSION = 1
 
 _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
@@ -88,6 +97,24 @@ def _chunks(ids: Sequence[_T]) -> Iterator[Sequence[_T]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _count(db: sqlite3.Connection, changes: dict[tuple[str, str], int]) -> None:
+    """Add ``changes`` ((destination, state) -> rows) to state_counts, in the caller's transaction."""
+    db.executemany(
+        "INSERT INTO state_counts (destination, state, n) VALUES (?, ?, ?)"
+        " ON CONFLICT (destination, state) DO UPDATE SET n = n + excluded.n",
+        [(d, state, n) for (d, state), n in changes.items() if n],
+    )
+
+
+def _moved(destinations: Sequence[tuple[str]], source: str, target: str) -> dict[tuple[str, str], int]:
+    """The state_counts changes of rows (one destination each) that went from ``source`` to ``target``."""
+    changes: dict[tuple[str, str], int] = {}
+    for (d,) in destinations:
+        changes[(d, source)] = changes.get((d, source), 0) - 1
+        changes[(d, target)] = changes.get((d, target), 0) + 1
+    return changes
 
 
 class SQLiteOutbox:
@@ -107,6 +134,21 @@ class SQLiteOutbox:
         self._lock_file: BinaryIO = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
         self._closed = False
         self._db().executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        if self._db().execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+            return
+        with self._write() as db:  # another process may have migrated meanwhile: look again under the lock
+            if db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+                return
+            db.execute("DELETE FROM state_counts")
+            db.execute(
+                "INSERT INTO state_counts (destination, state, n)"
+                " SELECT destination, state, count(*) FROM conversions GROUP BY destination, state"
+            )
+            db.execute("DROP INDEX IF EXISTS conversions_dest_state")
+            db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # -- connections -------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -188,6 +230,7 @@ class SQLiteOutbox:
             # the write lock is held: ids after the current maximum are ours to assign
             next_id = int(db.execute("SELECT coalesce(max(id), 0) FROM conversions").fetchone()[0]) + 1
             out: list[EnqueueOutcome] = []
+            counts: dict[tuple[str, str], int] = {}
             rows: list[tuple[object, ...]] = []
             new_keys: list[tuple[str, int, float]] = []
             handed: list[LeasedRow] = []
@@ -227,6 +270,7 @@ class SQLiteOutbox:
                     )
                 )
                 new_keys.append((key, row_id, expires))
+                counts[(c.destination, state)] = counts.get((c.destination, state), 0) + 1
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
             db.executemany(
                 "INSERT INTO conversions (id, destination, pixel_id, event_id, conversion_id, event_name,"
@@ -237,27 +281,30 @@ class SQLiteOutbox:
             db.executemany(
                 "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)", new_keys
             )
+            _count(db, counts)
         return out, handed
 
     # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
+        returning = " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts"
+        holds = (
+            "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, updated_at = ?"
+        )
         with self._write() as db:
             rows = db.execute(
-                "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?,"
-                " updated_at = ? WHERE id IN ("
-                "   SELECT id FROM (SELECT id FROM conversions"
-                "                   WHERE state = 'queued' AND next_attempt_at <= ?"
-                "                   ORDER BY next_attempt_at LIMIT ?)"
-                "   UNION ALL"
-                "   SELECT id FROM (SELECT id FROM conversions"
-                "                   WHERE state = 'leased' AND lease_expires_at <= ?"
-                "                   ORDER BY lease_expires_at LIMIT ?)"
-                "   LIMIT ?)"
-                " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts",
-                (token, now + lease_seconds, now, now, limit, now, limit, limit),
+                f"{holds} WHERE id IN (SELECT id FROM conversions WHERE state = 'queued'"
+                f" AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?){returning}",
+                (token, now + lease_seconds, now, now, limit),
             ).fetchall()
+            _count(db, _moved([(r[1],) for r in rows], "queued", "leased"))
+            if len(rows) < limit:  # leases of a process that died: still leased, now ours
+                rows += db.execute(
+                    f"{holds} WHERE id IN (SELECT id FROM conversions WHERE state = 'leased'"
+                    f" AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?){returning}",
+                    (token, now + lease_seconds, now, now, limit - len(rows)),
+                ).fetchall()
         return [
             LeasedRow(
                 id=r[0],
@@ -273,15 +320,22 @@ class SQLiteOutbox:
         ]
 
     def _settle(
-        self, row_ids: Sequence[int], lease_token: str, assignments: str, params: tuple[object, ...]
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        state: RowState,
+        assignments: str,
+        params: tuple[object, ...],
     ) -> None:
         with self._write() as db:
             for chunk in _chunks(row_ids):
-                db.execute(
-                    f"UPDATE conversions SET {assignments}, lease_token = NULL, lease_expires_at = NULL"
-                    f" WHERE id IN ({_marks(len(chunk))}) AND state = 'leased' AND lease_token = ?",
+                settled = db.execute(
+                    f"UPDATE conversions SET state = '{state}', {assignments}, lease_token = NULL,"
+                    f" lease_expires_at = NULL WHERE id IN ({_marks(len(chunk))}) AND state = 'leased'"
+                    " AND lease_token = ? RETURNING destination",
                     (*params, *chunk, lease_token),
-                )
+                ).fetchall()
+                _count(db, _moved(settled, "leased", state))
 
     def mark_delivered(
         self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
@@ -290,7 +344,8 @@ class SQLiteOutbox:
         self._settle(
             row_ids,
             lease_token,
-            "state = 'delivered', attempts = attempts + 1, debug_id = ?, last_error = NULL, updated_at = ?",
+            "delivered",
+            "attempts = attempts + 1, debug_id = ?, last_error = NULL, updated_at = ?",
             (debug_id, now),
         )
 
@@ -308,7 +363,8 @@ class SQLiteOutbox:
         self._settle(
             row_ids,
             lease_token,
-            "state = 'queued', attempts = attempts + ?, next_attempt_at = ?, last_error = ?, updated_at = ?",
+            "queued",
+            "attempts = attempts + ?, next_attempt_at = ?, last_error = ?, updated_at = ?",
             (int(count_attempt), next_attempt_at, error, now),
         )
 
@@ -319,21 +375,20 @@ class SQLiteOutbox:
         self._settle(
             row_ids,
             lease_token,
-            "state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?",
+            "dead",
+            "attempts = attempts + 1, last_error = ?, updated_at = ?",
             (error, now),
         )
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> None:
-        self._settle(row_ids, lease_token, "state = 'queued', updated_at = ?", (time.time(),))
+        self._settle(row_ids, lease_token, "queued", "updated_at = ?", (time.time(),))
 
     # -- inspection --------------------------------------------------------------------------------
     def stats(self, *, now: float | None = None) -> OutboxStats:
         now = time.time() if now is None else now
         db = self._db()
         stats = OutboxStats()
-        for dest, state, n in db.execute(
-            "SELECT destination, state, count(*) FROM conversions GROUP BY state, destination"
-        ):
+        for dest, state, n in db.execute("SELECT destination, state, n FROM state_counts WHERE n != 0"):
             stats.counts[(dest, state)] = n
         stats.delivered_last_minute = db.execute(
             "SELECT count(*) FROM conversions WHERE state = 'delivered' AND updated_at > ?", (now - 60,)
@@ -393,24 +448,37 @@ class SQLiteOutbox:
         sets = "state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?"
         with self._write() as db:
             if row_ids is None:
-                return db.execute(f"UPDATE conversions SET {sets} WHERE state = 'dead'", (now, now)).rowcount
-            n = 0
-            for chunk in _chunks(row_ids):
-                n += db.execute(
-                    f"UPDATE conversions SET {sets} WHERE state = 'dead' AND id IN ({_marks(len(chunk))})",
-                    (now, now, *chunk),
-                ).rowcount
-            return n
+                replayed = db.execute(
+                    f"UPDATE conversions SET {sets} WHERE state = 'dead' RETURNING destination", (now, now)
+                ).fetchall()
+            else:
+                replayed = []
+                for chunk in _chunks(row_ids):
+                    replayed += db.execute(
+                        f"UPDATE conversions SET {sets} WHERE state = 'dead' AND id IN ({_marks(len(chunk))})"
+                        " RETURNING destination",
+                        (now, now, *chunk),
+                    ).fetchall()
+            _count(db, _moved(replayed, "dead", "queued"))
+            return len(replayed)
 
     def purge(self, *, now: float | None = None) -> int:
         now = time.time() if now is None else now
+        purged = 0
         with self._write() as db:
-            n = db.execute(
-                "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?",
-                (now - self._retention,),
-            ).rowcount
+            destinations = db.execute(
+                "SELECT destination FROM state_counts WHERE state = 'delivered' AND n > 0"
+            ).fetchall()
+            for (destination,) in destinations:  # one destination at a time: its count is then exact
+                n = db.execute(
+                    "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?"
+                    " AND destination = ?",
+                    (now - self._retention, destination),
+                ).rowcount
+                _count(db, {(destination, "delivered"): -n})
+                purged += n
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
-        return int(n)
+        return purged
 
     def close(self) -> None:
         self._closed = True
