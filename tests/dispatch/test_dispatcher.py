@@ -40,6 +40,19 @@ class ScriptedX:
         return answer(decoded)
 
 
+class GatedX(ScriptedX):
+    """Holds each send until ``answer`` is set; ``entered`` says a send is waiting."""
+
+    def __init__(self, *answers: Answer) -> None:
+        super().__init__(*answers)
+        self.entered, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
+        self.entered.set()
+        await self.answer.wait()
+        return await super().send(pixel_id, conversions)
+
+
 def ok(conversions: Sequence[dict[str, Any]]) -> SendResult:
     return SendResult(
         "delivered", 200, len(conversions), debug_id="dbg", conversions_processed=len(conversions)
@@ -226,19 +239,12 @@ async def test_stopping_finishes_the_batch_in_flight_and_hands_back_the_rest(tmp
     box.enqueue(
         [MappedConversion("x-main", "p2", "o87ne", "d1", {"conversion_id": "d1"}, frozenset(), "purchase")]
     )
-    entered, answer = asyncio.Event(), asyncio.Event()
-
-    class SlowX(ScriptedX):
-        async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
-            entered.set()
-            await answer.wait()
-            return await super().send(pixel_id, conversions)
-
-    d = dispatcher(cfg, box, SlowX(ok))
+    x = GatedX(ok)
+    d = dispatcher(cfg, box, x)
     run = asyncio.create_task(d.run_forever())
-    await entered.wait()
+    await x.entered.wait()
     await d.stop()
-    answer.set()
+    x.answer.set()
     await run
     # one lease took both pixels' rows; p2's batch had not gone out and is back in the queue
     assert states(box) == {"c1": "delivered", "d1": "queued"}
@@ -307,22 +313,15 @@ async def test_without_room_in_the_handoff_new_rows_wait_queued_for_the_next_lea
 async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(tmp_path: Path) -> None:
     cfg = config(tmp_path, concurrency=1, batch_size=2)
     box = SQLiteOutbox(tmp_path / "o.db")
-    entered, answer = asyncio.Event(), asyncio.Event()
-
-    class SlowX(ScriptedX):
-        async def send(self, pixel_id: str, conversions: Sequence[dict[str, Any]]) -> SendResult:
-            entered.set()
-            await answer.wait()
-            return await super().send(pixel_id, conversions)
-
-    d = dispatcher(cfg, box, SlowX(ok))
+    x = GatedX(ok)
+    d = dispatcher(cfg, box, x)
     writer = GroupWriter(box, handoff=d.handoff)
     run = asyncio.create_task(d.run_forever())
     await until(lambda: d.handoff.terms() is not None)
     await writer.enqueue(conversions("c1", "c2", "c3", "c4", "c5"))
-    await entered.wait()  # the first batch is in flight, the other rows wait in the handoff
+    await x.entered.wait()  # the first batch is in flight, the other rows wait in the handoff
     await d.stop()
-    answer.set()
+    x.answer.set()
     await run
     writer.stop()
     assert states(box) == {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from xgate.config import XSettings
@@ -39,6 +41,30 @@ async def test_async_client_delivers(sandbox: RunningSandbox) -> None:
     async with AsyncXClient(sandbox.settings, sandbox.credentials) as x:
         result = await x.send("o8z6j", [conversion(3)])
     assert result.outcome == "delivered"
+
+
+async def test_a_sent_request_body_is_freed_at_once_not_left_to_the_cyclic_gc(
+    sandbox: RunningSandbox,
+) -> None:
+    """httpx leaves a read response and its stream in a reference cycle, which kept each request body
+    (up to 500 conversions) alive until the cyclic GC ran: hundreds of MB with a backlog to deliver."""
+    async with AsyncXClient(sandbox.settings, sandbox.credentials) as x:
+        await x.send("o8z6j", [conversion(4)])  # the connection pool's own objects are made once
+        gc.collect()
+        gc.disable()
+        try:
+            for n in range(5, 8):
+                assert (await x.send("o8z6j", [conversion(n)])).outcome == "delivered"
+            with XClient(sandbox.settings, sandbox.credentials) as sync:
+                assert sync.send("o8z6j", [conversion(8)]).outcome == "delivered"
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [o for o in gc.garbage if isinstance(o, httpx.Response | httpx.Request)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert left == []
 
 
 def test_400_is_permanent_with_x_errors(sandbox: RunningSandbox) -> None:
