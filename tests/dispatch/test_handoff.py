@@ -48,10 +48,10 @@ async def test_rows_are_taken_oldest_first_up_to_the_limit() -> None:
 
 
 async def test_rows_that_waited_half_their_lease_are_left_to_expire_not_sent() -> None:
-    handoff = Handoff(capacity=10, lease_seconds=0.2)
+    handoff = Handoff(capacity=10, lease_seconds=2)
     handoff.open()
     handoff.offer(rows(1, 2))
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(1.1)  # past half of 2 s; row 3, offered now, has a second to spare
     handoff.offer(rows(3))
     assert [r.id for r in handoff.take(10)] == [3]
     assert handoff.expired == 2

@@ -74,8 +74,8 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_purge = 0.0
-        #: rows the collector of this process stored already leased to us (wired by ``build_gateway``)
-        #: (room for a round in flight and the next one waiting)
+        #: rows the collector of this process stored already leased to us (wired by ``build_gateway``), room
+        #: for a round in flight and the next one waiting
         self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
         self._next_poll = 0.0  # monotonic time of the next look into the outbox while rows are handed over
 
@@ -236,11 +236,13 @@ class Dispatcher:
         self, batch: Sequence[LeasedRow], why: str, *, count_attempt: bool = True, delay: float | None = None
     ) -> None:
         token = batch[0].lease_token
-        last_try = self._settings.max_attempts - 1
-        exhausted = [r for r in batch if count_attempt and r.attempts >= last_try]
+        exhausted: list[LeasedRow] = []
+        rest: list[LeasedRow] = []
+        for r in batch:
+            last_try = count_attempt and r.attempts + 1 >= self._settings.max_attempts
+            (exhausted if last_try else rest).append(r)
         if exhausted:
             await self._dead(exhausted, f"gave up after {self._settings.max_attempts} attempts: {why}")
-        rest = [r for r in batch if not (count_attempt and r.attempts >= last_try)]
         if not rest:
             return
         attempts = max(r.attempts for r in rest)

@@ -9,8 +9,9 @@ threads and several processes on the same file are safe. Writers first queue on 
 Python lock, processes (``serve``, ``dispatch``, ``import``) on ``flock`` of ``<db>.lock`` — because
 SQLite's busy handler sleeps (up to 100 ms a try) when the write lock is taken, which would add those
 sleeps to ingest latency whenever two writers meet.
-A lease is an atomic ``UPDATE … RETURNING`` with a token and an expiry: rows of a process that dies
-return to the queue when the lease expires. Leased bodies stay the JSON stored at ingest, sent as is.
+A lease is one write transaction of ``UPDATE … RETURNING`` (due queued rows, then expired leases) with a
+token and an expiry: rows of a process that dies return to the queue when the lease expires. Leased
+bodies stay the JSON stored at ingest, sent as is.
 
 Deduplication: a key table holds (pixel_id, event_id, conversion_id) until the dedup window ends, so
 delivered rows can be purged after the retention period while their keys still block a second send.
@@ -24,7 +25,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -108,10 +109,10 @@ def _count(db: sqlite3.Connection, changes: dict[tuple[str, str], int]) -> None:
     )
 
 
-def _moved(destinations: Sequence[tuple[str]], source: str, target: str) -> dict[tuple[str, str], int]:
-    """The state_counts changes of rows (one destination each) that went from ``source`` to ``target``."""
+def _moved(destinations: Iterable[str], source: str, target: str) -> dict[tuple[str, str], int]:
+    """The state_counts changes of rows (their destinations) that went from ``source`` to ``target``."""
     changes: dict[tuple[str, str], int] = {}
-    for (d,) in destinations:
+    for d in destinations:
         changes[(d, source)] = changes.get((d, source), 0) - 1
         changes[(d, target)] = changes.get((d, target), 0) + 1
     return changes
@@ -298,7 +299,7 @@ class SQLiteOutbox:
                 f" AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?){returning}",
                 (token, now + lease_seconds, now, now, limit),
             ).fetchall()
-            _count(db, _moved([(r[1],) for r in rows], "queued", "leased"))
+            _count(db, _moved((r[1] for r in rows), "queued", "leased"))
             if len(rows) < limit:  # leases of a process that died: still leased, now ours
                 rows += db.execute(
                     f"{holds} WHERE id IN (SELECT id FROM conversions WHERE state = 'leased'"
@@ -335,7 +336,7 @@ class SQLiteOutbox:
                     " AND lease_token = ? RETURNING destination",
                     (*params, *chunk, lease_token),
                 ).fetchall()
-                _count(db, _moved(settled, "leased", state))
+                _count(db, _moved((r[0] for r in settled), "leased", state))
 
     def mark_delivered(
         self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
@@ -459,7 +460,7 @@ class SQLiteOutbox:
                         " RETURNING destination",
                         (now, now, *chunk),
                     ).fetchall()
-            _count(db, _moved(replayed, "dead", "queued"))
+            _count(db, _moved((r[0] for r in replayed), "dead", "queued"))
             return len(replayed)
 
     def purge(self, *, now: float | None = None) -> int:
