@@ -1,0 +1,37 @@
+"""The one console of the ``xgate`` command line, and its one way to report a failure.
+
+Every command prints through :data:`console` (stdout) and :data:`err` (stderr) and fails through
+:func:`fail`: one line ``error: WHAT`` (plus optional detail lines) on stderr and exit status 1. Text that
+comes from outside (a file name, X's answer, a configuration value) is never read as rich markup, so ``[x]``
+in a message prints as ``[x]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, details: Iterable[str] = (), *, code: int = 1) -> NoReturn:
+    """Print ``error: MESSAGE`` and each detail line (indented) on stderr, then exit with ``code``."""
+    err.print(f"[bold red]error:[/bold red] {escape(message)}")
+    for line in details:
+        err.print(f"  {line}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """Print ``warning: MESSAGE`` on stderr (the message is plain text, never markup)."""
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+def note(message: str) -> None:
+    """A dim hint on stderr (what to run next); plain text, never markup."""
+    err.print(escape(message), style="dim")
