@@ -67,12 +67,14 @@ async def test_a_sent_request_body_is_freed_at_once_not_left_to_the_cyclic_gc(
     assert left == []
 
 
-def test_400_is_permanent_with_x_errors(sandbox: RunningSandbox) -> None:
+def test_a_400_splits_a_request_of_several_and_is_permanent_for_one_alone(sandbox: RunningSandbox) -> None:
     bad = conversion(identifiers=[{"hashed_email": "not-a-hash"}])
     with XClient(sandbox.settings, sandbox.credentials) as x:
-        result = x.send("o8z6j", [conversion(1), bad])
-    assert (result.outcome, result.status_code) == ("permanent", 400)
-    assert result.errors[0].message == "Hashed_email is not a valid SHA-256 hash"
+        several = x.send("o8z6j", [conversion(1), bad])
+        alone = x.send("o8z6j", [bad])
+    assert (several.outcome, several.status_code, several.failure) == ("split", 400, "invalid")
+    assert (alone.outcome, alone.status_code, alone.failure) == ("permanent", 400, "invalid")
+    assert alone.errors[0].message == "Hashed_email is not a valid SHA-256 hash"
     assert sandbox.conversions() == []  # a 400 rejects the whole request
 
 
@@ -81,20 +83,24 @@ def test_401_on_a_bad_signature(sandbox: RunningSandbox) -> None:
     forged = Credentials("oauth1", c.consumer_key, "wrong-secret", c.access_token, c.access_token_secret)
     with XClient(sandbox.settings, forged) as x:
         result = x.send("o8z6j", [conversion()])
-    assert (result.outcome, result.status_code) == ("permanent", 401)
+    assert (result.outcome, result.status_code, result.failure) == ("permanent", 401, "auth")
+    assert result.destination_failed
     assert "signature" in result.reason
+    assert result.describe().startswith("auth: HTTP 401; UNAUTHORIZED_ACCESS: ")
 
 
 def test_404_for_an_unknown_pixel(sandbox: RunningSandbox) -> None:
     with XClient(sandbox.settings, sandbox.credentials) as x:
-        assert x.send("zzzzz", [conversion(event_id="o87ne")]).status_code == 404
+        result = x.send("zzzzz", [conversion(event_id="o87ne")])
+    assert (result.outcome, result.status_code, result.failure) == ("permanent", 404, "not_found")
+    assert result.destination_failed
 
 
 def test_429_is_retried_at_x_reset_time(sandbox: RunningSandbox) -> None:
     sandbox.set_faults(rate_limit_rate=1, rate_limit_burst=2, rate_limit_reset_seconds=30)
     with XClient(sandbox.settings, sandbox.credentials) as x:
         result = x.send("o8z6j", [conversion()])
-    assert (result.outcome, result.status_code) == ("retry", 429)
+    assert (result.outcome, result.status_code, result.failure) == ("rate_limited", 429, "rate_limited")
     assert result.retry_at is not None and time.time() + 25 < result.retry_at < time.time() + 35
     assert result.rate_limit is not None and result.rate_limit.remaining == 0
 
@@ -104,6 +110,7 @@ def test_5xx_is_retried(sandbox: RunningSandbox) -> None:
     with XClient(sandbox.settings, sandbox.credentials) as x:
         result = x.send("o8z6j", [conversion()])
     assert result.outcome == "retry" and result.status_code in (500, 503)
+    assert result.failure == "server_error" and not result.destination_failed
 
 
 def test_a_timeout_is_retried(sandbox: RunningSandbox) -> None:
@@ -111,16 +118,15 @@ def test_a_timeout_is_retried(sandbox: RunningSandbox) -> None:
     settings = XSettings(api_url=sandbox.url, timeout_seconds=0.5)
     with XClient(settings, sandbox.credentials) as x:
         result = x.send("o8z6j", [conversion()])
-    assert (result.outcome, result.status_code) == ("retry", None)
-    assert result.reason.startswith("timeout")
+    assert (result.outcome, result.status_code, result.failure) == ("retry", None, "timeout")
+    assert result.describe().startswith("timeout: no answer; ReadTimeout")
 
 
 def test_a_dropped_connection_is_retried(sandbox: RunningSandbox) -> None:
     sandbox.set_faults(drop_rate=1)
     with XClient(sandbox.settings, sandbox.credentials) as x:
         result = x.send("o8z6j", [conversion()])
-    assert (result.outcome, result.status_code) == ("retry", None)
-    assert result.reason.startswith("connection error")
+    assert (result.outcome, result.status_code, result.failure) == ("retry", None, "connection")
 
 
 def test_nothing_listening_is_a_connection_error() -> None:
@@ -128,7 +134,8 @@ def test_nothing_listening_is_a_connection_error() -> None:
 
     settings = XSettings(api_url=f"http://127.0.0.1:{free_port()}", timeout_seconds=1)
     with XClient(settings, Credentials("oauth1", "a", "b", "c", "d")) as x:
-        assert x.send("o8z6j", [conversion()]).outcome == "retry"
+        result = x.send("o8z6j", [conversion()])
+    assert (result.outcome, result.failure) == ("retry", "connection")
 
 
 def test_more_than_x_limit_in_one_request_is_refused_and_batches_are_cut(sandbox: RunningSandbox) -> None:
@@ -181,4 +188,38 @@ def test_user_level_rate_limit_is_used_when_x_sends_no_account_level() -> None:
 def test_an_answer_that_is_not_json_is_still_classified() -> None:
     result = classify(502, b"<html>Bad gateway</html>", {}, 3)
     assert (result.outcome, result.reason, result.conversions) == ("retry", "HTTP 502", 3)
-    assert classify(403, b"", {}, 1).outcome == "permanent"
+    assert result.describe() == "server_error: HTTP 502"
+
+
+@pytest.mark.parametrize(
+    ("status", "count", "outcome", "failure"),
+    [
+        (200, 5, "delivered", None),
+        (400, 5, "split", "invalid"),
+        (400, 1, "permanent", "invalid"),
+        (401, 5, "permanent", "auth"),
+        (403, 5, "permanent", "forbidden"),
+        (404, 5, "permanent", "not_found"),
+        (408, 5, "retry", "timeout"),
+        (413, 5, "permanent", "invalid"),
+        (418, 5, "permanent", "rejected"),
+        (429, 5, "rate_limited", "rate_limited"),
+        (500, 5, "retry", "server_error"),
+        (503, 5, "retry", "server_error"),
+    ],
+)
+def test_each_answer_of_x_is_classified_into_what_the_dispatcher_does(
+    status: int, count: int, outcome: str, failure: str | None
+) -> None:
+    result = classify(status, b"", {}, count)
+    assert (result.outcome, result.failure) == (outcome, failure)
+
+
+def test_an_error_answer_keeps_x_transaction_id_as_its_debug_id() -> None:
+    message = "This request is not properly authenticated"
+    body = b'{"errors": [{"code": "UNAUTHORIZED_ACCESS", "message": "%s"}]}' % message.encode()
+    result = classify(401, body, {"x-transaction-id": "4f2a9c"}, 2)
+    assert (result.debug_id, result.failure) == ("4f2a9c", "auth")
+    assert result.describe() == (
+        "auth: HTTP 401; UNAUTHORIZED_ACCESS: This request is not properly authenticated"
+    )

@@ -11,10 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuth1Client
+
+if TYPE_CHECKING:
+    from xgate.config import Config
 
 AuthMode = Literal["oauth1", "pixel_token"]
 OAUTH1_NAMES = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
@@ -25,12 +28,18 @@ class CredentialsError(ValueError):
 
 
 def read_secret_file(path: str | Path) -> dict[str, str]:
-    """``NAME=value`` lines (``#`` comments, blank lines and ``export`` allowed; quotes stripped)."""
+    """``NAME=value`` lines (``#`` comments, blank lines and ``export`` allowed; quotes stripped).
+
+    Raises :class:`CredentialsError` naming the file (missing, unreadable) or the line (not NAME=value)."""
     values: dict[str, str] = {}
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CredentialsError(f"secrets file {path} does not exist") from None
     except OSError as e:
         raise CredentialsError(f"cannot read secrets file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"secrets file {path} is not UTF-8 text") from None
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -41,6 +50,61 @@ def read_secret_file(path: str | Path) -> dict[str, str]:
             raise CredentialsError(f"{path}, line {n}: expected NAME=value")
         values[name.strip()] = value.strip().strip("'\"")
     return values
+
+
+def _names(auth: AuthMode) -> tuple[str, ...]:
+    return ("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES
+
+
+def _malformed(value: str) -> str | None:
+    """Why a credential value cannot be right, or None. X's keys, secrets and tokens are printable ASCII
+    without spaces (they go into an HTTP header); a space, a quote left in or a line break means a
+    copy-and-paste slip."""
+    if any(c.isspace() for c in value):
+        return "holds whitespace"
+    if not value.isascii() or not value.isprintable():
+        return "holds characters that are not printable ASCII"
+    if value[0] in "'\"<" or value[-1] in "'\">":
+        return "is wrapped in quotes or angle brackets (a placeholder?)"
+    return None
+
+
+def _gather(
+    prefix: str, auth: AuthMode, secrets_file: str | Path | None, env: Mapping[str, str] | None
+) -> tuple[dict[str, str], list[str]]:
+    """The credential values by bare name (CONSUMER_KEY …) and every problem found, each naming the
+    variable or the file and the reason, never a value."""
+    environ = os.environ if env is None else env
+    problems: list[str] = []
+    file_values: dict[str, str] = {}
+    if secrets_file:
+        try:
+            file_values = read_secret_file(secrets_file)
+        except CredentialsError as e:
+            problems.append(str(e))
+    values = {n: environ.get(prefix + n) or file_values.get(prefix + n) or "" for n in _names(auth)}
+    missing = [prefix + n for n, v in values.items() if not v]
+    if missing:
+        where = " or the secrets file" if secrets_file else " (or set [x] secrets_file)"
+        problems.append(f"missing X credentials: set {', '.join(missing)} in the environment{where}")
+    for n, v in values.items():
+        why = _malformed(v) if v else None
+        if why:
+            problems.append(f"{prefix}{n} {why}")
+    return values, problems
+
+
+def credential_problems(
+    prefix: str = "XGATE_X_",
+    auth: AuthMode = "oauth1",
+    secrets_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Everything that stops these credentials from signing a request, read as :meth:`Credentials.from_env`
+    reads them: a secrets file that does not exist, cannot be read or has a line that is not NAME=value;
+    unset variables; values that cannot be right (whitespace, quotes, non-ASCII). Empty when they look
+    usable (only X can say whether they are valid). Messages name variables and files, never values."""
+    return _gather(prefix, auth, secrets_file, env)[1]
 
 
 @dataclass(frozen=True)
@@ -65,20 +129,12 @@ class Credentials:
         secrets_file: str | Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Credentials:
-        environ = os.environ if env is None else env
-        file_values = read_secret_file(secrets_file) if secrets_file else {}
-
-        def get(name: str) -> str:
-            return environ.get(prefix + name) or file_values.get(prefix + name) or ""
-
-        names = ("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES
-        values = {n: get(n) for n in names}
-        missing = [prefix + n for n, v in values.items() if not v]
-        if missing:
-            where = " or the secrets file" if secrets_file else " (or set [x] secrets_file)"
-            raise CredentialsError(
-                f"missing X credentials: set {', '.join(missing)} in the environment{where}"
-            )
+        """The credentials of ``{prefix}CONSUMER_KEY`` … (or ``{prefix}PIXEL_TOKEN``) from ``env`` (default:
+        the environment), else from ``secrets_file``. Raises :class:`CredentialsError` with every problem
+        :func:`credential_problems` finds."""
+        values, problems = _gather(prefix, auth, secrets_file, env)
+        if problems:
+            raise CredentialsError("; ".join(problems))
         if auth == "pixel_token":
             return cls("pixel_token", pixel_token=values["PIXEL_TOKEN"])
         return cls(
@@ -108,3 +164,16 @@ class Credentials:
             return {"X-Pixel-Token": self.pixel_token}
         _, headers, _ = self.oauth1_client().sign(url, http_method=method)
         return {"Authorization": headers["Authorization"]}
+
+
+def destination_credential_problems(
+    config: Config, env: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Per configured destination (only those with a problem), what :func:`credential_problems` finds in
+    its credentials (``credentials_env_prefix``, ``auth``, ``[x] secrets_file``): what ``serve`` and
+    ``dispatch`` warn about at start and ``/readyz`` reports."""
+    problems = {
+        d.name: credential_problems(d.credentials_env_prefix, d.auth, config.x.secrets_file, env)
+        for d in config.destinations
+    }
+    return {name: found for name, found in problems.items() if found}

@@ -17,7 +17,7 @@ import orjson
 
 from xgate.config import XSettings
 from xgate.x.auth import Credentials
-from xgate.x.result import RateLimit, SendResult, XError
+from xgate.x.result import FailureReason, Outcome, RateLimit, SendResult, XError
 
 #: one conversion of a request: a mapping, or JSON already encoded (the outbox's stored body, sent as is)
 Conversion = Mapping[str, Any] | orjson.Fragment
@@ -46,8 +46,26 @@ def rate_limit_from(headers: Mapping[str, str]) -> RateLimit | None:
     return None
 
 
+def _failure(status: int) -> FailureReason:
+    if status == 401:
+        return "auth"
+    if status == 403:
+        return "forbidden"
+    if status == 404:
+        return "not_found"
+    if status == 408:
+        return "timeout"
+    if status == 429:
+        return "rate_limited"
+    if status in (400, 413, 422):
+        return "invalid"
+    return "server_error" if status >= 500 else "rejected"
+
+
 def classify(status: int, body: bytes, headers: Mapping[str, str], count: int) -> SendResult:
-    """Turn X's HTTP answer into delivered / retry / permanent."""
+    """Turn X's HTTP answer to a request of ``count`` conversions into an outcome (SPEC.md, "Answers"):
+    2xx delivered; 429 rate_limited until X's reset; 5xx and 408 retry; 400 split when ``count`` > 1 (X
+    refuses the whole request for one bad conversion); any other answer permanent."""
     try:
         data: Any = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError:
@@ -55,36 +73,54 @@ def classify(status: int, body: bytes, headers: Mapping[str, str], count: int) -
     if not isinstance(data, dict):
         data = {}
     rate = rate_limit_from(headers)
+    info = data.get("data") if isinstance(data.get("data"), dict) else {}
+    debug_id = info.get("debug_id") or headers.get("x-transaction-id")
+    if 200 <= status < 300:
+        return SendResult(
+            "delivered",
+            status,
+            count,
+            debug_id=debug_id,
+            conversions_processed=info.get("conversions_processed"),
+            rate_limit=rate,
+        )
     errors = tuple(
         XError(str(e.get("code", "")), str(e.get("message", "")), e.get("parameter"))
         for e in data.get("errors", [])
         if isinstance(e, dict)
     )
-    if 200 <= status < 300:
-        info = data.get("data") if isinstance(data.get("data"), dict) else {}
-        return SendResult(
-            "delivered",
-            status,
-            count,
-            debug_id=info.get("debug_id"),
-            conversions_processed=info.get("conversions_processed"),
-            rate_limit=rate,
-            raw=data,
-        )
     reason = "; ".join(f"{e.code}: {e.message}" for e in errors) or f"HTTP {status}"
-    if status == 429:
+    failure = _failure(status)
+    outcome: Outcome
+    retry_at = None
+    if failure == "rate_limited":
+        outcome = "rate_limited"
         retry_at = rate.reset if rate and rate.reset and rate.reset > time.time() else None
-        return SendResult(
-            "retry", status, count, errors=errors, rate_limit=rate, retry_at=retry_at, reason=reason, raw=data
-        )
-    if status >= 500 or status == 408:
-        return SendResult("retry", status, count, errors=errors, rate_limit=rate, reason=reason, raw=data)
-    return SendResult("permanent", status, count, errors=errors, rate_limit=rate, reason=reason, raw=data)
+    elif failure in ("server_error", "timeout"):
+        outcome = "retry"
+    elif status == 400 and count > 1:
+        outcome = "split"
+    else:
+        outcome = "permanent"
+    return SendResult(
+        outcome,
+        status,
+        count,
+        debug_id=debug_id,
+        errors=errors,
+        rate_limit=rate,
+        retry_at=retry_at,
+        reason=reason,
+        failure=failure,
+    )
 
 
 def network_failure(exc: httpx.HTTPError, count: int) -> SendResult:
-    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection error"
-    return SendResult("retry", None, count, reason=f"{kind}: {type(exc).__name__}")
+    """No answer from X: a timeout or a connection refused / dropped; always worth another try."""
+    failure: FailureReason = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
+    detail = str(exc)[:200]
+    reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return SendResult("retry", None, count, reason=reason, failure=failure)
 
 
 def _answer(r: httpx.Response, count: int) -> SendResult:
