@@ -97,10 +97,22 @@ class DispatchSettings(_Strict):
     linger_ms: int = Field(default=200, ge=0)
     concurrency: int = Field(default=4, ge=1)
     lease_seconds: int = Field(default=60, ge=1)
-    max_attempts: int = Field(default=20, ge=1)
+    #: transient failures (5xx, timeouts, 429) are retried until the conversion has waited this long since
+    #: the gateway accepted it, then it becomes a dead letter (docs/delivery.md explains the default)
+    give_up_after_hours: float = Field(default=72.0, gt=0, le=24 * 90)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=900.0, gt=0)
     poll_interval_ms: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_attempts" in data:
+            raise ValueError(
+                "max_attempts was replaced by give_up_after_hours: retries are limited by time, not by "
+                "count (see docs/delivery.md)"
+            )
+        return data
 
 
 class Source(_Strict):

@@ -60,17 +60,18 @@ def ok(conversions: Sequence[dict[str, Any]]) -> SendResult:
 
 
 def unavailable(conversions: Sequence[dict[str, Any]]) -> SendResult:
-    return SendResult("retry", 503, len(conversions), reason="HTTP 503")
+    return SendResult("retry", 503, len(conversions), reason="HTTP 503", failure="server_error")
 
 
 def rejects_bad(conversions: Sequence[dict[str, Any]]) -> SendResult:
     """Like X: one bad conversion fails the whole request with a 400."""
     if any(c["conversion_id"].startswith("bad") for c in conversions):
         return SendResult(
-            "permanent",
+            "split" if len(conversions) > 1 else "permanent",
             400,
             len(conversions),
             errors=(XError("INVALID_PARAMETER", "Hashed_email is not a valid SHA-256 hash", "hashed_email"),),
+            failure="invalid",
         )
     return ok(conversions)
 
@@ -152,20 +153,6 @@ async def test_transient_failures_are_retried_with_backoff_until_delivered(tmp_p
     assert (row.state, row.attempts) == ("delivered", 3)
 
 
-async def test_after_max_attempts_a_conversion_becomes_a_dead_letter(tmp_path: Path) -> None:
-    cfg = config(tmp_path, max_attempts=2)
-    box = SQLiteOutbox(tmp_path / "o.db")
-    queue(box, "c1")
-    d = dispatcher(cfg, box, ScriptedX(unavailable))
-    deadline = time.monotonic() + 10
-    while states(box)["c1"] != "dead" and time.monotonic() < deadline:
-        await d.step()
-        time.sleep(0.02)
-    (row,) = box.rows()
-    assert row.state == "dead"
-    assert "gave up after 2 attempts" in (row.last_error or "")
-
-
 async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     box = SQLiteOutbox(tmp_path / "o.db")
@@ -173,7 +160,9 @@ async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(
     reset = time.time() + 3600
 
     def limited(conversions: Sequence[dict[str, Any]]) -> SendResult:
-        return SendResult("retry", 429, len(conversions), retry_at=reset, reason="TOO_MANY_REQUESTS")
+        return SendResult(
+            "rate_limited", 429, len(conversions), retry_at=reset, reason="TOO_MANY_REQUESTS", failure="rate_limited"
+        )
 
     await dispatcher(cfg, box, ScriptedX(limited)).run_until_idle()
     (row,) = box.rows()
@@ -188,7 +177,11 @@ async def test_unauthorized_is_a_dead_letter_at_once_and_replay_sends_it_again(t
 
     def unauthorized(conversions: Sequence[dict[str, Any]]) -> SendResult:
         return SendResult(
-            "permanent", 401, len(conversions), errors=(XError("UNAUTHORIZED", "bad signature"),)
+            "permanent",
+            401,
+            len(conversions),
+            errors=(XError("UNAUTHORIZED", "bad signature"),),
+            failure="auth",
         )
 
     x = ScriptedX(unauthorized, ok)

@@ -92,7 +92,6 @@ lease_seconds = 3
 linger_ms = 20
 backoff_base_seconds = 0.05
 backoff_max_seconds = 1.0
-max_attempts = 1000
 
 [[sources]]
 name = "fault"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,7 +31,9 @@ from xgate.collect.schema import (
 )
 from xgate.collect.writer import GroupWriter, TakesLeasedRows
 from xgate.config import Config, Source
+from xgate.errors import OutboxUnavailable
 from xgate.observe.activity import ActivityLog, RejectionRing
+from xgate.observe.destinations import DestinationState, destination_states
 from xgate.observe.metrics import CONTENT_TYPE, Metrics
 from xgate.observe.page import render_activity_page
 from xgate.observe.redact import register_secrets
@@ -43,6 +45,8 @@ log = logging.getLogger("xgate.collect")
 _CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Write-Key"
 #: requests with at most this many events are mapped on the event loop; bigger ones in a thread
 INLINE_EVENTS = 10
+#: seconds a 503 asks the sender to wait while the outbox cannot store (xgate's backend client honours it)
+RETRY_AFTER_SECONDS = 5
 
 
 def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -176,12 +180,12 @@ class _Gateway:
         if prepared.conversions:
             try:
                 outcomes = await self.writer.enqueue(prepared.conversions)
-            except Exception:
-                log.warning(
-                    "enqueue failed", extra={"fields": {"source": source.name, "events": len(events)}}
-                )
+            except OutboxUnavailable:  # nothing stored: the sender must try again (logged by the writer)
                 return _problem(
-                    503, "outbox_unavailable", "the outbox could not store the events; retry later", cors
+                    503,
+                    "outbox_unavailable",
+                    "the outbox could not store the events; nothing was stored, retry later",
+                    (cors or {}) | {"Retry-After": str(RETRY_AFTER_SECONDS)},
                 )
         report = self.ingest.finish(prepared, outcomes, source.name)
         twclid = next(
@@ -241,12 +245,14 @@ def create_app(
     handoff: TakesLeasedRows | None = None,
     mapper: EventMapper | None = None,
     metrics: Metrics | None = None,
+    credential_problems: Callable[[], Mapping[str, list[str]]] | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app. ``dispatcher`` (if given) runs beside it for the app's lifetime;
     ``handoff`` (the dispatcher's) takes new rows already leased.
 
     ``mapper`` defaults to :class:`xgate.mapping.Mapper` of ``config``; ``metrics`` to a fresh registry that
-    also reads the outbox's queue depth at scrape time.
+    also reads the outbox's queue depth at scrape time. ``credential_problems`` (the dispatcher's, per
+    destination) makes ``/readyz`` report a destination this process cannot sign requests for.
     """
     if mapper is None:
         from xgate.mapping import Mapper
@@ -304,18 +310,36 @@ def create_app(
 
     @app.get(
         "/readyz",
-        summary="The outbox answers and the dispatcher (if enabled) runs",
+        summary="Ready to take events: the outbox can store and the dispatcher (if enabled) runs",
+        description=(
+            "200 `ready`, or 200 `degraded` when a destination cannot deliver (its credentials, or X "
+            "refusing them: 401/403/404) while ingest still works; 503 `not ready` when the outbox cannot "
+            "store or this process's dispatcher stopped. `destinations` gives each one's status and reason."
+        ),
         responses={503: {"description": "not ready, with the reasons"}},
     )
     async def readyz() -> Response:
+        return await anyio.to_thread.run_sync(readiness)
+
+    def readiness() -> Response:
         problems: list[str] = []
+        states: list[DestinationState] = []
         try:
-            await anyio.to_thread.run_sync(lambda: outbox.rows(limit=1))
-        except Exception as e:
-            problems.append(f"outbox unreachable: {type(e).__name__}")
+            outbox.ping()
+            health = outbox.health()
+        except OutboxUnavailable as e:
+            problems.append(f"outbox unavailable: {e}")
+        else:
+            credentials = credential_problems() if credential_problems is not None else None
+            states = destination_states((d.name for d in config.destinations), health, credentials)
         if runner is not None and not runner.running:
             problems.append("dispatcher not running")
-        body = {"status": "not ready" if problems else "ready", "problems": problems}
+        blocked = any(state.status == "blocked" for state in states)
+        body = {
+            "status": "not ready" if problems else "degraded" if blocked else "ready",
+            "problems": problems,
+            "destinations": {state.name: state.as_json() for state in states},
+        }
         return Response(
             orjson.dumps(body), status_code=503 if problems else 200, media_type="application/json"
         )

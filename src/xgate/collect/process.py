@@ -15,6 +15,7 @@ from xgate.observe.metrics import Metrics
 from xgate.outbox.base import Outbox
 
 if TYPE_CHECKING:
+    from xgate.dispatch import Attempt
     from xgate.x import AsyncXClient
 
 
@@ -45,6 +46,16 @@ def client_factory_for(config: Config) -> Callable[[Destination], AsyncXClient]:
     return client_factory
 
 
+def failure_counter(metrics: Metrics) -> Callable[[Attempt], None]:
+    """The dispatcher's observer that counts each attempt that did not deliver, by its reason."""
+
+    def observe(attempt: Attempt) -> None:
+        if attempt.failure is not None:
+            metrics.record_failure(attempt.destination, attempt.failure)
+
+    return observe
+
+
 def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
     """The app of ``xgate serve``; the dispatcher runs in it when ``dispatch`` and ``[dispatch] enabled``."""
     from xgate.outbox import open_outbox
@@ -56,12 +67,13 @@ def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
     if dispatch and config.dispatch.enabled:
         from xgate.dispatch import Dispatcher
 
-        dispatcher = Dispatcher(config, outbox, client_factory_for(config))
+        dispatcher = Dispatcher(config, outbox, client_factory_for(config), observer=failure_counter(metrics))
     app = create_app(
         config,
         outbox,
         dispatcher=dispatcher,
         handoff=dispatcher.handoff if dispatcher is not None else None,
         metrics=metrics,
+        credential_problems=(lambda: dispatcher.credential_problems) if dispatcher is not None else None,
     )
     return GatewayProcess(app, outbox, metrics, dispatcher is not None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from xgate.conversion import MappedConversion
+from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import EnqueueOutcome, HandoffLease, LeasedRow, Outbox
 
 log = logging.getLogger("xgate.collect")
@@ -68,7 +69,8 @@ class GroupWriter:
             thread.join(timeout)
 
     async def enqueue(self, conversions: Sequence[MappedConversion]) -> list[EnqueueOutcome]:
-        """The outbox's outcome per conversion, once they are committed."""
+        """The outbox's outcome per conversion, once they are committed. Raises what kept them from
+        being stored (:class:`~xgate.errors.OutboxUnavailable` when the outbox cannot be written now)."""
         if self._thread is None:
             self.start()
         loop = asyncio.get_running_loop()
@@ -101,12 +103,14 @@ class GroupWriter:
     def _commit(self, group: list[_Job]) -> None:
         try:
             outcomes = self._store([c for job in group for c in job.conversions])
-        except Exception:
+        except Exception as e:
             if len(group) == 1:
-                log.exception(
-                    "outbox enqueue failed", extra={"fields": {"conversions": len(group[0].conversions)}}
-                )
-                _settle(group[0], error=True)
+                fields = {"fields": {"conversions": len(group[0].conversions)}}
+                if isinstance(e, OutboxUnavailable):
+                    log.warning("outbox enqueue failed: %s", e, extra=fields)
+                else:
+                    log.exception("outbox enqueue failed", extra=fields)
+                _settle(group[0], error=e)
                 return
             for job in group:  # isolate the request whose conversions the outbox refuses
                 self._commit([job])
@@ -131,12 +135,14 @@ class GroupWriter:
         return outcomes
 
 
-def _settle(job: _Job, outcomes: list[EnqueueOutcome] | None = None, *, error: bool = False) -> None:
+def _settle(job: _Job, outcomes: list[EnqueueOutcome] | None = None, *, error: Exception | None = None) -> None:
+    """Answer the request waiting on ``job``: its outcomes, or the error that kept it from being stored."""
+
     def apply() -> None:
         if job.future.done():
             return
-        if error or outcomes is None:
-            job.future.set_exception(RuntimeError("the outbox could not store the conversions"))
+        if error is not None or outcomes is None:
+            job.future.set_exception(error or RuntimeError("the outbox could not store the conversions"))
         else:
             job.future.set_result(outcomes)
 

@@ -2,14 +2,26 @@
 
 - Rows are leased in bulk, grouped per (destination, pixel) and cut into batches of X's limit; up to
   ``[dispatch] concurrency`` batches are in flight at once.
-- delivered → ``mark_delivered`` with X's debug id.
-- retry (5xx, timeouts, connection errors) → back to the queue with exponential backoff and full jitter;
-  after ``max_attempts`` → dead.
-- 429 → that destination's pixel pauses until X's reset time; its rows wait without an attempt counted.
-- permanent 4xx → a 400 rejects a whole request, so the batch is split in halves until the culprits are
-  alone: the good conversions are delivered, the bad ones become dead letters with X's error. Other 4xx
-  (401/403/404: credentials or pixel) are dead letters at once; fix and ``xgate dlq replay``.
-- A crash loses nothing: an unsettled lease expires and its rows return to the queue.
+- The X client classifies each answer (:mod:`xgate.x.result`); the dispatcher acts on the outcome and
+  never reads an HTTP status itself:
+
+  - ``delivered`` → ``mark_delivered`` with X's debug id.
+  - ``retry`` (5xx, timeouts, connection errors) → back to the queue with exponential backoff and full
+    jitter, until the conversion has waited ``[dispatch] give_up_after_hours`` since the gateway accepted
+    it; then a dead letter with the reason.
+  - ``rate_limited`` → that destination's pixel pauses until X's reset time; its rows wait without an
+    attempt counted.
+  - ``split`` → X refused a request of several for one bad conversion: the batch is halved until the
+    culprits are alone; the good conversions are delivered, the bad ones become dead letters.
+  - ``permanent`` → dead letters at once (a 400 for one conversion; 401/403/404: credentials, access or
+    pixel, logged at WARNING); fix the cause and ``xgate dlq replay``.
+
+- Every request that does not deliver is reported to the observer with its failure reason (metrics).
+- A crash loses nothing: an unsettled lease expires and its rows return to the queue. At start the
+  dispatcher takes back at once the leases its node held before a crash (``Outbox.reclaim``), and a batch
+  that takes long (a slow X, a wait for the request budget) keeps its lease (``Outbox.extend``).
+- Delivery never stops by itself: a failing round (the outbox unavailable, or anything unexpected) is
+  logged, the loop backs off (capped) and resumes when the store answers again.
 - In ``xgate serve`` the collector hands new rows over already leased (:mod:`xgate.dispatch.handoff`): the
   dispatcher sends those first and polls the outbox for the rest every ``poll_interval_ms``, or at once
   while the outbox has a backlog.
@@ -18,11 +30,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
@@ -30,7 +44,10 @@ import orjson
 from xgate.config import Config, Destination
 from xgate.dispatch.backoff import RequestBudget, backoff_delay
 from xgate.dispatch.handoff import Handoff
+from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import LeasedRow, Outbox
+from xgate.validation import parse_conversion_time
+from xgate.x.auth import destination_credential_problems
 from xgate.x.client import Conversion
 from xgate.x.result import SendResult
 
@@ -42,10 +59,35 @@ class SendsConversions(Protocol):
 
 
 ClientFactory = Callable[[Destination], SendsConversions]
-#: called after each settled batch: (destination, pixel_id, outcome, count, result)
-Observer = Callable[[str, str, str, int, SendResult], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at delivering a batch: a request to X, or a batch that could not be sent at all."""
+
+    destination: str
+    pixel_id: str
+    conversions: int
+    #: X's outcome (delivered, retry, rate_limited, split, permanent), or ``unsent``
+    outcome: str
+    #: why it did not deliver: X's :data:`~xgate.x.result.FailureReason`, or ``credentials`` (no client
+    #: could be built) or ``unconfigured`` (the destination left the configuration); None when delivered
+    failure: str | None
+    #: X's answer (None when nothing was sent)
+    result: SendResult | None
+
+
+#: called after every attempt (metrics)
+Observer = Callable[[Attempt], None]
 
 _PURGE_EVERY = 300.0
+#: a failing round waits this long, doubling per failure in a row up to the cap
+_ROUND_BACKOFF_BASE = 0.5
+_ROUND_BACKOFF_MAX = 30.0
+#: a destination's repeated failure of one kind is logged at WARNING at most this often
+_WARN_EVERY = 60.0
+#: a batch without credentials waits this long before it is tried again
+_NO_CREDENTIALS_WAIT = 30.0
 
 
 class Dispatcher:
@@ -61,6 +103,7 @@ class Dispatcher:
         self.config = config
         self.outbox = outbox
         self._settings = config.dispatch
+        self._give_up_after = config.dispatch.give_up_after_hours * 3600
         self._limit = min(config.dispatch.batch_size, config.x.max_conversions_per_request)
         self._client_factory = client_factory
         self._clients: dict[str, SendsConversions] = {}
@@ -74,6 +117,9 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_purge = 0.0
+        self._warned: dict[str, tuple[str, float]] = {}
+        #: per destination, what keeps this process from building its X client (credentials), for /readyz
+        self.credential_problems: dict[str, list[str]] = {}
         #: rows the collector of this process stored already leased to us (wired by ``build_gateway``), room
         #: for a round in flight and the next one waiting
         self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
@@ -81,11 +127,40 @@ class Dispatcher:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def run_forever(self) -> None:
-        """Deliver until :meth:`stop`; in-flight batches finish, leased but unsent rows are released."""
-        self.handoff.open()
+        """Deliver until :meth:`stop`; in-flight batches finish, leased but unsent rows are released.
+
+        First warns about each destination whose credentials cannot work, and takes back the leases this
+        node held when it last stopped (before the hand-off opens, so none of the new ones). A round that
+        raises (the outbox unavailable, or any bug) is logged and retried after a capped backoff: the
+        loop only ends on :meth:`stop`."""
+        self._check_credentials()
+        failures = 0
         try:
             while not self._stopping.is_set():
-                sent = await self.step()
+                try:
+                    if not self.handoff.taking:
+                        reclaimed = await asyncio.to_thread(self.outbox.reclaim)
+                        if reclaimed:
+                            log.info(
+                                "took back the leases of this node's previous run",
+                                extra={"fields": {"rows": reclaimed}},
+                            )
+                        self.handoff.open()
+                    sent = await self.step()
+                except Exception as e:
+                    failures += 1
+                    delay = min(_ROUND_BACKOFF_MAX, _ROUND_BACKOFF_BASE * 2 ** min(failures - 1, 16))
+                    fields = {"failures_in_a_row": failures, "retry_in_seconds": delay}
+                    if isinstance(e, OutboxUnavailable):
+                        log.warning("outbox unavailable: %s", e, extra={"fields": fields})
+                    else:
+                        log.exception("dispatch round failed", extra={"fields": fields})
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                    continue
+                if failures:
+                    log.info("delivery resumed", extra={"fields": {"after_failures": failures}})
+                    failures = 0
                 if self._stopping.is_set():
                     break
                 if not sent:
@@ -109,10 +184,23 @@ class Dispatcher:
         await self._drain()
         raise TimeoutError(f"queue not idle after {timeout} s")
 
+    def _check_credentials(self) -> None:
+        """Warn once per destination whose credentials cannot sign a request (names, never values)."""
+        self.credential_problems = destination_credential_problems(self.config)
+        for name, problems in self.credential_problems.items():
+            log.warning(
+                "destination cannot deliver: %s",
+                "; ".join(problems),
+                extra={"fields": {"destination": name, "reason": "credentials"}},
+            )
+
     async def _drain(self) -> None:
         unsent = self.handoff.close()
         if unsent:
-            await asyncio.to_thread(self.outbox.release, [r.id for r in unsent], self.handoff.token)
+            try:
+                await asyncio.to_thread(self.outbox.release, [r.id for r in unsent], self.handoff.token)
+            except Exception:  # they are stored: their lease expires (or the next start reclaims them)
+                log.warning("could not release the rows still waiting in the hand-off", exc_info=True)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         for client in self._clients.values():
@@ -126,7 +214,7 @@ class Dispatcher:
         """Take the rows handed over, lease what is due, and start sending; returns how many rows.
 
         Only as many rows as free sending slots can take are leased, so a lease is not spent waiting.
-        """
+        Raises what the outbox raises (:class:`~xgate.errors.OutboxUnavailable`)."""
         now = time.time()
         if now - self._last_purge > _PURGE_EVERY:
             self._last_purge = now
@@ -136,9 +224,13 @@ class Dispatcher:
         wanted = free * self._limit
         rows = self.handoff.take(wanted)
         if len(rows) < wanted and (not rows or time.monotonic() >= self._next_poll):
-            more = await asyncio.to_thread(
-                self.outbox.lease, wanted - len(rows), self._settings.lease_seconds
-            )
+            try:
+                more = await asyncio.to_thread(
+                    self.outbox.lease, wanted - len(rows), self._settings.lease_seconds
+                )
+            except Exception:
+                await self._release_quietly(rows)
+                raise
             backlog = len(more) == wanted - len(rows)
             self._next_poll = time.monotonic() + (0 if backlog else self._settings.poll_interval_ms / 1000)
             rows += more
@@ -152,7 +244,7 @@ class Dispatcher:
         for (destination, pixel_id, _), group in groups.items():
             paused = self._paused_until.get((destination, pixel_id), 0.0)
             if paused > time.time():
-                await self._defer(group, paused, "waiting for X's rate-limit reset")
+                await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
                 continue
             batches += [
                 (destination, pixel_id, group[i : i + self._limit]) for i in range(0, len(group), self._limit)
@@ -162,8 +254,7 @@ class Dispatcher:
             if self._stopping.is_set():  # shutting down: hand back what has not gone out
                 self._slots.release()
                 for _, _, unsent in batches[n:]:
-                    ids = [r.id for r in unsent]
-                    await asyncio.to_thread(self.outbox.release, ids, unsent[0].lease_token)
+                    await self._release_quietly(unsent)
                 break
             self._busy += 1
             task = asyncio.create_task(self._deliver(destination, pixel_id, batch))
@@ -171,93 +262,164 @@ class Dispatcher:
             task.add_done_callback(self._in_flight.discard)
         return len(rows)
 
+    async def _release_quietly(self, rows: Sequence[LeasedRow]) -> None:
+        by_token: dict[str, list[int]] = defaultdict(list)
+        for r in rows:
+            by_token[r.lease_token].append(r.id)
+        for token, ids in by_token.items():
+            try:
+                await asyncio.to_thread(self.outbox.release, ids, token)
+            except Exception:  # they stay leased until the lease expires
+                log.warning("could not release leased rows", exc_info=True)
+
     async def _deliver(self, destination: str, pixel_id: str, batch: list[LeasedRow]) -> None:
+        keeper = asyncio.create_task(self._keep_leased(batch))
         try:
             await self._send(destination, pixel_id, batch)
-        except Exception:  # never let one batch kill the loop; its lease expires and it is retried
-            log.exception(
-                "dispatch failed", extra={"fields": {"destination": destination, "rows": len(batch)}}
-            )
+        except Exception as e:  # never let one batch kill the loop; its lease expires and it is retried
+            fields = {"destination": destination, "rows": len(batch)}
+            if isinstance(e, OutboxUnavailable):
+                log.warning("could not settle a batch: %s", e, extra={"fields": fields})
+            else:
+                log.exception("dispatch failed", extra={"fields": fields})
         finally:
+            keeper.cancel()
             self._busy -= 1
             self._slots.release()
+
+    async def _keep_leased(self, batch: list[LeasedRow]) -> None:
+        """While the batch is in flight, renew its lease every third of ``lease_seconds``: a row handed
+        over is taken with at least half its lease left, so the lease never runs out under a slow send."""
+        seconds = self._settings.lease_seconds
+        ids, token = [r.id for r in batch], batch[0].lease_token
+        while True:
+            await asyncio.sleep(seconds / 3)
+            try:
+                held = await asyncio.to_thread(self.outbox.extend, ids, token, seconds)
+            except Exception as e:
+                log.warning("could not extend a lease: %s", e)
+                continue
+            if held == 0:
+                log.warning(
+                    "a batch in flight lost its lease; its settle will count nothing",
+                    extra={"fields": {"destination": batch[0].destination, "rows": len(ids)}},
+                )
+                return
 
     async def _send(self, destination: str, pixel_id: str, batch: list[LeasedRow]) -> None:
         dest = self._destinations.get(destination)
         if dest is None:
-            await self._dead(batch, f"destination {destination!r} is no longer configured")
+            why = f"unconfigured: destination {destination!r} is no longer configured"
+            await self._dead(batch, why)
+            self._report(Attempt(destination, pixel_id, len(batch), "unsent", "unconfigured", None), why)
             return
         client = self._clients.get(destination)
         if client is None:
             try:
                 client = self._clients[destination] = self._client_factory(dest)
             except Exception as e:  # missing credentials: keep the rows, say why, try later
-                await self._retry(batch, f"cannot build X client: {e}", count_attempt=False, delay=30.0)
+                why = f"credentials: {e}"
+                self.credential_problems[destination] = [str(e)]
+                await self._retry(batch, why, count_attempt=False, delay=_NO_CREDENTIALS_WAIT)
+                self._report(Attempt(destination, pixel_id, len(batch), "unsent", "credentials", None), why)
                 return
+            self.credential_problems.pop(destination, None)
         await self._budget(destination).take()
         result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
-        self._heed_rate_limit(destination, pixel_id, result)
-        if result.outcome == "delivered":
-            await asyncio.to_thread(
-                self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
-            )
-        elif result.status_code == 429:
-            until = result.retry_at or time.time() + backoff_delay(
-                batch[0].attempts,
-                self._settings.backoff_base_seconds,
-                self._settings.backoff_max_seconds,
-                self._rng,
-            )
-            self._paused_until[(destination, pixel_id)] = until
-            await self._defer(batch, until, f"429 rate limited until {until:.0f}")
-        elif result.outcome == "retry":
-            await self._retry(batch, result.reason or f"HTTP {result.status_code}")
-        elif result.status_code == 400 and len(batch) > 1:
+        hold = result.exhausted_until(time.time())
+        if hold is not None:
+            self._pause(destination, pixel_id, hold)
+        if result.outcome == "split":
+            self._report(Attempt(destination, pixel_id, len(batch), "split", result.failure, result))
             half = len(batch) // 2
             await self._send(destination, pixel_id, batch[:half])
             await self._send(destination, pixel_id, batch[half:])
             return
+        why = result.describe()
+        if result.outcome == "delivered":
+            await asyncio.to_thread(
+                self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
+            )
+        elif result.outcome == "rate_limited":
+            until = result.retry_at or time.time() + self._backoff(batch[0].attempts)
+            self._pause(destination, pixel_id, until)
+            await self._defer(batch, until, f"{why}; until {until:.0f}")
+        elif result.outcome == "retry":
+            await self._retry(batch, why)
         else:
-            await self._dead(batch, _describe(result))
-        self._observe(destination, pixel_id, batch, result)
+            await self._dead(batch, why)
+        self._report(Attempt(destination, pixel_id, len(batch), result.outcome, result.failure, result), why)
 
     # -- settling ----------------------------------------------------------------------------------
+    def _backoff(self, attempts: int) -> float:
+        s = self._settings
+        return backoff_delay(attempts, s.backoff_base_seconds, s.backoff_max_seconds, self._rng)
+
+    async def _expired(
+        self, batch: Sequence[LeasedRow], now: float
+    ) -> tuple[list[LeasedRow], list[LeasedRow]]:
+        """The rows accepted ``give_up_after_hours`` ago or earlier, and the others.
+
+        A row's acceptance time is read from the outbox (``row().created_at``) only when its conversion
+        is old enough to matter: the mapper refuses a ``conversion_time`` later than acceptance plus
+        ``[x] max_clock_skew_seconds``, so a conversion younger than the limit minus that skew was
+        accepted less than the limit ago. Live traffic never costs a look-up; an old import does, on
+        failure only."""
+        limit, skew = self._give_up_after, self.config.x.max_clock_skew_seconds
+        young: list[LeasedRow] = []
+        unsure: list[LeasedRow] = []
+        for r in batch:
+            at = _conversion_time(r.body_json)
+            (young if at is not None and now - at + skew < limit else unsure).append(r)
+        if not unsure:
+            return [], young
+        accepted = await asyncio.to_thread(self._accepted_at, [r.id for r in unsure])
+        old: list[LeasedRow] = []
+        for r in unsure:
+            at = accepted.get(r.id)
+            (old if at is not None and now - at >= limit else young).append(r)
+        return old, young
+
+    def _accepted_at(self, row_ids: Sequence[int]) -> dict[int, float]:
+        found = {i: self.outbox.row(i) for i in row_ids}
+        return {i: row.created_at for i, row in found.items() if row is not None}
+
+    async def _give_up(self, rows: Sequence[LeasedRow], why: str) -> None:
+        hours = self._settings.give_up_after_hours
+        head, _, detail = why.partition(": ")
+        await self._dead(rows, f"{head}: gave up after {hours:g} h of retries; {detail}")
+
     async def _defer(self, batch: Sequence[LeasedRow], until: float, why: str) -> None:
-        await asyncio.to_thread(
-            self.outbox.mark_retry,
-            [r.id for r in batch],
-            batch[0].lease_token,
-            until,
-            why,
-            count_attempt=False,
-        )
+        """Back to the queue until ``until`` without an attempt counted (X asked us to wait)."""
+        old, rest = await self._expired(batch, time.time())
+        if old:
+            await self._give_up(old, why)
+        if rest:
+            await asyncio.to_thread(
+                self.outbox.mark_retry,
+                [r.id for r in rest],
+                rest[0].lease_token,
+                until,
+                why,
+                count_attempt=False,
+            )
 
     async def _retry(
         self, batch: Sequence[LeasedRow], why: str, *, count_attempt: bool = True, delay: float | None = None
     ) -> None:
-        token = batch[0].lease_token
-        exhausted: list[LeasedRow] = []
-        rest: list[LeasedRow] = []
-        for r in batch:
-            last_try = count_attempt and r.attempts + 1 >= self._settings.max_attempts
-            (exhausted if last_try else rest).append(r)
-        if exhausted:
-            await self._dead(exhausted, f"gave up after {self._settings.max_attempts} attempts: {why}")
+        """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead."""
+        now = time.time()
+        old, rest = await self._expired(batch, now)
+        if old:
+            await self._give_up(old, why)
         if not rest:
             return
-        attempts = max(r.attempts for r in rest)
-        wait = (
-            delay
-            if delay is not None
-            else backoff_delay(
-                attempts, self._settings.backoff_base_seconds, self._settings.backoff_max_seconds, self._rng
-            )
-        )
+        wait = delay if delay is not None else self._backoff(max(r.attempts for r in rest))
         await asyncio.to_thread(
             self.outbox.mark_retry,
             [r.id for r in rest],
-            token,
-            time.time() + wait,
+            rest[0].lease_token,
+            now + wait,
             why,
             count_attempt=count_attempt,
         )
@@ -265,12 +427,10 @@ class Dispatcher:
     async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
         await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
 
-    def _heed_rate_limit(self, destination: str, pixel_id: str, result: SendResult) -> None:
-        """X says no requests remain in this window: hold this pixel until the window resets."""
-        limit = result.rate_limit
-        if limit and limit.remaining == 0 and limit.reset and limit.reset > time.time():
-            key = (destination, pixel_id)
-            self._paused_until[key] = max(self._paused_until.get(key, 0.0), limit.reset)
+    def _pause(self, destination: str, pixel_id: str, until: float) -> None:
+        """Hold this pixel until ``until`` (X's rate-limit reset)."""
+        key = (destination, pixel_id)
+        self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
 
     def _budget(self, destination: str) -> RequestBudget:
         budget = self._budgets.get(destination)
@@ -281,33 +441,44 @@ class Dispatcher:
             )
         return budget
 
-    def _observe(
-        self, destination: str, pixel_id: str, batch: Sequence[LeasedRow], result: SendResult
-    ) -> None:
+    # -- telling ------------------------------------------------------------------------------------
+    def _report(self, attempt: Attempt, why: str = "") -> None:
+        """The observer hears of every attempt; the log gets one line per settled batch, and a WARNING
+        when the destination itself is refused (credentials, access, pixel), at most once a minute per
+        destination and kind."""
         if self._observer is not None:
-            self._observer(destination, pixel_id, result.outcome, len(batch), result)
-        log.info(
-            "batch settled",
-            extra={
-                "fields": {
-                    "destination": destination,
-                    "pixel_id": pixel_id,
-                    "conversions": len(batch),
-                    "outcome": result.outcome,
-                    "status": result.status_code,
-                    "debug_id": result.debug_id,
-                    "reason": result.reason,
-                }
-            },
-        )
+            self._observer(attempt)
+        result = attempt.result
+        fields = {
+            "destination": attempt.destination,
+            "pixel_id": attempt.pixel_id,
+            "conversions": attempt.conversions,
+            "outcome": attempt.outcome,
+            "failure": attempt.failure,
+            "status": result.status_code if result else None,
+            "debug_id": result.debug_id if result else None,
+            "reason": why or None,
+        }
+        if attempt.failure in ("auth", "forbidden", "not_found", "credentials", "unconfigured"):
+            now = time.monotonic()
+            last = self._warned.get(attempt.destination)
+            if last is None or last[0] != attempt.failure or now - last[1] >= _WARN_EVERY:
+                self._warned[attempt.destination] = (attempt.failure, now)
+                log.warning("destination cannot deliver: %s", why, extra={"fields": fields})
+                return
+        elif attempt.outcome == "delivered":
+            self._warned.pop(attempt.destination, None)
+        log.info("batch settled", extra={"fields": fields})
 
 
-def _describe(result: SendResult) -> str:
-    parts = [f"HTTP {result.status_code}" if result.status_code else "no answer"]
-    parts += [f"{e.code}: {e.message}" + (f" ({e.parameter})" if e.parameter else "") for e in result.errors]
-    if result.reason and not result.errors:
-        parts.append(result.reason)
-    return "; ".join(parts)
+def _conversion_time(body_json: bytes) -> float | None:
+    """The epoch time of a stored conversion's ``conversion_time``, or None when it has none."""
+    try:
+        value = orjson.loads(body_json).get("conversion_time")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    when = parse_conversion_time(value) if isinstance(value, str) else None
+    return when.timestamp() if when is not None else None
 
 
-__all__ = ["ClientFactory", "Dispatcher", "Observer", "SendsConversions"]
+__all__ = ["Attempt", "ClientFactory", "Dispatcher", "Observer", "SendsConversions"]

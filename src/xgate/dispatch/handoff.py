@@ -58,6 +58,11 @@ class Handoff:
         return rows
 
     @property
+    def taking(self) -> bool:
+        """Between :meth:`open` and :meth:`close`."""
+        return self._loop is not None
+
+    @property
     def pending(self) -> int:
         return self._pending
 

@@ -36,13 +36,22 @@ class _QueueDepth(Collector):
         for (destination, state), count in sorted(stats.counts.items()):
             family.add_metric([destination, state], count)
         yield family
-        if stats.oldest_queued_at is not None:
+        if stats.oldest_undelivered_at is not None:
             oldest = GaugeMetricFamily(
                 "xgate_outbox_oldest_queued_timestamp_seconds",
-                "Creation time of the oldest queued conversion (epoch seconds)",
+                "When the gateway accepted the oldest conversion not yet delivered (queued or leased), "
+                "epoch seconds: time() minus this is the age of the queue",
             )
-            oldest.add_metric([], stats.oldest_queued_at)
+            oldest.add_metric([], stats.oldest_undelivered_at)
             yield oldest
+        if stats.next_attempt_at is not None:
+            due = GaugeMetricFamily(
+                "xgate_outbox_next_attempt_timestamp_seconds",
+                "When the next queued conversion is due to be sent (epoch seconds; in the future while "
+                "every queued row backs off)",
+            )
+            due.add_metric([], stats.next_attempt_at)
+            yield due
 
 
 class Metrics:
@@ -69,6 +78,14 @@ class Metrics:
             "xgate_deliveries_total",
             "Conversions by delivery outcome (delivered, retry, dead), per destination",
             ["destination", "outcome"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "xgate_delivery_failures_total",
+            "Delivery attempts (a request to X, or a batch that could not be sent) that did not deliver, "
+            "per destination and reason: auth, forbidden, not_found, invalid, rejected, rate_limited, "
+            "server_error, timeout, connection (X's answer), credentials, unconfigured",
+            ["destination", "reason"],
             registry=self.registry,
         )
         self.requests = Histogram(
@@ -104,6 +121,10 @@ class Metrics:
 
     def record_delivery(self, destination: str, outcome: str, count: int = 1) -> None:
         self.deliveries.labels(destination, outcome).inc(count)
+
+    def record_failure(self, destination: str, reason: str) -> None:
+        """One delivery attempt that did not deliver, and why (:attr:`xgate.dispatch.Attempt.failure`)."""
+        self.failures.labels(destination, reason).inc()
 
     def record_request(self, code: int, seconds: float) -> None:
         self.requests.labels(str(code)).observe(seconds)

@@ -82,6 +82,14 @@ class SendResult:
         """The destination itself is refused (credentials, access, pixel), not this request's content."""
         return self.failure in DESTINATION_FAILURES
 
+    def exhausted_until(self, now: float) -> float | None:
+        """X's reset time when its rate-limit headers say no request remains in this window (hold the
+        pixel until then, before X has to answer 429); None otherwise."""
+        limit = self.rate_limit
+        if limit and limit.remaining == 0 and limit.reset and limit.reset > now:
+            return limit.reset
+        return None
+
     def describe(self) -> str:
         """``auth: HTTP 401; UNAUTHORIZED_ACCESS: bad signature``: the failure, then the status and X's
         errors (what a dead letter and the destination's health keep; :func:`failure_of` reads the head)."""
