@@ -161,7 +161,12 @@ async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(
 
     def limited(conversions: Sequence[dict[str, Any]]) -> SendResult:
         return SendResult(
-            "rate_limited", 429, len(conversions), retry_at=reset, reason="TOO_MANY_REQUESTS", failure="rate_limited"
+            "rate_limited",
+            429,
+            len(conversions),
+            retry_at=reset,
+            reason="TOO_MANY_REQUESTS",
+            failure="rate_limited",
         )
 
     await dispatcher(cfg, box, ScriptedX(limited)).run_until_idle()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.dispatch.test_dispatcher import (
     GatedX,
     ScriptedX,
@@ -23,6 +22,7 @@ from tests.dispatch.test_dispatcher import (
     unavailable,
     until,
 )
+
 from xgate.config import Destination
 from xgate.dispatch import Attempt, Dispatcher
 from xgate.errors import OutboxUnavailable

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from xgate.mapping import Mapper
 
 from xgate.cli import app as cli
 from xgate.config import Config, parse_config
 from xgate.conversion import FieldError
+from xgate.mapping import Mapper
 from xgate.observe import ActivityLog, MeteredOutbox, Metrics, RejectionRing
 from xgate.observe.activity import ActivityEntry
 from xgate.observe.page import render_activity_page

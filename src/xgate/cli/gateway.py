@@ -14,6 +14,7 @@ from rich.table import Table
 
 from xgate.cli.core import ConfigOption, load_or_exit
 from xgate.config import Config
+from xgate.observe.destinations import destination_states
 from xgate.outbox import Outbox, open_outbox
 from xgate.runtime import tune_gc
 
@@ -64,18 +65,23 @@ def status(
     config_path: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Queue depth per destination and state, delivery rate, oldest waiting conversion, last errors."""
+    """Queue depth per destination and state, delivery rate, the oldest undelivered conversion, when the
+    next one is due, each destination's current problem, last dead letters."""
     config = load_or_exit(config_path)
     outbox = _outbox(config)
     try:
         now = time.time()
         stats = outbox.stats(now=now)
+        health = outbox.health()
         errors = outbox.rows(state="dead", limit=5)
     finally:
         outbox.close()
     states = ("queued", "leased", "delivered", "dead")
     destinations = sorted({d for d, _ in stats.counts} | {d.name for d in config.destinations})
     totals = {s: sum(n for (_, st), n in stats.counts.items() if st == s) for s in states}
+    delivery = destination_states(destinations, health)
+    oldest_age = None if stats.oldest_undelivered_at is None else max(0.0, now - stats.oldest_undelivered_at)
+    next_in = None if stats.next_attempt_at is None else max(0.0, stats.next_attempt_at - now)
     if as_json:
         print(
             json.dumps(
@@ -85,10 +91,10 @@ def status(
                     },
                     "totals": totals,
                     "delivered_last_minute": stats.delivered_last_minute,
-                    "oldest_queued_age_seconds": None
-                    if stats.oldest_queued_at is None
-                    else max(0.0, now - stats.oldest_queued_at),
+                    "oldest_queued_age_seconds": oldest_age,
+                    "next_attempt_in_seconds": next_in,
                     "expired_leases": stats.expired_leases,
+                    "delivery": {state.name: state.as_json() for state in delivery},
                     "last_errors": [
                         {
                             "id": r.id,
@@ -112,17 +118,20 @@ def status(
     table.add_row("[bold]total[/bold]", *(f"[bold]{totals[s]:,}[/bold]" for s in states))
     console.print(table)
     console.print(f"delivered in the last minute: {stats.delivered_last_minute:,}")
-    if stats.oldest_queued_at is not None:
-        console.print(f"oldest queued conversion due for {_age(max(0.0, now - stats.oldest_queued_at))}")
+    if oldest_age is not None:
+        console.print(f"oldest undelivered conversion accepted {_age(oldest_age)} ago")
+    if next_in is not None:
+        console.print("next attempt due now" if next_in == 0 else f"next attempt due in {_age(next_in)}")
     if stats.expired_leases:
         console.print(
             f"[yellow]{stats.expired_leases} expired lease(s)[/yellow]: a dispatcher stopped mid-batch; "
             "they return to the queue on the next lease"
         )
+    for state in delivery:
+        if state.problem is not None:
+            console.print(f"{state.name} {state.status}: {state.problem}", markup=False, style="red")
     for r in errors:
-        console.print(
-            f"[red]dead[/red] #{r.id} {r.destination} {r.conversion_id}: {r.last_error}", markup=False
-        )
+        console.print(f"dead #{r.id} {r.destination} {r.conversion_id}: {r.last_error}", markup=False)
     if totals["dead"]:
         console.print(
             "inspect with `xgate dlq list`, fix the cause, then `xgate dlq replay --all`", style="dim"

@@ -135,7 +135,9 @@ class GroupWriter:
         return outcomes
 
 
-def _settle(job: _Job, outcomes: list[EnqueueOutcome] | None = None, *, error: Exception | None = None) -> None:
+def _settle(
+    job: _Job, outcomes: list[EnqueueOutcome] | None = None, *, error: Exception | None = None
+) -> None:
     """Answer the request waiting on ``job``: its outcomes, or the error that kept it from being stored."""
 
     def apply() -> None:

@@ -55,6 +55,8 @@ def destination_states(
     for name in sorted(set(names) | set(health)):
         seen = health.get(name, DestinationHealth())
         found = (credential_problems or {}).get(name)
+        problem: str | None
+        reason: str | None
         if found:
             problem, reason = "credentials: " + "; ".join(found), "credentials"
         else:

@@ -36,22 +36,13 @@ class _QueueDepth(Collector):
         for (destination, state), count in sorted(stats.counts.items()):
             family.add_metric([destination, state], count)
         yield family
-        if stats.oldest_undelivered_at is not None:
+        if stats.oldest_queued_at is not None:
             oldest = GaugeMetricFamily(
                 "xgate_outbox_oldest_queued_timestamp_seconds",
-                "When the gateway accepted the oldest conversion not yet delivered (queued or leased), "
-                "epoch seconds: time() minus this is the age of the queue",
+                "Creation time of the oldest queued conversion (epoch seconds)",
             )
-            oldest.add_metric([], stats.oldest_undelivered_at)
+            oldest.add_metric([], stats.oldest_queued_at)
             yield oldest
-        if stats.next_attempt_at is not None:
-            due = GaugeMetricFamily(
-                "xgate_outbox_next_attempt_timestamp_seconds",
-                "When the next queued conversion is due to be sent (epoch seconds; in the future while "
-                "every queued row backs off)",
-            )
-            due.add_metric([], stats.next_attempt_at)
-            yield due
 
 
 class Metrics:
