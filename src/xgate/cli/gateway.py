@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from xgate.cli.core import ConfigOption, load_or_exit
+from xgate.cli.output import fail, warn
 from xgate.config import Config
+from xgate.errors import OutboxNotFound, OutboxUnavailable
 from xgate.observe.destinations import destination_states
-from xgate.outbox import Outbox, open_outbox
+from xgate.outbox import Outbox, node_id_for, open_outbox
 from xgate.runtime import tune_gc
 
 console = Console()
@@ -24,8 +26,17 @@ dlq_app = typer.Typer(
 )
 
 
-def _outbox(config: Config) -> Outbox:
-    return open_outbox(config.storage.url, config.storage)
+def outbox_or_exit(config: Config, *, create: bool = False, role: str = "") -> Outbox:
+    """The configuration's outbox, or a one-line error and exit 1. ``create=False`` (read-only commands):
+    a missing outbox is an error naming where it was looked for, never a new empty one."""
+    try:
+        return open_outbox(
+            config.storage.url, config.storage, node_id=node_id_for(config, role), create=create
+        )
+    except OutboxNotFound as e:
+        fail(str(e), ["is this the configuration the gateway runs with? (--config / XGATE_CONFIG)"])
+    except OutboxUnavailable as e:
+        fail(str(e))
 
 
 def _age(seconds: float) -> str:
@@ -44,7 +55,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
 
     config = load_or_exit(config_path)
     configure_logging()
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config, create=True, role="dispatch")
     dispatcher = Dispatcher(config, outbox, client_factory_for(config))
 
     async def main() -> None:
@@ -68,7 +79,7 @@ def status(
     """Queue depth per destination and state, delivery rate, the oldest undelivered conversion, when the
     next one is due, each destination's current problem, last dead letters."""
     config = load_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         now = time.time()
         stats = outbox.stats(now=now)
@@ -80,8 +91,6 @@ def status(
     destinations = sorted({d for d, _ in stats.counts} | {d.name for d in config.destinations})
     totals = {s: sum(n for (_, st), n in stats.counts.items() if st == s) for s in states}
     delivery = destination_states(destinations, health)
-    oldest_age = None if stats.oldest_undelivered_at is None else max(0.0, now - stats.oldest_undelivered_at)
-    next_in = None if stats.next_attempt_at is None else max(0.0, stats.next_attempt_at - now)
     if as_json:
         print(
             json.dumps(
@@ -91,8 +100,12 @@ def status(
                     },
                     "totals": totals,
                     "delivered_last_minute": stats.delivered_last_minute,
-                    "oldest_queued_age_seconds": oldest_age,
-                    "next_attempt_in_seconds": next_in,
+                    "oldest_undelivered_age_seconds": None
+                    if stats.oldest_undelivered_at is None
+                    else max(0.0, now - stats.oldest_undelivered_at),
+                    "next_attempt_in_seconds": None
+                    if stats.next_attempt_at is None
+                    else max(0.0, stats.next_attempt_at - now),
                     "expired_leases": stats.expired_leases,
                     "delivery": {state.name: state.as_json() for state in delivery},
                     "last_errors": [
@@ -118,10 +131,11 @@ def status(
     table.add_row("[bold]total[/bold]", *(f"[bold]{totals[s]:,}[/bold]" for s in states))
     console.print(table)
     console.print(f"delivered in the last minute: {stats.delivered_last_minute:,}")
-    if oldest_age is not None:
-        console.print(f"oldest undelivered conversion accepted {_age(oldest_age)} ago")
-    if next_in is not None:
-        console.print("next attempt due now" if next_in == 0 else f"next attempt due in {_age(next_in)}")
+    if stats.oldest_undelivered_at is not None:
+        age = _age(max(0.0, now - stats.oldest_undelivered_at))
+        console.print(f"oldest undelivered conversion: stored {age} ago")
+    if stats.next_attempt_at is not None and stats.next_attempt_at > now:
+        console.print(f"next queued conversion due in {_age(stats.next_attempt_at - now)}")
     if stats.expired_leases:
         console.print(
             f"[yellow]{stats.expired_leases} expired lease(s)[/yellow]: a dispatcher stopped mid-batch; "
@@ -146,7 +160,7 @@ def dlq_list(
 ) -> None:
     """List dead letters with X's error."""
     config = load_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         rows = outbox.rows(state="dead", destination=destination, limit=limit)
     finally:
@@ -170,7 +184,7 @@ def dlq_show(
 ) -> None:
     """Show one dead letter: X's error and the exact conversion sent (identifiers are hashed)."""
     config = load_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         row = outbox.row(row_id)
     finally:
@@ -207,7 +221,7 @@ def dlq_replay(
         console.print("[red]dlq replay: give dead letter ids or --all (not both)[/red]")
         raise typer.Exit(1)
     config = load_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         n = outbox.replay(None if all_ else ids)
     finally:
@@ -215,6 +229,29 @@ def dlq_replay(
     console.print(f"replayed {n} dead letter(s); the dispatcher sends them next")
     if ids and n < len(set(ids)):
         console.print(f"[yellow]{len(set(ids)) - n} id(s) were not dead letters and were left alone[/yellow]")
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="discard every dead letter")] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Delete dead letters for good. Their conversion ids stay known until the dedup window ends, so the
+    same conversion ingested again is a duplicate, not sent."""
+    if bool(ids) == all_:
+        fail("dlq discard: give dead letter ids or --all (not both)")
+    config = load_or_exit(config_path)
+    outbox = outbox_or_exit(config)
+    try:
+        n = outbox.discard(None if all_ else ids)
+    except OutboxUnavailable as e:
+        fail(str(e))
+    finally:
+        outbox.close()
+    console.print(f"discarded {n} dead letter(s)")
+    if ids and n < len(set(ids)):
+        warn(f"{len(set(ids)) - n} id(s) were not dead letters and were left alone")
 
 
 def register(app: typer.Typer) -> None:
