@@ -16,7 +16,34 @@ def test_readyz_reports_an_unreachable_outbox(gateway: Gateway) -> None:
     gateway.outbox.close()
     ready = gateway.http.get("/readyz")
     assert ready.status_code == 503
-    assert "outbox unreachable" in ready.json()["problems"][0]
+    assert ready.json()["status"] == "not ready"
+    assert ready.json()["problems"][0].startswith("outbox unavailable: sqlite outbox ")
+
+
+def test_readyz_is_not_ready_while_the_outbox_cannot_store(gateway: Gateway) -> None:
+    """Readiness asks what ingest needs (the write lock), not whether a read works."""
+    import sqlite3
+
+    holder = sqlite3.connect(gateway.outbox.path, isolation_level=None)  # type: ignore[attr-defined]
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        ready = gateway.http.get("/readyz")
+        readable = gateway.outbox.rows(limit=1) == []
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert readable  # reading works, storing does not: not ready
+    assert ready.status_code == 503
+    assert ready.json()["problems"][0].startswith("outbox unavailable")
+    assert gateway.http.get("/readyz").status_code == 200
+
+
+def test_ingest_answers_503_with_retry_after_when_the_outbox_cannot_store(gateway: Gateway) -> None:
+    gateway.outbox.close()
+    stored = gateway.send(purchase("while-down"))
+    assert stored.status_code == 503  # never a 2xx for an event not stored
+    assert stored.json()["error"] == "outbox_unavailable"
+    assert stored.headers["retry-after"] == "5"
 
 
 def test_metrics_count_events_per_source_and_show_queue_depth(gateway: Gateway) -> None:

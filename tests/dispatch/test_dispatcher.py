@@ -20,7 +20,7 @@ from xgate.collect.writer import GroupWriter
 from xgate.config import Config, Destination, parse_config
 from xgate.conversion import MappedConversion
 from xgate.dispatch import Dispatcher, backoff_delay
-from xgate.outbox import LeasedRow, SQLiteOutbox
+from xgate.outbox import LeasedRow, Outbox, SQLiteOutbox
 from xgate.x.result import RateLimit, SendResult, XError
 
 Answer = Callable[[Sequence[dict[str, Any]]], SendResult]
@@ -93,7 +93,7 @@ def config(tmp_path: Path, **dispatch: Any) -> Config:
     )
 
 
-def queue(box: SQLiteOutbox, *ids: str) -> None:
+def queue(box: Outbox, *ids: str) -> None:
     box.enqueue(
         [
             MappedConversion(
@@ -104,11 +104,11 @@ def queue(box: SQLiteOutbox, *ids: str) -> None:
     )
 
 
-def states(box: SQLiteOutbox) -> dict[str, str]:
+def states(box: Outbox) -> dict[str, str]:
     return {r.conversion_id: r.state for r in box.rows(limit=10_000)}
 
 
-def dispatcher(cfg: Config, box: SQLiteOutbox, x: ScriptedX) -> Dispatcher:
+def dispatcher(cfg: Config, box: Outbox, x: ScriptedX) -> Dispatcher:
     def factory(_: Destination) -> ScriptedX:
         return x
 

@@ -18,16 +18,16 @@ from typer.testing import CliRunner
 from xgate.cli import app as cli
 from xgate.collect.process import build_gateway
 from xgate.config import Config, parse_config
-from xgate.testing import RunningSandbox, serve_app
+from xgate.testing import OutboxFactory, RunningSandbox, serve_app
 
 KEY_ENV, KEY = "XGATE_TEST_LOUD_KEY", "loud-key-8d1c"
 CREDENTIAL_NAMES = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
 
 
-def gateway_config(tmp_path: Path, sandbox: RunningSandbox) -> tuple[Config, Path]:
+def gateway_config(tmp_path: Path, sandbox: RunningSandbox, storage_url: str) -> tuple[Config, Path]:
     data: dict[str, Any] = {
         "x": {"api_url": sandbox.url, "timeout_seconds": 2},
-        "storage": {"url": f"sqlite:///{tmp_path / 'outbox.db'}"},
+        "storage": {"url": storage_url},
         "dispatch": {"linger_ms": 0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05},
         "sources": [{"name": "backend", "write_key_env": KEY_ENV}],
         "destinations": [
@@ -43,7 +43,9 @@ def gateway_config(tmp_path: Path, sandbox: RunningSandbox) -> tuple[Config, Pat
 
 
 @pytest.fixture
-def running(tmp_path: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def running(
+    tmp_path: Path, sandbox: RunningSandbox, outbox_factory: OutboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     monkeypatch.setenv(KEY_ENV, KEY)
 
     def start(credentials: dict[str, str]) -> Any:
@@ -51,7 +53,7 @@ def running(tmp_path: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyP
             monkeypatch.delenv(f"XGATE_X_{name}", raising=False)
         for name, value in credentials.items():
             monkeypatch.setenv(name, value)
-        config, path = gateway_config(tmp_path, sandbox)
+        config, path = gateway_config(tmp_path, sandbox, outbox_factory.url)
         gateway = build_gateway(config)
         started.append(gateway)
         server = serve_app(gateway.app)

@@ -26,71 +26,75 @@ from tests.dispatch.test_dispatcher import (
 from xgate.config import Destination
 from xgate.dispatch import Attempt, Dispatcher
 from xgate.errors import OutboxUnavailable
-from xgate.outbox import LeasedRow, SQLiteOutbox
+from xgate.outbox import Outbox
+from xgate.testing import OutboxFactory
 from xgate.x import SendResult, XError
 
 
-class FlakyOutbox(SQLiteOutbox):
-    """A real outbox whose lease calls fail ``failures`` times (as a database restarting would), then work."""
+class Flaky:
+    """A real outbox whose ``method`` fails ``failures`` times (as a database restarting would), then
+    works; every other call goes straight through."""
 
-    def __init__(self, path: Path, failures: int) -> None:
-        super().__init__(path)
-        self.failures = failures
+    def __init__(self, inner: Outbox, method: str, failures: int, error: Exception) -> None:
+        self.inner, self.method, self.failures, self.error = inner, method, failures, error
         self.calls = 0
 
-    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise OutboxUnavailable("sqlite: database is locked (test)")
-        return super().lease(limit, lease_seconds, now=now)
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name != self.method:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise self.error
+            return attribute(*args, **kwargs)
+
+        return call
 
 
 async def test_an_outbox_that_fails_then_recovers_does_not_end_delivery(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    box = FlakyOutbox(tmp_path / "o.db", failures=3)
-    queue(box, "c1", "c2")
-    d = dispatcher(config(tmp_path), box, ScriptedX(ok))
+    box = Flaky(outbox, "lease", 3, OutboxUnavailable("database is restarting (test)"))
+    queue(outbox, "c1", "c2")
+    d = dispatcher(config(tmp_path), box, ScriptedX(ok))  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="xgate.dispatch"):
         run = asyncio.create_task(d.run_forever())
-        await until(lambda: set(states(box).values()) == {"delivered"}, timeout=20)
+        await until(lambda: set(states(outbox).values()) == {"delivered"}, timeout=20)
         await d.stop()
         await run
     unavailable_logs = [r for r in caplog.records if r.getMessage().startswith("outbox unavailable")]
     assert len(unavailable_logs) == 3 and all(r.levelno == logging.WARNING for r in unavailable_logs)
-    assert [r.fields["retry_in_seconds"] for r in unavailable_logs] == [0.5, 1.0, 2.0]  # type: ignore[attr-defined]
+    delays = [r.fields["retry_in_seconds"] for r in unavailable_logs]  # type: ignore[attr-defined]
+    assert delays == [0.5, 1.0, 2.0]
     assert any(r.getMessage() == "delivery resumed" for r in caplog.records)
 
 
 async def test_an_unexpected_error_in_a_round_is_logged_and_the_loop_goes_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    class Buggy(SQLiteOutbox):
-        broken = True
-
-        def purge(self, *, now: float | None = None) -> int:
-            if self.broken:
-                self.broken = False
-                raise KeyError("a bug")
-            return super().purge(now=now)
-
-    box = Buggy(tmp_path / "o.db")
-    queue(box, "c1")
-    d = dispatcher(config(tmp_path), box, ScriptedX(ok))
+    box = Flaky(outbox, "purge", 1, KeyError("a bug"))
+    queue(outbox, "c1")
+    d = dispatcher(config(tmp_path), box, ScriptedX(ok))  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="xgate.dispatch"):
         run = asyncio.create_task(d.run_forever())
-        await until(lambda: states(box) == {"c1": "delivered"})
+        await until(lambda: states(outbox) == {"c1": "delivered"})
         await d.stop()
         await run
     (failed,) = [r for r in caplog.records if r.getMessage() == "dispatch round failed"]
     assert failed.levelno == logging.ERROR and failed.exc_info is not None
 
 
-async def test_at_start_the_dispatcher_takes_back_its_node_leases_at_once(tmp_path: Path) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
+async def test_at_start_the_dispatcher_takes_back_its_node_leases_at_once(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
+    box = outbox_factory(node_id="node-a")
     queue(box, "c1", "c2", "c3")
     held = box.lease(10, lease_seconds=3600)  # a previous run of this node, killed while sending these
     assert len(held) == 3
+    box.close()
+    box = outbox_factory(node_id="node-a")  # the node starts again
     x = ScriptedX(ok)
     d = dispatcher(config(tmp_path, lease_seconds=3600), box, x)
     run = asyncio.create_task(d.run_forever())
@@ -100,9 +104,11 @@ async def test_at_start_the_dispatcher_takes_back_its_node_leases_at_once(tmp_pa
     assert sorted(c for r in x.requests for c in r) == ["c1", "c2", "c3"]
 
 
-async def test_a_batch_slower_than_its_lease_keeps_it_and_is_sent_once(tmp_path: Path) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
-    other_node = SQLiteOutbox(tmp_path / "o.db", node_id="other-node")
+async def test_a_batch_slower_than_its_lease_keeps_it_and_is_sent_once(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
+    box = outbox_factory(node_id="node-a")
+    other_node = outbox_factory(node_id="node-b")
     queue(box, "c1")
     x = GatedX(ok)
     d = dispatcher(config(tmp_path, lease_seconds=1), box, x)
@@ -118,9 +124,9 @@ async def test_a_batch_slower_than_its_lease_keeps_it_and_is_sent_once(tmp_path:
 
 
 async def test_transient_failures_are_retried_until_the_conversion_is_older_than_give_up_after_hours(
-    tmp_path: Path,
+    tmp_path: Path, outbox: Outbox
 ) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox
     now = time.time()
     queue(box, "young")
     box.enqueue(  # accepted 73 hours ago, still failing
@@ -135,8 +141,10 @@ async def test_transient_failures_are_retried_until_the_conversion_is_older_than
     assert (young.attempts, young.last_error) == (1, "server_error: HTTP 503")
 
 
-async def test_a_permanent_answer_is_a_dead_letter_at_once_whatever_the_age(tmp_path: Path) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
+async def test_a_permanent_answer_is_a_dead_letter_at_once_whatever_the_age(
+    tmp_path: Path, outbox: Outbox
+) -> None:
+    box = outbox
     queue(box, "c1")
     await dispatcher(config(tmp_path), box, ScriptedX(_refused(403, "forbidden"))).run_until_idle()
     (row,) = box.rows()
@@ -152,9 +160,9 @@ def test_max_attempts_is_refused_with_what_replaced_it() -> None:
 
 
 async def test_401_403_404_are_warnings_naming_destination_status_message_and_debug_id(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox
     queue(box, "c1")
     x = ScriptedX(_refused(401, "auth"))
     with caplog.at_level(logging.INFO, logger="xgate.dispatch"):
@@ -170,8 +178,10 @@ async def test_401_403_404_are_warnings_naming_destination_status_message_and_de
     assert "UNAUTHORIZED_ACCESS: This request is not properly authenticated" in warning.getMessage()
 
 
-async def test_every_attempt_that_fails_reaches_the_observer_with_its_reason(tmp_path: Path) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
+async def test_every_attempt_that_fails_reaches_the_observer_with_its_reason(
+    tmp_path: Path, outbox: Outbox
+) -> None:
+    box = outbox
     queue(box, "c1", "c2")
     seen: list[Attempt] = []
     x = ScriptedX(unavailable, _refused(404, "not_found"))
@@ -187,11 +197,11 @@ async def test_every_attempt_that_fails_reaches_the_observer_with_its_reason(tmp
 
 
 async def test_a_destination_without_credentials_is_named_at_start_and_its_rows_wait(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET"):
         monkeypatch.delenv(f"XGATE_X_{name}", raising=False)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox
     queue(box, "c1")
 
     def no_client(destination: Destination) -> ScriptedX:

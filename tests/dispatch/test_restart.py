@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from xgate.outbox import open_outbox
-from xgate.testing import RunningSandbox, free_port, wait_http
+from xgate.testing import OutboxFactory, RunningSandbox, free_port, wait_http
 
 KEY_ENV, KEY = "XGATE_TEST_RESTART_KEY", "restart-key-2f7a"
 LEASE_SECONDS = 60
@@ -22,9 +21,9 @@ ORDERS = [f"ord-{i}" for i in range(5)]
 
 
 def test_a_gateway_restarted_after_sigkill_resends_its_leased_rows_at_once(
-    tmp_path: Path, sandbox: RunningSandbox
+    tmp_path: Path, sandbox: RunningSandbox, outbox_factory: OutboxFactory
 ) -> None:
-    storage_url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    storage_url = outbox_factory.url
     port = free_port()  # the same port after the restart: the node id is the same
     config = tmp_path / "xgate.toml"
     config.write_text(
@@ -38,7 +37,7 @@ def test_a_gateway_restarted_after_sigkill_resends_its_leased_rows_at_once(
     env = {**os.environ, **sandbox.env, KEY_ENV: KEY}
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "gateway.log"
-    box = open_outbox(storage_url)
+    box = outbox_factory(node_id="onlooker")
 
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
@@ -84,7 +83,6 @@ def test_a_gateway_restarted_after_sigkill_resends_its_leased_rows_at_once(
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=60)
-        box.close()
     assert {c["conversion_id"] for c in sandbox.conversions()} >= set(ORDERS)
     # the sandbox still answers the dead process's request in the background: let it finish here, not
     # in the next test
