@@ -126,3 +126,37 @@ def test_x_refusing_the_credentials_shows_in_readiness_status_and_metrics(
     assert (delivery["status"], delivery["reason"]) == ("blocked", "auth")
     text = CliRunner().invoke(cli, ["status", "--config", str(config_path)], env={"COLUMNS": "200"})
     assert "x-main blocked: auth: HTTP 401; UNAUTHORIZED_ACCESS:" in text.output
+
+
+def test_the_queue_age_is_the_oldest_undelivered_conversion_and_the_next_attempt_is_told_apart(
+    tmp_path: Path, sandbox: RunningSandbox, outbox_factory: OutboxFactory
+) -> None:
+    from xgate.conversion import MappedConversion
+    from xgate.observe.metrics import Metrics
+
+    box = outbox_factory()
+    now = time.time()
+    accepted = now - 2 * 3600
+    box.enqueue(
+        [
+            MappedConversion(
+                "x-main", "o8z6j", "o87ne", "c1", {"conversion_id": "c1"}, frozenset(), "purchase"
+            )
+        ],
+        now=accepted,
+    )
+    (row,) = box.lease(1, 60, now=now)
+    box.mark_retry([row.id], row.lease_token, now + 3600, "server_error: HTTP 503", now=now)  # backs off
+
+    metrics = Metrics(box)
+    assert metrics.value("xgate_outbox_oldest_undelivered_timestamp_seconds") == pytest.approx(accepted)
+    assert metrics.value("xgate_outbox_next_attempt_timestamp_seconds") == pytest.approx(now + 3600)
+
+    _, config_path = gateway_config(tmp_path, sandbox, outbox_factory.url)
+    status = CliRunner().invoke(cli, ["status", "--config", str(config_path), "--json"])
+    assert status.exit_code == 0, status.output
+    answer = json.loads(status.output)
+    assert 2 * 3600 <= answer["oldest_undelivered_age_seconds"] < 2 * 3600 + 60
+    assert 3600 - 60 < answer["next_attempt_in_seconds"] <= 3600
+    assert answer["delivery"]["x-main"]["status"] == "failing"
+    assert answer["delivery"]["x-main"]["reason"] == "server_error"
