@@ -43,6 +43,24 @@ def read_secret_file(path: str | Path) -> dict[str, str]:
     return values
 
 
+def credential_names(prefix: str = "XGATE_X_", auth: AuthMode = "oauth1") -> tuple[str, ...]:
+    """The variables one destination's credentials are read from, e.g. ``XGATE_X_PIXEL_TOKEN``."""
+    return tuple(prefix + n for n in (("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES))
+
+
+def credential_values(
+    prefix: str = "XGATE_X_",
+    auth: AuthMode = "oauth1",
+    secrets_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Each credential variable's value as found (environment first, then the secrets file), ``""`` when
+    absent. Raises :class:`CredentialsError` when the secrets file cannot be read."""
+    environ = os.environ if env is None else env
+    file_values = read_secret_file(secrets_file) if secrets_file else {}
+    return {name: environ.get(name) or file_values.get(name) or "" for name in credential_names(prefix, auth)}
+
+
 @dataclass(frozen=True)
 class Credentials:
     auth: AuthMode
@@ -65,29 +83,16 @@ class Credentials:
         secrets_file: str | Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Credentials:
-        environ = os.environ if env is None else env
-        file_values = read_secret_file(secrets_file) if secrets_file else {}
-
-        def get(name: str) -> str:
-            return environ.get(prefix + name) or file_values.get(prefix + name) or ""
-
-        names = ("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES
-        values = {n: get(n) for n in names}
-        missing = [prefix + n for n, v in values.items() if not v]
+        values = credential_values(prefix, auth, secrets_file, env)
+        missing = [name for name, value in values.items() if not value]
         if missing:
             where = " or the secrets file" if secrets_file else " (or set [x] secrets_file)"
             raise CredentialsError(
                 f"missing X credentials: set {', '.join(missing)} in the environment{where}"
             )
         if auth == "pixel_token":
-            return cls("pixel_token", pixel_token=values["PIXEL_TOKEN"])
-        return cls(
-            "oauth1",
-            values["CONSUMER_KEY"],
-            values["CONSUMER_SECRET"],
-            values["ACCESS_TOKEN"],
-            values["ACCESS_TOKEN_SECRET"],
-        )
+            return cls("pixel_token", pixel_token=values[prefix + "PIXEL_TOKEN"])
+        return cls("oauth1", *(values[prefix + n] for n in OAUTH1_NAMES))
 
     def oauth1_client(self, *, nonce: str | None = None, timestamp: str | None = None) -> OAuth1Client:
         """oauthlib's signer for these credentials; a fixed nonce/timestamp only reproduces known examples."""
