@@ -181,8 +181,8 @@ def test_the_readable_output_gives_a_verdict_and_a_fix_per_check(x: RunningSandb
     path.write_text(config_text(x.url, events='purchase = "tw-o8z6j-zzzzz"'))
     result = runner.invoke(app, ["verify", "--config", str(path)], env={**x.env, "COLUMNS": "200"})
     assert result.exit_code == 1
-    assert "failed      event purchase" in result.stdout and "→ copy the event's ID" in result.stdout
-    assert "ok          signature" in result.stdout
+    assert "failed       event purchase" in result.stdout and "→ copy the event's ID" in result.stdout
+    assert "ok           signature" in result.stdout
 
 
 def test_the_sandbox_command_declares_a_configurations_accounts_for_verify(tmp_path: Path) -> None:

@@ -25,11 +25,11 @@ def _print(report: DestinationReport) -> None:
     width = max(len(c.name) for c in report.checks)
     for c in report.checks:
         line = Text("  ")
-        line.append(f"{c.verdict:<11}", style=_STYLE[c.verdict])
+        line.append(f"{c.verdict:<12}", style=_STYLE[c.verdict])
         line.append(f" {c.name:<{width}}  {c.detail}")
         console.print(line)
         if c.fix and c.verdict == "failed":
-            console.print(Text(f"  {'':<11} {'':<{width}}  → {c.fix}", style="dim"))
+            console.print(Text(f"  {'':<12} {'':<{width}}  → {c.fix}", style="dim"))
 
 
 def verify_command(
