@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from xgate.errors import ConfigError as ConfigError
+
 DEFAULT_CONFIG_NAME = "xgate.toml"
 CONFIG_ENV = "XGATE_CONFIG"
 
@@ -334,13 +336,6 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.reason}" if self.location else self.reason
-
-
-class ConfigError(Exception):
-    def __init__(self, source: str, problems: list[ConfigProblem]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
 
 
 def _location(loc: tuple[int | str, ...], data: Any) -> str:
