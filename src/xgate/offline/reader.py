@@ -16,7 +16,10 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from xgate.errors import ImportFileError as FileError
+from xgate.errors import ImportFileError
+
+#: the name importers have always used
+FileError = ImportFileError
 
 FileFormat = Literal["csv", "jsonl"]
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import socket
-
-from xgate.config import StorageSettings
+from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
     DestinationHealth,
     EnqueueOutcome,
@@ -15,6 +12,7 @@ from xgate.outbox.base import (
     OutboxRow,
     OutboxStats,
     RowState,
+    default_node_id,
 )
 from xgate.outbox.sqlite import SQLiteOutbox
 
@@ -29,18 +27,9 @@ __all__ = [
     "RowState",
     "SQLiteOutbox",
     "default_node_id",
+    "node_id_for",
     "open_outbox",
 ]
-
-
-def default_node_id(storage_url: str, role: str = "") -> str:
-    """``<host name>-<8 hex>``: the suffix is stable for this host, storage URL and ``role`` (e.g.
-    ``serve:8080``, ``dispatch``), so a restarted process finds its own leases (:meth:`Outbox.reclaim`)
-    while two processes of one host leasing from one outbox get different ids. ``[server] node_id``
-    overrides it (required when two processes of the same role and port share a host and an outbox)."""
-    host = socket.gethostname() or "localhost"
-    suffix = hashlib.sha1(f"{host}\x1f{storage_url}\x1f{role}".encode()).hexdigest()[:8]
-    return f"{host}-{suffix}"
 
 
 def open_outbox(
@@ -60,5 +49,12 @@ def open_outbox(
     if url.startswith(("postgresql://", "postgres://")):
         from xgate.outbox.postgres import PostgresOutbox  # type: ignore[import-not-found,unused-ignore]
 
-        return PostgresOutbox(url, settings, node_id=node, create=create)
+        outbox: Outbox = PostgresOutbox(url, settings, node_id=node, create=create)
+        return outbox
     raise ValueError("storage.url: unsupported URL; use sqlite:///path/to/xgate.db or postgresql://…")
+
+
+def node_id_for(config: Config, role: str) -> str:
+    """``[server] node_id``, else :func:`default_node_id` of the storage URL and ``role`` (``serve:8080``,
+    ``dispatch``, ``import``)."""
+    return config.server.node_id or default_node_id(config.storage.url, role)

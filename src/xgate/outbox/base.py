@@ -30,6 +30,8 @@ Rules for every method:
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
@@ -296,3 +298,13 @@ class Outbox(Protocol):
     def close(self) -> None:
         """Close every connection. Calls after close raise OutboxUnavailable."""
         ...
+
+
+def default_node_id(storage_url: str, role: str = "") -> str:
+    """``<host name>-<8 hex>``: the suffix is stable for this host, storage URL and ``role`` (e.g.
+    ``serve:8080``, ``dispatch``), so a restarted process finds its own leases (:meth:`Outbox.reclaim`)
+    while two processes of one host leasing from one outbox get different ids. ``[server] node_id``
+    overrides it (required when two processes of the same role and port share a host and an outbox)."""
+    host = socket.gethostname() or "localhost"
+    suffix = hashlib.sha1(f"{host}\x1f{storage_url}\x1f{role}".encode()).hexdigest()[:8]
+    return f"{host}-{suffix}"
