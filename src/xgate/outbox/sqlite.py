@@ -293,10 +293,10 @@ class SQLiteOutbox:
 
     # -- connections -------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
+        if self._closed:
+            raise OutboxUnavailable(f"sqlite outbox {self.path}: closed")
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            if self._closed:
-                raise OutboxUnavailable(f"sqlite outbox {self.path}: closed")
             db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -720,6 +720,7 @@ class SQLiteOutbox:
     def ping(self) -> None:
         """Take and release the write lock (thread lock, ``flock``, SQLite's own) within
         ``ping_timeout`` seconds; raise OutboxUnavailable naming the holder when it is held longer."""
+        db = self._db()
         timeout = self._ping_timeout
         deadline = time.monotonic() + timeout
         if not self._write_lock.acquire(timeout=timeout):
@@ -740,7 +741,6 @@ class SQLiteOutbox:
                         ) from None
                     time.sleep(0.005)
             try:
-                db = self._db()
                 left_ms = max(1, int((deadline - time.monotonic()) * 1000))
                 db.execute(f"PRAGMA busy_timeout={left_ms}")  # SQLite's lock: a process not using flock
                 try:
