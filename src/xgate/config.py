@@ -279,12 +279,24 @@ class Destination(_Strict):
     consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
     #: declares Dynamic Product Ads use: config check warns on missing DPA events
     dpa: bool = False
+    #: the X ad account that owns the pixel (base-36, e.g. 18ce54d4x5t): ``xgate verify`` reads its event
+    #: tags; when absent, verify looks for the pixel in every ad account the credentials can read
+    ad_account_id: str | None = None
 
     @field_validator("pixel_id")
     @classmethod
     def _pixel(cls, v: str) -> str:
         if not _BASE36.match(v):
             raise ValueError(f"{v!r} is not a base-36 pixel id (lower-case letters and digits, e.g. o8z6j)")
+        return v
+
+    @field_validator("ad_account_id")
+    @classmethod
+    def _account(cls, v: str | None) -> str | None:
+        if v is not None and not _BASE36.match(v):
+            raise ValueError(
+                f"{v!r} is not a base-36 ad account id (lower-case letters and digits, e.g. 18ce54d4x5t)"
+            )
         return v
 
     @field_validator("mapping", mode="before")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from xgate.cli import browser, core, gateway, offline, serve, track, xapi
+from xgate.cli import browser, core, gateway, init, offline, serve, track, verify, xapi
 
 app = typer.Typer(
     name="xgate",
@@ -28,7 +28,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (core, xapi, serve, gateway, browser, offline, track):
+for module in (core, xapi, verify, init, serve, gateway, browser, offline, track):
     module.register(app)
 
 

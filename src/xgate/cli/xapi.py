@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -78,6 +79,14 @@ def sandbox(
     pixel: Annotated[
         list[str] | None, typer.Option(help="known pixel ids (others answer 404); repeatable")
     ] = None,
+    declare: Annotated[
+        Path | None,
+        typer.Option(
+            "--declare",
+            help="an xgate.toml whose destinations' ad accounts, pixels and event ids the sandbox knows "
+            "(others answer 404 / 400), for xgate verify",
+        ),
+    ] = None,
     error_rate: Annotated[float, typer.Option(help="share of requests answered 500/503")] = 0.0,
     rate_limit_rate: Annotated[float, typer.Option(help="share of requests starting a 429 burst")] = 0.0,
     rate_limit_burst: Annotated[int, typer.Option(help="requests answered 429 per burst")] = 5,
@@ -95,7 +104,7 @@ def sandbox(
     """Run the sandbox: a stand-in for X's Conversions API that checks signatures and payloads."""
     import uvicorn
 
-    from xgate.sandbox import FaultSettings, create_sandbox
+    from xgate.sandbox import FaultSettings, accounts_from_config, create_sandbox
 
     if auth not in ("oauth1", "pixel_token"):
         console.print(f"[red]--auth: expected oauth1 or pixel_token, got {auth!r}[/red]")
@@ -125,7 +134,10 @@ def sandbox(
             name = "rate-limit-reset" if field == "rate_limit_reset_seconds" else field.replace("_", "-")
             console.print(f"[red]--{name}: {problem['msg']}[/red]")
         raise typer.Exit(1) from None
-    app, _ = create_sandbox(credentials, pixels=pixel or None, faults=faults, rate_limit=rate_limit)
+    accounts = accounts_from_config(load_or_exit(declare)) if declare else []
+    app, _ = create_sandbox(
+        credentials, pixels=pixel or None, accounts=accounts, faults=faults, rate_limit=rate_limit
+    )
     console.print(
         f"sandbox for X's Conversions API on http://{host}:{port} "
         f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)",

@@ -48,9 +48,13 @@ class MeteredOutbox:
         The outbox says how many, not which: when some leases were lost the count goes to the batch's
         destinations in order (a dispatcher's batch holds one destination, so it is exact there)."""
         with self._lock:
-            destinations = Tally(self._leased.pop(i, "unknown") for i in row_ids)
+            # all settled: forget them. Some not: keep the ids, the holder that has them now settles them
+            # later (the same rows may be leased again by this process)
+            take = self._leased.pop if settled == len(row_ids) else self._leased.get
+            destinations = Tally(take(i, "unknown") for i in row_ids)
         left = settled
-        for destination, count in destinations.items():
+        # ids this wrapper no longer knows were settled before (their lease was lost to nobody): last
+        for destination, count in sorted(destinations.items(), key=lambda dc: dc[0] == "unknown"):
             if left <= 0:
                 break
             self._metrics.record_delivery(destination, outcome, min(count, left))

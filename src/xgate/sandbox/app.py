@@ -8,6 +8,13 @@ headers, and records what it accepted. Inspection under ``/_sandbox/``:
   conversion_id) as X deduplicates, ``duplicate_conversion_ids``, and the last N conversions (all by default);
 - ``GET /_sandbox/requests`` — requests by status; ``POST /_sandbox/reset``;
 - ``GET / PUT /_sandbox/faults`` — fault injection (:class:`~xgate.sandbox.faults.FaultSettings`).
+
+The read-only Ads API calls ``xgate verify`` makes — ``GET /{version}/accounts``, ``…/accounts/{id}``,
+``…/accounts/{id}/authenticated_user_access`` and ``…/accounts/{id}/web_event_tags`` — are answered from
+the declared ad accounts (:mod:`xgate.sandbox.accounts`), OAuth 1.0a only, in X's ``{"data", "request"}``
+envelope and its error shapes (401 unsigned or badly signed, 404 unknown account). Declared accounts also
+make the conversions endpoint refuse an event id its pixel does not have. Nothing declared: any pixel and
+event are taken, and the reads list no account.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from xgate.sandbox.accounts import AdAccount, bare_event_id, known_events
 from xgate.sandbox.faults import FaultInjector, FaultPlan, FaultSettings
 from xgate.sandbox.oauth import SignatureChecker
 from xgate.sandbox.schema import check_request
@@ -75,12 +83,17 @@ class Sandbox:
         credentials: Credentials,
         *,
         pixels: Iterable[str] | None = None,
+        accounts: Iterable[AdAccount] = (),
         faults: FaultSettings | None = None,
         rate_limit: int = 100_000,
         versions: Iterable[str] = ("11", "12"),
     ) -> None:
         self.checker = SignatureChecker(credentials)
-        self.pixels = frozenset(pixels) if pixels else None
+        self.accounts = {a.id: a for a in accounts}
+        self.events = known_events(self.accounts.values())
+        declared = frozenset(pixels or ()) | frozenset(self.events)
+        #: None: any pixel is known (nothing declared)
+        self.pixels = declared or None
         self.faults = FaultInjector(faults)
         self.recorder = Recorder()
         self.versions = frozenset(versions)
@@ -93,6 +106,18 @@ class Sandbox:
                     "/{version}/measurement/conversions/{pixel_id}",
                     self.conversions_endpoint,
                     methods=["POST"],
+                ),
+                Route("/{version}/accounts", self.ads_accounts, methods=["GET"]),
+                Route("/{version}/accounts/{account_id}", self.ads_account, methods=["GET"]),
+                Route(
+                    "/{version}/accounts/{account_id}/authenticated_user_access",
+                    self.ads_user_access,
+                    methods=["GET"],
+                ),
+                Route(
+                    "/{version}/accounts/{account_id}/web_event_tags",
+                    self.ads_web_event_tags,
+                    methods=["GET"],
                 ),
                 Route("/_sandbox/conversions", self.list_conversions, methods=["GET"]),
                 Route("/_sandbox/requests", self.list_requests, methods=["GET"]),
@@ -194,7 +219,7 @@ class Sandbox:
                 },
                 headers,
             )
-        errors = check_request(pixel_id, body)
+        errors = check_request(pixel_id, body) or self._undeclared_events(pixel_id, body["conversions"])
         if errors:
             return self._answer(400, {"errors": errors, "request": {"params": params}}, headers)
         conversions = body["conversions"]
@@ -207,6 +232,127 @@ class Sandbox:
                 "request": {"params": params},
             },
             headers,
+        )
+
+    def _undeclared_events(self, pixel_id: str, conversions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """X's 400 for an event id that is not an event tag of this pixel (only when events are declared)."""
+        declared = self.events.get(pixel_id)
+        if declared is None:
+            return []
+        return [
+            {
+                "code": "INVALID_PARAMETER",
+                "message": f"Event_id ({c['event_id']}) is not a single event tag (SET)",
+                "parameter": f"conversions[{i}].event_id",
+            }
+            for i, c in enumerate(conversions)
+            if bare_event_id(str(c["event_id"])) not in declared
+        ]
+
+    # -- the Ads API's read-only calls (what `xgate verify` asks) ------------------------------------
+    def _ads_refusal(self, request: Request, params: dict[str, Any]) -> Response | None:
+        """401 as X's Ads API answers it: the reads take OAuth 1.0a user context only."""
+        version = request.path_params["version"]
+        if version not in self.versions:
+            return self._answer(
+                404, {"errors": [{"code": "NOT_FOUND", "message": "Unknown API version"}]}, {}
+            )
+        if self.checker.credentials.auth != "oauth1":
+            problem: str | None = "the Ads API takes OAuth 1.0a user context; a pixel token cannot read it"
+        else:
+            problem = self.checker.problem(
+                "GET", str(request.url), request.headers.get("authorization"), None
+            )
+        if problem:
+            return self._answer(
+                401,
+                {
+                    "errors": [
+                        {
+                            "code": "UNAUTHORIZED_ACCESS",
+                            "message": f"This request is not properly authenticated: {problem}",
+                        }
+                    ],
+                    "request": {"params": params},
+                },
+                {},
+            )
+        return None
+
+    def _ads_account(self, request: Request, params: dict[str, Any]) -> AdAccount | Response:
+        """The account the path names, or X's refusal (401, or 404 for an account the user cannot read)."""
+        account_id = params["account_id"] = request.path_params["account_id"]
+        refusal = self._ads_refusal(request, params)
+        if refusal:
+            return refusal
+        account = self.accounts.get(account_id)
+        if account is None:
+            return self._answer(
+                404,
+                {
+                    "errors": [{"code": "NOT_FOUND", "message": "The requested resource was not found"}],
+                    "request": {"params": params},
+                },
+                {},
+            )
+        return account
+
+    async def ads_accounts(self, request: Request) -> Response:
+        refusal = self._ads_refusal(request, {})
+        if refusal:
+            return refusal
+        data = [a.as_x() for a in self.accounts.values()]
+        return self._answer(200, {"data": data, "next_cursor": None, "request": {"params": {}}}, {})
+
+    async def ads_account(self, request: Request) -> Response:
+        params: dict[str, Any] = {}
+        account = self._ads_account(request, params)
+        if isinstance(account, Response):
+            return account
+        return self._answer(200, {"data": account.as_x(), "request": {"params": params}}, {})
+
+    async def ads_user_access(self, request: Request) -> Response:
+        params: dict[str, Any] = {}
+        account = self._ads_account(request, params)
+        if isinstance(account, Response):
+            return account
+        data = {"user_id": 2417045708, "permissions": list(account.permissions)}
+        return self._answer(200, {"data": data, "request": {"params": params}}, {})
+
+    async def ads_web_event_tags(self, request: Request) -> Response:
+        """X's paging: ``count`` (1-1000, default 200) per page, ``next_cursor`` to ask for the next one;
+        ``web_event_tag_ids`` (comma-separated) narrows the answer."""
+        params: dict[str, Any] = {}
+        account = self._ads_account(request, params)
+        if isinstance(account, Response):
+            return account
+        query = request.query_params
+        tags = [t.as_x() for t in account.event_tags]
+        if query.get("web_event_tag_ids"):
+            wanted = query["web_event_tag_ids"].split(",")
+            params["web_event_tag_ids"] = wanted
+            tags = [t for t in tags if t["id"] in wanted]
+        count_arg, cursor_arg = query.get("count", "200"), query.get("cursor", "0")
+        if not (count_arg.isdigit() and 1 <= int(count_arg) <= 1000 and cursor_arg.isdigit()):
+            return self._answer(
+                400,
+                {
+                    "errors": [
+                        {
+                            "code": "INVALID_PARAMETER",
+                            "message": "Invalid count or cursor",
+                            "parameter": "count",
+                        }
+                    ],
+                    "request": {"params": params},
+                },
+                {},
+            )
+        start, count = int(cursor_arg), int(count_arg)
+        page = tags[start : start + count]
+        next_cursor = str(start + count) if start + count < len(tags) else None
+        return self._answer(
+            200, {"data": page, "next_cursor": next_cursor, "request": {"params": params}}, {}
         )
 
     # -- inspection --------------------------------------------------------------------------------

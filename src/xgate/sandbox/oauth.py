@@ -8,6 +8,7 @@ from collections import OrderedDict
 from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
+from oauthlib.common import urldecode
 from oauthlib.oauth1.rfc5849 import signature, utils
 
 from xgate.x.auth import Credentials
@@ -60,7 +61,7 @@ class SignatureChecker:
         if abs(now - ts) > TIMESTAMP_WINDOW:
             return "oauth_timestamp out of window"
         parts = urlsplit(url)
-        query_params = utils.urldecode(parts.query) if parts.query else []
+        query_params = urldecode(parts.query) if parts.query else []
         oauth_params = [(k, v) for k, v in params.items() if k not in ("oauth_signature", "realm")]
         normalized = signature.normalize_parameters(list(query_params) + oauth_params)
         base_uri = signature.base_string_uri(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))

@@ -50,8 +50,22 @@ def read_secret_file(path: str | Path) -> dict[str, str]:
     return values
 
 
-def _names(auth: AuthMode) -> tuple[str, ...]:
-    return ("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES
+def credential_names(prefix: str = "XGATE_X_", auth: AuthMode = "oauth1") -> tuple[str, ...]:
+    """The variables one destination's credentials are read from, e.g. ``XGATE_X_PIXEL_TOKEN``."""
+    return tuple(prefix + n for n in (("PIXEL_TOKEN",) if auth == "pixel_token" else OAUTH1_NAMES))
+
+
+def credential_values(
+    prefix: str = "XGATE_X_",
+    auth: AuthMode = "oauth1",
+    secrets_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Each credential variable's value as found (environment first, then the secrets file), ``""`` when
+    absent. Raises :class:`CredentialsError` when the secrets file cannot be read."""
+    environ = os.environ if env is None else env
+    file_values = read_secret_file(secrets_file) if secrets_file else {}
+    return {name: environ.get(name) or file_values.get(name) or "" for name in credential_names(prefix, auth)}
 
 
 def _malformed(value: str) -> str | None:
@@ -70,8 +84,8 @@ def _malformed(value: str) -> str | None:
 def _gather(
     prefix: str, auth: AuthMode, secrets_file: str | Path | None, env: Mapping[str, str] | None
 ) -> tuple[dict[str, str], list[str]]:
-    """The credential values by bare name (CONSUMER_KEY …) and every problem found, each naming the
-    variable or the file and the reason, never a value."""
+    """Each credential variable's value (as :func:`credential_values`, ``""`` when absent) and every
+    problem found, each naming the variable or the file and the reason, never a value."""
     environ = os.environ if env is None else env
     problems: list[str] = []
     file_values: dict[str, str] = {}
@@ -80,15 +94,16 @@ def _gather(
             file_values = read_secret_file(secrets_file)
         except CredentialsError as e:
             problems.append(str(e))
-    values = {n: environ.get(prefix + n) or file_values.get(prefix + n) or "" for n in _names(auth)}
-    missing = [prefix + n for n, v in values.items() if not v]
+    names = credential_names(prefix, auth)
+    values = {name: environ.get(name) or file_values.get(name) or "" for name in names}
+    missing = [name for name, value in values.items() if not value]
     if missing:
         where = " or the secrets file" if secrets_file else " (or set [x] secrets_file)"
         problems.append(f"missing X credentials: set {', '.join(missing)} in the environment{where}")
-    for n, v in values.items():
-        why = _malformed(v) if v else None
+    for name, value in values.items():
+        why = _malformed(value) if value else None
         if why:
-            problems.append(f"{prefix}{n} {why}")
+            problems.append(f"{name} {why}")
     return values, problems
 
 
@@ -134,14 +149,8 @@ class Credentials:
         if problems:
             raise CredentialsError("; ".join(problems))
         if auth == "pixel_token":
-            return cls("pixel_token", pixel_token=values["PIXEL_TOKEN"])
-        return cls(
-            "oauth1",
-            values["CONSUMER_KEY"],
-            values["CONSUMER_SECRET"],
-            values["ACCESS_TOKEN"],
-            values["ACCESS_TOKEN_SECRET"],
-        )
+            return cls("pixel_token", pixel_token=values[prefix + "PIXEL_TOKEN"])
+        return cls("oauth1", *(values[prefix + n] for n in OAUTH1_NAMES))
 
     def oauth1_client(self, *, nonce: str | None = None, timestamp: str | None = None) -> OAuth1Client:
         """oauthlib's signer for these credentials; a fixed nonce/timestamp only reproduces known examples."""

@@ -133,13 +133,18 @@ def _answer(r: httpx.Response, count: int) -> SendResult:
         r.stream = httpx.ByteStream(b"")
 
 
+def conversions_url(settings: XSettings, pixel_id: str) -> str:
+    """X's Conversions API endpoint: ``{api_url}/{api_version}/measurement/conversions/{pixel_id}``."""
+    return f"{settings.api_url}/{settings.api_version}/measurement/conversions/{pixel_id}"
+
+
 class _Requests:
     def __init__(self, settings: XSettings, credentials: Credentials) -> None:
         self.settings = settings
         self.credentials = credentials
 
     def url(self, pixel_id: str) -> str:
-        return f"{self.settings.api_url}/{self.settings.api_version}/measurement/conversions/{pixel_id}"
+        return conversions_url(self.settings, pixel_id)
 
     def prepare(self, pixel_id: str, conversions: Sequence[Conversion]) -> tuple[str, dict[str, str], bytes]:
         limit = self.settings.max_conversions_per_request
