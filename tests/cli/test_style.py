@@ -105,6 +105,7 @@ def test_version_is_an_option_of_xgate_itself() -> None:
 EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {
     ("map",): ["event.json"],
     ("send",): ["event.json"],
+    ("verify",): [],
     ("serve",): [],
     ("activity",): [],
     ("dispatch",): [],
