@@ -68,8 +68,8 @@ def test_the_sandbox_command_refuses_bad_options_naming_them() -> None:
     env = random_x_credentials()
     result = runner.invoke(app, ["sandbox", "--error-rate", "1.5"], env=env)
     assert result.exit_code == 1 and "--error-rate" in result.output
-    result = runner.invoke(app, ["sandbox", "--auth", "basic"], env=env)
-    assert result.exit_code == 1 and "--auth" in result.output
+    result = runner.invoke(app, ["sandbox", "--auth", "basic"], env=env)  # a choice: a usage error
+    assert result.exit_code == 2 and "--auth" in result.output and "pixel_token" in result.output
 
 
 def test_the_sandbox_command_needs_credentials() -> None:

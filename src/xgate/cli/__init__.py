@@ -1,6 +1,12 @@
-"""The ``xgate`` command line: one typer app; each area registers its commands from its own module."""
+"""The ``xgate`` command line: one typer app; each area registers its commands from its own module.
+
+Every command prints through :mod:`xgate.cli.output`, takes ``--config`` and loads its inputs through
+:mod:`xgate.cli.options`, and binds its port (``serve``, ``sandbox``) through :mod:`xgate.cli.listen`.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -15,17 +21,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from xgate import __version__
+
+        typer.echo(f"xgate {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print xgate's version and exit."
+        ),
+    ] = False,
+) -> None:
     """Self-hosted gateway for X's Conversions API: collect, map, hash, queue and deliver conversions."""
-
-
-@app.command()
-def version() -> None:
-    """Print xgate's version."""
-    from xgate import __version__
-
-    typer.echo(__version__)
 
 
 for module in (core, xapi, verify, init, serve, gateway, browser, offline, track):

@@ -3,49 +3,31 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 
-from xgate.config import Config, ConfigError, load_config, resolve_config_path
+from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
+from xgate.cli.output import console, fail, note, warn
+from xgate.config import Config, resolve_config_path
 from xgate.conversion import MappedConversion
 from xgate.events import InvalidEvent
 from xgate.mapping import Mapper
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="xgate.toml (default: $XGATE_CONFIG, else ./xgate.toml)")
-]
-console = Console()
-err = Console(stderr=True)
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
 DPA_EVENTS = ("page_view", "view_item", "add_to_cart", "purchase")
 
 
-def load_or_exit(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        err.print(f"[red]invalid configuration[/red] {e.source}:")
-        for problem in e.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(1) from None
-
-
 def read_events_or_exit(source: str) -> list[Any]:
+    """The events in the JSON file ``source`` (``-``: standard input): one event, a list, or
+    ``{"events": [...]}``; exit 1 when the file cannot be read or is not JSON."""
     try:
-        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-        data = orjson.loads(raw)
-    except OSError as e:
-        err.print(f"[red]cannot read {source}: {e.strerror}[/red]")
-        raise typer.Exit(1) from None
+        data = orjson.loads(read_input_or_exit(source))
     except orjson.JSONDecodeError as e:
-        err.print(f"[red]{source} is not valid JSON: {e}[/red]")
-        raise typer.Exit(1) from None
+        fail(f"{source} is not valid JSON: {e}")
     if isinstance(data, dict) and isinstance(data.get("events"), list):
         return list(data["events"])
     return data if isinstance(data, list) else [data]
@@ -67,15 +49,12 @@ def map_events_or_exit(config: Config, events: list[Any]) -> list[MappedConversi
             problems.extend(f"{where} → {rejection.destination}: {error}" for error in rejection.errors)
         for c in result.conversions:
             for w in c.warnings:
-                err.print(f"[yellow]{where} → {c.destination}: {w}[/yellow]")
+                warn(f"{where} → {c.destination}: {w}")
         for destination, why in result.skipped.items():
-            err.print(f"[dim]{where} → {destination}: skipped ({why})[/dim]")
+            note(f"{where} → {destination}: skipped ({why})")
         conversions.extend(result.conversions)
     if problems:
-        err.print("[red]invalid:[/red]")
-        for p in problems:
-            err.print(f"  {p}", markup=False)
-        raise typer.Exit(1)
+        fail("invalid event" if len(events) == 1 else "invalid events", problems)
     return conversions
 
 
@@ -87,7 +66,7 @@ def map_command(
     ] = False,
 ) -> None:
     """Dry run: print, per destination, the pixel id and the exact body that would be sent to X."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     conversions = map_events_or_exit(config, read_events_or_exit(event_file))
     by_destination: dict[str, list[MappedConversion]] = {}
     for c in conversions:
@@ -103,10 +82,9 @@ def map_command(
     if not out:
         console.print("no destination takes this event")
     for item in out:
-        url = f"{config.x.api_url}/{config.x.api_version}/measurement/conversions/{item['pixel_id']}"
-        console.print(
-            f"[bold]{item['destination']}[/bold]  pixel [cyan]{item['pixel_id']}[/cyan]  POST {url}"
-        )
+        name, pixel = str(item["destination"]), str(item["pixel_id"])
+        url = f"{config.x.api_url}/{config.x.api_version}/measurement/conversions/{pixel}"
+        console.print(f"[bold]{escape(name)}[/bold]  pixel [cyan]{escape(pixel)}[/cyan]  POST {escape(url)}")
         console.print(Syntax(json.dumps(item["body"], indent=2), "json", theme="ansi_dark", word_wrap=True))
 
 
@@ -115,7 +93,7 @@ def config_check(config_path: ConfigOption = None) -> None:
     """Explain every mistake in the configuration, and warn about what will not work at run time."""
     import os
 
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     warnings: list[str] = []
     for s in config.sources:
         if s.write_key_env and not os.environ.get(s.write_key_env) and not s.write_key:
@@ -142,9 +120,9 @@ def config_check(config_path: ConfigOption = None) -> None:
                 )
     path = resolve_config_path(config_path)
     for w in warnings:
-        console.print(f"[yellow]warning[/yellow] {w}", markup=True)
+        warn(w)
     console.print(
-        f"[green]{path} is valid[/green]: {len(config.sources)} source(s), "
+        f"[green]{escape(str(path))} is valid[/green]: {len(config.sources)} source(s), "
         f"{len(config.destinations)} destination(s)" + (f", {len(warnings)} warning(s)" if warnings else "")
     )
 

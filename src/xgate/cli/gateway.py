@@ -9,18 +9,17 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from xgate.cli.core import ConfigOption, load_or_exit
-from xgate.cli.output import fail, warn
+from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.output import console, fail, note, warn
 from xgate.config import Config
 from xgate.errors import OutboxNotFound, OutboxUnavailable
 from xgate.observe.destinations import destination_states
 from xgate.outbox import Outbox, node_id_for, open_outbox
 from xgate.runtime import tune_gc
 
-console = Console()
 dlq_app = typer.Typer(
     help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True
 )
@@ -53,7 +52,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
     from xgate.dispatch import Dispatcher
     from xgate.observe.logs import configure_logging
 
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     configure_logging()
     outbox = outbox_or_exit(config, create=True, role="dispatch")
     dispatcher = Dispatcher(config, outbox, client_factory_for(config))
@@ -64,7 +63,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(dispatcher.stop()))
         await dispatcher.run_forever()
 
-    console.print(f"dispatching from {config.storage.url} — Ctrl-C to stop", style="dim")
+    note(f"dispatching from {config.storage.url} — Ctrl-C to stop")
     tune_gc()
     try:
         asyncio.run(main())
@@ -78,7 +77,7 @@ def status(
 ) -> None:
     """Queue depth per destination and state, delivery rate, the oldest undelivered conversion, when the
     next one is due, each destination's current problem, last dead letters."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
         now = time.time()
@@ -127,7 +126,7 @@ def status(
     for s in states:
         table.add_column(s, justify="right")
     for d in destinations:
-        table.add_row(d, *(f"{stats.counts.get((d, s), 0):,}" for s in states))
+        table.add_row(escape(d), *(f"{stats.counts.get((d, s), 0):,}" for s in states))
     table.add_row("[bold]total[/bold]", *(f"[bold]{totals[s]:,}[/bold]" for s in states))
     console.print(table)
     console.print(f"delivered in the last minute: {stats.delivered_last_minute:,}")
@@ -145,11 +144,11 @@ def status(
         if state.problem is not None:
             console.print(f"{state.name} {state.status}: {state.problem}", markup=False, style="red")
     for r in errors:
-        console.print(f"dead #{r.id} {r.destination} {r.conversion_id}: {r.last_error}", markup=False)
-    if totals["dead"]:
         console.print(
-            "inspect with `xgate dlq list`, fix the cause, then `xgate dlq replay --all`", style="dim"
+            f"[red]dead[/red] #{r.id} {escape(f'{r.destination} {r.conversion_id}: {r.last_error}')}"
         )
+    if totals["dead"]:
+        note("inspect with `xgate dlq list`, fix the cause, then `xgate dlq replay --all`")
 
 
 @dlq_app.command("list")
@@ -159,7 +158,7 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
 ) -> None:
     """List dead letters with X's error."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
         rows = outbox.rows(state="dead", destination=destination, limit=limit)
@@ -173,7 +172,10 @@ def dlq_list(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r.id), r.destination, r.event_name, r.conversion_id, str(r.attempts), r.last_error or ""
+            str(r.id),
+            *(escape(text) for text in (r.destination, r.event_name, r.conversion_id)),
+            str(r.attempts),
+            escape(r.last_error or ""),
         )
     console.print(table)
 
@@ -183,15 +185,14 @@ def dlq_show(
     row_id: Annotated[int, typer.Argument(help="dead letter id")], config_path: ConfigOption = None
 ) -> None:
     """Show one dead letter: X's error and the exact conversion sent (identifiers are hashed)."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
         row = outbox.row(row_id)
     finally:
         outbox.close()
     if row is None:
-        console.print(f"[red]no conversion with id {row_id}[/red]")
-        raise typer.Exit(1)
+        fail(f"no conversion with id {row_id}")
     console.print_json(
         data={
             "id": row.id,
@@ -218,9 +219,8 @@ def dlq_replay(
 ) -> None:
     """Queue dead letters again (after fixing the cause), with attempts reset."""
     if bool(ids) == all_:
-        console.print("[red]dlq replay: give dead letter ids or --all (not both)[/red]")
-        raise typer.Exit(1)
-    config = load_or_exit(config_path)
+        fail("dlq replay: give dead letter ids or --all (not both)")
+    config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
         n = outbox.replay(None if all_ else ids)
@@ -228,7 +228,7 @@ def dlq_replay(
         outbox.close()
     console.print(f"replayed {n} dead letter(s); the dispatcher sends them next")
     if ids and n < len(set(ids)):
-        console.print(f"[yellow]{len(set(ids)) - n} id(s) were not dead letters and were left alone[/yellow]")
+        warn(f"{len(set(ids)) - n} id(s) were not dead letters and were left alone")
 
 
 @dlq_app.command("discard")
@@ -241,7 +241,7 @@ def dlq_discard(
     same conversion ingested again is a duplicate, not sent."""
     if bool(ids) == all_:
         fail("dlq discard: give dead letter ids or --all (not both)")
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
         n = outbox.discard(None if all_ else ids)

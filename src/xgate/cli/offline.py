@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -20,12 +20,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from xgate.cli.core import ConfigOption, load_or_exit
+from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
+from xgate.cli.output import console, err, fail, note
 from xgate.config import ConfigError
 from xgate.runtime import tune_gc
-
-console = Console()
-err = Console(stderr=True)
 
 #: exit status when events or rows were refused (the import itself ran to its end)
 EXIT_REJECTED = 3
@@ -96,16 +94,13 @@ def import_file(
     from xgate.offline.importer import Importer
     from xgate.offline.reader import FileError
 
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
+    mapping_text = read_input_or_exit(mapping_path) if mapping_path else b""
     try:
         mapping = load_column_mapping(mapping_path) if mapping_path else ColumnMapping()
     except ConfigError as e:
-        err.print(f"[red]invalid mapping[/red] {e.source}:")
-        for problem in e.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(1) from None
+        fail(f"invalid column mapping in {e.source}", [str(problem) for problem in e.problems])
     outbox = None if dry_run else outbox_or_exit(config, create=True, role="import")
-    mapping_text = mapping_path.read_bytes() if mapping_path else b""
     importer = Importer(config, mapping, outbox, chunk_rows=chunk_rows, mapping_text=mapping_text)
     show_progress = not quiet and not as_json and console.is_terminal
     tune_gc()
@@ -132,8 +127,9 @@ def import_file(
                 progress=lambda rows, position: bar.update(task, completed=position, rows=rows),
             )
     except FileError as e:
-        err.print(f"[red]cannot import:[/red] {e}", markup=True)
-        raise typer.Exit(1) from None
+        fail(f"cannot import: {e}")
+    except OSError as e:
+        fail(f"cannot import: {e.filename or file}: {e.strerror or e}")
     finally:
         if outbox is not None:
             outbox.close()
@@ -144,9 +140,9 @@ def import_file(
         if summary.resumed_from:
             console.print(f"resumed after row {summary.resumed_from:,} (an earlier run was interrupted)")
         console.print(_summary_table(result))
-        console.print(f"report: {summary.report}", style="dim")
+        console.print(f"report: {escape(str(summary.report))}", style="dim")
         if dry_run:
-            console.print("dry run: nothing was queued", style="yellow")
+            note("dry run: nothing was queued")
     if summary.counts["rejected"]:
         raise typer.Exit(EXIT_REJECTED)
 

@@ -3,7 +3,8 @@
 Every command prints through :data:`console` (stdout) and :data:`err` (stderr) and fails through
 :func:`fail`: one line ``error: WHAT`` (plus optional detail lines) on stderr and exit status 1. Text that
 comes from outside (a file name, X's answer, a configuration value) is never read as rich markup, so ``[x]``
-in a message prints as ``[x]``.
+in a message prints as ``[x]``; messages are never wrapped at the console's width, so an error stays one line
+for ``grep`` and for a log collector.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ err = Console(stderr=True)
 
 def fail(message: str, details: Iterable[str] = (), *, code: int = 1) -> NoReturn:
     """Print ``error: MESSAGE`` and each detail line (indented) on stderr, then exit with ``code``."""
-    err.print(f"[bold red]error:[/bold red] {escape(message)}")
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
     for line in details:
-        err.print(f"  {line}", markup=False, highlight=False)
+        err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
     """Print ``warning: MESSAGE`` on stderr (the message is plain text, never markup)."""
-    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def note(message: str) -> None:
     """A dim hint on stderr (what to run next); plain text, never markup."""
-    err.print(escape(message), style="dim")
+    err.print(escape(message), style="dim", soft_wrap=True)

@@ -5,40 +5,42 @@ from __future__ import annotations
 import logging
 import signal
 from datetime import UTC, datetime
-from pathlib import Path
+from enum import StrEnum
+from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from xgate.config import Config, ConfigError, load_config
+from xgate.cli.listen import bind_or_exit, serve_on
+from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.output import console
 from xgate.observe.activity import SIGNALS, ActivityEntry
 from xgate.runtime import build_flavour, tune_gc
 
-console = Console()
-errors = Console(stderr=True)
 
-ConfigOption = typer.Option(
-    None, "--config", "-c", help="configuration file (default: $XGATE_CONFIG or ./xgate.toml)"
-)
+class LogLevel(StrEnum):
+    """The least severe log records ``xgate serve`` writes."""
 
-
-def _config(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        errors.print(f"[bold red]Invalid configuration[/] in {e.source}:")
-        for problem in e.problems:
-            errors.print(f"  • {problem}")
-        raise typer.Exit(1) from None
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 def serve(
-    config_path: Path | None = ConfigOption,
-    host: str | None = typer.Option(None, help="address to listen on (default: \\[server] host)"),
-    port: int | None = typer.Option(None, min=1, max=65535, help="port (default: \\[server] port)"),
-    no_dispatch: bool = typer.Option(False, "--no-dispatch", help="collect only; another process delivers"),
-    log_level: str = typer.Option("info", help="debug, info, warning or error"),
+    config_path: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(show_default=False, help="address to listen on (default: \\[server] host)")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, show_default=False, help="port (default: \\[server] port)"),
+    ] = None,
+    no_dispatch: Annotated[
+        bool, typer.Option("--no-dispatch", help="collect only; another process delivers")
+    ] = False,
+    log_level: Annotated[LogLevel, typer.Option(help="the least severe records logged")] = LogLevel.info,
 ) -> None:
     """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully)."""
     import uvicorn
@@ -46,25 +48,34 @@ def serve(
     from xgate.collect.process import build_gateway
     from xgate.observe.logs import configure_logging
 
-    config = _config(config_path)
+    config = load_config_or_exit(config_path)
+    host = host or config.server.host
+    port = port or config.server.port
+    # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
+    sock = bind_or_exit(host, port, "set [server] port / --port")
     configure_logging(log_level.upper())
     gateway = build_gateway(config, dispatch=not no_dispatch)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
     # no-op so a graceful stop exits 0 (as process managers expect)
     signal.signal(signal.SIGTERM, lambda *_: None)
     tune_gc()
-    logging.getLogger("xgate").info("hot path: %s", build_flavour())
+    log = logging.getLogger("xgate")
+    log.info("hot path: %s", build_flavour())
+    log.info("listening on http://%s:%d", host, port)
     try:
-        uvicorn.run(
-            gateway.app,
-            host=host or config.server.host,
-            port=port or config.server.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            # the client address is ours to judge ([server] trust_forwarded), not uvicorn's
-            proxy_headers=False,
-            timeout_graceful_shutdown=30,
+        serve_on(
+            sock,
+            uvicorn.Config(
+                gateway.app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                # the client address is ours to judge ([server] trust_forwarded), not uvicorn's
+                proxy_headers=False,
+                timeout_graceful_shutdown=30,
+            ),
         )
     finally:
         gateway.close()
@@ -88,20 +99,20 @@ def activity_table(entries: list[ActivityEntry], title: str = "Recent activity")
         style = _STATE_STYLE.get(e.state, "")
         table.add_row(
             _when(e.at),
-            e.event_name,
-            e.destination or e.source or "",
-            e.conversion_id or "",
+            escape(e.event_name),
+            escape(e.destination or e.source or ""),
+            escape(e.conversion_id or ""),
             "" if e.state == "rejected" else signals,
-            f"[{style}]{e.state}[/]" if style else e.state,
+            f"[{style}]{e.state}[/]" if style else escape(e.state),
             str(e.attempts or ""),
-            e.debug_id or e.error or "",
+            escape(e.debug_id or e.error or ""),
         )
     return table
 
 
 def activity(
-    config_path: Path | None = ConfigOption,
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="how many entries"),
+    config_path: ConfigOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="how many entries")] = 50,
 ) -> None:
     """Show recent conversions from the outbox: destination, match signals, delivery state, X's answer.
 
@@ -110,7 +121,7 @@ def activity(
     from xgate.cli.gateway import outbox_or_exit
     from xgate.observe.activity import ActivityLog
 
-    config = _config(config_path)
+    config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
         entries = ActivityLog(outbox).recent(limit)

@@ -3,40 +3,29 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
+from rich.markup import escape
 
 from xgate.cli.offline import EXIT_REJECTED
+from xgate.cli.options import read_input_or_exit
+from xgate.cli.output import console, fail
 from xgate.client.common import DEFAULT_URL, URL_ENV, WRITE_KEY_ENV
-
-console = Console()
-err = Console(stderr=True)
 
 
 def _event_from(json_text: str | None, file: Path | None) -> dict[str, Any]:
     if json_text is None and file is None:
         return {}
+    raw = read_input_or_exit(file) if file is not None else json_text
     try:
-        raw = (
-            file.read_bytes()
-            if file and str(file) != "-"
-            else (sys.stdin.buffer.read() if file else json_text)
-        )
         data = orjson.loads(raw or b"")
-    except OSError as e:
-        err.print(f"[red]cannot read {file}: {e.strerror}[/red]")
-        raise typer.Exit(1) from None
     except orjson.JSONDecodeError as e:
-        err.print(f"[red]the event is not valid JSON: {e}[/red]")
-        raise typer.Exit(1) from None
+        fail(f"the event is not valid JSON: {e}")
     if not isinstance(data, dict):
-        err.print("[red]the event must be a JSON object[/red]")
-        raise typer.Exit(1)
+        fail("the event must be a JSON object")
     return data
 
 
@@ -46,8 +35,7 @@ def _set(event: dict[str, Any], path: str, value: Any) -> None:
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            err.print(f"[red]--property {path}: {part} is not an object in the event[/red]")
-            raise typer.Exit(1)
+            fail(f"--property {path}: {part} is not an object in the event")
     node[last] = value
 
 
@@ -107,8 +95,7 @@ def track(
     for item in prop or []:
         path, sep, text = item.partition("=")
         if not sep or not path:
-            err.print(f"[red]--property {item!r}: write PATH=VALUE[/red]")
-            raise typer.Exit(1)
+            fail(f"--property {item!r}: write PATH=VALUE")
         try:
             parsed: Any = json.loads(text)  # numbers, true/false, JSON; anything else is text
         except ValueError:
@@ -117,13 +104,11 @@ def track(
     try:
         client = GatewayClient(gateway, write_key, timeout=timeout, max_retries=retries, backoff_max=5.0)
     except ValueError as e:
-        err.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+        fail(str(e))
     try:
         [result] = client.send(event)
     except ValueError as e:
-        err.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+        fail(str(e))
     finally:
         client.close()
     if as_json:
@@ -139,10 +124,13 @@ def track(
                 }
             )
         )
+    elif result.status == "failed":
+        fail(f"{result.event_name or 'the event'} was not sent: {result.reason}")
     else:
         style = {"accepted": "green", "duplicate": "yellow", "skipped": "dim"}.get(result.status, "red")
-        console.print(f"[{style}]{result.status}[/]: {result.event_name}", end="")
-        console.print(f" → conversion {', '.join(result.conversion_ids)}" if result.conversion_ids else "")
+        console.print(f"[{style}]{escape(result.status)}[/]: {escape(result.event_name)}", end="")
+        ids = ", ".join(result.conversion_ids)
+        console.print(f" → conversion {ids}" if ids else "", markup=False)
         for problem in result.errors:
             console.print(f"  {problem.field}: {problem.reason}", markup=False)
         if result.reason:

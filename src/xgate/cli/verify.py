@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from xgate.cli.core import ConfigOption, load_or_exit
+from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import console, fail, note
 from xgate.x.verify import DestinationReport, verify
 
@@ -42,7 +42,7 @@ def verify_command(
 ) -> None:
     """Check each destination's credentials, signature, ad account, pixel and event ids with X, by
     requests that record no conversion. Exit status 1 when any check fails."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     if not config.destinations:
         fail("the configuration has no destination to verify")
     known = [d.name for d in config.destinations]

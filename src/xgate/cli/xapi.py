@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.markup import escape
 
-from xgate.cli.core import ConfigOption, load_or_exit, map_events_or_exit, read_events_or_exit
+from xgate.cli.core import map_events_or_exit, read_events_or_exit
+from xgate.cli.listen import bind_or_exit, serve_on
+from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.output import console, fail, note
 from xgate.runtime import tune_gc
 from xgate.x import Credentials, CredentialsError, XClient
 
-console = Console()
+
+class Auth(StrEnum):
+    """How the sandbox checks a request: X's two ways to sign one."""
+
+    oauth1 = "oauth1"
+    pixel_token = "pixel_token"
 
 
 def send(
@@ -23,7 +32,7 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Map EVENT.json and send it to X now (no queue); prints X's answer per destination."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     mapped = map_events_or_exit(config, read_events_or_exit(event_file))
     answers = []
     failed = False
@@ -36,8 +45,7 @@ def send(
                 destination.credentials_env_prefix, destination.auth, config.x.secrets_file
             )
         except CredentialsError as e:
-            console.print(f"[red]{destination.name}[/red]: {e}")
-            raise typer.Exit(1) from None
+            fail(f"{destination.name}: {e}")
         with XClient(config.x, credentials) as client:
             for result in client.send_batches(destination.pixel_id, [c.body for c in conversions]):
                 failed = failed or result.outcome != "delivered"
@@ -62,8 +70,11 @@ def send(
         for a in answers:
             colour = "green" if a["outcome"] == "delivered" else "red"
             console.print(
-                f"[{colour}]{a['destination']}[/{colour}] pixel {a['pixel_id']}: {a['outcome']} "
-                f"(HTTP {a['status']}) debug_id={a['debug_id']} {a['reason']}"
+                f"[{colour}]{escape(str(a['destination']))}[/{colour}] "
+                + escape(
+                    f"pixel {a['pixel_id']}: {a['outcome']} (HTTP {a['status']}) "
+                    f"debug_id={a['debug_id']} {a['reason']}"
+                )
             )
     if failed:
         raise typer.Exit(1)
@@ -75,7 +86,7 @@ def sandbox(
     credentials_prefix: Annotated[
         str, typer.Option(help="variables holding the credentials it checks")
     ] = "XGATE_X_",
-    auth: Annotated[str, typer.Option(help="oauth1 or pixel_token")] = "oauth1",
+    auth: Annotated[Auth, typer.Option(help="how requests are signed")] = Auth.oauth1,
     pixel: Annotated[
         list[str] | None, typer.Option(help="known pixel ids (others answer 404); repeatable")
     ] = None,
@@ -106,12 +117,9 @@ def sandbox(
 
     from xgate.sandbox import FaultSettings, accounts_from_config, create_sandbox
 
-    if auth not in ("oauth1", "pixel_token"):
-        console.print(f"[red]--auth: expected oauth1 or pixel_token, got {auth!r}[/red]")
-        raise typer.Exit(1)
     try:
         credentials = Credentials.from_env(
-            credentials_prefix, "pixel_token" if auth == "pixel_token" else "oauth1"
+            credentials_prefix, "pixel_token" if auth is Auth.pixel_token else "oauth1"
         )
         faults = FaultSettings(
             seed=seed,
@@ -126,25 +134,27 @@ def sandbox(
             slow_ms=slow_ms,
         )
     except CredentialsError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+        fail(str(e))
     except ValidationError as e:
+        problems = []
         for problem in e.errors():
             field = str(problem["loc"][0])
             name = "rate-limit-reset" if field == "rate_limit_reset_seconds" else field.replace("_", "-")
-            console.print(f"[red]--{name}: {problem['msg']}[/red]")
-        raise typer.Exit(1) from None
-    accounts = accounts_from_config(load_or_exit(declare)) if declare else []
+            problems.append(f"--{name}: {problem['msg']}")
+        if len(problems) == 1:
+            fail(problems[0])
+        fail("invalid fault settings", problems)
+    accounts = accounts_from_config(load_config_or_exit(declare)) if declare else []
+    sock = bind_or_exit(host, port, "pass --port")
     app, _ = create_sandbox(
         credentials, pixels=pixel or None, accounts=accounts, faults=faults, rate_limit=rate_limit
     )
-    console.print(
+    note(
         f"sandbox for X's Conversions API on http://{host}:{port} "
-        f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)",
-        style="dim",
+        f"(POST /12/measurement/conversions/PIXEL; inspect /_sandbox/conversions)"
     )
     tune_gc()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    serve_on(sock, uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
 
 
 def register(app: typer.Typer) -> None:

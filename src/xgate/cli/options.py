@@ -1,0 +1,57 @@
+"""What the ``xgate`` commands share besides printing: the ``--config`` parameter and the loaders that turn a
+missing, unreadable or invalid input into one ``error: …`` line (via :func:`xgate.cli.output.fail`).
+
+Every failure here ends the command with exit status 1 and names the file; the messages are the same in
+every command, so ``xgate serve``, ``xgate status`` and ``xgate import`` report a broken configuration
+alike:
+
+- ``error: configuration file PATH not found: pass --config PATH or set XGATE_CONFIG``
+- ``error: cannot read the configuration file PATH: REASON`` (a directory, no permission…)
+- ``error: invalid configuration in PATH`` followed by one indented line per problem
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xgate.cli.output import fail
+from xgate.config import CONFIG_ENV, Config, ConfigError, load_config, resolve_config_path
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        show_default=False,
+        help=f"the configuration file (default: ${CONFIG_ENV}, else ./xgate.toml)",
+    ),
+]
+
+
+def load_config_or_exit(path: Path | None) -> Config:
+    """The configuration at ``path`` (else ``$XGATE_CONFIG``, else ``./xgate.toml``), or exit 1 saying
+    which file is missing, unreadable or invalid and, for an invalid one, every problem (one per line)."""
+    where = resolve_config_path(path)
+    if not where.exists():
+        fail(f"configuration file {where} not found: pass --config PATH or set {CONFIG_ENV}")
+    try:
+        return load_config(where)
+    except ConfigError as e:
+        fail(f"invalid configuration in {e.source}", [str(problem) for problem in e.problems])
+    except OSError as e:
+        fail(f"cannot read the configuration file {where}: {e.strerror or e}")
+
+
+def read_input_or_exit(source: str | Path) -> bytes:
+    """The bytes of the file ``source`` (``-`` reads standard input), or exit 1 naming the file and the
+    reason (``error: cannot read PATH: No such file or directory``)."""
+    if str(source) == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as e:
+        fail(f"cannot read {source}: {e.strerror or e}")

@@ -1,0 +1,258 @@
+"""One command-line style across every ``xgate`` command, checked over the whole app, not command by command.
+
+- flags read as flags in ``--help`` (no ``--json <bool>``), every parameter in the ``Annotated`` style;
+- a missing, unreadable or invalid configuration, an unreadable input file and a port in use each end in
+  the same one-line ``error: …`` on stderr and exit status 1, whatever the command;
+- text from outside (file names, X's answers, event ids) prints verbatim: rich markup never eats ``[x]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import ParameterInfo
+from typer.testing import CliRunner
+
+from xgate import __version__
+from xgate.cli import app
+from xgate.cli.output import fail, note, warn
+from xgate.config import load_config
+from xgate.mapping import Mapper
+from xgate.outbox import open_outbox
+from xgate.testing import random_x_credentials
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "300"}
+CONFIG = '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "tw-o8z6j-o87ne" }\n'
+
+
+Command = TyperCommand | TyperGroup
+
+
+def command_paths() -> Iterator[tuple[tuple[str, ...], Command]]:
+    """Every command of the app (subcommands of ``config``, ``dlq``, ``tag``… included), with its path."""
+
+    def walk(command: Command, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Command]]:
+        if isinstance(command, TyperGroup):
+            for name, sub in command.commands.items():
+                yield from walk(sub, (*path, name))  # type: ignore[arg-type]
+        else:
+            yield path, command
+
+    yield from walk(typer.main.get_command(app), ())  # type: ignore[arg-type]
+
+
+def callbacks(typer_app: typer.Typer) -> Iterator[object]:
+    for info in typer_app.registered_commands:
+        yield info.callback
+    yield typer_app.registered_callback.callback if typer_app.registered_callback else None
+    for group in typer_app.registered_groups:
+        assert group.typer_instance is not None
+        yield from callbacks(group.typer_instance)
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+# -- parameters ---------------------------------------------------------------------------------------
+def test_no_option_in_any_help_reads_as_taking_a_value_when_it_is_a_flag() -> None:
+    for path in [(), *(path for path, _ in command_paths())]:
+        result = runner.invoke(app, [*path, "--help"], env=WIDE)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "BOOLEAN" not in result.output, (path, result.output)
+
+
+def test_every_boolean_option_is_a_flag() -> None:
+    flags = []
+    for path, command in command_paths():
+        for param in command.params:
+            if param.type.name == "boolean":
+                assert isinstance(param, TyperOption) and param.is_flag, (path, param.opts)
+                flags.append(param.opts[0])
+    assert {"--json", "--dry-run", "--no-dispatch", "--all", "--consent-required"} <= set(flags)
+    result = runner.invoke(app, ["status", "--json", "true"])
+    assert result.exit_code == 2 and "unexpected extra argument" in result.output
+
+
+def test_every_parameter_is_declared_in_the_annotated_style() -> None:
+    old_style = [
+        f"{cb.__qualname__}({name})"  # type: ignore[attr-defined]
+        for cb in callbacks(app)
+        if cb is not None
+        for name, p in inspect.signature(cb).parameters.items()  # type: ignore[arg-type]
+        if isinstance(p.default, ParameterInfo)
+    ]
+    assert old_style == []
+
+
+def test_version_is_an_option_of_xgate_itself() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"xgate {__version__}\n"
+    assert all(path != ("version",) for path, _ in command_paths())  # one way to ask, not two
+
+
+# -- one error style ----------------------------------------------------------------------------------
+#: what each command taking --config needs besides it, to get as far as loading the configuration
+EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {
+    ("map",): ["event.json"],
+    ("send",): ["event.json"],
+    ("verify",): [],
+    ("serve",): [],
+    ("activity",): [],
+    ("dispatch",): [],
+    ("status",): [],
+    ("import",): ["rows.jsonl"],
+    ("config", "check"): [],
+    ("dlq", "list"): [],
+    ("dlq", "show"): ["1"],
+    ("dlq", "replay"): ["--all"],
+    ("tag", "snippet"): ["--collector", "https://xgate.example", "--source", "web"],
+}
+
+
+def test_every_command_taking_a_configuration_is_covered_here() -> None:
+    takes_config = {path for path, cmd in command_paths() if any("--config" in p.opts for p in cmd.params)}
+    assert takes_config == set(EXTRA_ARGS)
+
+
+@pytest.mark.parametrize("path", list(EXTRA_ARGS), ids=" ".join)
+def test_a_missing_configuration_fails_alike_in_every_command(path: tuple[str, ...], tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    result = runner.invoke(app, [*path, *EXTRA_ARGS[path], "--config", str(missing)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: configuration file {missing} not found: pass --config PATH or set XGATE_CONFIG\n"
+    )
+
+
+@pytest.mark.parametrize("path", list(EXTRA_ARGS), ids=" ".join)
+def test_an_invalid_configuration_fails_alike_in_every_command(path: tuple[str, ...], tmp_path: Path) -> None:
+    bad = tmp_path / "xgate.toml"
+    bad.write_text('[server]\nport = "eighty"\n[x]\napi_url = "ads-api.x.com"\n')
+    result = runner.invoke(app, [*path, *EXTRA_ARGS[path], "--config", str(bad)])
+    assert result.exit_code == 1
+    first, *problems = result.stderr.splitlines()
+    assert first == f"error: invalid configuration in {bad}"
+    assert [p.split(":")[0] for p in problems] == ["  x.api_url", "  server.port"]
+
+
+def test_a_configuration_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--config", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: cannot read the configuration file {tmp_path}: Is a directory\n"
+
+
+def test_an_input_file_that_cannot_be_read_is_named_in_every_command(tmp_path: Path) -> None:
+    config = tmp_path / "xgate.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/o.db"\n' + CONFIG)
+    gone = tmp_path / "gone.json"
+    expected = f"error: cannot read {gone}: No such file or directory\n"
+    for args in (
+        ["map", str(gone), "--config", str(config)],
+        ["send", str(gone), "--config", str(config)],
+        ["track", "--file", str(gone)],
+        ["import", "rows.jsonl", "--mapping", str(gone), "--config", str(config)],
+    ):
+        result = runner.invoke(app, args)
+        assert (result.exit_code, result.stderr) == (1, expected), args
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another process listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def test_serve_on_a_port_in_use_exits_1_with_one_line(tmp_path: Path, busy_port: int) -> None:
+    config = tmp_path / "xgate.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/o.db"\n' + CONFIG)
+    result = runner.invoke(app, ["serve", "--config", str(config), "--port", str(busy_port)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: port {busy_port} on 127.0.0.1 is already in use: "
+        "stop the other process or set [server] port / --port\n"
+    )
+    assert not (tmp_path / "o.db").exists()  # refused before the gateway opened its outbox
+
+
+def test_sandbox_on_a_port_in_use_exits_1_with_one_line(busy_port: int) -> None:
+    result = runner.invoke(app, ["sandbox", "--port", str(busy_port)], env=random_x_credentials())
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: port {busy_port} on 127.0.0.1 is already in use: stop the other process or pass --port\n"
+    )
+
+
+# -- outside text is never markup ---------------------------------------------------------------------
+def test_messages_print_brackets_verbatim_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    long = "credentials not set: XGATE_X_CONSUMER_KEY (or set [x] secrets_file) " + "and more " * 12
+    warn(long)
+    note("[dim]not a tag[/dim]")
+    with pytest.raises(typer.Exit) as exited:
+        fail(long, ["destinations[0](x).pixel_id: [/red] is not base-36"])
+    assert exited.value.exit_code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {long}",
+        "[dim]not a tag[/dim]",
+        f"error: {long}",
+        "  destinations[0](x).pixel_id: [/red] is not base-36",
+    ]
+
+
+def test_send_shows_the_secrets_file_hint_verbatim(tmp_path: Path) -> None:
+    config = tmp_path / "xgate.toml"
+    config.write_text(CONFIG)
+    event = tmp_path / "e.json"
+    event.write_text(json.dumps({"event_name": "purchase", "id": "o-1", "user": {"email": "a@example.com"}}))
+    no_credentials = {name: "" for name in random_x_credentials()}
+    result = runner.invoke(app, ["send", str(event), "--config", str(config)], env=no_credentials)
+    assert result.exit_code == 1
+    assert first_line(result.stderr).startswith("error: x: ")
+    assert "(or set [x] secrets_file)" in result.stderr
+
+
+@pytest.fixture
+def bracketed(tmp_path: Path) -> Path:
+    """A configuration in a folder named ``[x] shop`` whose outbox holds a dead letter with markup-like text
+    in its conversion id and X's error."""
+    folder = tmp_path / "[x] shop"
+    folder.mkdir()
+    config = folder / "xgate.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/o.db"\n' + CONFIG)
+    loaded = load_config(config)
+    box = open_outbox(loaded.storage.url)
+    event = {"event_name": "purchase", "id": "[b]ord-1[/b]", "user": {"email": "a@example.com"}}
+    box.enqueue(Mapper(loaded).map(event).conversions)
+    (row,) = box.lease(1, 60)
+    box.mark_dead([row.id], row.lease_token, "HTTP 400; [x] bad [/red] value")
+    box.close()
+    return config
+
+
+def test_status_dlq_and_activity_print_outside_text_verbatim_and_no_literal_tags(bracketed: Path) -> None:
+    for args in (["status"], ["dlq", "list"], ["activity"]):
+        result = runner.invoke(app, [*args, "--config", str(bracketed)], env=WIDE)
+        assert result.exit_code == 0, (args, result.output)
+        assert "[x] bad [/red] value" in result.stdout, args
+        assert "[b]ord-1[/b]" in result.stdout, args
+        assert "[red]dead" not in result.stdout and "[bold]" not in result.stdout, args
+
+
+def test_file_names_print_verbatim(bracketed: Path) -> None:
+    result = runner.invoke(app, ["config", "check", "--config", str(bracketed)], env=WIDE)
+    assert result.exit_code == 0 and f"{bracketed} is valid" in result.stdout
+    bracketed.write_text('[server]\nport = "eighty"\n')
+    result = runner.invoke(app, ["status", "--config", str(bracketed)], env=WIDE)
+    assert first_line(result.stderr) == f"error: invalid configuration in {bracketed}"
