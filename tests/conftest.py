@@ -1,13 +1,19 @@
-"""Shared fixtures: the sandbox standing in for X, over real HTTP on loopback."""
+"""Shared fixtures: the sandbox standing in for X, over real HTTP on loopback; the outbox on each engine."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from xgate.outbox import Outbox
 from xgate.sandbox import create_sandbox
-from xgate.testing import RunningSandbox, random_x_credentials, serve_app
+from xgate.testing import OutboxFactory, RunningSandbox, random_x_credentials, serve_app
 from xgate.x import Credentials
 
 
@@ -26,3 +32,58 @@ def sandbox(_sandbox_server: RunningSandbox) -> Iterator[RunningSandbox]:
     _sandbox_server.reset()
     yield _sandbox_server
     _sandbox_server.reset()
+
+
+def _postgres_url(base: str, database: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A new, empty database on the server of ``XGATE_TEST_POSTGRES_URL`` (dropped afterwards)."""
+    server = os.environ.get("XGATE_TEST_POSTGRES_URL")
+    if not server:
+        if os.environ.get("CI") == "true":
+            pytest.fail("XGATE_TEST_POSTGRES_URL is not set: CI runs every outbox test on PostgreSQL too")
+        pytest.skip("PostgreSQL: set XGATE_TEST_POSTGRES_URL to run the tests on it")
+    try:
+        import psycopg
+        import xgate.outbox.postgres  # noqa: F401  (the backend exists on this branch)
+    except ImportError as e:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL backend not available here: {e}")
+    name = f"xgate_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _postgres_url(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxFactory]:
+    """An :class:`OutboxFactory` per engine: SQLite (a file in ``tmp_path``) and PostgreSQL (a fresh
+    database on ``XGATE_TEST_POSTGRES_URL``; skipped when unset, failing when ``CI=true``)."""
+    if request.param == "sqlite":
+        factory = OutboxFactory("sqlite", f"sqlite:///{tmp_path / 'outbox.db'}")
+        try:
+            yield factory
+        finally:
+            factory.close_all()
+        return
+    with _postgres_database() as url:
+        factory = OutboxFactory("postgresql", url)
+        try:
+            yield factory
+        finally:
+            factory.close_all()
+
+
+@pytest.fixture
+def outbox(outbox_factory: OutboxFactory) -> Outbox:
+    """A fresh, empty outbox on each engine."""
+    return outbox_factory()

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from xgate.errors import ConfigError as ConfigError
 
 DEFAULT_CONFIG_NAME = "xgate.toml"
 CONFIG_ENV = "XGATE_CONFIG"
@@ -50,16 +59,33 @@ class XSettings(_Strict):
 
 
 class StorageSettings(_Strict):
+    #: ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` (relative to the configuration file's folder
+    #: when loaded from a file) or ``postgresql://…``
     url: str = "sqlite:///var/xgate.db"
     dedup_window_days: int = Field(default=30, ge=1)
     retention_days: int = Field(default=7, ge=0)
+    #: a folder for this node's own files (import checkpoints and reports in ``imports/``); relative to
+    #: the configuration file's folder
+    state_dir: Path = Path("var")
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+        if not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// (a file) or postgresql://")
         return v
+
+    def relative_to(self, base_dir: Path) -> StorageSettings:
+        """These settings with their relative paths (a ``sqlite:///`` file, ``state_dir``) read from
+        ``base_dir``."""
+        base = base_dir.absolute()
+        url = self.url
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_absolute():
+            url = f"sqlite:///{os.path.normpath(base / url.removeprefix('sqlite:///'))}"
+        state_dir = (
+            self.state_dir if self.state_dir.is_absolute() else Path(os.path.normpath(base / self.state_dir))
+        )
+        return self.model_copy(update={"url": url, "state_dir": state_dir})
 
 
 class IdentitySettings(_Strict):
@@ -89,6 +115,9 @@ class ServerSettings(_Strict):
     trust_forwarded: bool = False
     #: environment variable holding the admin key (reads the activity log without a write key)
     admin_key_env: str | None = None
+    #: who this process leases outbox rows as (default: the host name and a stable suffix, see
+    #: xgate.outbox.default_node_id); give each of several processes of one role on one host its own
+    node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
 
 class DispatchSettings(_Strict):
@@ -336,13 +365,6 @@ class ConfigProblem:
         return f"{self.location}: {self.reason}" if self.location else self.reason
 
 
-class ConfigError(Exception):
-    def __init__(self, source: str, problems: list[ConfigProblem]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
-
-
 def _location(loc: tuple[int | str, ...], data: Any) -> str:
     """Turn pydantic's location into a TOML-ish path, naming array entries by their name."""
     parts: list[str] = []
@@ -374,11 +396,18 @@ def config_problems(error: ValidationError, data: Mapping[str, Any]) -> list[Con
     return problems
 
 
-def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
+def parse_config(
+    data: Mapping[str, Any], source: str = "<config>", *, base_dir: Path | None = None
+) -> Config:
+    """Validate a configuration document; relative paths in it are read from ``base_dir`` (made absolute)
+    or, without one, left relative to the working directory."""
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as e:
         raise ConfigError(source, config_problems(e, data)) from None
+    if base_dir is None:
+        return config
+    return config.model_copy(update={"storage": config.storage.relative_to(base_dir)})
 
 
 def resolve_config_path(path: str | Path | None = None) -> Path:
@@ -388,7 +417,10 @@ def resolve_config_path(path: str | Path | None = None) -> Path:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate the configuration (``path``, else ``$XGATE_CONFIG``, else ``./xgate.toml``)."""
+    """Load and validate the configuration (``path``, else ``$XGATE_CONFIG``, else ``./xgate.toml``).
+
+    Relative paths in it (``[storage] url = "sqlite:///var/xgate.db"``, ``state_dir``) are read from the
+    file's folder, whatever the working directory: every command finds the same outbox."""
     p = resolve_config_path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -400,4 +432,4 @@ def load_config(path: str | Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(p), [ConfigProblem("", f"not valid TOML: {e}")]) from None
-    return parse_config(data, str(p))
+    return parse_config(data, str(p), base_dir=p.parent)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xgate.conversion import FieldError
+from xgate.errors import InvalidEvent as InvalidEvent
 from xgate.event_reader import EventData, format_x_time, parse_timestamp, read_well_formed
 
 
@@ -125,14 +126,6 @@ def get_path(data: Any, path: str) -> Any:
         else:
             return None
     return current
-
-
-class InvalidEvent(ValueError):
-    """The input is not a usable xgate event; ``errors`` name each field and reason."""
-
-    def __init__(self, errors: list[FieldError]):
-        self.errors = tuple(errors)
-        super().__init__("; ".join(str(e) for e in errors))
 
 
 def parse_event(data: Any) -> Event:

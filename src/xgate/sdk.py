@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import Any
 
 from xgate.config import ConsentPolicy, Destination, IdentitySettings, XSettings, parse_config
-from xgate.conversion import FieldError, MappedConversion
+from xgate.conversion import MappedConversion
+from xgate.errors import ConversionRejected as ConversionRejected
 from xgate.events import Context, Event, Item, Partners, Product, Twitter, User
 from xgate.mapping import Mapper
 from xgate.x import AsyncXClient, Credentials, SendResult, XClient
@@ -36,14 +37,6 @@ __all__ = [
     "Twitter",
     "User",
 ]
-
-
-class ConversionRejected(ValueError):
-    """The event cannot become a conversion X accepts; ``errors`` name each field and reason."""
-
-    def __init__(self, errors: tuple[FieldError, ...] | list[FieldError], reason: str = "") -> None:
-        self.errors = tuple(errors)
-        super().__init__(reason or "; ".join(str(e) for e in self.errors))
 
 
 class _Face:

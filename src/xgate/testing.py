@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from xgate.config import XSettings
+from xgate.config import StorageSettings, XSettings
+from xgate.outbox import Outbox, open_outbox
 from xgate.x import Credentials
 
 
@@ -113,3 +114,27 @@ class RunningSandbox:
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/_sandbox/reset").raise_for_status()
+
+
+class OutboxFactory:
+    """Opens the test's own outbox store (fresh and empty for each test), on one engine.
+
+    ``factory()`` opens it (each call: another connection set on the same store, as another process or
+    node would; ``node_id`` names the node); ``factory.url`` is its ``[storage] url`` for configurations
+    and child processes. Every outbox opened is closed at teardown."""
+
+    def __init__(self, engine: str, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._opened: list[Outbox] = []
+
+    def __call__(
+        self, settings: StorageSettings | None = None, *, node_id: str | None = None, create: bool = True
+    ) -> Outbox:
+        box = open_outbox(self.url, settings, node_id=node_id, create=create)
+        self._opened.append(box)
+        return box
+
+    def close_all(self) -> None:
+        for box in self._opened:
+            box.close()

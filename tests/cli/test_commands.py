@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from xgate.cli import app
-from xgate.config import load_config
+from xgate.config import ConfigError, load_config, parse_config
 from xgate.mapping import Mapper
 from xgate.outbox import open_outbox
-from xgate.testing import RunningSandbox
+from xgate.testing import OutboxFactory, RunningSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = ROOT / "examples" / "xgate.toml"
@@ -105,14 +105,14 @@ def test_send_delivers_to_the_sandbox(tmp_path: Path, sandbox: RunningSandbox) -
     assert [c["conversion_id"] for c in sandbox.conversions()] == ["cli-1"]
 
 
-def test_status_and_dead_letters(tmp_path: Path) -> None:
+def test_status_and_dead_letters(tmp_path: Path, outbox_factory: OutboxFactory) -> None:
     cfg = tmp_path / "xgate.toml"
     cfg.write_text(
-        f'[storage]\nurl = "sqlite:///{tmp_path}/o.db"\n'
+        f'[storage]\nurl = "{outbox_factory.url}"\n'
         '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
     )
     config = load_config(cfg)
-    box = open_outbox(config.storage.url)
+    box = outbox_factory()
     box.enqueue(
         Mapper(config)
         .map({"event_name": "purchase", "id": "d-1", "user": {"email": "a@example.com"}})
@@ -134,3 +134,82 @@ def test_status_and_dead_letters(tmp_path: Path) -> None:
         json.loads(runner.invoke(app, ["status", "--config", str(cfg), "--json"]).stdout)["totals"]["queued"]
         == 1
     )
+
+
+def test_dlq_discard_deletes_dead_letters_for_good(tmp_path: Path, outbox_factory: OutboxFactory) -> None:
+    cfg = tmp_path / "xgate.toml"
+    cfg.write_text(
+        f'[storage]\nurl = "{outbox_factory.url}"\n'
+        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
+    config = load_config(cfg)
+    box = outbox_factory()
+    events = [
+        {"event_name": "purchase", "id": f"d-{i}", "user": {"email": "a@example.com"}} for i in range(3)
+    ]
+    box.enqueue([c for e in events for c in Mapper(config).map(e).conversions])
+    rows = box.lease(3, 60)
+    box.mark_dead([r.id for r in rows], rows[0].lease_token, "HTTP 400")
+
+    neither = runner.invoke(app, ["dlq", "discard", "--config", str(cfg)])
+    assert neither.exit_code == 1 and "error: dlq discard: give dead letter ids or --all" in neither.output
+    one = runner.invoke(app, ["dlq", "discard", str(rows[0].id), "999", "--config", str(cfg)])
+    assert one.exit_code == 0, one.output
+    assert "discarded 1 dead letter(s)" in one.output and "1 id(s) were not dead letters" in one.output
+    assert box.row(rows[0].id) is None
+    rest = runner.invoke(app, ["dlq", "discard", "--all", "--config", str(cfg)])
+    assert "discarded 2 dead letter(s)" in rest.output
+    assert box.stats().counts.get(("x", "dead"), 0) == 0
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["activity"], ["dlq", "list"], ["dlq", "show", "1"], ["dlq", "replay", "--all"]]
+)
+def test_read_only_commands_run_elsewhere_find_the_outbox_beside_the_config_or_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    cfg = site / "xgate.toml"
+    cfg.write_text(
+        '[storage]\nurl = "sqlite:///var/xgate.db"\n'
+        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    missing = runner.invoke(app, [*command, "--config", str(cfg)], env={"COLUMNS": "300"})
+    assert missing.exit_code == 1
+    assert f"error: no outbox at {site / 'var' / 'xgate.db'} (sqlite)" in missing.output
+    assert not (elsewhere / "var").exists() and not (site / "var").exists()  # nothing created anywhere
+    created = open_outbox(load_config(cfg).storage.url)  # as `xgate serve` run from the site's folder does
+    created.close()
+    found = runner.invoke(app, [*command, "--config", str(cfg)], env={"COLUMNS": "300"})
+    assert "no outbox" not in found.output
+    assert not (elsewhere / "var").exists()
+
+
+def test_relative_storage_paths_are_read_from_the_config_files_folder(tmp_path: Path) -> None:
+    cfg = tmp_path / "conf" / "xgate.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[storage]\nurl = "sqlite:///../data/xgate.db"\nstate_dir = "state"\n')
+    storage = load_config(cfg).storage
+    assert storage.url == f"sqlite:///{tmp_path / 'data' / 'xgate.db'}"
+    assert storage.state_dir == tmp_path / "conf" / "state"
+    cfg.write_text(f'[storage]\nurl = "sqlite:////abs/x.db"\nstate_dir = "{tmp_path}/s"\n')
+    assert (load_config(cfg).storage.url, load_config(cfg).storage.state_dir) == (
+        "sqlite:////abs/x.db",
+        tmp_path / "s",
+    )
+    cfg.write_text("")  # the defaults too
+    assert load_config(cfg).storage.url == f"sqlite:///{tmp_path / 'conf' / 'var' / 'xgate.db'}"
+
+
+def test_embedded_defaults_keep_paths_relative_to_the_working_directory() -> None:
+    assert parse_config({}).storage.url == "sqlite:///var/xgate.db"
+
+
+def test_a_node_id_must_be_a_plain_name() -> None:
+    assert parse_config({"server": {"node_id": "gw-1.eu"}}).server.node_id == "gw-1.eu"
+    with pytest.raises(ConfigError, match=r"server\.node_id"):
+        parse_config({"server": {"node_id": "two words"}})

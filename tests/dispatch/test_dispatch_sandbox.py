@@ -13,8 +13,8 @@ import httpx
 from xgate.config import Config, Destination, parse_config
 from xgate.dispatch import Dispatcher
 from xgate.mapping import Mapper
-from xgate.outbox import SQLiteOutbox
-from xgate.testing import RunningSandbox
+from xgate.outbox import Outbox
+from xgate.testing import OutboxFactory, RunningSandbox
 from xgate.x import AsyncXClient, Credentials
 
 
@@ -36,14 +36,14 @@ def make_config(tmp_path: Path, sandbox: RunningSandbox, **dispatch: Any) -> Con
     )
 
 
-def make_dispatcher(config: Config, box: SQLiteOutbox, credentials: Credentials) -> Dispatcher:
+def make_dispatcher(config: Config, box: Outbox, credentials: Credentials) -> Dispatcher:
     def factory(_: Destination) -> AsyncXClient:
         return AsyncXClient(config.x, credentials)
 
     return Dispatcher(config, box, factory)
 
 
-def queue(config: Config, box: SQLiteOutbox, n: int, *, bad: Collection[int] = ()) -> None:
+def queue(config: Config, box: Outbox, n: int, *, bad: Collection[int] = ()) -> None:
     mapper = Mapper(config)
     conversions = []
     for i in range(n):
@@ -61,11 +61,11 @@ def statuses(sandbox: RunningSandbox) -> dict[str, int]:
     return by_status
 
 
-def delivered(box: SQLiteOutbox) -> int:
+def delivered(box: Outbox) -> int:
     return box.stats().counts.get(("x-main", "delivered"), 0)
 
 
-async def deliver_within(dispatcher: Dispatcher, box: SQLiteOutbox, n: int, seconds: float = 60) -> None:
+async def deliver_within(dispatcher: Dispatcher, box: Outbox, n: int, seconds: float = 60) -> None:
     """Step until ``n`` rows are delivered (rows waiting on backoff are not 'idle-visible')."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and delivered(box) < n:
@@ -74,9 +74,11 @@ async def deliver_within(dispatcher: Dispatcher, box: SQLiteOutbox, n: int, seco
     await dispatcher.run_until_idle()
 
 
-async def test_everything_queued_is_delivered_once(tmp_path: Path, sandbox: RunningSandbox) -> None:
+async def test_everything_queued_is_delivered_once(
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
+) -> None:
     config = make_config(tmp_path, sandbox)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(config, box, 1200)
     await make_dispatcher(config, box, sandbox.credentials).run_until_idle()
     ids = [c["conversion_id"] for c in sandbox.conversions()]
@@ -86,10 +88,10 @@ async def test_everything_queued_is_delivered_once(tmp_path: Path, sandbox: Runn
 
 
 async def test_x_refusing_one_conversion_isolates_it_as_a_dead_letter(
-    tmp_path: Path, sandbox: RunningSandbox
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
 ) -> None:
     config = make_config(tmp_path, sandbox)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(config, box, 50, bad={17})
     await make_dispatcher(config, box, sandbox.credentials).run_until_idle()
     assert sorted(c["conversion_id"] for c in sandbox.conversions()) == sorted(
@@ -101,10 +103,10 @@ async def test_x_refusing_one_conversion_isolates_it_as_a_dead_letter(
 
 
 async def test_under_5xx_and_dropped_connections_everything_arrives_exactly_once(
-    tmp_path: Path, sandbox: RunningSandbox
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
 ) -> None:
     config = make_config(tmp_path, sandbox, batch_size=20)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     sandbox.set_faults(seed=3, error_rate=0.3, drop_rate=0.2)
     queue(config, box, 300)
     await deliver_within(make_dispatcher(config, box, sandbox.credentials), box, 300)
@@ -114,10 +116,12 @@ async def test_under_5xx_and_dropped_connections_everything_arrives_exactly_once
     assert box.stats().counts == {("x-main", "delivered"): 300}
 
 
-async def test_timeouts_are_retried_and_nothing_is_lost(tmp_path: Path, sandbox: RunningSandbox) -> None:
+async def test_timeouts_are_retried_and_nothing_is_lost(
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
+) -> None:
     """A timed-out request may still have reached X: X de-duplicates on conversion_id, nothing is lost."""
     config = make_config(tmp_path, sandbox, batch_size=10)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     sandbox.set_faults(seed=5, timeout_rate=0.2, timeout_seconds=1.5)
     queue(config, box, 100)
     await deliver_within(make_dispatcher(config, box, sandbox.credentials), box, 100)
@@ -126,9 +130,11 @@ async def test_timeouts_are_retried_and_nothing_is_lost(tmp_path: Path, sandbox:
     assert max(r.attempts for r in box.rows(limit=100)) > 1  # some batches did time out
 
 
-async def test_a_429_holds_the_pixel_until_x_reset(tmp_path: Path, sandbox: RunningSandbox) -> None:
+async def test_a_429_holds_the_pixel_until_x_reset(
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
+) -> None:
     config = make_config(tmp_path, sandbox)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(config, box, 10)
     dispatcher = make_dispatcher(config, box, sandbox.credentials)
     sandbox.set_faults(rate_limit_rate=1.0, rate_limit_burst=1, rate_limit_reset_seconds=1.5)
@@ -148,10 +154,10 @@ async def test_a_429_holds_the_pixel_until_x_reset(tmp_path: Path, sandbox: Runn
 
 
 async def test_dead_letters_from_bad_credentials_are_delivered_after_the_fix_and_a_replay(
-    tmp_path: Path, sandbox: RunningSandbox
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
 ) -> None:
     config = make_config(tmp_path, sandbox)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(config, box, 30)
     wrong = Credentials.from_env(
         env={**sandbox.env, "XGATE_X_CONSUMER_SECRET": "not-the-secret"}  # a typo in the deployment
@@ -167,12 +173,12 @@ async def test_dead_letters_from_bad_credentials_are_delivered_after_the_fix_and
 
 
 async def test_rows_held_by_a_crashed_dispatcher_are_delivered_once_the_lease_expires(
-    tmp_path: Path, sandbox: RunningSandbox
+    tmp_path: Path, outbox_factory: OutboxFactory, sandbox: RunningSandbox
 ) -> None:
     config = make_config(tmp_path, sandbox)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(config, box, 400)
-    crashed = SQLiteOutbox(tmp_path / "o.db")  # another process's connection; it leases and dies
+    crashed = outbox_factory(node_id="crashed")  # another process's connection; it leases and dies
     expires = time.time() + 2.0
     held = crashed.lease(150, lease_seconds=2.0)
     crashed.close()

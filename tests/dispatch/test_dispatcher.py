@@ -20,7 +20,8 @@ from xgate.collect.writer import GroupWriter
 from xgate.config import Config, Destination, parse_config
 from xgate.conversion import MappedConversion
 from xgate.dispatch import Dispatcher, backoff_delay
-from xgate.outbox import LeasedRow, SQLiteOutbox
+from xgate.outbox import LeasedRow, Outbox, SQLiteOutbox
+from xgate.testing import OutboxFactory
 from xgate.x.result import RateLimit, SendResult, XError
 
 Answer = Callable[[Sequence[dict[str, Any]]], SendResult]
@@ -92,7 +93,7 @@ def config(tmp_path: Path, **dispatch: Any) -> Config:
     )
 
 
-def queue(box: SQLiteOutbox, *ids: str) -> None:
+def queue(box: Outbox, *ids: str) -> None:
     box.enqueue(
         [
             MappedConversion(
@@ -103,20 +104,22 @@ def queue(box: SQLiteOutbox, *ids: str) -> None:
     )
 
 
-def states(box: SQLiteOutbox) -> dict[str, str]:
+def states(box: Outbox) -> dict[str, str]:
     return {r.conversion_id: r.state for r in box.rows(limit=10_000)}
 
 
-def dispatcher(cfg: Config, box: SQLiteOutbox, x: ScriptedX) -> Dispatcher:
+def dispatcher(cfg: Config, box: Outbox, x: ScriptedX) -> Dispatcher:
     def factory(_: Destination) -> ScriptedX:
         return x
 
     return Dispatcher(cfg, box, factory, rng=random.Random(7))
 
 
-async def test_due_rows_are_sent_in_batches_of_x_limit_and_marked_delivered(tmp_path: Path) -> None:
+async def test_due_rows_are_sent_in_batches_of_x_limit_and_marked_delivered(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path, batch_size=500)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, *(f"c{i}" for i in range(1200)))
     x = ScriptedX(ok)
     await dispatcher(cfg, box, x).run_until_idle()
@@ -125,9 +128,11 @@ async def test_due_rows_are_sent_in_batches_of_x_limit_and_marked_delivered(tmp_
     assert {r.debug_id for r in box.rows(limit=5)} == {"dbg"}
 
 
-async def test_a_bad_conversion_is_isolated_and_the_rest_delivered(tmp_path: Path) -> None:
+async def test_a_bad_conversion_is_isolated_and_the_rest_delivered(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, *(f"c{i}" for i in range(20)), "bad-1", *(f"d{i}" for i in range(20)))
     await dispatcher(cfg, box, ScriptedX(rejects_bad)).run_until_idle()
     final = states(box)
@@ -137,9 +142,11 @@ async def test_a_bad_conversion_is_isolated_and_the_rest_delivered(tmp_path: Pat
     assert "Hashed_email is not a valid SHA-256 hash" in (dead.last_error or "")
 
 
-async def test_transient_failures_are_retried_with_backoff_until_delivered(tmp_path: Path) -> None:
+async def test_transient_failures_are_retried_with_backoff_until_delivered(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, "c1")
     x = ScriptedX(unavailable, unavailable, ok)
     d = dispatcher(cfg, box, x)
@@ -152,9 +159,11 @@ async def test_transient_failures_are_retried_with_backoff_until_delivered(tmp_p
     assert (row.state, row.attempts) == ("delivered", 3)
 
 
-async def test_after_max_attempts_a_conversion_becomes_a_dead_letter(tmp_path: Path) -> None:
+async def test_after_max_attempts_a_conversion_becomes_a_dead_letter(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path, max_attempts=2)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, "c1")
     d = dispatcher(cfg, box, ScriptedX(unavailable))
     deadline = time.monotonic() + 10
@@ -166,9 +175,11 @@ async def test_after_max_attempts_a_conversion_becomes_a_dead_letter(tmp_path: P
     assert "gave up after 2 attempts" in (row.last_error or "")
 
 
-async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(tmp_path: Path) -> None:
+async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, "c1")
     reset = time.time() + 3600
 
@@ -181,9 +192,11 @@ async def test_a_429_pauses_the_pixel_until_x_reset_without_counting_an_attempt(
     assert row.next_attempt_at == reset
 
 
-async def test_unauthorized_is_a_dead_letter_at_once_and_replay_sends_it_again(tmp_path: Path) -> None:
+async def test_unauthorized_is_a_dead_letter_at_once_and_replay_sends_it_again(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, "c1", "c2")
 
     def unauthorized(conversions: Sequence[dict[str, Any]]) -> SendResult:
@@ -208,9 +221,11 @@ def test_backoff_grows_exponentially_within_the_cap() -> None:
     assert max(backoff_delay(20, 0.5, 60.0, rng) for _ in range(200)) > 30
 
 
-async def test_x_saying_no_requests_remain_holds_that_pixel_and_not_the_others(tmp_path: Path) -> None:
+async def test_x_saying_no_requests_remain_holds_that_pixel_and_not_the_others(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path, concurrency=1)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     reset = time.time() + 3600
 
     def last_request_of_window(conversions: Sequence[dict[str, Any]]) -> SendResult:
@@ -232,9 +247,11 @@ async def test_x_saying_no_requests_remain_holds_that_pixel_and_not_the_others(t
     assert box.rows(state="queued")[0].next_attempt_at == reset
 
 
-async def test_stopping_finishes_the_batch_in_flight_and_hands_back_the_rest(tmp_path: Path) -> None:
+async def test_stopping_finishes_the_batch_in_flight_and_hands_back_the_rest(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path, concurrency=1, batch_size=2)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, "c1")
     box.enqueue(
         [MappedConversion("x-main", "p2", "o87ne", "d1", {"conversion_id": "d1"}, frozenset(), "purchase")]
@@ -310,9 +327,11 @@ async def test_without_room_in_the_handoff_new_rows_wait_queued_for_the_next_lea
     assert box.leased_from_queue == 5
 
 
-async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(tmp_path: Path) -> None:
+async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
     cfg = config(tmp_path, concurrency=1, batch_size=2)
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     x = GatedX(ok)
     d = dispatcher(cfg, box, x)
     writer = GroupWriter(box, handoff=d.handoff)
@@ -336,9 +355,9 @@ async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(tmp_pat
 
 
 async def test_each_settled_batch_is_logged_with_its_destination_outcome_and_x_debug_id(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, outbox_factory: OutboxFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    box = SQLiteOutbox(tmp_path / "o.db")
+    box = outbox_factory()
     queue(box, "c1", "c2")
     with caplog.at_level(logging.INFO, logger="xgate.dispatch"):
         await dispatcher(config(tmp_path), box, ScriptedX(ok)).run_until_idle()

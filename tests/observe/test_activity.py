@@ -1,44 +1,37 @@
-"""The activity log, its page and its CLI table, from a real SQLite outbox and the real mapper."""
+"""The activity log, its page and its CLI table, from a real outbox (each engine) and the real mapper."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from xgate.mapping import Mapper
 
 from xgate.cli import app as cli
 from xgate.config import Config, parse_config
 from xgate.conversion import FieldError
+from xgate.mapping import Mapper
 from xgate.observe import ActivityLog, MeteredOutbox, Metrics, RejectionRing
 from xgate.observe.activity import ActivityEntry
 from xgate.observe.page import render_activity_page
-from xgate.outbox import open_outbox
 from xgate.outbox.base import Outbox
+from xgate.testing import OutboxFactory
 
 PIXEL = "o8z6j"
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def config(outbox_factory: OutboxFactory) -> Config:
     return parse_config(
         {
-            "storage": {"url": f"sqlite:///{tmp_path / 'outbox.db'}"},
+            "storage": {"url": outbox_factory.url},
             "destinations": [
                 {"name": "x-a", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87ne"}},
                 {"name": "x-b", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87nf"}},
             ],
         }
     )
-
-
-@pytest.fixture
-def outbox(config: Config) -> Iterator[Outbox]:
-    box = open_outbox(config.storage.url)
-    yield box
-    box.close()
 
 
 def queue(config: Config, outbox: Outbox, order: str, **user: str) -> None:
@@ -88,6 +81,23 @@ def test_delivery_outcomes_are_counted_per_destination(config: Config, outbox: O
     assert "invalid event id" in str(states["x-b"][2])
     text = metrics.render().decode()
     assert 'xgate_outbox_rows{destination="x-a",state="delivered"} 1.0' in text
+
+
+def test_metrics_count_what_the_outbox_settled_not_the_ids_handed_in(config: Config, outbox: Outbox) -> None:
+    metrics = Metrics(outbox)
+    metered = MeteredOutbox(outbox, metrics)
+    queue(config, metered, "ord-3")
+    queue(config, metered, "ord-4")
+    now = time.time()
+    stale = [r for r in metered.lease(10, 30, now=now) if r.destination == "x-a"]
+    # the lease expires and another holder takes the rows: the stale holder settles nothing
+    fresh = [r for r in metered.lease(10, 30, now=now + 31) if r.destination == "x-a"]
+    assert metered.mark_delivered([r.id for r in stale], stale[0].lease_token, "late", now=now + 32) == 0
+    assert metrics.value("xgate_deliveries_total", destination="x-a", outcome="delivered") in (None, 0)
+    token = fresh[0].lease_token
+    assert metered.mark_delivered([fresh[0].id], token, "dbg", now=now + 32) == 1
+    assert metered.mark_delivered([r.id for r in fresh], token, "dbg", now=now + 32) == 1  # one was settled
+    assert metrics.value("xgate_deliveries_total", destination="x-a", outcome="delivered") == 2
 
 
 def test_the_page_escapes_what_events_carry() -> None:

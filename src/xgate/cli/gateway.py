@@ -12,19 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
 from xgate.cli.output import console, fail, note, warn
-from xgate.config import Config
-from xgate.outbox import Outbox, open_outbox
+from xgate.errors import OutboxUnavailable
 from xgate.runtime import tune_gc
 
 dlq_app = typer.Typer(
     help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True
 )
-
-
-def _outbox(config: Config) -> Outbox:
-    return open_outbox(config.storage.url, config.storage)
 
 
 def _age(seconds: float) -> str:
@@ -43,7 +38,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
 
     config = load_config_or_exit(config_path)
     configure_logging()
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config, create=True, role="dispatch")
     dispatcher = Dispatcher(config, outbox, client_factory_for(config))
 
     async def main() -> None:
@@ -66,7 +61,7 @@ def status(
 ) -> None:
     """Queue depth per destination and state, delivery rate, oldest waiting conversion, last errors."""
     config = load_config_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         now = time.time()
         stats = outbox.stats(now=now)
@@ -85,9 +80,12 @@ def status(
                     },
                     "totals": totals,
                     "delivered_last_minute": stats.delivered_last_minute,
-                    "oldest_queued_age_seconds": None
-                    if stats.oldest_queued_at is None
-                    else max(0.0, now - stats.oldest_queued_at),
+                    "oldest_undelivered_age_seconds": None
+                    if stats.oldest_undelivered_at is None
+                    else max(0.0, now - stats.oldest_undelivered_at),
+                    "next_attempt_in_seconds": None
+                    if stats.next_attempt_at is None
+                    else max(0.0, stats.next_attempt_at - now),
                     "expired_leases": stats.expired_leases,
                     "last_errors": [
                         {
@@ -112,8 +110,11 @@ def status(
     table.add_row("[bold]total[/bold]", *(f"[bold]{totals[s]:,}[/bold]" for s in states))
     console.print(table)
     console.print(f"delivered in the last minute: {stats.delivered_last_minute:,}")
-    if stats.oldest_queued_at is not None:
-        console.print(f"oldest queued conversion due for {_age(max(0.0, now - stats.oldest_queued_at))}")
+    if stats.oldest_undelivered_at is not None:
+        age = _age(max(0.0, now - stats.oldest_undelivered_at))
+        console.print(f"oldest undelivered conversion: stored {age} ago")
+    if stats.next_attempt_at is not None and stats.next_attempt_at > now:
+        console.print(f"next queued conversion due in {_age(stats.next_attempt_at - now)}")
     if stats.expired_leases:
         console.print(
             f"[yellow]{stats.expired_leases} expired lease(s)[/yellow]: a dispatcher stopped mid-batch; "
@@ -135,7 +136,7 @@ def dlq_list(
 ) -> None:
     """List dead letters with X's error."""
     config = load_config_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         rows = outbox.rows(state="dead", destination=destination, limit=limit)
     finally:
@@ -162,7 +163,7 @@ def dlq_show(
 ) -> None:
     """Show one dead letter: X's error and the exact conversion sent (identifiers are hashed)."""
     config = load_config_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         row = outbox.row(row_id)
     finally:
@@ -197,12 +198,35 @@ def dlq_replay(
     if bool(ids) == all_:
         fail("dlq replay: give dead letter ids or --all (not both)")
     config = load_config_or_exit(config_path)
-    outbox = _outbox(config)
+    outbox = outbox_or_exit(config)
     try:
         n = outbox.replay(None if all_ else ids)
     finally:
         outbox.close()
     console.print(f"replayed {n} dead letter(s); the dispatcher sends them next")
+    if ids and n < len(set(ids)):
+        warn(f"{len(set(ids)) - n} id(s) were not dead letters and were left alone")
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="discard every dead letter")] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Delete dead letters for good. Their conversion ids stay known until the dedup window ends, so the
+    same conversion ingested again is a duplicate, not sent."""
+    if bool(ids) == all_:
+        fail("dlq discard: give dead letter ids or --all (not both)")
+    config = load_config_or_exit(config_path)
+    outbox = outbox_or_exit(config)
+    try:
+        n = outbox.discard(None if all_ else ids)
+    except OutboxUnavailable as e:
+        fail(str(e))
+    finally:
+        outbox.close()
+    console.print(f"discarded {n} dead letter(s)")
     if ids and n < len(set(ids)):
         warn(f"{len(set(ids)) - n} id(s) were not dead letters and were left alone")
 

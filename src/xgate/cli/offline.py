@@ -22,7 +22,7 @@ from rich.text import Text
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
 from xgate.cli.output import console, err, fail, note
-from xgate.config import Config, ConfigError
+from xgate.config import ConfigError
 from xgate.runtime import tune_gc
 
 #: exit status when events or rows were refused (the import itself ran to its end)
@@ -39,13 +39,6 @@ class _RowsPerSecond(ProgressColumn):
 class _Rows(ProgressColumn):
     def render(self, task: Task) -> Text:
         return Text(f"{task.fields.get('rows', 0):,} rows")
-
-
-def _state_dir(config: Config) -> Path:
-    url = config.storage.url
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///")).parent / "imports"
-    return Path("var/imports")
 
 
 def _summary_table(summary_json: dict[str, object]) -> Table:
@@ -87,7 +80,7 @@ def import_file(
     ] = False,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="where checkpoints and reports go (default: imports/ beside the outbox)"),
+        typer.Option(help="where checkpoints and reports go (default: imports/ in [storage] state_dir)"),
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, max=50_000, help="rows per transaction")] = 2000,
 ) -> None:
@@ -96,10 +89,10 @@ def import_file(
     Exit status: 0 when every row was queued, a duplicate or skipped; 3 when rows were rejected (see the
     report); 1 when the import could not run.
     """
+    from xgate.cli.options import outbox_or_exit
     from xgate.offline.columns import ColumnMapping, load_column_mapping
     from xgate.offline.importer import Importer
     from xgate.offline.reader import FileError
-    from xgate.outbox import open_outbox
 
     config = load_config_or_exit(config_path)
     mapping_text = read_input_or_exit(mapping_path) if mapping_path else b""
@@ -107,7 +100,7 @@ def import_file(
         mapping = load_column_mapping(mapping_path) if mapping_path else ColumnMapping()
     except ConfigError as e:
         fail(f"invalid column mapping in {e.source}", [str(problem) for problem in e.problems])
-    outbox = None if dry_run else open_outbox(config.storage.url, config.storage)
+    outbox = None if dry_run else outbox_or_exit(config, create=True, role="import")
     importer = Importer(config, mapping, outbox, chunk_rows=chunk_rows, mapping_text=mapping_text)
     show_progress = not quiet and not as_json and console.is_terminal
     tune_gc()
@@ -128,7 +121,7 @@ def import_file(
             task = bar.add_task(f"importing {file.name}", total=size, rows=0)
             summary = importer.run(
                 file,
-                state_dir=state_dir or _state_dir(config),
+                state_dir=state_dir or config.storage.state_dir / "imports",
                 report_path=report,
                 restart=restart,
                 progress=lambda rows, position: bar.update(task, completed=position, rows=rows),

@@ -118,11 +118,11 @@ def activity(
 
     Rejected events are kept in the running gateway's memory only: see GET /activity there.
     """
+    from xgate.cli.options import outbox_or_exit
     from xgate.observe.activity import ActivityLog
-    from xgate.outbox import open_outbox
 
     config = load_config_or_exit(config_path)
-    outbox = open_outbox(config.storage.url, config.storage)
+    outbox = outbox_or_exit(config)
     try:
         entries = ActivityLog(outbox).recent(limit)
     finally:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"request body exceeds server.max_body_bytes ({limit} bytes)")
+from xgate.errors import BodyTooLarge as BodyTooLarge
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -47,9 +47,11 @@ def client_factory_for(config: Config) -> Callable[[Destination], AsyncXClient]:
 
 def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
     """The app of ``xgate serve``; the dispatcher runs in it when ``dispatch`` and ``[dispatch] enabled``."""
-    from xgate.outbox import open_outbox
+    from xgate.outbox import node_id_for, open_outbox
 
-    raw = open_outbox(config.storage.url, config.storage)
+    raw = open_outbox(
+        config.storage.url, config.storage, node_id=node_id_for(config, f"serve:{config.server.port}")
+    )
     metrics = Metrics(raw)
     outbox = MeteredOutbox(raw, metrics)
     dispatcher = None

@@ -1,8 +1,9 @@
 """Group commit: conversions of concurrent requests go to the outbox together, in one transaction.
 
-One writer thread owns the outbox's write path. Each request hands over its conversions and awaits the
-outcome, so it still answers only after its conversions are committed — but a thousand requests a second
-cost tens of commits, not a thousand.
+Writer threads (as many as the outbox says gain from writing at once, :attr:`Outbox.writers`: one for
+SQLite) own the outbox's write path. Each request hands over its conversions and awaits the outcome, so it
+still answers only after its conversions are committed — but a thousand requests a second cost tens of
+commits, not a thousand.
 
 When the dispatcher runs in the same process, the writer stores new rows already leased to it and hands
 them over (:mod:`xgate.dispatch.handoff`), as many as it has room for.
@@ -49,27 +50,31 @@ class GroupWriter:
         self._outbox = outbox
         self._max_group = max_group
         self._handoff = handoff
+        self._writers = max(1, outbox.writers)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="xgate-outbox-writer", daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self._writers:
+                thread = threading.Thread(target=self._run, name="xgate-outbox-writer", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Commit what is pending, then end the writer thread."""
+        """Commit what is pending, then end the writer threads."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for _ in threads:
             self._jobs.put(None)
+        for thread in threads:
             thread.join(timeout)
 
     async def enqueue(self, conversions: Sequence[MappedConversion]) -> list[EnqueueOutcome]:
         """The outbox's outcome per conversion, once they are committed."""
-        if self._thread is None:
+        if not self._threads:
             self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[EnqueueOutcome]] = loop.create_future()

@@ -1,7 +1,8 @@
 """An outbox wrapper that counts delivery outcomes per destination as the dispatcher records them.
 
 The dispatcher only speaks to the :class:`~xgate.outbox.base.Outbox` protocol; wrapping the outbox it is given
-lets the metrics see every ``mark_*`` call without the dispatcher knowing about metrics.
+lets the metrics see every ``mark_*`` call without the dispatcher knowing about metrics. What is counted is
+what the outbox says it settled: rows whose lease was lost (another node holds them now) are not.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from xgate.conversion import MappedConversion
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import (
+    DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
     LeasedRow,
@@ -32,11 +34,32 @@ class MeteredOutbox:
         self._leased: dict[int, str] = {}
         self._lock = threading.Lock()
 
-    def _settle(self, row_ids: Sequence[int], outcome: str) -> None:
+    @property
+    def node_id(self) -> str:
+        return self.inner.node_id
+
+    @property
+    def writers(self) -> int:
+        return self.inner.writers
+
+    def _settle(self, row_ids: Sequence[int], settled: int, outcome: str) -> int:
+        """Count ``settled`` of ``row_ids`` under ``outcome`` per destination; returns ``settled``.
+
+        The outbox says how many, not which: when some leases were lost the count goes to the batch's
+        destinations in order (a dispatcher's batch holds one destination, so it is exact there)."""
         with self._lock:
-            destinations = Tally(self._leased.pop(i, "unknown") for i in row_ids)
-        for destination, count in destinations.items():
-            self._metrics.record_delivery(destination, outcome, count)
+            # all settled: forget them. Some not: keep the ids, the holder that has them now settles them
+            # later (the same rows may be leased again by this process)
+            take = self._leased.pop if settled == len(row_ids) else self._leased.get
+            destinations = Tally(take(i, "unknown") for i in row_ids)
+        left = settled
+        # ids this wrapper no longer knows were settled before (their lease was lost to nobody): last
+        for destination, count in sorted(destinations.items(), key=lambda dc: dc[0] == "unknown"):
+            if left <= 0:
+                break
+            self._metrics.record_delivery(destination, outcome, min(count, left))
+            left -= count
+        return settled
 
     def enqueue(
         self, conversions: Sequence[MappedConversion], *, now: float | None = None
@@ -61,9 +84,9 @@ class MeteredOutbox:
 
     def mark_delivered(
         self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
-    ) -> None:
-        self.inner.mark_delivered(row_ids, lease_token, debug_id, now=now)
-        self._settle(row_ids, "delivered")
+    ) -> int:
+        settled = self.inner.mark_delivered(row_ids, lease_token, debug_id, now=now)
+        return self._settle(row_ids, settled, "delivered")
 
     def mark_retry(
         self,
@@ -74,26 +97,38 @@ class MeteredOutbox:
         *,
         now: float | None = None,
         count_attempt: bool = True,
-    ) -> None:
-        self.inner.mark_retry(
+    ) -> int:
+        settled = self.inner.mark_retry(
             row_ids, lease_token, next_attempt_at, error, now=now, count_attempt=count_attempt
         )
-        self._settle(row_ids, "retry" if count_attempt else "deferred")
+        return self._settle(row_ids, settled, "retry" if count_attempt else "deferred")
 
     def mark_dead(
         self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
-    ) -> None:
-        self.inner.mark_dead(row_ids, lease_token, error, now=now)
-        self._settle(row_ids, "dead")
+    ) -> int:
+        settled = self.inner.mark_dead(row_ids, lease_token, error, now=now)
+        return self._settle(row_ids, settled, "dead")
 
-    def release(self, row_ids: Sequence[int], lease_token: str) -> None:
-        self.inner.release(row_ids, lease_token)
+    def release(self, row_ids: Sequence[int], lease_token: str) -> int:
+        settled = self.inner.release(row_ids, lease_token)
         with self._lock:
             for i in row_ids:
                 self._leased.pop(i, None)
+        return settled
+
+    def extend(
+        self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None
+    ) -> int:
+        return self.inner.extend(row_ids, lease_token, lease_seconds, now=now)
+
+    def reclaim(self, *, now: float | None = None) -> int:
+        return self.inner.reclaim(now=now)
 
     def stats(self, *, now: float | None = None) -> OutboxStats:
         return self.inner.stats(now=now)
+
+    def health(self) -> dict[str, DestinationHealth]:
+        return self.inner.health()
 
     def rows(
         self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
@@ -106,8 +141,14 @@ class MeteredOutbox:
     def replay(self, row_ids: Sequence[int] | None = None) -> int:
         return self.inner.replay(row_ids)
 
+    def discard(self, row_ids: Sequence[int] | None = None) -> int:
+        return self.inner.discard(row_ids)
+
     def purge(self, *, now: float | None = None) -> int:
         return self.inner.purge(now=now)
+
+    def ping(self) -> None:
+        self.inner.ping()
 
     def close(self) -> None:
         self.inner.close()

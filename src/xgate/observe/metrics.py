@@ -36,13 +36,20 @@ class _QueueDepth(Collector):
         for (destination, state), count in sorted(stats.counts.items()):
             family.add_metric([destination, state], count)
         yield family
-        if stats.oldest_queued_at is not None:
+        if stats.oldest_undelivered_at is not None:
             oldest = GaugeMetricFamily(
-                "xgate_outbox_oldest_queued_timestamp_seconds",
-                "Creation time of the oldest queued conversion (epoch seconds)",
+                "xgate_outbox_oldest_undelivered_timestamp_seconds",
+                "Creation time of the oldest conversion not yet delivered, queued or leased (epoch seconds)",
             )
-            oldest.add_metric([], stats.oldest_queued_at)
+            oldest.add_metric([], stats.oldest_undelivered_at)
             yield oldest
+        if stats.next_attempt_at is not None:
+            due = GaugeMetricFamily(
+                "xgate_outbox_next_attempt_timestamp_seconds",
+                "When the next queued conversion is due to be sent (epoch seconds)",
+            )
+            due.add_metric([], stats.next_attempt_at)
+            yield due
 
 
 class Metrics:

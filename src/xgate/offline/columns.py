@@ -21,6 +21,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xgate.config import ConfigError, ConfigProblem, config_problems
+from xgate.errors import CellError as CellError
 
 CellType = Literal["text", "decimal", "integer", "money", "datetime", "list", "json"]
 
@@ -32,10 +33,6 @@ CURRENCY_SYMBOLS = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP", "¥": "
 _MONEY = re.compile(r"^(?P<pre>[^\d\-+.,]*)\s*(?P<amount>[-+]?[\d.,' \u00a0\u202f]*\d)\s*(?P<post>[^\d]*)$")
 _EVENT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _TIME_FORMATS = ("iso", "epoch_s", "epoch_ms")
-
-
-class CellError(ValueError):
-    """A cell that cannot be read; the message is the reason (never the cell's personal data)."""
 
 
 def _zone(name: str) -> ZoneInfo:

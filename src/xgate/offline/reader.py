@@ -16,13 +16,14 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from xgate.errors import ImportFileError
+
+#: the name importers have always used
+FileError = ImportFileError
+
 FileFormat = Literal["csv", "jsonl"]
 
 csv.field_size_limit(10 * 2**20)  # a cell of up to 10 MiB (a JSON column); the default 128 KiB is small
-
-
-class FileError(ValueError):
-    """The file cannot be read as a whole (missing, wrong format, no header)."""
 
 
 @dataclass(frozen=True, slots=True)

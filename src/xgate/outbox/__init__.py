@@ -1,9 +1,10 @@
-"""The outbox: a durable queue of mapped conversions (see :mod:`xgate.outbox.base`)."""
+"""The outbox: a durable queue of mapped conversions (the contract: :mod:`xgate.outbox.base`)."""
 
 from __future__ import annotations
 
-from xgate.config import StorageSettings
+from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
+    DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
     LeasedRow,
@@ -11,10 +12,12 @@ from xgate.outbox.base import (
     OutboxRow,
     OutboxStats,
     RowState,
+    default_node_id,
 )
 from xgate.outbox.sqlite import SQLiteOutbox
 
 __all__ = [
+    "DestinationHealth",
     "EnqueueOutcome",
     "HandoffLease",
     "LeasedRow",
@@ -23,14 +26,35 @@ __all__ = [
     "OutboxStats",
     "RowState",
     "SQLiteOutbox",
+    "default_node_id",
+    "node_id_for",
     "open_outbox",
 ]
 
 
-def open_outbox(url: str, settings: StorageSettings | None = None) -> Outbox:
-    """Open the outbox named by ``[storage] url``: ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``."""
+def open_outbox(
+    url: str, settings: StorageSettings | None = None, *, node_id: str | None = None, create: bool = True
+) -> Outbox:
+    """Open the outbox named by ``[storage] url``: ``sqlite:////abs/path.db`` (``sqlite:///rel.db`` is
+    relative to the working directory here: :func:`xgate.config.load_config` has already made a
+    configuration's paths absolute) or ``postgresql://user@host/db``.
+
+    ``node_id``: who leases (default :func:`default_node_id` of ``url``). ``create=False`` (read-only
+    commands): raise :class:`~xgate.errors.OutboxNotFound` instead of creating a missing outbox.
+    Raises OutboxUnavailable / OutboxSchemaMismatch when the store cannot be opened, ValueError for a URL
+    of no known engine."""
+    node = node_id or default_node_id(url)
     if url.startswith("sqlite:///"):
-        return SQLiteOutbox(url.removeprefix("sqlite:///"), settings)
+        return SQLiteOutbox(url.removeprefix("sqlite:///"), settings, node_id=node, create=create)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("storage.url: PostgreSQL is not supported yet; use sqlite:///path/to/xgate.db")
-    raise ValueError(f"storage.url: unsupported URL {url!r}; use sqlite:///path/to/xgate.db")
+        from xgate.outbox.postgres import PostgresOutbox  # type: ignore[import-not-found,unused-ignore]
+
+        outbox: Outbox = PostgresOutbox(url, settings, node_id=node, create=create)
+        return outbox
+    raise ValueError("storage.url: unsupported URL; use sqlite:///path/to/xgate.db or postgresql://…")
+
+
+def node_id_for(config: Config, role: str) -> str:
+    """``[server] node_id``, else :func:`default_node_id` of the storage URL and ``role`` (``serve:8080``,
+    ``dispatch``, ``import``)."""
+    return config.server.node_id or default_node_id(config.storage.url, role)

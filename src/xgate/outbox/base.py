@@ -1,10 +1,37 @@
 """The outbox: a durable queue of mapped conversions, unique on (pixel_id, event_id, conversion_id).
 
-Backends (SQLite now, PostgreSQL next) implement :class:`Outbox`. All times are epoch seconds (float).
+This module is the contract every backend honours (:class:`Outbox`); ``tests/outbox/test_conformance.py``
+runs each behaviour written here against each backend (SQLite in :mod:`xgate.outbox.sqlite`, PostgreSQL
+in :mod:`xgate.outbox.postgres`). A row's life::
+
+    enqueue ──> queued ──lease──> leased ──mark_delivered──> delivered ──purge──> (gone; dedup key stays)
+                  ^  ^              │ │
+                  │  └─mark_retry───┘ │    (also: release, reclaim, and an expired lease is leased again)
+                  └──replay── dead <──┘ mark_dead
+                               └──discard──> (gone; dedup key stays)
+
+Rules for every method:
+
+- **Synchronous, called from several threads at once** (the collector's writer threads, the dispatcher's
+  worker threads, metrics scrapes): a backend keeps a connection per thread or a pool.
+- **Times are epoch seconds** (``float``, ``time.time()``); a ``now`` argument stands in for the clock
+  (tests), and defaults to the clock.
+- **Errors**: every driver and I/O error (locked, disk full, connection refused, ...) is raised as
+  :class:`~xgate.errors.OutboxUnavailable` (its message names the engine and the reason, never a
+  password); the call changed nothing (its transaction rolled back), so the caller retries later.
+  :class:`~xgate.errors.OutboxSchemaMismatch` (a kind of OutboxUnavailable) when the stored schema does
+  not match this code, :class:`~xgate.errors.OutboxNotFound` when opening with ``create=False`` finds no
+  outbox. ``ValueError`` only for caller bugs. Nothing else escapes.
+- **Writes are durable when the call returns** (committed; on SQLite ``synchronous=FULL``).
+- **A lease** is a token and an expiry over a set of rows, recorded with the leasing node's id
+  (:attr:`Outbox.node_id`). Settle calls name the token: a row whose lease was lost (it expired and was
+  leased again with another token, or was reclaimed or settled already) is left alone and not counted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
@@ -68,46 +95,131 @@ class OutboxRow:
     event_name: str
     state: RowState
     attempts: int
+    #: when the conversion was stored (ingest or import)
     created_at: float
+    #: the last change of state
     updated_at: float
+    #: queued: when it is due (a retry's backoff); other states: the last value it had
     next_attempt_at: float
     last_error: str | None
     debug_id: str | None
     match_signals: tuple[str, ...]
     body: dict[str, object]
+    #: the node holding the lease (:attr:`Outbox.node_id`) while ``state == "leased"``, else None
+    leased_by: str | None = None
 
 
 @dataclass(slots=True)
 class OutboxStats:
-    #: (destination, state) -> count
+    """Counts and ages for ``xgate status`` and ``/metrics``; see :meth:`Outbox.stats` for the cost."""
+
+    #: (destination, state) -> rows; a pair with no rows may be absent
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: rows that became delivered in the 60 s before ``now``
     delivered_last_minute: int = 0
-    oldest_queued_at: float | None = None
-    #: rows leased whose lease has expired (will return to the queue)
+    #: min ``created_at`` of queued and leased rows: the real age of the oldest undelivered conversion
+    #: (None when nothing waits)
+    oldest_undelivered_at: float | None = None
+    #: min ``next_attempt_at`` of queued rows: when the next one is due (None when none is queued)
+    next_attempt_at: float | None = None
+    #: leased rows whose lease has expired (they return to the queue at the next lease)
     expired_leases: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DestinationHealth:
+    """What the last settle calls said about one destination (written in their transactions).
+
+    The destination's current problem is ``last_error`` when it came after the last success."""
+
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """``last_error`` if no delivery succeeded since it was recorded, else None."""
+        if self.last_error is None or self.last_error_at is None:
+            return None
+        if self.last_success_at is not None and self.last_success_at >= self.last_error_at:
+            return None
+        return self.last_error
+
+
 class Outbox(Protocol):
+    """A durable queue of conversions shared by every process (and node) that opens the same store.
+
+    Read the module docstring first: threads, times, errors, leases. Open one with
+    :func:`xgate.outbox.open_outbox`. ``ingest`` stores with :meth:`enqueue` (or :meth:`enqueue_leased`),
+    the dispatcher takes rows with :meth:`lease` and settles each with :meth:`mark_delivered`,
+    :meth:`mark_retry`, :meth:`mark_dead` or :meth:`release`; ``status``, ``dlq``, ``activity`` and
+    ``/metrics`` read with :meth:`stats`, :meth:`health`, :meth:`rows`, :meth:`row`.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """Who this outbox leases for: recorded on every row it leases (``OutboxRow.leased_by``) and
+        used by :meth:`reclaim`. Two processes that lease at the same time must have different ids."""
+        ...
+
+    @property
+    def writers(self) -> int:
+        """How many threads gain from writing at once (the collector runs this many group-commit
+        threads): 1 for SQLite, whose single write lock serialises writers; more for a server database."""
+        ...
+
+    # -- ingest ------------------------------------------------------------------------------------
     def enqueue(
         self, conversions: Sequence[MappedConversion], *, now: float | None = None
     ) -> list[EnqueueOutcome]:
-        """Store conversions durably (committed before return); duplicates are reported, not stored."""
+        """Store conversions in one transaction, queued and due at ``now``.
+
+        Returns one outcome per conversion, in order: ``queued`` with the new row id, or ``duplicate``
+        with the id of the row already stored for its (pixel_id, event_id, conversion_id) within the
+        dedup window (also when two in ``conversions`` share a key: the second is the duplicate).
+        Idempotent: storing the same conversions again stores nothing. Raises OutboxUnavailable (then
+        nothing was stored)."""
         ...
 
     def enqueue_leased(
         self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
     ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
-        """:meth:`enqueue`, with the first ``lease.limit`` new rows stored already leased and returned:
-        the dispatcher of the same process sends them without a round trip to the queue."""
+        """:meth:`enqueue`, with the first ``lease.limit`` new rows stored already leased (token
+        ``lease.token``, for ``lease.seconds``, by this node) and returned, sorted by id: the dispatcher
+        of the same process sends them without a round trip to the queue."""
         ...
 
+    # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
-        """Take up to ``limit`` due rows (queued and due, or leased with an expired lease)."""
+        """Take up to ``limit`` rows in one transaction, under one new token, until ``now +
+        lease_seconds``: first queued rows due at ``now`` (earliest ``next_attempt_at`` first), then rows
+        whose lease expired (their holder died or stalled). Records this node as ``leased_by``.
+
+        Returns the rows sorted by id (empty when nothing is due). Several callers (threads, processes,
+        nodes) never get the same row under live leases."""
+        ...
+
+    def extend(
+        self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None
+    ) -> int:
+        """Push the expiry of rows still held with ``lease_token`` to ``now + lease_seconds`` (a batch that
+        takes long). Returns how many rows are still held: fewer than asked means those leases were lost
+        (0 = all lost; do not settle them, another holder has them)."""
+        ...
+
+    def reclaim(self, *, now: float | None = None) -> int:
+        """At start: return every row leased by this :attr:`node_id` to the queue, due at once, whatever
+        its expiry (the process that held them is gone: this one replaces it). Returns how many.
+        Call it before this node leases anything, never while it holds live leases."""
         ...
 
     def mark_delivered(
         self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
-    ) -> None: ...
+    ) -> int:
+        """Leased → delivered (``attempts`` + 1, X's ``debug_id`` kept, ``last_error`` cleared), and each
+        settled row's destination gets ``last_success_at = now`` (:meth:`health`), in one transaction.
+        Returns how many rows were settled (rows not held with ``lease_token`` are left alone)."""
+        ...
 
     def mark_retry(
         self,
@@ -118,32 +230,81 @@ class Outbox(Protocol):
         *,
         now: float | None = None,
         count_attempt: bool = True,
-    ) -> None:
-        """Back to the queue until ``next_attempt_at``; ``count_attempt=False``: not sent (429 pause)."""
+    ) -> int:
+        """Leased → queued, due at ``next_attempt_at``, with ``last_error = error``; ``attempts`` + 1 unless
+        ``count_attempt=False`` (not sent: a 429 pause). Records ``error`` as each settled row's
+        destination's last error at ``now``. Returns how many rows were settled."""
         ...
 
     def mark_dead(
         self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
-    ) -> None: ...
-
-    def release(self, row_ids: Sequence[int], lease_token: str) -> None:
-        """Return leased rows to the queue at once (graceful shutdown)."""
+    ) -> int:
+        """Leased → dead (a dead letter: kept until :meth:`replay` or :meth:`discard`), ``attempts`` + 1,
+        ``last_error = error``, recorded as the destination's last error. Returns how many were settled."""
         ...
 
-    def stats(self, *, now: float | None = None) -> OutboxStats: ...
+    def release(self, row_ids: Sequence[int], lease_token: str) -> int:
+        """Leased → queued at once, attempts unchanged (graceful shutdown; rows a stopped dispatcher
+        cannot take). Returns how many rows were settled."""
+        ...
+
+    # -- inspection --------------------------------------------------------------------------------
+    def stats(self, *, now: float | None = None) -> OutboxStats:
+        """Counts per (destination, state) and the ages in :class:`OutboxStats`.
+
+        Cost: O(destinations) plus a few index lookups, whatever the number of rows (counts are kept in
+        a table by each write; no scan) — cheap enough for every metrics scrape."""
+        ...
+
+    def health(self) -> dict[str, DestinationHealth]:
+        """Per destination that was ever settled: its last success and last error (text, time), as
+        written by the settle calls. Cost: O(destinations)."""
+        ...
 
     def rows(
         self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
-    ) -> list[OutboxRow]: ...
+    ) -> list[OutboxRow]:
+        """Up to ``limit`` rows, newest first (id descending), optionally only of ``state`` and/or
+        ``destination``. Cost: an index walk of ``limit`` rows when filtered by state."""
+        ...
 
-    def row(self, row_id: int) -> OutboxRow | None: ...
+    def row(self, row_id: int) -> OutboxRow | None:
+        """The row ``row_id``, or None when there is none (never stored, purged, discarded)."""
+        ...
 
+    # -- maintenance -------------------------------------------------------------------------------
     def replay(self, row_ids: Sequence[int] | None = None) -> int:
-        """Move dead rows (these, or all when None) back to queued with attempts reset; returns the count."""
+        """Dead → queued and due now, attempts reset to 0 (these ids, or every dead row when None);
+        ids that are not dead are ignored. Returns how many rows moved."""
+        ...
+
+    def discard(self, row_ids: Sequence[int] | None = None) -> int:
+        """Delete dead rows (these ids, or every dead row when None); ids that are not dead are ignored.
+        Their dedup keys stay until the window ends, so a discarded conversion ingested again (a client's
+        retry) is a duplicate, never sent. Returns how many rows were deleted."""
         ...
 
     def purge(self, *, now: float | None = None) -> int:
-        """Delete delivered rows past retention and dedup keys past the window; returns rows deleted."""
+        """Delete delivered rows older than ``[storage] retention_days`` and dedup keys older than
+        ``dedup_window_days``. Returns how many rows were deleted (keys not counted)."""
         ...
 
-    def close(self) -> None: ...
+    def ping(self) -> None:
+        """Prove, within a short bounded time (about a second), that ingest could store now: SQLite takes
+        and releases its write lock; PostgreSQL makes a round trip on a pooled connection. Returns None, or
+        raises OutboxUnavailable with the reason (who holds the lock, why the server is unreachable)."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection. Calls after close raise OutboxUnavailable."""
+        ...
+
+
+def default_node_id(storage_url: str, role: str = "") -> str:
+    """``<host name>-<8 hex>``: the suffix is stable for this host, storage URL and ``role`` (e.g.
+    ``serve:8080``, ``dispatch``), so a restarted process finds its own leases (:meth:`Outbox.reclaim`)
+    while two processes of one host leasing from one outbox get different ids. ``[server] node_id``
+    overrides it (required when two processes of the same role and port share a host and an outbox)."""
+    host = socket.gethostname() or "localhost"
+    suffix = hashlib.sha1(f"{host}\x1f{storage_url}\x1f{role}".encode()).hexdigest()[:8]
+    return f"{host}-{suffix}"

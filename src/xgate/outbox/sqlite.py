@@ -13,79 +13,138 @@ A lease is one write transaction of ``UPDATE … RETURNING`` (due queued rows, t
 token and an expiry: rows of a process that dies return to the queue when the lease expires. Leased
 bodies stay the JSON stored at ingest, sent as is.
 
+A lease records its node (``leased_by``): at start a node takes its own leases back at once
+(:meth:`SQLiteOutbox.reclaim`) instead of waiting for them to expire.
+
 Deduplication: a key table holds (pixel_id, event_id, conversion_id) until the dedup window ends, so
 delivered rows can be purged after the retention period while their keys still block a second send.
+
+Schema: ``PRAGMA user_version`` says which version a file holds; opening an older file upgrades it in one
+write transaction (an xgate of the previous version still works on the upgraded file), a newer one raises
+:class:`~xgate.errors.OutboxSchemaMismatch`. Every ``sqlite3`` and ``OSError`` is raised as
+:class:`~xgate.errors.OutboxUnavailable` naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.outbox.base import EnqueueOutcome, HandoffLease, LeasedRow, OutboxRow, OutboxStats, RowState
+from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
+from xgate.outbox.base import (
+    DestinationHealth,
+    EnqueueOutcome,
+    HandoffLease,
+    LeasedRow,
+    OutboxRow,
+    OutboxStats,
+    RowState,
+    default_node_id,
+)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversions (
-    id               INTEGER PRIMARY KEY,
-    destination      TEXT    NOT NULL,
-    pixel_id         TEXT    NOT NULL,
-    event_id         TEXT    NOT NULL,
-    conversion_id    TEXT    NOT NULL,
-    event_name       TEXT    NOT NULL,
-    state            TEXT    NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    created_at       REAL    NOT NULL,
-    updated_at       REAL    NOT NULL,
-    next_attempt_at  REAL    NOT NULL,
-    lease_token      TEXT,
-    lease_expires_at REAL,
-    last_error       TEXT,
-    debug_id         TEXT,
-    match_signals    TEXT    NOT NULL,
-    body             BLOB    NOT NULL
-);
--- partial indexes: a row sits in the one of its state, so a state change touches two small indexes
-DROP INDEX IF EXISTS conversions_due;
-DROP INDEX IF EXISTS conversions_lease;
-DROP INDEX IF EXISTS conversions_updated;
-CREATE INDEX IF NOT EXISTS conversions_queued_due ON conversions (next_attempt_at) WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS conversions_lease_expiry ON conversions (lease_expires_at) WHERE state = 'leased';
-CREATE INDEX IF NOT EXISTS conversions_delivered_at ON conversions (updated_at) WHERE state = 'delivered';
-CREATE INDEX IF NOT EXISTS conversions_dead ON conversions (id) WHERE state = 'dead';
-DROP INDEX IF EXISTS conversions_state_dest;
--- rows per destination and state, kept by each write in its own transaction: status and metrics read them
--- at once however many rows the outbox holds (an index to count them cost every write, and every scrape
--- a scan of the whole table)
-CREATE TABLE IF NOT EXISTS state_counts (
-    destination TEXT    NOT NULL,
-    state       TEXT    NOT NULL,
-    n           INTEGER NOT NULL,
-    PRIMARY KEY (destination, state)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dedup_keys (
-    key        TEXT PRIMARY KEY,
-    row_id     INTEGER NOT NULL,
-    expires_at REAL    NOT NULL
-) WITHOUT ROWID;
-"""
+#: the schema of a new file (version _SCHEMA_VERSION); older files are upgraded by _UPGRADES
+_SCHEMA = (
+    """CREATE TABLE conversions (
+        id               INTEGER PRIMARY KEY,
+        destination      TEXT    NOT NULL,
+        pixel_id         TEXT    NOT NULL,
+        event_id         TEXT    NOT NULL,
+        conversion_id    TEXT    NOT NULL,
+        event_name       TEXT    NOT NULL,
+        state            TEXT    NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        created_at       REAL    NOT NULL,
+        updated_at       REAL    NOT NULL,
+        next_attempt_at  REAL    NOT NULL,
+        lease_token      TEXT,
+        lease_expires_at REAL,
+        last_error       TEXT,
+        debug_id         TEXT,
+        match_signals    TEXT    NOT NULL,
+        body             BLOB    NOT NULL,
+        leased_by        TEXT
+    )""",
+    # partial indexes: a row sits in the ones of its state, so a state change touches few small indexes
+    "CREATE INDEX conversions_queued_due ON conversions (next_attempt_at) WHERE state = 'queued'",
+    "CREATE INDEX conversions_lease_expiry ON conversions (lease_expires_at) WHERE state = 'leased'",
+    "CREATE INDEX conversions_delivered_at ON conversions (updated_at) WHERE state = 'delivered'",
+    "CREATE INDEX conversions_dead ON conversions (id) WHERE state = 'dead'",
+    # the oldest undelivered conversion (stats) without a scan of the queue. Queued rows only: rows stored
+    # already leased (the handoff, most rows in `serve`) never enter it, and leased rows are few (those in
+    # flight): stats walks their index instead.
+    "CREATE INDEX conversions_queued_created ON conversions (created_at) WHERE state = 'queued'",
+    # rows per destination and state, kept by each write in its own transaction: status and metrics read
+    # them at once however many rows the outbox holds (an index to count them cost every write, and every
+    # scrape a scan of the whole table)
+    """CREATE TABLE state_counts (
+        destination TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (destination, state)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE dedup_keys (
+        key        TEXT PRIMARY KEY,
+        row_id     INTEGER NOT NULL,
+        expires_at REAL    NOT NULL
+    ) WITHOUT ROWID""",
+    # what the last settle calls said per destination (Outbox.health)
+    """CREATE TABLE destination_health (
+        destination     TEXT PRIMARY KEY,
+        last_success_at REAL,
+        last_error      TEXT,
+        last_error_at   REAL
+    ) WITHOUT ROWID""",
+)
 
-#: PRAGMA user_version: 1 = state_counts kept (an outbox of version 0 counted with an index)
-_SCHEMA_VERSION = 1
+#: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health
+_SCHEMA_VERSION = 2
+
+#: version -> the statements that bring a file of that version to the next one
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    0: (
+        "DROP INDEX IF EXISTS conversions_due",
+        "DROP INDEX IF EXISTS conversions_lease",
+        "DROP INDEX IF EXISTS conversions_updated",
+        "DROP INDEX IF EXISTS conversions_state_dest",
+        "DROP INDEX IF EXISTS conversions_dest_state",
+        "CREATE INDEX IF NOT EXISTS conversions_queued_due ON conversions (next_attempt_at)"
+        " WHERE state = 'queued'",
+        "CREATE INDEX IF NOT EXISTS conversions_lease_expiry ON conversions (lease_expires_at)"
+        " WHERE state = 'leased'",
+        "CREATE INDEX IF NOT EXISTS conversions_delivered_at ON conversions (updated_at)"
+        " WHERE state = 'delivered'",
+        "CREATE INDEX IF NOT EXISTS conversions_dead ON conversions (id) WHERE state = 'dead'",
+        "CREATE TABLE IF NOT EXISTS state_counts (destination TEXT NOT NULL, state TEXT NOT NULL,"
+        " n INTEGER NOT NULL, PRIMARY KEY (destination, state)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS dedup_keys (key TEXT PRIMARY KEY, row_id INTEGER NOT NULL,"
+        " expires_at REAL NOT NULL) WITHOUT ROWID",
+        "DELETE FROM state_counts",
+        "INSERT INTO state_counts (destination, state, n)"
+        " SELECT destination, state, count(*) FROM conversions GROUP BY destination, state",
+    ),
+    1: (
+        "ALTER TABLE conversions ADD COLUMN leased_by TEXT",
+        "CREATE INDEX conversions_queued_created ON conversions (created_at) WHERE state = 'queued'",
+        _SCHEMA[-1],
+    ),
+}
 
 _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
-    " next_attempt_at, last_error, debug_id, match_signals, body"
+    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by"
 )
 _T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
@@ -118,45 +177,126 @@ def _moved(destinations: Iterable[str], source: str, target: str) -> dict[tuple[
     return changes
 
 
-class SQLiteOutbox:
-    """:class:`~xgate.outbox.base.Outbox` on one SQLite file (see the module docstring)."""
+def _lock_holder(lock_file: BinaryIO) -> str:
+    """Who holds ``flock`` on ``lock_file``: ``pid 123 (xgate)`` from Linux's ``/proc/locks``, else a
+    vaguer phrase (the command name only: a command line may hold a secret)."""
+    st = os.fstat(lock_file.fileno())
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()  # 1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device and fields[4].isdigit():
+                    pid = int(fields[4])
+                    try:
+                        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+                            return f"pid {pid} ({comm.read().strip()})"
+                    except OSError:
+                        return f"pid {pid}"
+    except OSError:
+        pass
+    return "another process"
 
-    def __init__(self, path: str | Path, settings: StorageSettings | None = None) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(
+    method: Callable[Concatenate[SQLiteOutbox, _P], _R],
+) -> Callable[Concatenate[SQLiteOutbox, _P], _R]:
+    """Raise every ``sqlite3`` and ``OSError`` of ``method`` as OutboxUnavailable naming the file."""
+
+    @functools.wraps(method)
+    def guarded(self: SQLiteOutbox, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as e:
+            raise OutboxUnavailable(f"sqlite outbox {self.path}: {e}") from e
+
+    return guarded
+
+
+class SQLiteOutbox:
+    """:class:`~xgate.outbox.base.Outbox` on one SQLite file (see the module docstring).
+
+    ``create=False``: raise OutboxNotFound when the file does not exist or holds no outbox (read-only
+    commands). ``ping_timeout``: the bound of :meth:`ping`, seconds."""
+
+    #: one write lock per file: a second writer thread would only queue on it
+    writers = 1
+
+    def __init__(
+        self,
+        path: str | Path,
+        settings: StorageSettings | None = None,
+        *,
+        node_id: str | None = None,
+        create: bool = True,
+        ping_timeout: float = 1.0,
+    ) -> None:
+        self.path = Path(path).absolute()
+        self.node_id = node_id or default_node_id(f"sqlite:///{self.path}")
         settings = settings or StorageSettings()
         self._dedup_window = settings.dedup_window_days * 86400.0
         self._retention = settings.retention_days * 86400.0
+        self._ping_timeout = ping_timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        # writers of every process queue here (the kernel hands it over at once, and frees it on a crash)
-        self._lock_file: BinaryIO = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
         self._closed = False
-        self._db().executescript(_SCHEMA)
-        self._migrate()
+        if not create and not self.path.is_file():
+            raise OutboxNotFound(f"no outbox at {self.path} (sqlite): check [storage] url")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # writers of every process queue here (the kernel hands it over at once, frees it on a crash)
+            self._lock_file: BinaryIO = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
+        except OSError as e:
+            raise OutboxUnavailable(f"sqlite outbox {self.path}: {e}") from e
+        try:
+            self._open_schema(create)
+        except BaseException:
+            self.close()
+            raise
 
-    def _migrate(self) -> None:
-        if self._db().execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+    @_guarded
+    def _open_schema(self, create: bool) -> None:
+        """Create the schema of a new file, or bring an older file's up to date (one write transaction)."""
+        if self._version() == _SCHEMA_VERSION:
             return
-        with self._write() as db:  # another process may have migrated meanwhile: look again under the lock
-            if db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+        with self._write() as db:  # another process may be doing the same: look again under the lock
+            version = self._version()
+            if version == _SCHEMA_VERSION:
                 return
-            db.execute("DELETE FROM state_counts")
-            db.execute(
-                "INSERT INTO state_counts (destination, state, n)"
-                " SELECT destination, state, count(*) FROM conversions GROUP BY destination, state"
-            )
-            db.execute("DROP INDEX IF EXISTS conversions_dest_state")
+            if version > _SCHEMA_VERSION:
+                raise OutboxSchemaMismatch(
+                    f"sqlite outbox {self.path} has schema version {version}, newer than this xgate's"
+                    f" ({_SCHEMA_VERSION}): run the xgate version that wrote it, or a newer one"
+                )
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'conversions'").fetchone()
+            if not exists:
+                if not create:
+                    raise OutboxNotFound(f"no outbox in {self.path} (sqlite): check [storage] url")
+                for statement in _SCHEMA:
+                    db.execute(statement)
+            else:
+                for v in range(version, _SCHEMA_VERSION):
+                    for statement in _UPGRADES[v]:
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _version(self) -> int:
+        version: int = self._db().execute("PRAGMA user_version").fetchone()[0]
+        return version
 
     # -- connections -------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
+        if self._closed:
+            raise OutboxUnavailable(f"sqlite outbox {self.path}: closed")
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            if self._closed:
-                raise RuntimeError("outbox is closed")
             db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -200,11 +340,13 @@ class SQLiteOutbox:
         return SQLiteOutbox._Tx(self._db(), self._write_lock, self._lock_file)
 
     # -- ingest ------------------------------------------------------------------------------------
+    @_guarded
     def enqueue(
         self, conversions: Sequence[MappedConversion], *, now: float | None = None
     ) -> list[EnqueueOutcome]:
         return self._store(conversions, time.time() if now is None else now, None)[0]
 
+    @_guarded
     def enqueue_leased(
         self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
     ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
@@ -218,6 +360,7 @@ class SQLiteOutbox:
         to_lease = lease.limit if lease else 0
         token = lease.token if lease else ""
         lease_expires_at = now + lease.seconds if lease else None
+        node = self.node_id
         with self._write() as db:
             known: dict[str, int] = {}
             for chunk in _chunks(keys):
@@ -244,14 +387,14 @@ class SQLiteOutbox:
                 next_id += 1
                 body = orjson.dumps(c.body)
                 if len(handed) < to_lease:
-                    state, held_by, held_until = "leased", token, lease_expires_at
+                    state, held_by, held_until, holder = "leased", token, lease_expires_at, node
                     handed.append(
                         LeasedRow(
                             row_id, c.destination, c.pixel_id, c.event_id, c.conversion_id, body, 0, token
                         )
                     )
                 else:
-                    state, held_by, held_until = "queued", None, None
+                    state, held_by, held_until, holder = "queued", None, None, None
                 rows.append(
                     (
                         row_id,
@@ -266,6 +409,7 @@ class SQLiteOutbox:
                         now,
                         held_by,
                         held_until,
+                        holder,
                         ",".join(sorted(c.match_signals)),
                         body,
                     )
@@ -275,8 +419,8 @@ class SQLiteOutbox:
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
             db.executemany(
                 "INSERT INTO conversions (id, destination, pixel_id, event_id, conversion_id, event_name,"
-                " state, created_at, updated_at, next_attempt_at, lease_token, lease_expires_at,"
-                " match_signals, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state, created_at, updated_at, next_attempt_at, lease_token, lease_expires_at, leased_by,"
+                " match_signals, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             db.executemany(
@@ -286,25 +430,28 @@ class SQLiteOutbox:
         return out, handed
 
     # -- delivery ----------------------------------------------------------------------------------
+    @_guarded
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
         returning = " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts"
         holds = (
-            "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, updated_at = ?"
+            "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, leased_by = ?,"
+            " updated_at = ?"
         )
+        holding = (token, now + lease_seconds, self.node_id, now)
         with self._write() as db:
             rows = db.execute(
                 f"{holds} WHERE id IN (SELECT id FROM conversions WHERE state = 'queued'"
                 f" AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?){returning}",
-                (token, now + lease_seconds, now, now, limit),
+                (*holding, now, limit),
             ).fetchall()
             _count(db, _moved((r[1] for r in rows), "queued", "leased"))
             if len(rows) < limit:  # leases of a process that died: still leased, now ours
                 rows += db.execute(
                     f"{holds} WHERE id IN (SELECT id FROM conversions WHERE state = 'leased'"
                     f" AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?){returning}",
-                    (token, now + lease_seconds, now, now, limit - len(rows)),
+                    (*holding, now, limit - len(rows)),
                 ).fetchall()
         return [
             LeasedRow(
@@ -320,6 +467,34 @@ class SQLiteOutbox:
             for r in sorted(rows)
         ]
 
+    @_guarded
+    def extend(
+        self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None
+    ) -> int:
+        now = time.time() if now is None else now
+        held = 0
+        with self._write() as db:
+            for chunk in _chunks(row_ids):
+                held += db.execute(
+                    f"UPDATE conversions SET lease_expires_at = ? WHERE id IN ({_marks(len(chunk))})"
+                    " AND state = 'leased' AND lease_token = ?",
+                    (now + lease_seconds, *chunk, lease_token),
+                ).rowcount
+        return held
+
+    @_guarded
+    def reclaim(self, *, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._write() as db:
+            back = db.execute(
+                "UPDATE conversions SET state = 'queued', lease_token = NULL, lease_expires_at = NULL,"
+                " leased_by = NULL, next_attempt_at = min(next_attempt_at, ?), updated_at = ?"
+                " WHERE state = 'leased' AND leased_by = ? RETURNING destination",
+                (now, now, self.node_id),
+            ).fetchall()
+            _count(db, _moved((r[0] for r in back), "leased", "queued"))
+        return len(back)
+
     def _settle(
         self,
         row_ids: Sequence[int],
@@ -327,29 +502,40 @@ class SQLiteOutbox:
         state: RowState,
         assignments: str,
         params: tuple[object, ...],
-    ) -> None:
+        health: tuple[str, tuple[object, ...]] | None = None,
+    ) -> int:
+        """Move the rows still held with ``lease_token`` to ``state``; ``health``: an upsert of
+        destination_health and its parameters after the destination, run per destination settled."""
+        settled: list[tuple[str]] = []
         with self._write() as db:
             for chunk in _chunks(row_ids):
-                settled = db.execute(
+                settled += db.execute(
                     f"UPDATE conversions SET state = '{state}', {assignments}, lease_token = NULL,"
-                    f" lease_expires_at = NULL WHERE id IN ({_marks(len(chunk))}) AND state = 'leased'"
-                    " AND lease_token = ? RETURNING destination",
+                    f" lease_expires_at = NULL, leased_by = NULL WHERE id IN ({_marks(len(chunk))})"
+                    " AND state = 'leased' AND lease_token = ? RETURNING destination",
                     (*params, *chunk, lease_token),
                 ).fetchall()
-                _count(db, _moved((r[0] for r in settled), "leased", state))
+            _count(db, _moved((r[0] for r in settled), "leased", state))
+            if health is not None and settled:
+                sql, values = health
+                db.executemany(sql, [(d, *values) for d in {r[0] for r in settled}])
+        return len(settled)
 
+    @_guarded
     def mark_delivered(
         self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
-    ) -> None:
+    ) -> int:
         now = time.time() if now is None else now
-        self._settle(
+        return self._settle(
             row_ids,
             lease_token,
             "delivered",
             "attempts = attempts + 1, debug_id = ?, last_error = NULL, updated_at = ?",
             (debug_id, now),
+            (_SUCCESS, (now,)),
         )
 
+    @_guarded
     def mark_retry(
         self,
         row_ids: Sequence[int],
@@ -359,32 +545,37 @@ class SQLiteOutbox:
         *,
         now: float | None = None,
         count_attempt: bool = True,
-    ) -> None:
+    ) -> int:
         now = time.time() if now is None else now
-        self._settle(
+        return self._settle(
             row_ids,
             lease_token,
             "queued",
             "attempts = attempts + ?, next_attempt_at = ?, last_error = ?, updated_at = ?",
             (int(count_attempt), next_attempt_at, error, now),
+            (_FAILURE, (error, now)),
         )
 
+    @_guarded
     def mark_dead(
         self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
-    ) -> None:
+    ) -> int:
         now = time.time() if now is None else now
-        self._settle(
+        return self._settle(
             row_ids,
             lease_token,
             "dead",
             "attempts = attempts + 1, last_error = ?, updated_at = ?",
             (error, now),
+            (_FAILURE, (error, now)),
         )
 
-    def release(self, row_ids: Sequence[int], lease_token: str) -> None:
-        self._settle(row_ids, lease_token, "queued", "updated_at = ?", (time.time(),))
+    @_guarded
+    def release(self, row_ids: Sequence[int], lease_token: str) -> int:
+        return self._settle(row_ids, lease_token, "queued", "updated_at = ?", (time.time(),))
 
     # -- inspection --------------------------------------------------------------------------------
+    @_guarded
     def stats(self, *, now: float | None = None) -> OutboxStats:
         now = time.time() if now is None else now
         db = self._db()
@@ -394,13 +585,28 @@ class SQLiteOutbox:
         stats.delivered_last_minute = db.execute(
             "SELECT count(*) FROM conversions WHERE state = 'delivered' AND updated_at > ?", (now - 60,)
         ).fetchone()[0]
-        stats.oldest_queued_at = db.execute(
-            "SELECT min(next_attempt_at) FROM conversions WHERE state = 'queued'"
-        ).fetchone()[0]
-        stats.expired_leases = db.execute(
-            "SELECT count(*) FROM conversions WHERE state = 'leased' AND lease_expires_at <= ?", (now,)
-        ).fetchone()[0]
+        queued_oldest, queued_due = db.execute(  # two index lookups (one statement: one snapshot)
+            "SELECT (SELECT min(created_at) FROM conversions WHERE state = 'queued'),"
+            " (SELECT min(next_attempt_at) FROM conversions WHERE state = 'queued')"
+        ).fetchone()
+        leased_oldest, stats.expired_leases = db.execute(  # a walk of the leased rows' index: those in flight
+            "SELECT min(created_at), count(*) FILTER (WHERE lease_expires_at <= ?) FROM conversions"
+            " WHERE state = 'leased'",
+            (now,),
+        ).fetchone()
+        ages = [a for a in (queued_oldest, leased_oldest) if a is not None]
+        stats.oldest_undelivered_at = min(ages) if ages else None
+        stats.next_attempt_at = queued_due
         return stats
+
+    @_guarded
+    def health(self) -> dict[str, DestinationHealth]:
+        return {
+            d: DestinationHealth(success, error, error_at)
+            for d, success, error, error_at in self._db().execute(
+                "SELECT destination, last_success_at, last_error, last_error_at FROM destination_health"
+            )
+        }
 
     @staticmethod
     def _row(r: Any) -> OutboxRow:
@@ -421,8 +627,10 @@ class SQLiteOutbox:
             debug_id=r[12],
             match_signals=tuple(signals.split(",")) if signals else (),
             body=orjson.loads(r[14]),
+            leased_by=r[15],
         )
 
+    @_guarded
     def rows(
         self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
     ) -> list[OutboxRow]:
@@ -440,29 +648,55 @@ class SQLiteOutbox:
         sql += " ORDER BY id DESC LIMIT ?"
         return [self._row(r) for r in self._db().execute(sql, (*params, limit))]
 
+    @_guarded
     def row(self, row_id: int) -> OutboxRow | None:
         r = self._db().execute(f"SELECT {_ROW_COLUMNS} FROM conversions WHERE id = ?", (row_id,)).fetchone()
         return self._row(r) if r else None
 
+    # -- maintenance -------------------------------------------------------------------------------
+    @staticmethod
+    def _dead_in(
+        db: sqlite3.Connection, action: str, params: tuple[object, ...], row_ids: Sequence[int] | None
+    ) -> list[str]:
+        """Run ``action`` (an UPDATE or DELETE of conversions) on dead rows (these, or all) in the
+        caller's transaction; the destination of each row it touched."""
+        if row_ids is None:
+            return [r[0] for r in db.execute(f"{action} WHERE state = 'dead' RETURNING destination", params)]
+        touched: list[str] = []
+        for chunk in _chunks(row_ids):
+            touched += [
+                r[0]
+                for r in db.execute(
+                    f"{action} WHERE state = 'dead' AND id IN ({_marks(len(chunk))}) RETURNING destination",
+                    (*params, *chunk),
+                )
+            ]
+        return touched
+
+    @_guarded
     def replay(self, row_ids: Sequence[int] | None = None) -> int:
         now = time.time()
-        sets = "state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?"
         with self._write() as db:
-            if row_ids is None:
-                replayed = db.execute(
-                    f"UPDATE conversions SET {sets} WHERE state = 'dead' RETURNING destination", (now, now)
-                ).fetchall()
-            else:
-                replayed = []
-                for chunk in _chunks(row_ids):
-                    replayed += db.execute(
-                        f"UPDATE conversions SET {sets} WHERE state = 'dead' AND id IN ({_marks(len(chunk))})"
-                        " RETURNING destination",
-                        (now, now, *chunk),
-                    ).fetchall()
-            _count(db, _moved((r[0] for r in replayed), "dead", "queued"))
-            return len(replayed)
+            replayed = self._dead_in(
+                db,
+                "UPDATE conversions SET state = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ?",
+                (now, now),
+                row_ids,
+            )
+            _count(db, _moved(replayed, "dead", "queued"))
+        return len(replayed)
 
+    @_guarded
+    def discard(self, row_ids: Sequence[int] | None = None) -> int:
+        with self._write() as db:
+            gone = self._dead_in(db, "DELETE FROM conversions", (), row_ids)  # dedup keys stay
+            changes: dict[tuple[str, str], int] = {}
+            for d in gone:
+                changes[(d, "dead")] = changes.get((d, "dead"), 0) - 1
+            _count(db, changes)
+        return len(gone)
+
+    @_guarded
     def purge(self, *, now: float | None = None) -> int:
         now = time.time() if now is None else now
         purged = 0
@@ -481,6 +715,44 @@ class SQLiteOutbox:
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
         return purged
 
+    # -- health ------------------------------------------------------------------------------------
+    @_guarded
+    def ping(self) -> None:
+        """Take and release the write lock (thread lock, ``flock``, SQLite's own) within
+        ``ping_timeout`` seconds; raise OutboxUnavailable naming the holder when it is held longer."""
+        db = self._db()
+        timeout = self._ping_timeout
+        deadline = time.monotonic() + timeout
+        if not self._write_lock.acquire(timeout=timeout):
+            raise OutboxUnavailable(
+                f"sqlite outbox {self.path}: the write lock is held by another thread of this process"
+                f" for over {timeout:g} s"
+            )
+        try:
+            while True:
+                try:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise OutboxUnavailable(
+                            f"sqlite outbox {self.path}: the write lock ({self.path.name}.lock) is held by"
+                            f" {_lock_holder(self._lock_file)} for over {timeout:g} s"
+                        ) from None
+                    time.sleep(0.005)
+            try:
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                db.execute(f"PRAGMA busy_timeout={left_ms}")  # SQLite's lock: a process not using flock
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("ROLLBACK")
+                finally:
+                    db.execute("PRAGMA busy_timeout=30000")
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        finally:
+            self._write_lock.release()
+
     def close(self) -> None:
         self._closed = True
         with self._all_lock:
@@ -488,4 +760,20 @@ class SQLiteOutbox:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
                     db.close()
             self._all.clear()
-        self._lock_file.close()
+        lock_file = getattr(self, "_lock_file", None)
+        if lock_file is not None:
+            lock_file.close()
+
+
+#: destination_health upserts (destination, then the values): a success, a failure (text and time)
+_SUCCESS = (
+    "INSERT INTO destination_health (destination, last_success_at) VALUES (?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET"
+    " last_success_at = max(coalesce(last_success_at, excluded.last_success_at), excluded.last_success_at)"
+)
+_FAILURE = (
+    "INSERT INTO destination_health (destination, last_error, last_error_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET last_error = excluded.last_error,"
+    " last_error_at = excluded.last_error_at"
+    " WHERE last_error_at IS NULL OR excluded.last_error_at >= last_error_at"
+)

@@ -7,6 +7,7 @@ import json
 from importlib.resources import files
 
 from xgate.config import Config
+from xgate.errors import SnippetError as SnippetError
 
 TAG_JS: bytes = files("xgate.tag").joinpath("static/tag.js").read_bytes()
 #: changes whenever the script does, so ``/tag.js?v=TAG_VERSION`` can be cached for a year
@@ -17,10 +18,6 @@ _STUB = (
     "!function(w,n){var x=w.xgate=w.xgate||{q:[]};n.forEach(function(m){x[m]=x[m]||function(){"
     'x.q.push([m,arguments])}})}(window,["init","track","consent"]);'
 )
-
-
-class SnippetError(ValueError):
-    """The snippet cannot be built from this configuration (the message names the setting)."""
 
 
 def pixel_events(config: Config) -> dict[str, str]:

@@ -16,12 +16,10 @@ from typing import Literal
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuth1Client
 
+from xgate.errors import CredentialsError as CredentialsError
+
 AuthMode = Literal["oauth1", "pixel_token"]
 OAUTH1_NAMES = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
-
-
-class CredentialsError(ValueError):
-    """Credentials are missing or unreadable; the message names the variables (never their values)."""
 
 
 def read_secret_file(path: str | Path) -> dict[str, str]:

@@ -1,0 +1,118 @@
+"""Every exception xgate raises on purpose, in one tree (as httpx's ``_exceptions.py`` draws its own)::
+
+    XgateError                      root: ``except XgateError`` catches every failure xgate names
+     ├─ ConfigError                 the configuration file is missing, not TOML, or has mistakes
+     │                              (``problems``: each with its TOML path and reason)
+     ├─ InvalidEvent                input is not a usable xgate event (``errors``: field path + reason)
+     ├─ ConversionRejected          an event cannot become a conversion X accepts (SDK; ``errors``)
+     ├─ CredentialsError            X credentials missing or unreadable (names variables, never values)
+     ├─ SnippetError                the web tag snippet cannot be built from this configuration
+     ├─ ImportFileError             an offline import file cannot be read as a whole
+     ├─ CellError                   one cell of an offline import row cannot be read
+     ├─ BodyTooLarge                a request body passed ``server.max_body_bytes`` (``limit``)
+     ├─ OutboxUnavailable           the outbox cannot be reached or written now; retry later
+     │   │                          (ingest answers 503 + Retry-After; the dispatcher backs off)
+     │   └─ OutboxSchemaMismatch    the stored schema is older or newer than this code; the message
+     │                              says which command to run
+     └─ OutboxNotFound              a read-only command opened an outbox that does not exist
+
+Classes whose callers have always caught ``ValueError`` (bad input: events, credentials, import files, the
+snippet's settings) stay ``ValueError`` too. Each class is also importable from the module that raises it
+(``xgate.config.ConfigError``, ``xgate.events.InvalidEvent``, ...).
+
+Messages never hold a secret (a password in a storage URL, a credential value) nor raw personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xgate.config import ConfigProblem
+    from xgate.conversion import FieldError
+
+__all__ = [
+    "BodyTooLarge",
+    "CellError",
+    "ConfigError",
+    "ConversionRejected",
+    "CredentialsError",
+    "ImportFileError",
+    "InvalidEvent",
+    "OutboxNotFound",
+    "OutboxSchemaMismatch",
+    "OutboxUnavailable",
+    "SnippetError",
+    "XgateError",
+]
+
+
+class XgateError(Exception):
+    """The root of every exception xgate raises on purpose."""
+
+
+class ConfigError(XgateError):
+    """The configuration at ``source`` cannot be used; ``problems`` locate each mistake by TOML path."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
+
+
+class InvalidEvent(XgateError, ValueError):
+    """The input is not a usable xgate event; ``errors`` name each field and reason."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+class ConversionRejected(XgateError, ValueError):
+    """The event cannot become a conversion X accepts; ``errors`` name each field and reason."""
+
+    def __init__(self, errors: Sequence[FieldError], reason: str = "") -> None:
+        self.errors = tuple(errors)
+        super().__init__(reason or "; ".join(str(e) for e in self.errors))
+
+
+class CredentialsError(XgateError, ValueError):
+    """Credentials are missing or unreadable; the message names the variables (never their values)."""
+
+
+class SnippetError(XgateError, ValueError):
+    """The snippet cannot be built from this configuration (the message names the setting)."""
+
+
+class ImportFileError(XgateError, ValueError):
+    """An import file cannot be read as a whole (missing, wrong format, no header)."""
+
+
+class CellError(XgateError, ValueError):
+    """A cell that cannot be read; the message is the reason (never the cell's personal data)."""
+
+
+class BodyTooLarge(XgateError):
+    """A request body passed ``limit`` bytes (``server.max_body_bytes``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body exceeds server.max_body_bytes ({limit} bytes)")
+
+
+class OutboxUnavailable(XgateError):
+    """The outbox cannot be reached or written now (locked, disk full, database down, ...).
+
+    Wraps every driver and I/O error of an outbox backend (the original is ``__cause__``). The message
+    names the engine and the reason, never a secret. Nothing was changed by the failed call (its
+    transaction rolled back); retry later."""
+
+
+class OutboxSchemaMismatch(OutboxUnavailable):
+    """The stored schema is older or newer than this code; the message says which command to run."""
+
+
+class OutboxNotFound(XgateError):
+    """A read-only command opened an outbox that does not exist (no file, or no schema in it); the
+    message names the resolved location (never a password)."""

@@ -1,0 +1,557 @@
+"""The outbox contract (xgate/outbox/base.py), behaviour by behaviour, on every engine.
+
+Each test gets a fresh, empty store from ``outbox_factory`` (tests/conftest.py): SQLite always,
+PostgreSQL when ``XGATE_TEST_POSTGRES_URL`` is set (always in CI). A second backend is done when this file
+passes on it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xgate.config import StorageSettings
+from xgate.conversion import MappedConversion
+from xgate.errors import OutboxNotFound, OutboxUnavailable
+from xgate.outbox import HandoffLease, LeasedRow, Outbox, open_outbox
+from xgate.testing import OutboxFactory
+
+
+def conversion(
+    n: int, *, pixel: str = "o8z6j", event: str = "o87ne", destination: str = "x-main"
+) -> MappedConversion:
+    body = {"conversion_id": f"c{n}", "event_id": event, "identifiers": [{"hashed_email": "a" * 64}]}
+    return MappedConversion(destination, pixel, event, f"c{n}", body, frozenset({"email"}), "purchase")
+
+
+def counted_from_rows(box: Outbox) -> dict[tuple[str, str], int]:
+    return dict(Counter((r.destination, r.state) for r in box.rows(limit=1_000_000)))
+
+
+# -- enqueue ---------------------------------------------------------------------------------------
+def test_enqueue_is_idempotent_on_pixel_event_and_conversion_id(outbox: Outbox) -> None:
+    first = outbox.enqueue([conversion(1), conversion(2), conversion(1)])
+    assert [o.status for o in first] == ["queued", "queued", "duplicate"]
+    assert first[2].row_id == first[0].row_id
+    again = outbox.enqueue([conversion(1), conversion(1, event="other"), conversion(1, pixel="p2")])
+    assert [o.status for o in again] == ["duplicate", "queued", "queued"]
+    assert again[0].row_id == first[0].row_id
+    assert len(outbox.rows(limit=100)) == 4
+
+
+def test_a_large_batch_is_stored_in_one_call_and_refused_whole_the_second_time(outbox: Outbox) -> None:
+    first = outbox.enqueue([conversion(i) for i in range(1200)])
+    assert {o.status for o in first} == {"queued"}
+    assert len({o.row_id for o in first}) == 1200
+    again = outbox.enqueue([conversion(i) for i in range(1300)])
+    assert [o.row_id for o in again[:1200]] == [o.row_id for o in first]
+    assert [o.status for o in again].count("duplicate") == 1200
+    assert outbox.stats().counts == {("x-main", "queued"): 1300}
+
+
+def test_the_row_is_stored_as_mapped_queued_and_due_when_stored(outbox: Outbox) -> None:
+    now = time.time()
+    (outcome,) = outbox.enqueue([conversion(7)], now=now)
+    row = outbox.row(outcome.row_id)
+    assert row is not None
+    assert row.body == conversion(7).body
+    assert (row.pixel_id, row.event_id, row.conversion_id, row.event_name) == (
+        "o8z6j",
+        "o87ne",
+        "c7",
+        "purchase",
+    )
+    assert row.match_signals == ("email",)
+    assert (row.state, row.attempts, row.leased_by, row.last_error) == ("queued", 0, None, None)
+    assert row.created_at == pytest.approx(now) and row.next_attempt_at == pytest.approx(now)
+
+
+def test_enqueue_leased_stores_new_rows_already_leased_up_to_the_limit(outbox_factory: OutboxFactory) -> None:
+    box = outbox_factory(node_id="node-a")
+    box.enqueue([conversion(0)])
+    now = time.time()
+    outcomes, handed = box.enqueue_leased(
+        [conversion(0), *(conversion(i) for i in range(1, 6))], HandoffLease("tok-1", 30, 3), now=now
+    )
+    assert [o.status for o in outcomes] == ["duplicate", "queued", "queued", "queued", "queued", "queued"]
+    # the duplicate is not handed over; the first three new rows are, with the body as stored
+    assert [r.conversion_id for r in handed] == ["c1", "c2", "c3"]
+    assert [r.id for r in handed] == [o.row_id for o in outcomes[1:4]]
+    assert {(r.lease_token, r.attempts) for r in handed} == {("tok-1", 0)}
+    assert handed[0].body == conversion(1).body
+    assert {r.conversion_id: (r.state, r.leased_by) for r in box.rows()} == {
+        "c0": ("queued", None),
+        "c1": ("leased", "node-a"),
+        "c2": ("leased", "node-a"),
+        "c3": ("leased", "node-a"),
+        "c4": ("queued", None),
+        "c5": ("queued", None),
+    }
+    # a lease taken from the queue finds only the rows not handed over...
+    assert sorted(r.conversion_id for r in box.lease(10, 300, now=now)) == ["c0", "c4", "c5"]
+    # ...the handed rows settle with the hand-off's token...
+    assert box.mark_delivered([handed[0].id], "tok-1", "dbg") == 1
+    # ...and those never settled return to the queue when their lease expires, like any lease
+    assert sorted(r.conversion_id for r in box.lease(10, 30, now=now + 31)) == ["c2", "c3"]
+    assert box.row(handed[0].id).state == "delivered"  # type: ignore[union-attr]
+
+
+def test_enqueue_leased_with_room_for_none_is_a_plain_enqueue(outbox: Outbox) -> None:
+    outcomes, handed = outbox.enqueue_leased([conversion(1), conversion(2)], HandoffLease("tok", 30, 0))
+    assert handed == []
+    assert [o.status for o in outcomes] == ["queued", "queued"]
+    assert outbox.stats().counts == {("x-main", "queued"): 2}
+
+
+# -- lease -----------------------------------------------------------------------------------------
+def test_a_lease_hands_rows_out_once_until_it_expires(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(5)])
+    now = time.time()
+    leased = outbox.lease(10, 30, now=now)
+    assert len(leased) == 5
+    assert outbox.lease(10, 30, now=now + 1) == []
+    again = outbox.lease(10, 30, now=now + 31)  # the first holder died: its lease expired
+    assert sorted(r.id for r in again) == sorted(r.id for r in leased)
+    # the stale holder can no longer settle rows it lost: nothing settled, nothing counted
+    assert outbox.mark_delivered([r.id for r in leased], leased[0].lease_token, "late") == 0
+    assert {r.state for r in outbox.rows()} == {"leased"}
+    assert outbox.mark_delivered([r.id for r in again], again[0].lease_token, "dbg") == 5
+
+
+def test_a_lease_takes_due_rows_earliest_first_then_expired_leases_and_returns_them_by_id(
+    outbox: Outbox,
+) -> None:
+    now = time.time()
+    ids = [o.row_id for o in outbox.enqueue([conversion(i) for i in range(4)], now=now)]
+    held = outbox.lease(4, 30, now=now)
+    token = held[0].lease_token
+    outbox.mark_retry([ids[0]], token, now + 100, "HTTP 503", now=now)  # due last
+    outbox.mark_retry([ids[1]], token, now + 50, "HTTP 503", now=now)  # due first
+    outbox.mark_retry([ids[2]], token, now + 500, "HTTP 503", now=now)  # not due yet
+    # ids[3] stays leased until now + 30, then it is an expired lease
+    assert outbox.lease(10, 30, now=now + 10) == []
+    first = outbox.lease(1, 30, now=now + 200)
+    assert [r.id for r in first] == [ids[1]]
+    rest = outbox.lease(10, 30, now=now + 200)
+    assert [r.id for r in rest] == sorted([ids[0], ids[3]])  # the due row and the expired lease, by id
+    assert {r.lease_token for r in rest} != {first[0].lease_token}
+
+
+def test_a_lease_records_the_node_that_holds_it(outbox_factory: OutboxFactory) -> None:
+    a = outbox_factory(node_id="node-a")
+    b = outbox_factory(node_id="node-b")
+    assert (a.node_id, b.node_id) == ("node-a", "node-b")
+    a.enqueue([conversion(i) for i in range(4)])
+    mine = a.lease(2, 30)
+    theirs = b.lease(2, 30)
+    assert {r.leased_by for r in a.rows() if r.id in {x.id for x in mine}} == {"node-a"}
+    assert {r.leased_by for r in a.rows() if r.id in {x.id for x in theirs}} == {"node-b"}
+    b.mark_delivered([r.id for r in theirs], theirs[0].lease_token, None)
+    assert {r.leased_by for r in a.rows(state="delivered")} == {None}
+
+
+def _lease_all(url: str, node: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    box = open_outbox(url, node_id=node)
+    got: list[int] = []
+    while rows := box.lease(7, 300):
+        got.extend(r.id for r in rows)
+    box.close()
+    out.put(got)
+
+
+def test_two_processes_never_lease_the_same_row(outbox_factory: OutboxFactory) -> None:
+    outbox_factory().enqueue([conversion(i) for i in range(2000)])
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_lease_all, args=(outbox_factory.url, f"n{i}", out)) for i in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    ids = results[0] + results[1]
+    assert len(ids) == 2000
+    assert len(set(ids)) == 2000
+
+
+def test_threads_of_one_process_share_an_outbox_safely(outbox: Outbox) -> None:
+    """Writers and leasers on several threads at once: every row stored once and leased once."""
+    leased: list[int] = []
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            for j in range(10):
+                outbox.enqueue([conversion(k * 1000 + j * 10 + i) for i in range(10)])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def take() -> None:
+        try:
+            for _ in range(40):
+                rows = outbox.lease(13, 300)
+                leased.extend(r.id for r in rows)
+                if rows:
+                    outbox.mark_delivered([r.id for r in rows], rows[0].lease_token, None)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    threads += [threading.Thread(target=take) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    leased += [r.id for r in outbox.lease(1000, 300)]
+    assert len(leased) == len(set(leased)) == 400
+
+
+# -- extend and reclaim ----------------------------------------------------------------------------
+def test_extend_keeps_a_lease_past_its_first_expiry(outbox: Outbox) -> None:
+    now = time.time()
+    outbox.enqueue([conversion(i) for i in range(3)], now=now)
+    held = outbox.lease(3, 30, now=now)
+    ids, token = [r.id for r in held], held[0].lease_token
+    assert outbox.extend(ids, token, 60, now=now + 20) == 3  # now held until now + 80
+    assert outbox.lease(10, 30, now=now + 50) == []
+    assert outbox.stats(now=now + 50).expired_leases == 0
+    assert outbox.mark_delivered(ids, token, None, now=now + 60) == 3
+
+
+def test_extend_says_how_many_rows_are_still_held(outbox: Outbox) -> None:
+    now = time.time()
+    outbox.enqueue([conversion(i) for i in range(3)], now=now)
+    held = outbox.lease(3, 30, now=now)
+    ids, token = [r.id for r in held], held[0].lease_token
+    assert outbox.extend(ids, "another-token", 60, now=now) == 0
+    outbox.mark_delivered(ids[:1], token, None, now=now)
+    taken = outbox.lease(1, 30, now=now + 31)  # one expired lease is taken by another holder
+    assert len(taken) == 1
+    assert outbox.extend(ids, token, 60, now=now + 32) == 1  # delivered one and lost one: not held
+    assert outbox.extend(ids, taken[0].lease_token, 60, now=now + 32) == 1
+
+
+def test_reclaim_returns_this_nodes_leases_at_once_and_leaves_other_nodes_alone(
+    outbox_factory: OutboxFactory,
+) -> None:
+    now = time.time()
+    before = outbox_factory(node_id="node-a")
+    other = outbox_factory(node_id="node-b")
+    before.enqueue([conversion(i) for i in range(6)], now=now)
+    _, handed = before.enqueue_leased([conversion(9)], HandoffLease("hand", 300, 1), now=now)
+    mine = before.lease(3, 300, now=now)
+    theirs = other.lease(2, 300, now=now)
+    before.close()  # node-a is killed; it restarts with the same node id
+    after = outbox_factory(node_id="node-a")
+    assert after.reclaim(now=now + 1) == 4  # long before the leases expire
+    rows = {r.id: r for r in after.rows()}
+    assert {rows[r.id].state for r in [*mine, *handed]} == {"queued"}
+    assert {rows[r.id].leased_by for r in [*mine, *handed]} == {None}
+    assert {(rows[r.id].state, rows[r.id].leased_by) for r in theirs} == {("leased", "node-b")}
+    waiting = {r.id for r in after.rows(state="queued")}
+    assert waiting == {r.id for r in [*mine, *handed]} | {6}  # and the one never leased
+    assert {r.id for r in after.lease(10, 300, now=now + 1)} == waiting  # due at once
+    assert after.mark_delivered([r.id for r in mine], mine[0].lease_token, None) == 0  # the old lease is gone
+    assert after.stats(now=now + 1).counts == counted_from_rows(after)
+
+
+def test_reclaim_with_nothing_held_returns_zero(outbox_factory: OutboxFactory) -> None:
+    box = outbox_factory(node_id="node-a")
+    box.enqueue([conversion(1)])
+    assert box.reclaim() == 0
+    assert [r.state for r in box.rows()] == ["queued"]
+
+
+# -- settle ----------------------------------------------------------------------------------------
+def test_settled_states_and_attempts(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(3)])
+    a, b, c = outbox.lease(3, 30)
+    assert outbox.mark_delivered([a.id], a.lease_token, "dbg-1") == 1
+    assert outbox.mark_retry([b.id], b.lease_token, time.time() + 3600, "HTTP 503") == 1
+    error = "HTTP 400; INVALID: Hashed_email is not a valid SHA-256 hash"
+    assert outbox.mark_dead([c.id], c.lease_token, error) == 1
+    rows = {r.id: r for r in outbox.rows()}
+    assert (rows[a.id].state, rows[a.id].debug_id, rows[a.id].attempts) == ("delivered", "dbg-1", 1)
+    assert (rows[b.id].state, rows[b.id].last_error, rows[b.id].attempts) == ("queued", "HTTP 503", 1)
+    assert (rows[c.id].state, rows[c.id].last_error, rows[c.id].attempts) == ("dead", error, 1)
+    assert outbox.lease(10, 30) == []  # the retry is not due yet and dead rows are never leased
+
+
+def test_a_deferral_does_not_count_as_an_attempt(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(1)])
+    (row,) = outbox.lease(1, 30)
+    assert outbox.mark_retry([row.id], row.lease_token, time.time(), "429", count_attempt=False) == 1
+    assert outbox.rows()[0].attempts == 0
+
+
+def test_settle_calls_count_only_the_rows_they_settled(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(4)])
+    rows = outbox.lease(4, 30)
+    ids, token = [r.id for r in rows], rows[0].lease_token
+    assert outbox.mark_delivered(ids[:2], token, None) == 2
+    assert outbox.mark_delivered(ids[:2], token, None) == 0  # settled already
+    assert outbox.mark_retry(ids, token, time.time(), "HTTP 503") == 2  # two of four still held
+    assert outbox.mark_dead(ids, token, "HTTP 400") == 0
+    assert outbox.release(ids, token) == 0
+    assert outbox.mark_delivered([10_000], token, None) == 0  # no such row
+
+
+def test_release_returns_rows_at_once_without_counting_an_attempt(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(1)])
+    (row,) = outbox.lease(1, 300)
+    assert outbox.release([row.id], row.lease_token) == 1
+    (again,) = outbox.lease(1, 300)
+    assert (again.id, again.attempts) == (row.id, 0)
+
+
+# -- health ----------------------------------------------------------------------------------------
+def test_health_records_each_destinations_last_success_and_last_error(outbox: Outbox) -> None:
+    assert outbox.health() == {}
+    now = time.time()
+    outbox.enqueue(
+        [conversion(i, destination=d) for i, d in enumerate(["x-a", "x-a", "x-b", "x-b"])], now=now
+    )
+    rows = outbox.lease(4, 30, now=now)
+    a1, a2, b1, b2 = rows
+    outbox.mark_delivered([a1.id], a1.lease_token, "dbg", now=now + 1)
+    outbox.mark_retry([b1.id], b1.lease_token, now + 60, "HTTP 401: invalid credentials", now=now + 2)
+    health = outbox.health()
+    assert set(health) == {"x-a", "x-b"}
+    assert health["x-a"].last_success_at == pytest.approx(now + 1)
+    assert (health["x-a"].last_error, health["x-a"].problem) == (None, None)
+    assert health["x-b"].last_success_at is None
+    assert health["x-b"].last_error == "HTTP 401: invalid credentials"
+    assert health["x-b"].last_error_at == pytest.approx(now + 2)
+    assert health["x-b"].problem == "HTTP 401: invalid credentials"
+    # a later error on x-a is its current problem; a later success on x-b ends x-b's
+    outbox.mark_dead([a2.id], a2.lease_token, "HTTP 400: bad conversion", now=now + 3)
+    outbox.mark_delivered([b2.id], b2.lease_token, None, now=now + 4)
+    health = outbox.health()
+    assert health["x-a"].problem == "HTTP 400: bad conversion"
+    assert health["x-b"].problem is None
+    assert health["x-b"].last_error == "HTTP 401: invalid credentials"  # kept, but no longer current
+
+
+def test_a_settle_that_settles_nothing_records_no_health(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(1)])
+    (row,) = outbox.lease(1, 30)
+    assert outbox.mark_retry([row.id], "lost-token", time.time(), "HTTP 503") == 0
+    assert outbox.health() == {}
+
+
+# -- stats -----------------------------------------------------------------------------------------
+def test_stats_count_per_destination_and_state(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(4)])
+    outbox.enqueue([conversion(9, destination="x-other")])
+    rows = [r for r in outbox.lease(10, 30) if r.destination == "x-main"][:2]
+    outbox.mark_delivered([r.id for r in rows], rows[0].lease_token, None)
+    stats = outbox.stats()
+    assert stats.counts == {("x-main", "leased"): 2, ("x-main", "delivered"): 2, ("x-other", "leased"): 1}
+    assert stats.delivered_last_minute == 2
+    assert stats.delivered_last_minute == outbox.stats(now=time.time() + 30).delivered_last_minute
+    assert outbox.stats(now=time.time() + 61).delivered_last_minute == 0
+
+
+def test_stats_say_the_age_of_the_oldest_undelivered_conversion_and_when_the_next_is_due(
+    outbox: Outbox,
+) -> None:
+    assert (outbox.stats().oldest_undelivered_at, outbox.stats().next_attempt_at) == (None, None)
+    t0 = time.time() - 3600
+    outbox.enqueue([conversion(1)], now=t0)  # the oldest: it will back off
+    outbox.enqueue([conversion(2)], now=t0 + 60)
+    outbox.enqueue([conversion(3)], now=t0 + 120)
+    (oldest,) = outbox.lease(1, 30, now=t0 + 100)
+    # while the oldest is leased its age still counts
+    assert outbox.stats(now=t0 + 130).oldest_undelivered_at == pytest.approx(t0)
+    assert outbox.stats(now=t0 + 130).next_attempt_at == pytest.approx(t0 + 60)
+    # backing off until t0 + 7200, it is still the oldest undelivered conversion
+    outbox.mark_retry([oldest.id], oldest.lease_token, t0 + 7200, "HTTP 503", now=t0 + 130)
+    stats = outbox.stats(now=t0 + 130)
+    assert stats.oldest_undelivered_at == pytest.approx(t0)
+    assert stats.next_attempt_at == pytest.approx(t0 + 60)
+    # delivered, it no longer counts; dead letters do not either
+    rows = outbox.lease(10, 30, now=t0 + 130)
+    assert sorted(r.conversion_id for r in rows) == ["c2", "c3"]
+    outbox.mark_dead([r.id for r in rows if r.conversion_id == "c2"], rows[0].lease_token, "HTTP 400")
+    assert outbox.stats(now=t0 + 130).oldest_undelivered_at == pytest.approx(t0)
+    (again,) = outbox.lease(1, 30, now=t0 + 7200)
+    outbox.mark_delivered([again.id], again.lease_token, None, now=t0 + 7200)
+    stats = outbox.stats(now=t0 + 7200)
+    assert stats.oldest_undelivered_at == pytest.approx(t0 + 120)  # c3, still leased
+    assert stats.next_attempt_at is None  # nothing queued
+
+
+def test_stats_count_expired_leases(outbox: Outbox) -> None:
+    now = time.time()
+    outbox.enqueue([conversion(i) for i in range(3)], now=now)
+    outbox.lease(2, 30, now=now)
+    assert outbox.stats(now=now + 10).expired_leases == 0
+    assert outbox.stats(now=now + 31).expired_leases == 2
+
+
+Step = tuple[str, int]
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "enqueue",
+                "enqueue_leased",
+                "lease",
+                "deliver",
+                "retry",
+                "dead",
+                "release",
+                "extend",
+                "reclaim",
+                "replay",
+                "discard",
+                "purge",
+            ]
+        ),
+        st.integers(0, 40),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_the_counts_status_reads_always_equal_the_rows_in_each_state(
+    outbox_factory: OutboxFactory, steps: list[Step]
+) -> None:
+    # examples share the test's store: the counts must match the rows whatever came before
+    box = outbox_factory(StorageSettings(retention_days=1), node_id="node-a")
+    clock = time.time()
+    held: list[LeasedRow] = []
+    for n, (op, k) in enumerate(steps):
+        clock += 40  # leases of 30 s expire between steps: expired leases are taken again too
+        batch = [conversion(i, pixel=f"p{i % 3}", destination=f"x-{i % 2}") for i in range(k, k + 8)]
+        if op == "enqueue":
+            box.enqueue(batch, now=clock)
+        elif op == "enqueue_leased":
+            held += box.enqueue_leased(batch, HandoffLease(f"t{n}", 30, k % 5), now=clock)[1]
+        elif op == "lease":
+            held += box.lease(k % 9, 30, now=clock)
+        elif op == "reclaim":
+            box.reclaim(now=clock)
+        elif op == "replay":
+            box.replay(None if k % 2 else list(range(k)))
+        elif op == "discard":
+            box.discard(None if k % 3 == 0 else list(range(k)))
+        elif op == "purge":
+            box.purge(now=clock + 2 * 86400)
+        elif held:
+            some, held = held[: k % 6 + 1], held[k % 6 + 1 :]
+            ids, token = [r.id for r in some], some[0].lease_token  # a stale token settles nothing
+            if op == "deliver":
+                box.mark_delivered(ids, token, "dbg", now=clock)
+            elif op == "retry":
+                box.mark_retry(ids, token, clock, "HTTP 503", now=clock)
+            elif op == "dead":
+                box.mark_dead(ids, token, "HTTP 400", now=clock)
+            elif op == "extend":
+                box.extend(ids, token, 30, now=clock)
+            else:
+                box.release(ids, token)
+        counts = {key: n for key, n in box.stats(now=clock).counts.items() if n}
+        assert counts == counted_from_rows(box), f"after step {n}: {op}"
+
+
+# -- rows ------------------------------------------------------------------------------------------
+def test_rows_are_newest_first_and_filtered_by_state_and_destination(outbox: Outbox) -> None:
+    ids = [
+        o.row_id
+        for o in outbox.enqueue([conversion(i, destination="x-a" if i % 2 else "x-b") for i in range(6)])
+    ]
+    held = [r for r in outbox.lease(10, 30) if r.id in ids[:2]]
+    outbox.mark_dead([r.id for r in held], held[0].lease_token, "HTTP 400")
+    assert [r.id for r in outbox.rows()] == sorted(ids, reverse=True)
+    assert [r.id for r in outbox.rows(limit=2)] == sorted(ids, reverse=True)[:2]
+    assert [r.id for r in outbox.rows(state="dead")] == [ids[1], ids[0]]
+    assert [r.id for r in outbox.rows(state="dead", destination="x-a")] == [ids[1]]
+    assert [r.id for r in outbox.rows(destination="x-b")] == [ids[4], ids[2], ids[0]]
+    assert outbox.row(ids[1]).state == "dead"  # type: ignore[union-attr]
+    assert outbox.row(max(ids) + 1) is None
+
+
+# -- replay, discard, purge ------------------------------------------------------------------------
+def test_replay_requeues_dead_letters_with_attempts_reset(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(4)])
+    rows = outbox.lease(4, 30)
+    outbox.mark_dead([r.id for r in rows[:3]], rows[0].lease_token, "HTTP 403")
+    assert outbox.replay([rows[0].id, rows[3].id]) == 1  # rows[3] is leased, not dead: left alone
+    assert outbox.replay() == 2
+    assert outbox.replay() == 0
+    assert {(r.state, r.attempts) for r in outbox.rows() if r.id != rows[3].id} == {("queued", 0)}
+    assert len(outbox.lease(10, 30)) == 3
+
+
+def test_discard_deletes_dead_letters_and_their_conversions_stay_known(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(4)])
+    rows = outbox.lease(4, 30)
+    outbox.mark_dead([r.id for r in rows[:3]], rows[0].lease_token, "HTTP 400")
+    assert outbox.discard([rows[0].id, rows[3].id]) == 1  # rows[3] is leased, not dead: left alone
+    assert outbox.row(rows[0].id) is None
+    assert outbox.stats().counts == {("x-main", "dead"): 2, ("x-main", "leased"): 1}
+    assert outbox.discard() == 2
+    assert outbox.stats().counts == {("x-main", "leased"): 1}
+    assert [r.id for r in outbox.rows()] == [rows[3].id]
+    # a client retrying the same conversions: duplicates, never sent
+    again = outbox.enqueue([conversion(i) for i in range(3)])
+    assert {o.status for o in again} == {"duplicate"}
+    assert outbox.lease(10, 30) == []
+
+
+def test_purge_drops_old_delivered_rows_but_keeps_their_dedup_keys(outbox_factory: OutboxFactory) -> None:
+    box = outbox_factory(StorageSettings(retention_days=1, dedup_window_days=30))
+    box.enqueue([conversion(1), conversion(2)])
+    first, second = box.lease(2, 30)
+    box.mark_delivered([first.id], first.lease_token, None)
+    assert box.purge(now=time.time() + 2 * 86400) == 1
+    assert [r.id for r in box.rows()] == [second.id]  # only delivered rows go
+    assert box.stats().counts == {("x-main", "leased"): 1}
+    assert box.enqueue([conversion(1)], now=time.time() + 2 * 86400)[0].status == "duplicate"
+    # past the dedup window the same conversion may be queued again
+    box.purge(now=time.time() + 31 * 86400)
+    assert box.enqueue([conversion(1)], now=time.time() + 31 * 86400)[0].status == "queued"
+
+
+# -- ping, errors, opening -------------------------------------------------------------------------
+def test_ping_answers_at_once_when_ingest_could_store(outbox: Outbox) -> None:
+    started = time.monotonic()
+    assert outbox.ping() is None
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_closed_outbox_raises_outbox_unavailable(outbox: Outbox) -> None:
+    outbox.close()
+    with pytest.raises(OutboxUnavailable):
+        outbox.enqueue([conversion(1)])
+    with pytest.raises(OutboxUnavailable):
+        outbox.ping()
+
+
+def test_opening_without_create_refuses_an_outbox_that_does_not_exist(outbox_factory: OutboxFactory) -> None:
+    with pytest.raises(OutboxNotFound):
+        outbox_factory(create=False)
+    outbox_factory().enqueue([conversion(1)])  # created...
+    assert len(outbox_factory(create=False).rows()) == 1  # ...then found
+
+
+def test_the_default_node_id_is_stable_per_host_storage_and_role(outbox_factory: OutboxFactory) -> None:
+    first = outbox_factory()
+    second = outbox_factory()
+    assert first.node_id == second.node_id
+    assert first.node_id.split("-")[0]  # the host name leads
+
+
+def test_an_unknown_storage_url_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="unsupported URL"):
+        open_outbox("mysql://localhost/xgate")
