@@ -256,3 +256,15 @@ async def test_the_async_flush_sends_a_filling_batch_at_once() -> None:
         await asyncio.sleep(0.2)
         assert await c.flush(timeout=10)
     assert c.stats.accepted == 1
+
+
+def test_the_client_imports_none_of_the_gateways_own_packages() -> None:
+    probe = (
+        "import sys, xgate.client; print(' '.join(sorted(m for m in sys.modules if m.startswith('xgate.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "xgate.client.sync" in loaded
+    gateway_side = ("xgate.dispatch", "xgate.collect", "xgate.outbox", "xgate.x")
+    assert [m for m in loaded if m.startswith(gateway_side)] == []

@@ -136,6 +136,33 @@ def test_a_batch_given_up_after_its_retries_is_logged(caplog: pytest.LogCaptureF
     assert len(retries) == 2 and "HTTP 502" in retries[0].getMessage()
 
 
+def test_drops_from_a_full_queue_are_logged_sparsely_not_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    requested, release = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        requested.set()
+        release.wait(10)
+        return accept_all(request)
+
+    c = GatewayClient(
+        "http://gw", WRITE_KEY, max_queue_size=1, batch_size=1, transport=httpx.MockTransport(slow)
+    )
+    try:
+        c.track(purchase("o-0"))
+        assert requested.wait(10)  # o-0 is in flight
+        tracked = [c.track(purchase(f"o-{i}")) for i in range(1, 7)]
+        assert tracked == [True] + [False] * 5  # o-1 waits in the queue; five are dropped
+    finally:
+        release.set()
+        c.close(timeout=10)
+    assert [w.rsplit("; ", 1)[1] for w in client_warnings(caplog)] == [
+        "1 dropped so far",
+        "2 dropped so far",
+        "4 dropped so far",
+    ]
+    assert client_warnings(caplog)[0].startswith("event purchase o-2 dropped: the client's queue is full")
+
+
 def test_send_returns_its_results_instead_of_logging_them(
     live_gateway: LiveGateway, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -141,9 +141,20 @@ class Options:
         return full_jitter(attempt, self.backoff_base, self.backoff_max, self.rng)
 
     def drop(self, stats: ClientStats, item: Item) -> bool:
-        """An event refused because the queue is full: counted and reported; False for ``track``."""
+        """An event refused because the queue is full: counted and reported; False for ``track``.
+
+        Logged at the 1st, 2nd, 4th, 8th… drop, so an overload cannot flood the log with one line per event.
+        """
         stats.dropped += 1
-        self.report(stats, failed([item], "dropped: the client's queue is full"))
+        [result] = failed([item], "dropped: the client's queue is full")
+        self.report(stats, [result], logged=False)
+        if stats.dropped & (stats.dropped - 1) == 0:
+            log.warning(
+                "event %s dropped: the client's queue is full (max_queue_size=%d); %d dropped so far",
+                _label(result),
+                self.max_queue_size,
+                stats.dropped,
+            )
         return False
 
     def report(self, stats: ClientStats, results: Sequence[TrackResult], *, logged: bool = True) -> None:
