@@ -248,12 +248,18 @@ class IdentitySettings(_Strict):
     @field_validator("default_region")
     @classmethod
     def _region(cls, v: str) -> str:
-        import phonenumbers
+        return phone_region(v)
 
-        region = v.upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{v!r} is not a region phonenumbers knows (ISO 3166 alpha-2, e.g. US, GB)")
-        return region
+
+def phone_region(v: str) -> str:
+    """``v`` as the upper-case ISO 3166 alpha-2 region phonenumbers reads national numbers in; raises
+    ValueError naming the value when phonenumbers knows no such region."""
+    import phonenumbers
+
+    region = v.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{v!r} is not a region phonenumbers knows (ISO 3166 alpha-2, e.g. US, GB)")
+    return region
 
 
 class ServerSettings(_Strict):
