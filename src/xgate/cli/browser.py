@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from xgate.cli.output import note
 from xgate.config import ConfigError, load_config
-from xgate.tag.script import SnippetError, snippet
+from xgate.tag.script import SnippetError, pixel_events, snippet
 
 errors = Console(stderr=True)
 
@@ -42,6 +43,9 @@ def snippet_command(
         raise typer.Exit(1) from None
     # plain print: the snippet must be copied verbatim, without rich's wrapping or markup
     typer.echo(text)
+    web = next(s for s in config.sources if s.name == source)
+    for destination, why in pixel_events(config, web).left_out.items():
+        note(f"{destination}: no pixel event on these pages ({why})")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,9 @@ from xgate.config import Condition, ConsentAction, ConsentPolicy, Destination, F
 from xgate.events import EventData, get_path
 
 
-def _holds(condition: Condition, actual: Any, pattern: re.Pattern[str] | None) -> bool:
+def condition_holds(condition: Condition, actual: Any, pattern: re.Pattern[str] | None) -> bool:
+    """Whether ``condition`` holds for the value ``actual`` read at its path (None: absent); ``pattern`` is
+    its compiled regular expression for ``matches``."""
     op, expected = condition.op, condition.value
     if op == "exists":
         return actual is not None
@@ -57,7 +59,7 @@ class EventFilter:
         if self.event_id(name) is None:
             return f"no X event configured for event_name {name!r}"
         for condition, pattern in self._conditions:
-            if not _holds(condition, get_path(event, condition.path), pattern):
+            if not condition_holds(condition, get_path(event, condition.path), pattern):
                 return f"filter: {condition.path} {condition.op} {condition.value!r} does not hold"
         return None
 
