@@ -52,11 +52,13 @@ class EventFilter:
         """The X event id this destination sends ``event_name`` as, if any."""
         return self._event_ids.get(event_name, self._default_event_id)
 
-    def refusal(self, event: EventData) -> str | None:
+    def refusal(self, event: EventData, names_its_event: bool = False) -> str | None:
+        """Why the destination does not take ``event`` (None: it does). ``names_its_event``: the event
+        carries its own X event id (``mapping.event_id``), so its name needs no entry in ``events``."""
         name: str = event["event_name"]
         if name in self._excluded:
             return f"filter: event_name {name!r} is excluded"
-        if self.event_id(name) is None:
+        if not names_its_event and self.event_id(name) is None:
             return f"no X event configured for event_name {name!r}"
         for condition, pattern in self._conditions:
             if not condition_holds(condition, get_path(event, condition.path), pattern):
