@@ -6,15 +6,18 @@ the field and the reason (``xgate config check`` prints them).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from xgate.errors import ConfigError as ConfigError
 
@@ -30,6 +34,114 @@ CONFIG_ENV = "XGATE_CONFIG"
 
 _BASE36 = re.compile(r"^[0-9a-z]+$")
 _EVENT_ID = re.compile(r"^(?:tw-([0-9a-z]+)-)?([0-9a-z]+)$")
+_TOML_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _fail_at(title: str, problems: Sequence[tuple[tuple[str | int, ...], str]], value: Any) -> NoReturn:
+    """Raise one pydantic error per ``(location, reason)``: a validator that finds several mistakes reports
+    them all, each at its own TOML path, instead of stopping at the first."""
+    raise ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("config", "{reason}", {"reason": reason}), loc=loc, input=value
+            )
+            for loc, reason in problems
+        ],
+    )
+
+
+def _validate_also(
+    handler: Any, data: Any, title: str, problems: Sequence[tuple[tuple[str | int, ...], str]]
+) -> Any:
+    """Validate ``data`` with pydantic's ``handler`` and report ``problems`` (found on the raw data by a wrap
+    validator) together with pydantic's own errors: a cross-field check still speaks when a field fails."""
+    try:
+        result = handler(data)
+    except ValidationError as e:
+        if not problems:
+            raise
+        own = [
+            InitErrorDetails(
+                type=PydanticCustomError(err["type"], "{reason}", {"reason": err["msg"]}),
+                loc=err["loc"],
+                input=err["input"],
+            )
+            for err in e.errors()
+        ]
+        raise ValidationError.from_exception_data(
+            title,
+            own
+            + [
+                InitErrorDetails(
+                    type=PydanticCustomError("config", "{reason}", {"reason": reason}), loc=loc, input=data
+                )
+                for loc, reason in problems
+            ],
+        ) from None
+    if problems:
+        _fail_at(title, problems, data)
+    return result
+
+
+def _event_name(v: str) -> str:
+    if not v.strip():
+        raise ValueError("an event name cannot be blank")
+    if v != v.strip():
+        raise ValueError(f"{v.strip()!r} has spaces around it; events are matched by their exact name")
+    return v
+
+
+#: an event_name as written in the configuration: events arrive with exact names, so blanks never match
+EventName = Annotated[str, AfterValidator(_event_name)]
+
+
+def _event_id(v: str) -> str:
+    if not _EVENT_ID.match(v):
+        raise ValueError(
+            f"{v!r} is not an X event id (tw-PIXEL-EVENT or EVENT: base-36, lower-case letters and digits)"
+        )
+    return v
+
+
+#: an X event id, ``tw-PIXEL-EVENT`` or the bare ``EVENT`` (shared/x-capi/SPEC.md); the pixel part is
+#: checked against the destination's pixel by :class:`Destination`
+EventId = Annotated[str, AfterValidator(_event_id)]
+
+
+def event_id_pixel(event_id: str) -> str | None:
+    """The pixel id written in ``tw-PIXEL-EVENT``; None for a bare event id or one that is no X event id."""
+    m = _EVENT_ID.match(event_id)
+    return m.group(1) if m else None
+
+
+def _origin(v: str) -> str:
+    """An ``Origin`` header as browsers send it: ``scheme://host[:port]``, lower case, no default port, no
+    path and no trailing slash (RFC 6454 §6.1) - anything else never equals a request's origin."""
+    if v == "*":
+        return v
+    if "://" not in v:
+        raise ValueError(f"{v!r} has no scheme: write it as browsers send it, e.g. https://{v.strip('/')}")
+    try:
+        parts = urlsplit(v)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{v!r} is not an origin (https://shop.example)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None:
+        raise ValueError(f"{v!r} is not an http(s) origin such as https://shop.example")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+    if parts.path == "/" and not parts.query and not parts.fragment:
+        raise ValueError(f"{v!r} ends with a slash; browsers send the origin without it: {origin}")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError(f"{v!r} has a path; an origin is only scheme, host and port: {origin}")
+    if v != origin:
+        raise ValueError(f"{v!r} is never sent by a browser (lower case, no default port): write {origin}")
+    return v
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
 
 
 class _Strict(BaseModel):
@@ -49,6 +161,21 @@ class XSettings(_Strict):
     rate_limit_requests: int = Field(default=60000, ge=1)
     #: where the four OAuth credentials (or a pixel token) come from when not in the environment
     secrets_file: str | None = None
+
+    @field_validator("secrets_file")
+    @classmethod
+    def _secrets_file_exists(cls, v: str | None) -> str | None:
+        # read at serve time by xgate.x.auth.Credentials.from_env: a missing file is a failure then
+        if v is None:
+            return v
+        path = Path(v)
+        if path.is_dir():
+            raise ValueError(f"{v} is a directory, not a file of NAME=value lines")
+        if not path.is_file():
+            raise ValueError(f"{v}: no such file (the X credentials are read from it)")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{v}: not readable by this user")
+        return v
 
     @field_validator("api_url")
     @classmethod
@@ -70,9 +197,19 @@ class StorageSettings(_Strict):
 
     @field_validator("url")
     @classmethod
-    def _scheme(cls, v: str) -> str:
-        if not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("must start with sqlite:/// (a file) or postgresql://")
+    def _openable(cls, v: str) -> str:
+        # reasons never quote the URL: a PostgreSQL URL may hold a password
+        scheme, sep, rest = v.partition("://")
+        if not sep:
+            raise ValueError("not a URL: use sqlite:///path/to/xgate.db or postgresql://user@host/dbname")
+        if scheme == "sqlite":
+            _check_sqlite_url(rest)
+        elif scheme in ("postgresql", "postgres"):
+            _check_postgres_url(v)
+        else:
+            raise ValueError(
+                f"unknown scheme {scheme!r}: use sqlite:///path/to/xgate.db or postgresql://user@host/dbname"
+            )
         return v
 
     def relative_to(self, base_dir: Path) -> StorageSettings:
@@ -88,6 +225,41 @@ class StorageSettings(_Strict):
         return self.model_copy(update={"url": url, "state_dir": state_dir})
 
 
+def _check_sqlite_url(rest: str) -> None:
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's form)."""
+    if not rest.startswith("/"):
+        raise ValueError(
+            "a SQLite URL has no host: three slashes before a relative path (sqlite:///var/xgate.db), "
+            "four before an absolute one (sqlite:////var/lib/xgate/xgate.db)"
+        )
+    path = rest[1:]
+    if not path or path.endswith("/"):
+        raise ValueError("names no database file: sqlite:///var/xgate.db")
+
+
+def _check_postgres_url(url: str) -> None:
+    """A libpq connection URI (PostgreSQL docs, "Connection URIs"):
+    ``postgresql://[user[:password]@][host][:port][,...][/dbname][?param=value&...]``."""
+    if any(c.isspace() for c in url):
+        raise ValueError("a PostgreSQL URL cannot hold spaces (percent-encode them: %20)")
+    parts = urlsplit(url)
+    if parts.fragment:
+        raise ValueError("a PostgreSQL URL has no #fragment")
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(","):
+        port = host.rpartition("]:")[2] if host.startswith("[") else host.partition(":")[2]
+        if host.startswith("[") and "]:" not in host:
+            port = ""
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError("the port of a PostgreSQL URL must be a number between 1 and 65535")
+    if parts.path.count("/") > 1:
+        raise ValueError("the path of a PostgreSQL URL is one database name: postgresql://host/dbname")
+    try:
+        parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError("the query of a PostgreSQL URL is name=value pairs joined by &") from None
+
+
 class IdentitySettings(_Strict):
     #: ISO 3166 region used to read phone numbers written without a country code
     default_region: str = "US"
@@ -95,12 +267,18 @@ class IdentitySettings(_Strict):
     @field_validator("default_region")
     @classmethod
     def _region(cls, v: str) -> str:
-        import phonenumbers
+        return phone_region(v)
 
-        region = v.upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{v!r} is not a region phonenumbers knows (ISO 3166 alpha-2, e.g. US, GB)")
-        return region
+
+def phone_region(v: str) -> str:
+    """``v`` as the upper-case ISO 3166 alpha-2 region phonenumbers reads national numbers in; raises
+    ValueError naming the value when phonenumbers knows no such region."""
+    import phonenumbers
+
+    region = v.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{v!r} is not a region phonenumbers knows (ISO 3166 alpha-2, e.g. US, GB)")
+    return region
 
 
 class ServerSettings(_Strict):
@@ -150,7 +328,8 @@ class Source(_Strict):
     write_key: str | None = None
     #: ... or the environment variable that holds it (server keys)
     write_key_env: str | None = None
-    allowed_origins: list[str] = Field(default_factory=list)
+    #: origins of the pages that may send with this key, as browsers send them (``https://shop.example``)
+    allowed_origins: list[Origin] = Field(default_factory=list)
     #: fill context.ip / context.user_agent from the request when an event lacks them: right for a
     #: browser, wrong for a backend (its own address is not its user's). Default: browser sources only
     #: (those with allowed_origins).
@@ -202,7 +381,7 @@ class Condition(_Strict):
 class Filter(_Strict):
     """Which events a destination takes: all of ``when`` must hold; ``exclude_events`` never go."""
 
-    exclude_events: list[str] = Field(default_factory=list)
+    exclude_events: list[EventName] = Field(default_factory=list)
     when: list[Condition] = Field(default_factory=list)
 
 
@@ -259,6 +438,7 @@ OVERRIDABLE_FIELDS = frozenset(
         "phone",
         "ip_address",
         "user_agent",
+        "event_id",
     }
 )
 
@@ -271,10 +451,11 @@ class Destination(_Strict):
     #: (``{prefix}CONSUMER_KEY`` ... or ``{prefix}PIXEL_TOKEN``)
     credentials_env_prefix: str = "XGATE_X_"
     #: our event_name -> X event id (``tw-PIXEL-EVENT`` or the bare event id)
-    events: dict[str, str] = Field(min_length=1)
+    events: dict[EventName, EventId] = Field(default_factory=dict)
     #: X event id for event names not listed in ``events`` (None: such events are not sent)
-    default_event: str | None = None
+    default_event: EventId | None = None
     filter: Filter = Field(default_factory=Filter)
+    #: X fields read from the event; ``event_id`` lets an event name its own X event (per-event routing)
     mapping: dict[str, FieldOverride] = Field(default_factory=dict)
     consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
     #: declares Dynamic Product Ads use: config check warns on missing DPA events
@@ -310,30 +491,54 @@ class Destination(_Strict):
     @field_validator("mapping")
     @classmethod
     def _known_fields(cls, v: dict[str, FieldOverride]) -> dict[str, FieldOverride]:
-        unknown = sorted(set(v) - OVERRIDABLE_FIELDS)
-        if unknown:
-            raise ValueError(
-                f"unknown X field(s) {', '.join(unknown)}; "
-                f"overridable: {', '.join(sorted(OVERRIDABLE_FIELDS))}"
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for field in sorted(set(v) - OVERRIDABLE_FIELDS):
+            problems.append(
+                (
+                    (field,),
+                    f"not an X field a mapping can set; overridable: {', '.join(sorted(OVERRIDABLE_FIELDS))}",
+                )
             )
+        routed = v.get("event_id")
+        if routed is not None and routed.path is None:
+            problems.append(
+                (
+                    ("event_id",),
+                    "read from a path of the event; a fixed X event id goes in events or default_event",
+                )
+            )
+        if problems:
+            _fail_at("mapping", problems, v)
         return v
 
-    @model_validator(mode="after")
-    def _event_ids(self) -> Destination:
-        ids = dict(self.events)
-        if self.default_event:
-            ids["default_event"] = self.default_event
-        for name, event_id in ids.items():
-            m = _EVENT_ID.match(event_id)
-            if not m:
-                raise ValueError(
-                    f"events.{name}: {event_id!r} is not an X event id (tw-PIXEL-EVENT or EVENT)"
+    @model_validator(mode="wrap")
+    @classmethod
+    def _event_ids(cls, data: Any, handler: Any) -> Any:
+        # on the raw table, so that every event id of another pixel is named even when a field fails
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if isinstance(data, dict):
+            pixel, events, default = data.get("pixel_id"), data.get("events"), data.get("default_event")
+            mapping = data.get("mapping")
+            if not events and not default and not (isinstance(mapping, dict) and "event_id" in mapping):
+                problems.append(
+                    (
+                        ("events",),
+                        "no X event: map event names to X event ids "
+                        '(events = { purchase = "tw-PIXEL-EVENT" }), '
+                        "or set default_event or mapping.event_id",
+                    )
                 )
-            if m.group(1) and m.group(1) != self.pixel_id:
-                raise ValueError(
-                    f"events.{name}: {event_id!r} belongs to pixel {m.group(1)!r}, not {self.pixel_id!r}"
+            ids: list[tuple[tuple[str | int, ...], Any]] = (
+                [(("events", name), i) for name, i in events.items()] if isinstance(events, dict) else []
+            )
+            ids.append((("default_event",), default))
+            if isinstance(pixel, str) and _BASE36.match(pixel):
+                problems.extend(
+                    (loc, f"{event_id!r} belongs to pixel {other!r}, not this destination's {pixel!r}")
+                    for loc, event_id in ids
+                    if isinstance(event_id, str) and (other := event_id_pixel(event_id)) and other != pixel
                 )
-        return self
+        return _validate_also(handler, data, "Destination", problems)
 
     def event_id_for(self, event_name: str) -> str | None:
         return self.events.get(event_name, self.default_event)
@@ -346,18 +551,34 @@ class Config(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     sources: list[Source] = Field(default_factory=list)
-    destinations: list[Destination] = Field(default_factory=list)
+    destinations: list[Destination] = Field(default_factory=list, validate_default=True)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Config:
-        for kind, names in (
-            ("sources", [s.name for s in self.sources]),
-            ("destinations", [d.name for d in self.destinations]),
-        ):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{kind}: duplicate name(s) {', '.join(dupes)}")
-        return self
+    @field_validator("destinations")
+    @classmethod
+    def _some_destination(cls, v: list[Destination]) -> list[Destination]:
+        if not v:
+            raise ValueError(
+                "none configured, so nothing would ever be sent to X: add a [[destinations]] table "
+                "with name, pixel_id and events"
+            )
+        return v
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _unique_names(cls, data: Any, handler: Any) -> Any:
+        # on the raw tables, so that a duplicate is named even when an entry has another mistake
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for kind in ("sources", "destinations"):
+            entries = data.get(kind) if isinstance(data, dict) else None
+            first: dict[str, int] = {}
+            for i, entry in enumerate(entries if isinstance(entries, list) else []):
+                name = entry.get("name") if isinstance(entry, dict) else None
+                if not isinstance(name, str):
+                    continue
+                if name in first:
+                    problems.append(((kind, i, "name"), f"{name!r} is taken by {kind}[{first[name]}]"))
+                first.setdefault(name, i)
+        return _validate_also(handler, data, "Config", problems)
 
     def destination(self, name: str) -> Destination:
         for d in self.destinations:
@@ -377,11 +598,17 @@ class ConfigProblem:
         return f"{self.location}: {self.reason}" if self.location else self.reason
 
 
+def _toml_key(key: str) -> str:
+    return key if _TOML_BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
 def _location(loc: tuple[int | str, ...], data: Any) -> str:
     """Turn pydantic's location into a TOML-ish path, naming array entries by their name."""
     parts: list[str] = []
     node = data
     for step in loc:
+        if step == "[key]":  # the key itself was refused: the path already names it
+            continue
         if isinstance(step, int):
             name = (
                 node[step].get("name")
@@ -391,7 +618,7 @@ def _location(loc: tuple[int | str, ...], data: Any) -> str:
             parts[-1] = f"{parts[-1]}[{step}]" + (f"({name})" if name else "") if parts else f"[{step}]"
             node = node[step] if isinstance(node, list) and step < len(node) else None
         else:
-            parts.append(str(step))
+            parts.append(_toml_key(str(step)))
             node = node.get(step) if isinstance(node, dict) else None
     return ".".join(parts)
 

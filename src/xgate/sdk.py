@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from xgate.config import ConsentPolicy, Destination, IdentitySettings, XSettings, parse_config
+from xgate.config import Config, ConsentPolicy, Destination, IdentitySettings, XSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import ConversionRejected as ConversionRejected
 from xgate.events import Context, Event, Item, Partners, Product, Twitter, User
@@ -61,12 +61,10 @@ class _Face:
         self.settings = settings or XSettings()
         self.pixel_id = pixel_id
         self._mapper = Mapper(
-            parse_config({}).model_copy(
-                update={
-                    "x": self.settings,
-                    "identity": IdentitySettings(default_region=default_region),
-                    "destinations": [destination],
-                }
+            Config(
+                x=self.settings,
+                identity=IdentitySettings(default_region=default_region),
+                destinations=[destination],
             )
         )
         self._connect(credentials or Credentials.from_env())

@@ -60,3 +60,17 @@ def test_snippet_command_reports_a_broken_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli(), args)
     assert result.exit_code == 1
     assert "set write_key or write_key_env" in result.output
+
+
+def test_snippet_for_the_example_fires_no_pixel_event_of_the_store_destination(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "xgate.toml"
+    args = ["tag", "snippet", "-c", str(example), "-s", "web", "--collector", "https://xgate.shop.example"]
+    result = CliRunner().invoke(cli(), args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert '"purchase":"tw-o8z6j-o87ne"' in first  # x-main's online purchase
+    assert '"lead"' not in first and "o87nj" not in first and "o87nk" not in first  # x-stores' offline events
+    assert (
+        "x-stores: no pixel event on these pages (filter channel eq 'store': the tag never sets channel)"
+        in (result.stderr)
+    )

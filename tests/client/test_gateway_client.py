@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import httpx
 import orjson
@@ -234,3 +236,35 @@ async def test_closing_with_a_gateway_that_never_answers_reports_the_events_fail
     c.track(purchase("o-1"))
     await c.aclose(timeout=0.5)
     assert [e.status for e in errors] == ["failed"]
+
+
+def test_flush_sends_a_filling_batch_at_once_without_waiting_for_flush_interval() -> None:
+    with GatewayClient(
+        "http://gw", WRITE_KEY, flush_interval=60, transport=httpx.MockTransport(accept_all)
+    ) as c:
+        c.track(purchase("o-1"))
+        time.sleep(0.2)  # the thread has taken the event and waits for its batch to fill
+        assert c.flush(timeout=10)
+    assert c.stats.accepted == 1
+
+
+async def test_the_async_flush_sends_a_filling_batch_at_once() -> None:
+    async with AsyncGatewayClient(
+        "http://gw", WRITE_KEY, flush_interval=60, transport=httpx.MockTransport(accept_all)
+    ) as c:
+        c.track(purchase("o-1"))
+        await asyncio.sleep(0.2)
+        assert await c.flush(timeout=10)
+    assert c.stats.accepted == 1
+
+
+def test_the_client_imports_none_of_the_gateways_own_packages() -> None:
+    probe = (
+        "import sys, xgate.client; print(' '.join(sorted(m for m in sys.modules if m.startswith('xgate.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "xgate.client.sync" in loaded
+    gateway_side = ("xgate.dispatch", "xgate.collect", "xgate.outbox", "xgate.x")
+    assert [m for m in loaded if m.startswith(gateway_side)] == []

@@ -106,3 +106,10 @@ def test_a_bad_mapping_names_each_problem_by_its_toml_path() -> None:
         assert needle in text
     with pytest.raises(ConfigError, match="no event_name"):
         parse_column_mapping({"columns": {"email": {"to": "user.email"}}})
+
+
+def test_a_mapping_names_its_own_phone_region_and_an_unknown_one_is_refused() -> None:
+    base = {"columns": {"kind": {"to": "event_name"}}}
+    assert parse_column_mapping({**base, "default_region": "fr"}).default_region == "FR"
+    with pytest.raises(ConfigError, match=r"default_region: 'XQ' is not a region phonenumbers knows"):
+        parse_column_mapping({**base, "default_region": "XQ"})

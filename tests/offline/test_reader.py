@@ -56,6 +56,7 @@ def test_a_wrong_delimiter_is_named_in_the_error(tmp_path: Path) -> None:
     f = tmp_path / "semi.csv"
     f.write_text("email;kind\na@example.com;Sale\n")
     mapping = parse_column_mapping({"columns": {"email": {"to": "user.email"}, "kind": {"to": "event_name"}}})
-    importer = Importer(parse_config({}), mapping, None)
+    config = parse_config({"destinations": [{"name": "x", "pixel_id": "o8z6j", "default_event": "o87ne"}]})
+    importer = Importer(config, mapping, None)
     with pytest.raises(FileError, match=r"lacks: email, kind .*delimiter ';'"):
         importer.run(f, state_dir=tmp_path / "state")

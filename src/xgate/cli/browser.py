@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from xgate.cli.options import ConfigOption, load_config_or_exit
-from xgate.cli.output import fail
-from xgate.tag.script import SnippetError, snippet
+from xgate.cli.output import fail, note
+from xgate.tag.script import SnippetError, pixel_events, snippet
 
 tag_app = typer.Typer(name="tag", help="The first-party browser tag.", no_args_is_help=True)
 
@@ -33,6 +33,9 @@ def snippet_command(
         fail(f"cannot build the snippet: {e}")
     # plain print: the snippet must be copied verbatim, without rich's wrapping or markup
     typer.echo(text)
+    web = next(s for s in config.sources if s.name == source)
+    for destination, why in pixel_events(config, web).left_out.items():
+        note(f"{destination}: no pixel event on these pages ({why})")
 
 
 def register(app: typer.Typer) -> None:

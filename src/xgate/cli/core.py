@@ -95,6 +95,11 @@ def config_check(config_path: ConfigOption = None) -> None:
 
     config = load_config_or_exit(config_path)
     warnings: list[str] = []
+    if not config.sources:
+        # a warning, not an error: `xgate import` queues conversions without any source
+        warnings.append(
+            "sources: none configured, so the gateway takes no events over HTTP (only `xgate import`)"
+        )
     for s in config.sources:
         if s.write_key_env and not os.environ.get(s.write_key_env) and not s.write_key:
             warnings.append(

@@ -12,30 +12,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
 from xgate.cli.output import console, fail, note, warn
-from xgate.config import Config
-from xgate.errors import OutboxNotFound, OutboxUnavailable
+from xgate.errors import OutboxUnavailable
 from xgate.observe.destinations import destination_states
-from xgate.outbox import Outbox, node_id_for, open_outbox
 from xgate.runtime import tune_gc
 
 dlq_app = typer.Typer(
     help="Dead letters: conversions X refused or that ran out of attempts.", no_args_is_help=True
 )
-
-
-def outbox_or_exit(config: Config, *, create: bool = False, role: str = "") -> Outbox:
-    """The configuration's outbox, or a one-line error and exit 1. ``create=False`` (read-only commands):
-    a missing outbox is an error naming where it was looked for, never a new empty one."""
-    try:
-        return open_outbox(
-            config.storage.url, config.storage, node_id=node_id_for(config, role), create=create
-        )
-    except OutboxNotFound as e:
-        fail(str(e), ["is this the configuration the gateway runs with? (--config / XGATE_CONFIG)"])
-    except OutboxUnavailable as e:
-        fail(str(e))
 
 
 def _age(seconds: float) -> str:

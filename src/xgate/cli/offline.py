@@ -89,7 +89,7 @@ def import_file(
     Exit status: 0 when every row was queued, a duplicate or skipped; 3 when rows were rejected (see the
     report); 1 when the import could not run.
     """
-    from xgate.cli.gateway import outbox_or_exit
+    from xgate.cli.options import outbox_or_exit
     from xgate.offline.columns import ColumnMapping, load_column_mapping
     from xgate.offline.importer import Importer
     from xgate.offline.reader import FileError

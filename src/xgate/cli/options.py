@@ -20,6 +20,8 @@ import typer
 
 from xgate.cli.output import fail
 from xgate.config import CONFIG_ENV, Config, ConfigError, load_config, resolve_config_path
+from xgate.errors import OutboxNotFound, OutboxUnavailable
+from xgate.outbox import Outbox, node_id_for, open_outbox
 
 ConfigOption = Annotated[
     Path | None,
@@ -55,3 +57,16 @@ def read_input_or_exit(source: str | Path) -> bytes:
         return Path(source).read_bytes()
     except OSError as e:
         fail(f"cannot read {source}: {e.strerror or e}")
+
+
+def outbox_or_exit(config: Config, *, create: bool = False, role: str = "") -> Outbox:
+    """The configuration's outbox, or a one-line error and exit 1. ``create=False`` (read-only commands):
+    a missing outbox is an error naming where it was looked for, never a new empty one."""
+    try:
+        return open_outbox(
+            config.storage.url, config.storage, node_id=node_id_for(config, role), create=create
+        )
+    except OutboxNotFound as e:
+        fail(str(e), ["is this the configuration the gateway runs with? (--config / XGATE_CONFIG)"])
+    except OutboxUnavailable as e:
+        fail(str(e))

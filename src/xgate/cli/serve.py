@@ -118,7 +118,7 @@ def activity(
 
     Rejected events are kept in the running gateway's memory only: see GET /activity there.
     """
-    from xgate.cli.gateway import outbox_or_exit
+    from xgate.cli.options import outbox_or_exit
     from xgate.observe.activity import ActivityLog
 
     config = load_config_or_exit(config_path)

@@ -1,7 +1,16 @@
-"""What the sync and async gateway clients share: preparing events, request bodies, reading answers."""
+"""What the sync and async gateway clients share: preparing events, request bodies, reading answers, the
+retry plan, and what is logged.
+
+The clients log on the ``xgate.client`` logger (see docs/backend.md): WARNING for an event the gateway
+rejected (its field errors, as the gateway words them), for events not sent (a permanent refusal, retries
+exhausted, the queue full) and for what ``close()`` gave up on; INFO for a retry and a skipped event. Log
+lines name events by ``event_name`` and ``id`` only, never by their content: an event's body carries raw
+e-mails and phones until the gateway hashes them.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -13,8 +22,9 @@ from typing import Any, Literal, TypedDict
 import orjson
 
 from xgate.conversion import FieldError
-from xgate.dispatch.backoff import backoff_delay
 from xgate.events import Event
+
+log = logging.getLogger("xgate.client")
 
 URL_ENV = "XGATE_GATEWAY_URL"
 WRITE_KEY_ENV = "XGATE_WRITE_KEY"
@@ -52,6 +62,8 @@ class ClientStats:
     dropped: int = 0
     requests: int = 0
     retries: int = 0
+    #: why the last request that did not succeed failed (``"ConnectError reaching …"``, ``"HTTP 503: …"``)
+    last_error: str | None = None
 
     def count(self, result: TrackResult) -> None:
         setattr(self, result.status, getattr(self, result.status) + 1)
@@ -77,6 +89,7 @@ class ClientOptions(TypedDict, total=False):
     backoff_max: float
     timeout: float
     max_request_bytes: int
+    shutdown_timeout: float
     on_result: ResultCallback | None
     on_error: ResultCallback | None
 
@@ -93,6 +106,7 @@ class Options:
     backoff_max: float = 30.0
     timeout: float = 10.0
     max_request_bytes: int = 512_000
+    shutdown_timeout: float = 5.0
     on_result: ResultCallback | None = None
     on_error: ResultCallback | None = None
     rng: random.Random = field(default_factory=random.Random)
@@ -109,6 +123,8 @@ class Options:
             raise ValueError(f"url: must be the gateway's http(s) URL, not {options.url!r}")
         if options.batch_size < 1 or options.max_queue_size < 1:
             raise ValueError("batch_size and max_queue_size: must be at least 1")
+        if options.shutdown_timeout < 0:
+            raise ValueError(f"shutdown_timeout: must be 0 or more seconds, not {options.shutdown_timeout}")
         return options
 
     @property
@@ -122,21 +138,92 @@ class Options:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.backoff_max)
-        return backoff_delay(attempt, self.backoff_base, self.backoff_max, self.rng)
+        return full_jitter(attempt, self.backoff_base, self.backoff_max, self.rng)
 
     def drop(self, stats: ClientStats, item: Item) -> bool:
-        """An event refused because the queue is full: counted and reported; False for ``track``."""
+        """An event refused because the queue is full: counted and reported; False for ``track``.
+
+        Logged at the 1st, 2nd, 4th, 8th… drop, so an overload cannot flood the log with one line per event.
+        """
         stats.dropped += 1
-        self.report(stats, failed([item], "dropped: the client's queue is full"))
+        [result] = failed([item], "dropped: the client's queue is full")
+        self.report(stats, [result], logged=False)
+        if stats.dropped & (stats.dropped - 1) == 0:
+            log.warning(
+                "event %s dropped: the client's queue is full (max_queue_size=%d); %d dropped so far",
+                _label(result),
+                self.max_queue_size,
+                stats.dropped,
+            )
         return False
 
-    def report(self, stats: ClientStats, results: Sequence[TrackResult]) -> None:
+    def report(self, stats: ClientStats, results: Sequence[TrackResult], *, logged: bool = True) -> None:
+        """Count ``results`` and pass them to the callbacks; ``logged``: also log them (see the module doc).
+
+        The callbacks come on top of the log lines; the sending thread (or task) calls them.
+        """
         for result in results:
             stats.count(result)
             if self.on_result:
                 self.on_result(result)
             if self.on_error and result.status in ("rejected", "failed"):
                 self.on_error(result)
+        if logged:
+            log_results(results)
+
+
+def full_jitter(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds to wait before retry ``attempt + 1``: uniform in [0, min(cap, base * 2**attempt)].
+
+    "Full jitter" from AWS's *Exponential Backoff And Jitter* (2015), the rule the gateway's dispatcher
+    follows too; two lines, so kept here rather than shared with the gateway's ``dispatch`` package, which
+    a backend that only installs the client has no business importing.
+    """
+    return rng.uniform(0, min(cap, base * (2 ** min(attempt, 60))))
+
+
+def _label(result: TrackResult) -> str:
+    return f"{result.event_name} {result.event_id}" if result.event_id else result.event_name
+
+
+def _events(n: int) -> str:
+    return "1 event" if n == 1 else f"{n} events"
+
+
+def log_results(results: Sequence[TrackResult]) -> None:
+    """Log what deserves it: each rejected event with its field errors (WARNING), the failed ones grouped
+    by reason (WARNING), each skipped one (INFO). Names and ids only: never an event's content."""
+    unsent: dict[str, list[TrackResult]] = {}
+    for result in results:
+        if result.status == "rejected":
+            problems = "; ".join(f"{e.field}: {e.reason}" for e in result.errors) or "no reason given"
+            log.warning("the gateway rejected event %s: %s", _label(result), problems)
+        elif result.status == "skipped":
+            why = "; ".join(e.reason for e in result.errors) or "no destination takes it"
+            log.info("the gateway skipped event %s: %s", _label(result), why)
+        elif result.status == "failed":
+            unsent.setdefault(result.reason or "no reason given", []).append(result)
+    for reason, group in unsent.items():
+        names = ", ".join(_label(r) for r in group[:5]) + (", …" if len(group) > 5 else "")
+        log.warning("%s not sent (%s): %s", _events(len(group)), names, reason)
+
+
+def warn_given_up(options: Options, stats: ClientStats, waited: float, unsent: int, unanswered: int) -> None:
+    """The WARNING of a ``close()`` that stopped waiting: how many events were not sent, and why."""
+    why = stats.last_error or "no answer from the gateway yet"
+    unknown = (
+        f"; {_events(unanswered)} in a request still unanswered (the gateway may have them)"
+        if unanswered
+        else ""
+    )
+    log.warning(
+        "%s not sent to %s: given up %gs after close (shutdown_timeout); last error: %s%s",
+        _events(unsent + unanswered),
+        options.url,
+        waited,
+        why,
+        unknown,
+    )
 
 
 def prepare(event: Event | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> Item:
@@ -208,6 +295,9 @@ def _problem(content: bytes) -> str:
     return str(data)[:200]
 
 
+CLOSED = "the client closed before they could be sent"
+
+
 def failed(items: Sequence[Item], reason: str) -> tuple[TrackResult, ...]:
     return tuple(TrackResult("failed", i.event_name, i.event_id, reason=reason) for i in items)
 
@@ -259,11 +349,19 @@ def _by_index(results: Any, n: int) -> list[dict[str, Any] | None]:
 
 class Delivery:
     """The retry plan of one batch, shared by both clients: which items to request next, and how long to
-    wait after each answer. Splits a batch the gateway finds too big; gives up after ``max_retries``."""
+    wait after each answer. Splits a batch the gateway finds too big; gives up after ``max_retries``.
 
-    def __init__(self, items: Sequence[Item], options: Options, stats: ClientStats) -> None:
+    ``logged``: log the outcomes (tracked events, whose fate the caller sees only through callbacks);
+    ``send()`` returns its results instead. Events failed because the client is closing are never logged
+    one batch at a time: ``close()`` logs one summary.
+    """
+
+    def __init__(
+        self, items: Sequence[Item], options: Options, stats: ClientStats, *, logged: bool = True
+    ) -> None:
         self._options = options
         self._stats = stats
+        self._logged = logged
         self._pending: list[tuple[Sequence[Item], int]] = [(items, 0)] if items else []
         self._current: tuple[Sequence[Item], int] | None = None
         self.results: list[TrackResult] = []
@@ -275,8 +373,15 @@ class Delivery:
             if not giving_up:
                 self._current = (batch, attempt)
                 return batch
-            self._settle(failed(batch, "the client closed before they could be sent"))
+            self._settle(failed(batch, CLOSED), logged=False)
         return None
+
+    def abandon(self) -> None:
+        """Settle every unsettled item (the request in flight included) as failed: the client is closing."""
+        if self._current is not None:
+            self._pending.insert(0, self._current)
+            self._current = None
+        self.next(giving_up=True)
 
     def answer(self, verdict: Verdict) -> float:
         """Take the answer to the last request; the seconds to wait before the next one."""
@@ -289,15 +394,27 @@ class Delivery:
             self._pending[:0] = [(batch[:half], attempt), (batch[half:], attempt)]
             return 0.0
         if verdict.kind == "retry":
+            self._stats.last_error = verdict.reason
             if attempt < self._options.max_retries:
                 self._stats.retries += 1
                 self._pending.insert(0, (batch, attempt + 1))
-                return self._options.delay(attempt, verdict.retry_after)
+                pause = self._options.delay(attempt, verdict.retry_after)
+                log.info(
+                    "request of %s failed (%s); retry %d of %d in %.1fs",
+                    _events(len(batch)),
+                    verdict.reason,
+                    attempt + 1,
+                    self._options.max_retries,
+                    pause,
+                )
+                return pause
             self._settle(failed(batch, f"gave up after {attempt + 1} tries: {verdict.reason}"))
             return 0.0
+        if any(r.status == "failed" for r in verdict.results):
+            self._stats.last_error = next(r.reason for r in verdict.results if r.status == "failed")
         self._settle(verdict.results)
         return 0.0
 
-    def _settle(self, results: Sequence[TrackResult]) -> None:
-        self._options.report(self._stats, results)
+    def _settle(self, results: Sequence[TrackResult], *, logged: bool = True) -> None:
+        self._options.report(self._stats, results, logged=logged and self._logged)
         self.results.extend(results)

@@ -1,9 +1,20 @@
-"""The blocking gateway client: ``track()`` returns at once; a background thread sends in batches."""
+"""The blocking gateway client: ``track()`` returns at once; a background thread sends in batches.
+
+Exit is bounded: ``close()`` (called at exit) waits ``shutdown_timeout`` seconds for the queue to drain, then
+fails what is left at once, logs one WARNING counting it, and waits at most ``_GRACE`` more for the thread.
+
+Fork-safe the way sentry-python's ``BackgroundWorker`` is (``_thread_for_pid``): the client remembers the
+process that made its thread; in a forked child the first call starts a fresh queue, thread and connection
+pool. The inherited queue holds the parent's events (the parent sends them) and the inherited sockets are
+the parent's connections, so the child uses neither.
+"""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -24,12 +35,17 @@ from xgate.client.common import (
     body,
     judge,
     prepare,
+    warn_given_up,
 )
 from xgate.events import Event
 
 log = logging.getLogger("xgate.client")
 
 _STOP = object()
+#: how long ``close()`` waits, after giving up, for the thread to fail what is queued and stop (seconds)
+_GRACE = 1.0
+#: how often the thread, filling a batch, looks whether a flush or close wants it sent now (seconds)
+_POLL = 0.05
 
 
 class GatewayClient:
@@ -44,7 +60,12 @@ class GatewayClient:
     event to the gateway's deduplication) and queues it; a full queue drops the event and reports it.
     Requests are retried with exponential backoff and jitter on connection errors, timeouts, 429 (after
     Retry-After) and 5xx; a batch the gateway finds too big is split. Every event's fate reaches
-    ``on_result`` (and rejected or failed ones ``on_error``) from the sending thread.
+    ``on_result`` (and rejected or failed ones ``on_error``) from the sending thread; rejected and failed
+    events are also logged on the ``xgate.client`` logger (see :mod:`xgate.client.common`).
+
+    At exit (an ``atexit`` hook) and in ``close()``, the client waits at most ``shutdown_timeout`` seconds
+    (default 5) for the gateway, then reports what is left failed and logs a WARNING saying how many events
+    were not sent and why. After ``os.fork()`` the child gets its own queue and thread on first use.
     """
 
     def __init__(
@@ -56,17 +77,30 @@ class GatewayClient:
         **options: Unpack[ClientOptions],
     ) -> None:
         self.options = Options.build(url, write_key, **options)
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._closed = False
+        self._start_state()
+        atexit.register(self._flush_at_exit)
+
+    def _start_state(self) -> None:
+        """Fresh counts, queue, connection pool and (lazily started) thread, owned by this process."""
         self.stats = ClientStats()
         self._http = httpx.Client(
-            timeout=self.options.timeout, transport=transport, headers=self.options.headers
+            timeout=self.options.timeout, transport=self._transport, headers=self.options.headers
         )
         self._queue: queue.Queue[Any] = queue.Queue(self.options.max_queue_size)
         self._flushing = threading.Event()
         self._giving_up = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="xgate-client", daemon=True)
-        self._thread.start()
-        atexit.register(self._flush_at_exit)
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def _in_this_process(self) -> None:
+        """After a fork, leave the parent's queue, thread and sockets to the parent and start afresh."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._start_state()
 
     # -- the caller's side -------------------------------------------------------------------------
     def track(self, event: Event | Mapping[str, Any] | None = None, /, **fields: Any) -> bool:
@@ -76,8 +110,14 @@ class GatewayClient:
         """
         if self._closed:
             raise RuntimeError("the client is closed")
+        self._in_this_process()
         item = prepare(event, fields)
         self.stats.tracked += 1
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="xgate-client", daemon=True)
+                    self._thread.start()
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -85,15 +125,23 @@ class GatewayClient:
         return True
 
     def send(self, *events: Event | Mapping[str, Any]) -> list[TrackResult]:
-        """Send ``events`` now, in the calling thread (with retries); their results, in order."""
+        """Send ``events`` now, in the calling thread (with retries); their results, in order.
+
+        The results are returned, not logged (the callbacks still get them).
+        """
+        self._in_this_process()
         items = [prepare(e, {}) for e in events]
         results: list[TrackResult] = []
         for start in range(0, len(items), self.options.batch_size):
-            results.extend(self._deliver(items[start : start + self.options.batch_size]))
+            results.extend(self._deliver(items[start : start + self.options.batch_size], logged=False))
         return results
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event tracked so far is sent (or given up); False if ``timeout`` passed first."""
+        """Wait until every event tracked so far is sent (or given up); False if ``timeout`` passed first.
+
+        A batch still filling is sent at once, without waiting for ``flush_interval``.
+        """
+        self._in_this_process()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._flushing.set()
         try:
@@ -107,19 +155,41 @@ class GatewayClient:
         finally:
             self._flushing.clear()
 
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Flush (up to ``timeout`` seconds; then what is left is reported failed) and stop."""
+    def close(self, timeout: float | None = None) -> None:
+        """Flush for up to ``timeout`` seconds (None: the client's ``shutdown_timeout``), then stop.
+
+        What is not sent by then is reported failed at once (reason: the client closed) and counted in one
+        WARNING with the last error. A request still unanswered is left to finish on its own (its events
+        are counted as unanswered): ``close()`` returns within about ``timeout`` + 1 s.
+        """
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._flush_at_exit)
-        if not self.flush(timeout):
-            self._giving_up.set()
-        self._queue.put(_STOP)
-        self._thread.join(timeout=max(5.0, self.options.timeout + 1))
-        self._http.close()
+        self._in_this_process()
+        wait = self.options.shutdown_timeout if timeout is None else timeout
+        settled = self.flush(wait) or self._give_up(wait)
+        thread = self._thread
+        if thread is not None:
+            # no room: a request is stuck with the queue full; the thread stops once it has drained it
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(_STOP)
+            thread.join(_GRACE if settled else 0)
+        if thread is None or not thread.is_alive():
+            self._http.close()
+
+    def _give_up(self, waited: float) -> bool:
+        """Have the thread fail what is left without sending it; True if it did within ``_GRACE``."""
+        failed_before = self.stats.failed  # from here only the sending thread counts
+        self._giving_up.set()
+        settled = self.flush(_GRACE)
+        unanswered = self._queue.unfinished_tasks
+        warn_given_up(self.options, self.stats, waited, self.stats.failed - failed_before, unanswered)
+        return settled
 
     def _flush_at_exit(self) -> None:
+        if self._pid != os.getpid():
+            return  # a forked child that never used the client: the parent's events are not its own
         if not self._closed and self._queue.unfinished_tasks:
             log.info("flushing %d tracked events at exit", self._queue.unfinished_tasks)
         self.close()
@@ -141,10 +211,13 @@ class GatewayClient:
             size = len(first.payload)
             deadline = time.monotonic() + self.options.flush_interval
             while len(batch) < self.options.batch_size and size < self.options.max_request_bytes:
-                wait = 0.0 if self._flushing.is_set() else deadline - time.monotonic()
+                hurry = self._flushing.is_set() or self._giving_up.is_set()
+                wait = 0.0 if hurry else deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    item = self._queue.get(timeout=min(wait, _POLL)) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
+                    if wait > _POLL:
+                        continue
                     break
                 if item is _STOP:  # put it back for the outer loop, after this batch
                     self._queue.task_done()
@@ -159,9 +232,11 @@ class GatewayClient:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+            if self._closed and self._giving_up.is_set() and self._queue.empty():
+                return  # close() may have found no room for _STOP
 
-    def _deliver(self, items: Sequence[Item]) -> list[TrackResult]:
-        delivery = Delivery(items, self.options, self.stats)
+    def _deliver(self, items: Sequence[Item], *, logged: bool = True) -> list[TrackResult]:
+        delivery = Delivery(items, self.options, self.stats, logged=logged)
         while (batch := delivery.next(self._giving_up.is_set())) is not None:
             pause = delivery.answer(self._request(batch))
             if pause:

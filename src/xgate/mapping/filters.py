@@ -9,7 +9,9 @@ from xgate.config import Condition, ConsentAction, ConsentPolicy, Destination, F
 from xgate.events import EventData, get_path
 
 
-def _holds(condition: Condition, actual: Any, pattern: re.Pattern[str] | None) -> bool:
+def condition_holds(condition: Condition, actual: Any, pattern: re.Pattern[str] | None) -> bool:
+    """Whether ``condition`` holds for the value ``actual`` read at its path (None: absent); ``pattern`` is
+    its compiled regular expression for ``matches``."""
     op, expected = condition.op, condition.value
     if op == "exists":
         return actual is not None
@@ -50,14 +52,16 @@ class EventFilter:
         """The X event id this destination sends ``event_name`` as, if any."""
         return self._event_ids.get(event_name, self._default_event_id)
 
-    def refusal(self, event: EventData) -> str | None:
+    def refusal(self, event: EventData, names_its_event: bool = False) -> str | None:
+        """Why the destination does not take ``event`` (None: it does). ``names_its_event``: the event
+        carries its own X event id (``mapping.event_id``), so its name needs no entry in ``events``."""
         name: str = event["event_name"]
         if name in self._excluded:
             return f"filter: event_name {name!r} is excluded"
-        if self.event_id(name) is None:
+        if not names_its_event and self.event_id(name) is None:
             return f"no X event configured for event_name {name!r}"
         for condition, pattern in self._conditions:
-            if not _holds(condition, get_path(event, condition.path), pattern):
+            if not condition_holds(condition, get_path(event, condition.path), pattern):
                 return f"filter: {condition.path} {condition.op} {condition.value!r} does not hold"
         return None
 

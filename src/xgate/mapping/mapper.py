@@ -11,14 +11,14 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from xgate.config import Config, Destination
+from xgate.config import Config, Destination, event_id_pixel
 from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
 from xgate.event_reader import EventData, format_x_time
 from xgate.events import Event, event_data
 from xgate.identifiers import hash_email, hash_phone
 from xgate.mapping.filters import ConsentRule, EventFilter
 from xgate.mapping.overrides import resolve
-from xgate.validation import validate_conversion
+from xgate.validation import EVENT_ID, validate_conversion
 
 #: override keys that feed the identifier pipeline instead of a body field
 IDENTIFIER_SOURCES = ("twclid", "email", "phone", "ip_address", "user_agent")
@@ -145,14 +145,40 @@ class _Plan:
         self.region = config.identity.default_region
         self.settings = config.x
         self.identifier_overrides = {k: v for k, v in destination.mapping.items() if k in IDENTIFIER_SOURCES}
-        self.field_overrides = {k: v for k, v in destination.mapping.items() if k not in IDENTIFIER_SOURCES}
+        self.field_overrides = {
+            k: v for k, v in destination.mapping.items() if k not in IDENTIFIER_SOURCES and k != "event_id"
+        }
+        self.event_id_override = destination.mapping.get("event_id")
         self.restricted_extra = dict(destination.consent.restricted_extra)
         self.allowed_extra = frozenset(self.restricted_extra)
+
+    def routed_event_id(self, event: EventData) -> tuple[str | None, FieldError | None]:
+        """The X event id the event names for itself at ``mapping.event_id``'s path (None: it names none),
+        or the error that refuses it: not an X event id, or one of another pixel."""
+        override = self.event_id_override
+        if override is None:
+            return None, None
+        value, error = resolve("event_id", override, event)
+        if error is not None or value is None or value == "":
+            return None, error
+        where = override.path or "mapping.event_id"
+        if not isinstance(value, str) or not EVENT_ID.match(value):
+            return None, FieldError(
+                where,
+                "is not an X event id (tw-PIXEL-EVENT or EVENT: base-36, lower-case letters and digits)",
+            )
+        pixel = event_id_pixel(value)
+        if pixel is not None and pixel != self.pixel_id:
+            return None, FieldError(
+                where, f"{value!r} belongs to pixel {pixel!r}, not {self.name}'s pixel {self.pixel_id!r}"
+            )
+        return value, None
 
     def build(
         self, event: EventData, base: dict[str, Any], sources: _Sources, result: MappingResult, now: datetime
     ) -> None:
-        refusal = self.filter.refusal(event)
+        routed, routing_error = self.routed_event_id(event)
+        refusal = self.filter.refusal(event, routed is not None or routing_error is not None)
         if refusal:
             result.skipped[self.name] = refusal
             return
@@ -160,8 +186,11 @@ class _Plan:
         if action == "drop":
             result.skipped[self.name] = f"consent: {self.consent.category!r} not granted (policy: drop)"
             return
+        if routing_error is not None:
+            result.rejections.append(Rejection(self.name, (routing_error,)))
+            return
         event_name: str = event["event_name"]
-        event_id = self.filter.event_id(event_name)
+        event_id = routed or self.filter.event_id(event_name)
         assert event_id is not None  # the filter refuses events without one
         errors: list[FieldError] = []
         warnings: list[str] = []

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xgate.config import ConfigError, ConfigProblem, config_problems
+from xgate.config import ConfigError, ConfigProblem, config_problems, phone_region
 from xgate.errors import CellError as CellError
 
 CellType = Literal["text", "decimal", "integer", "money", "datetime", "list", "json"]
@@ -110,6 +110,9 @@ class ColumnMapping(_Strict):
     encoding: str = "utf-8-sig"
     #: the zone of dates without an offset, unless their column names another
     timezone: str = "UTC"
+    #: the region of this file's phone numbers written without a country code (a French CRM export: FR);
+    #: None: the configuration's ``[identity] default_region``
+    default_region: str | None = None
     #: columns by their name in the file (JSONL: a key, or a dotted path into the line's object); none:
     #: each JSONL line already is an event
     columns: dict[str, Column] = Field(default_factory=dict)
@@ -123,6 +126,11 @@ class ColumnMapping(_Strict):
     def _tz(cls, v: str) -> str:
         _zone(v)
         return v
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        return None if v is None else phone_region(v)
 
     @field_validator("constants")
     @classmethod

@@ -123,6 +123,10 @@ class Importer:
         chunk_rows: int = 2000,
         mapping_text: bytes = b"",
     ) -> None:
+        if mapping.default_region:
+            # the file's phones are read in its own region, by every destination's mapping
+            identity = config.identity.model_copy(update={"default_region": mapping.default_region})
+            config = config.model_copy(update={"identity": identity})
         self.config = config
         self.mapping = mapping
         self.outbox = outbox
