@@ -26,7 +26,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         {
             "storage": {"url": f"sqlite:///{tmp / 'outbox.db'}"},
             "sources": [{"name": "backend", "write_key": "srv-docs-key-1"}],
-            "destinations": [{"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}],
+            "destinations": [
+                {"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}
+            ],
         }
     )
     outbox = open_outbox(config.storage.url)

@@ -32,7 +32,9 @@ def _references(html: str) -> list[str]:
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-def test_the_api_docs_load_every_asset_from_the_gateway_with_a_long_cache(gateway: Gateway, page: str) -> None:
+def test_the_api_docs_load_every_asset_from_the_gateway_with_a_long_cache(
+    gateway: Gateway, page: str
+) -> None:
     r = gateway.http.get(page)
     assert r.status_code == 200
     assert "://" not in r.text, "the page names another host (a CDN, Google Fonts, a validator)"

@@ -43,7 +43,7 @@ LINKS = {
     "/readyz": "readiness: the outbox answers and the dispatcher runs",
     "/metrics": "Prometheus metrics",
 }
-DESCRIPTION = "a self-hosted gateway for X's Conversions API"
+DESCRIPTION = "A self-hosted gateway for X's Conversions API"
 
 
 class _ImmutableFiles(StaticFiles):
@@ -79,12 +79,13 @@ def _prefers_json(request: Request) -> bool:
 def _home_html() -> str:
     items = "\n".join(f'<li><a href="{p}">{p}</a>: {escape(what)}</li>' for p, what in LINKS.items())
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>xgate {__version__}</title>
 <style>body{{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#0f1419}}code{{font-size:.9em}}</style>
 </head><body>
 <h1>xgate {__version__}</h1>
-<p>{escape(DESCRIPTION)}: it collects conversion events (<code>POST /v1/events</code>, with a source's
+<p>{escape(DESCRIPTION)}. It collects conversion events (<code>POST /v1/events</code>, with a source's
 write key), maps and hashes them, and delivers them to X from a durable queue.</p>
 <ul>
 {items}
