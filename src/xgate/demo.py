@@ -1,42 +1,115 @@
 """``make run``: the gateway with embedded defaults, end to end against the sandbox standing in for X.
 
 Starts the sandbox and ``xgate serve`` on loopback with credentials generated at random for this run (handed
-over in environment variables), sends a few demo events, shows them delivered, prints a curl line to send your
-own, and keeps running until Ctrl-C. ``--once`` (or ``XGATE_DEMO_ONCE=1``) exits after showing delivery.
+over in environment variables), sends a few demo events, shows them delivered, prints the lines that make the
+README's tour work from a second terminal (``export XGATE_CONFIG=…``, the write key, the ``curl`` line), and
+keeps running until Ctrl-C or SIGTERM. ``--once`` (or ``XGATE_DEMO_ONCE=1``) exits after showing delivery.
+
+The gateway listens on 127.0.0.1:8080 as the README's ``curl`` line says, or on a free port when 8080 is
+taken (the printed lines name it). Everything the run writes is under ``./var``, which one demo holds at a
+time: a second ``make run`` while one runs refuses, naming the running one and its settings file, and
+changes nothing (the lock is an ``flock`` the system drops when the holder dies, so a killed demo never
+blocks the next). SIGTERM and SIGHUP stop the demo as Ctrl-C does: its sandbox and gateway are stopped too.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
+import shlex
+import shutil
+import signal
 import socket
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import IO, Any
 
 import httpx
+import orjson
 from rich.console import Console
 from rich.markup import escape
 
+from xgate.cli.output import err
 from xgate.cli.serve import activity_table
 from xgate.observe.activity import ActivityEntry
-from xgate.testing import managed_process, wait_http
+from xgate.testing import free_port, managed_process, wait_http
 
 PIXEL = "o8z6j"
 WRITE_KEY_ENV = "XGATE_DEMO_WRITE_KEY"
 ADMIN_KEY_ENV = "XGATE_DEMO_ADMIN_KEY"
 CREDENTIAL_NAMES = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
 SETTLED = {"delivered", "dead"}
+#: the gateway's port when free: the one of the README's curl line and of examples/xgate.toml
+PREFERRED_PORT = 8080
+#: the event file the README's curl line posts (relative to the repository, where ``make run`` runs)
+EXAMPLE_EVENT = Path("examples/purchase.json")
+#: what that line posts when the demo does not run from the repository
+MY_EVENT = {
+    "event_name": "purchase",
+    "id": "my-order-1",
+    "value": 10,
+    "currency": "USD",
+    "user": {"email": "you@example.com"},
+}
 
 console = Console()
 
 
-def _free_port() -> int:
+class DemoRunning(RuntimeError):
+    """Another demo holds the run directory."""
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP arrived: stop as Ctrl-C does."""
+
+
+def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
+    # once: a second signal must not interrupt the clean-up that stops the children
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    raise Stopped(signal.Signals(signum).name)
+
+
+@contextmanager
+def hold_run_dir(var: Path) -> Iterator[None]:
+    """Hold ``var/demo.lock`` for the run; :class:`DemoRunning` (naming the holder) when another demo does.
+
+    Nothing in ``var`` is written before the lock is held, so a refused second demo changes nothing."""
+    var.mkdir(parents=True, exist_ok=True)
+    lock: IO[str] = (var / "demo.lock").open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise DemoRunning(
+                f"a demo is already running from this folder (pid {holder}) and owns {var}/: use it "
+                f"(`source {var / 'demo.env'}` in another terminal sets its XGATE_CONFIG and WRITE_KEY), "
+                f"or stop it (Ctrl-C in its terminal, or kill {holder}) and run again"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+    finally:
+        lock.close()
+
+
+def _gateway_port() -> int:
+    """:data:`PREFERRED_PORT` when nothing listens there, else a free port."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", PREFERRED_PORT))
+        except OSError:
+            return free_port()
+    return PREFERRED_PORT
 
 
 def demo_config(var: Path, sandbox_url: str, port: int) -> str:
@@ -121,9 +194,38 @@ def _show_answer(answer: dict[str, Any], events: list[dict[str, Any]]) -> None:
             console.print(f"  [green]✓[/] {name:<10} {result['status']} {ids}")
 
 
+def _tour_lines(config: Path, gateway: str, write_key: str) -> tuple[list[str], list[str]]:
+    """The shell lines for a second terminal: the exports (also written to ``var/demo.env``) and the
+    commands of the README's tour, each at most 80 columns wide (but for a long path)."""
+    exports = [
+        f"export XGATE_CONFIG={shlex.quote(str(config.resolve()))}",
+        f"export WRITE_KEY={shlex.quote(write_key)}",
+    ]
+    bin_dir = Path(sys.executable).parent
+    if shutil.which("xgate") != str(bin_dir / "xgate") and (bin_dir / "xgate").exists():
+        exports.append(f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"')
+    event = EXAMPLE_EVENT
+    if not event.exists():  # not run from the repository: an event of its own
+        event = config.parent / "my-event.json"
+        event.write_text(orjson.dumps(MY_EVENT, option=orjson.OPT_INDENT_2).decode() + "\n", encoding="utf-8")
+    commands = [
+        "xgate status",
+        "xgate activity",
+        'curl -H "Authorization: Bearer $WRITE_KEY" \\',
+        '     -H "Content-Type: application/json" \\',
+        f"     -d @{shlex.quote(str(event))} {gateway}/v1/events",
+    ]
+    return exports, commands
+
+
 def run(var: Path, *, once: bool) -> int:
-    var.mkdir(parents=True, exist_ok=True)
-    run_id = secrets.token_hex(4)
+    """The demo in ``var``; 0 once delivery is shown (``once``) or when stopped, 1 when a process failed."""
+    with hold_run_dir(var):
+        return _run(var, once=once)
+
+
+def _run(var: Path, *, once: bool) -> int:
+    run_id = secrets.token_hex(3)
     write_key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -131,13 +233,10 @@ def run(var: Path, *, once: bool) -> int:
         WRITE_KEY_ENV: write_key,
         ADMIN_KEY_ENV: admin_key,
     }
-    sb_port, gw_port = _free_port(), _free_port()
+    sb_port, gw_port = free_port(), _gateway_port()
     sandbox, gateway = f"http://127.0.0.1:{sb_port}", f"http://127.0.0.1:{gw_port}"
     config = var / "xgate.demo.toml"
     config.write_text(demo_config(var, sandbox, gw_port), encoding="utf-8")
-    headers_file = var / "demo-headers.txt"
-    headers_file.touch(mode=0o600)
-    headers_file.write_text(f"Authorization: Bearer {write_key}\n", encoding="utf-8")
     xgate = [sys.executable, "-m", "xgate"]
 
     with ExitStack() as stack:
@@ -147,10 +246,12 @@ def run(var: Path, *, once: bool) -> int:
             managed_process([*xgate, "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)], env, sb_log)
         )
         wait_http(f"{sandbox}/_sandbox/requests", 60, proc=sb, log=sb_log)
-        console.print(f"sandbox (standing in for X) on {sandbox}   log: {sb_log}")
+        console.print(f"sandbox (standing in for X): {sandbox}   log: {sb_log}", highlight=False)
         gw = stack.enter_context(managed_process([*xgate, "serve", "--config", str(config)], env, gw_log))
         wait_http(f"{gateway}/readyz", 60, proc=gw, log=gw_log)
-        console.print(f"gateway on {gateway}   config: {config}   log: {gw_log}")
+        console.print(f"gateway: {gateway}   log: {gw_log}", highlight=False)
+        if gw_port != PREFERRED_PORT:
+            console.print(f"(port {PREFERRED_PORT} is taken: the gateway is on {gw_port})", style="yellow")
 
         events = demo_events(run_id)
         console.print(f"\nSending {len(events)} demo events to POST /v1/events:")
@@ -180,27 +281,21 @@ def run(var: Path, *, once: bool) -> int:
             console.print(f"[red]Not every conversion was delivered within 60 s; see {gw_log}[/]")
             return 1
 
-        console.print(
-            f"\nActivity: {gateway}/activity?write_key=KEY (the key is in {headers_file}), "
-            f"or: xgate activity --config {config}"
-        )
-        console.print("Send your own event:\n")
-        console.print(
-            f'  curl -H @{headers_file} --data \'{{"event_name": "purchase", "id": "my-order-1", '
-            f'"value": 10, "currency": "USD", "user": {{"email": "you@example.com"}}}}\' '
-            f"{gateway}/v1/events",
-            soft_wrap=True,
-            highlight=False,
-        )
+        exports, commands = _tour_lines(config, gateway, write_key)
+        env_file = var / "demo.env"
+        env_file.touch(mode=0o600)
+        env_file.write_text("\n".join(exports) + "\n", encoding="utf-8")
+        console.print(f"\nIn another terminal, from this folder (the exports are in {env_file} too):\n")
+        for line in [*exports, "", *commands]:
+            console.print(f"  {line}" if line else "", soft_wrap=True, highlight=False, markup=False)
+        console.print("\nThe activity page and the API docs, in a browser:\n")
+        for url in (f"{gateway}/activity?write_key={write_key}", f"{gateway}/docs"):
+            console.print(f"  {url}", soft_wrap=True, highlight=False, markup=False)
         if once:
             return 0
         console.print("\nRunning until Ctrl-C.")
-        try:
-            while gw.poll() is None and sb.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            console.print("\nStopping.")
-            return 0
+        while gw.poll() is None and sb.poll() is None:
+            time.sleep(0.5)
         console.print(f"[red]A process stopped; see {gw_log} and {sb_log}[/]")
         return 1
     return 0
@@ -209,10 +304,15 @@ def run(var: Path, *, once: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     once = "--once" in args or os.environ.get("XGATE_DEMO_ONCE") == "1"
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
     try:
         return run(Path("var"), once=once)
+    except (KeyboardInterrupt, Stopped):
+        console.print("\nStopped: the sandbox and the gateway are stopped too.")
+        return 0
     except RuntimeError as e:
-        console.print(f"[red]{e}[/]")
+        err.print(f"[bold red]error:[/bold red] {escape(str(e))}")
         return 1
 
 

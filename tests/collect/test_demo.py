@@ -1,16 +1,28 @@
-"""``make run`` (python -m xgate.demo --once): demo events end to end, delivered at the sandbox."""
+"""``make run`` (python -m xgate.demo): demo events end to end, delivered at the sandbox; the lines it prints
+make the README's tour work from a second terminal; one demo per folder; SIGTERM stops its children too."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
 NEEDED = ("xgate.sandbox", "xgate.dispatch", "xgate.mapping")
+SIGNAL_WORDS = {"twclid", "email", "phone", "ip_ua"}
 
 
 def _missing() -> list[str]:
@@ -25,25 +37,186 @@ def _missing() -> list[str]:
     return missing
 
 
-@pytest.mark.skipif(
+pytestmark = pytest.mark.skipif(
     bool(_missing()) and os.environ.get("CI") != "true", reason="sandbox/dispatcher not landed"
 )
-def test_the_demo_delivers_its_events_and_keeps_secrets_out_of_sight(tmp_path: Path) -> None:
-    env = {**os.environ, "XGATE_DEMO_ONCE": "1", "COLUMNS": "200"}
-    done = subprocess.run(
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder with a short path, so that the printed export lines fit 80 columns as in a checkout."""
+    path = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"XGATE_CONFIG", "WRITE_KEY"}}
+    return {**env, "COLUMNS": "80", "NO_COLOR": "1", **extra}
+
+
+def _exports(var: Path) -> dict[str, str]:
+    """The variables ``var/demo.env`` sets, as a shell sourcing it sees them."""
+    out = subprocess.run(
+        ["bash", "-c", f"source {var / 'demo.env'} && env -0"], capture_output=True, check=True
+    ).stdout
+    return dict(line.split("=", 1) for line in out.decode().split("\0") if "=" in line)
+
+
+@dataclass
+class RunningDemo:
+    proc: subprocess.Popen[str]
+    folder: Path
+    out: str
+
+    @property
+    def gateway(self) -> str:
+        found = re.search(r"gateway: (http://127\.0\.0\.1:\d+)", self.out)
+        assert found, self.out
+        return found.group(1)
+
+
+def _start_demo(folder: Path) -> RunningDemo:
+    """``python -m xgate.demo`` at 80 columns in ``folder``, once it says it keeps running."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "xgate.demo"],
+        cwd=folder,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    out = ""
+    deadline = time.monotonic() + 180
+    while "Running until Ctrl-C." not in out:
+        line = proc.stdout.readline()
+        if (not line and proc.poll() is not None) or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the demo did not come up:\n{out}")
+        out += line
+    return RunningDemo(proc, folder, out)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[RunningDemo]:
+    """One demo for the module (a start takes seconds), in a folder with a short path so that the printed
+    lines fit 80 columns as they do in a checkout. The SIGTERM test, last, stops it."""
+    folder = Path(tempfile.mkdtemp(prefix="xd", dir="/tmp"))
+    running = _start_demo(folder)
+    yield running
+    if running.proc.poll() is None:
+        running.proc.send_signal(signal.SIGTERM)
+        running.proc.wait(timeout=60)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_demo_delivers_its_events_and_keeps_secrets_out_of_files(demo: RunningDemo) -> None:
+    out = demo.out
+    assert "Delivered at the sandbox" in out
+    assert out.count("delivered") >= 3  # purchase, sign_up, page_view
+    assert "rejected" in out and "value" in out  # the invalid demo event, with its field
+    config = (demo.folder / "var" / "xgate.demo.toml").read_text()
+    assert "write_key_env" in config and "secret" not in config.lower()
+    assert "demo.shopper@example.com" not in (out + config).lower()
+    assert (demo.folder / "var" / "demo.env").stat().st_mode & 0o077 == 0  # the key's file is the user's only
+
+
+def test_the_demo_reads_at_80_columns_with_match_signals_as_text(demo: RunningDemo) -> None:
+    too_wide = [line for line in demo.out.splitlines() if len(line) > 80]
+    assert too_wide == []
+    # the purchase has twclid, e-mail and phone but no IP / user agent (a server source): the text says so
+    signal_words = [w for w in demo.out.split() if w.lstrip("-") in SIGNAL_WORDS]
+    assert "-ip_ua" in signal_words and "twclid" in signal_words and "-email" in signal_words
+    assert re.search(r"demo-order-\w+", demo.out) and "delivered, 1 try" in demo.out
+
+
+def test_the_printed_exports_let_xgate_commands_find_the_demo_from_any_folder(
+    demo: RunningDemo, tmp_path: Path
+) -> None:
+    assert "export XGATE_CONFIG=" in demo.out and "export WRITE_KEY=" in demo.out
+    assert _exports(demo.folder / "var")["WRITE_KEY"] in demo.out
+    activity = subprocess.run(
+        ["bash", "-c", f"source {demo.folder / 'var' / 'demo.env'} && xgate activity --json"],
         cwd=tmp_path,
-        env=env,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert activity.returncode == 0, activity.stderr
+    ids = {e["conversion_id"] for e in json.loads(activity.stdout)}
+    assert any(i.startswith("demo-order-") for i in ids)
+
+
+def test_the_tour_lines_the_demo_prints_work_in_a_second_terminal(demo: RunningDemo) -> None:
+    lines = demo.out.splitlines()
+    start = next(i for i, line in enumerate(lines) if "another terminal" in line)
+    block = lines[start + 1 : next(i for i, line in enumerate(lines) if "in a browser" in line)]
+    script = "\n".join(line.strip() for line in block if line.startswith("  "))
+    assert "xgate status" in script and "curl " in script
+    done = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=demo.folder, env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"accepted":1' in done.stdout  # the curl line's event
+    assert "x-demo" in done.stdout  # xgate status names the demo's destination
+
+
+def test_a_second_demo_in_the_same_folder_refuses_and_changes_nothing(demo: RunningDemo) -> None:
+    var = demo.folder / "var"
+    kept = {name: (var / name).read_bytes() for name in ("xgate.demo.toml", "demo.env", "demo.lock")}
+    second = subprocess.run(
+        [sys.executable, "-m", "xgate.demo"],
+        cwd=demo.folder,
+        env=_env(XGATE_DEMO_ONCE="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert f"already running from this folder (pid {demo.proc.pid})" in " ".join(second.stderr.split())
+    assert "demo.env" in second.stderr
+    assert {name: (var / name).read_bytes() for name in kept} == kept
+    assert httpx.get(f"{demo.gateway}/readyz").status_code == 200  # the first one still serves
+
+
+def test_sigterm_stops_the_demo_and_its_sandbox_and_gateway(demo: RunningDemo) -> None:
+    children = psutil.Process(demo.proc.pid).children(recursive=True)
+    assert len(children) >= 2  # the sandbox and the gateway
+    demo.proc.send_signal(signal.SIGTERM)
+    assert demo.proc.wait(timeout=60) == 0
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+    assert "Stopped" in (demo.proc.stdout.read() if demo.proc.stdout else "")
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from xgate.demo import hold_run_dir
+with hold_run_dir(Path("var")):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_demo_killed_outright_leaves_no_lock_behind_and_once_mode_exits_after_delivery(
+    short_dir: Path,
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER], cwd=short_dir, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    done = subprocess.run(
+        [sys.executable, "-m", "xgate.demo", "--once"],
+        cwd=short_dir,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
-    assert "Delivered at the sandbox" in out
-    assert out.count("delivered") >= 3  # purchase, sign_up, page_view
-    assert "rejected" in out and "value" in out  # the invalid demo event, with its field
-    assert "curl -H @" in out
-    config = (tmp_path / "var" / "xgate.demo.toml").read_text()
-    assert "write_key_env" in config and "secret" not in config.lower()
-    assert "demo.shopper@example.com" not in (out + config).lower()
+    assert "Delivered at the sandbox" in done.stdout and "Running until" not in done.stdout

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import fields
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
+from xgate.cli.serve import activity_table
 from xgate.config import Config, parse_config
 from xgate.conversion import FieldError
 from xgate.mapping import Mapper
 from xgate.observe import ActivityLog, MeteredOutbox, Metrics, RejectionRing
-from xgate.observe.activity import ActivityEntry
+from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.observe.page import render_activity_page
 from xgate.outbox.base import Outbox
 from xgate.testing import OutboxFactory
@@ -120,6 +125,102 @@ def test_the_activity_command_prints_a_table(config: Config, outbox: Outbox, tmp
     assert result.exit_code == 0, result.output
     assert "ord-cli" in result.output
     assert "queued" in result.output
+
+
+def _activity_toml(config: Config, tmp_path: Path) -> Path:
+    toml = tmp_path / "xgate.toml"
+    toml.write_text(
+        f'[storage]\nurl = "{config.storage.url}"\n[[destinations]]\nname = "x-a"\npixel_id = "{PIXEL}"\n'
+        f'events = {{ purchase = "tw-{PIXEL}-o87ne" }}\n'
+    )
+    return toml
+
+
+def test_match_signals_read_as_text_an_absent_one_marked_with_a_minus() -> None:
+    assert signals_text(("email", "twclid")) == "twclid email -phone -ip_ua"
+    assert signals_text(()) == "-twclid -email -phone -ip_ua"
+
+
+def test_the_activity_table_fits_80_columns_and_says_everything_in_plain_text() -> None:
+    entries = [
+        ActivityEntry(
+            at=0,
+            event_name="purchase",
+            state="delivered",
+            destination="x-main",
+            conversion_id="ord-1",
+            match_signals=("twclid", "email"),
+            attempts=1,
+            debug_id="9f3a6c1d2e4b5a60",
+        ),
+        ActivityEntry(
+            at=0,
+            event_name="sign_up",
+            state="dead",
+            destination="x-main",
+            conversion_id="ord-2",
+            match_signals=("phone",),
+            attempts=5,
+            error="HTTP 401; UNAUTHORIZED: the credentials were refused by X",
+        ),
+        ActivityEntry(
+            at=0, event_name="purchase", state="rejected", source="web", error="value: not a number"
+        ),
+    ]
+    out = StringIO()
+    Console(file=out, width=80, color_system=None).print(activity_table(entries))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    words = out.getvalue().split()
+    # every signal is a word of its own, an absent one with its minus (no colour or strike-through needed)
+    for present, absent in ((["twclid", "email"], ["-phone", "-ip_ua"]), (["phone"], ["-twclid", "-email"])):
+        assert all(w in words for w in present + absent)
+    for text in ("ord-1", "ord-2", "9f3a6c1d2e4b5a60", "delivered,", "dead,", "5 tries", "from web"):
+        assert text in out.getvalue(), text
+    # the error is all there, wrapped, not cut
+    assert "UNAUTHORIZED: the credentials were refused by X" in " ".join(words)
+    assert "value: not a number" in " ".join(words)
+
+
+def test_the_activity_command_at_80_columns(config: Config, outbox: Outbox, tmp_path: Path) -> None:
+    queue(config, outbox, "ord-80")
+    result = CliRunner().invoke(
+        cli, ["activity", "--config", str(_activity_toml(config, tmp_path))], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "ord-80" in result.stdout
+    assert [w for w in result.stdout.split() if w.lstrip("-") in {"twclid", "email", "phone", "ip_ua"}][
+        :4
+    ] == ["twclid", "email", "-phone", "-ip_ua"]
+
+
+def test_activity_json_is_a_list_of_entries_named_as_the_http_api_names_them(
+    config: Config, outbox: Outbox, tmp_path: Path
+) -> None:
+    queue(config, outbox, "ord-json")
+    result = CliRunner().invoke(
+        cli, ["activity", "--config", str(_activity_toml(config, tmp_path)), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert isinstance(entries, list) and len(entries) == 2  # one per destination
+    assert {e["destination"] for e in entries} == {"x-a", "x-b"}
+    entry = entries[0]
+    assert set(entry) == {f.name for f in fields(ActivityEntry)}
+    assert entry["conversion_id"] == "ord-json" and entry["state"] == "queued"
+    assert entry["match_signals"] == ["twclid", "email"] and entry["event_name"] == "purchase"
+    assert isinstance(entry["at"], float) and entry["attempts"] == 0
+
+
+def test_activity_json_of_an_empty_outbox_is_an_empty_list(
+    config: Config, outbox: Outbox, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["activity", "--config", str(_activity_toml(config, tmp_path)), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
 
 
 def test_the_activity_command_explains_a_bad_config(tmp_path: Path) -> None:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
+import orjson
 import typer
-from rich.markup import escape
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from xgate.cli.listen import bind_or_exit, serve_on
 from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import console
-from xgate.observe.activity import SIGNALS, ActivityEntry
+from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.runtime import build_flavour, tune_gc
 
 
@@ -81,31 +84,59 @@ def serve(
         gateway.close()
 
 
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 _STATE_STYLE = {"delivered": "green", "dead": "red", "rejected": "red", "queued": "yellow", "leased": "cyan"}
 
 
+def _signals_cell(entry: ActivityEntry) -> Text:
+    """The match signals as text (an absent one reads ``-phone``), absent ones dimmed as well."""
+    if entry.state == "rejected":
+        return Text()
+    cell = Text()
+    for word in signals_text(entry.match_signals).split():
+        cell.append(word, style="dim" if word.startswith("-") else "")
+        cell.append(" ")
+    cell.rstrip()
+    return cell
+
+
+def _state_cell(entry: ActivityEntry) -> Text:
+    """``delivered, 1 try`` and, on the next line, X's debug id or the error."""
+    cell = Text(entry.state, style=_STATE_STYLE.get(entry.state, ""))
+    if entry.attempts:
+        cell.append(f", {entry.attempts} {'try' if entry.attempts == 1 else 'tries'}")
+    detail = entry.debug_id or entry.error
+    if detail:
+        cell.append(f"\n{detail}")
+    return cell
+
+
 def activity_table(entries: list[ActivityEntry], title: str = "Recent activity") -> Table:
-    """A rich table of activity entries: conversion id, match signals, state, X's debug id or error."""
-    table = Table(title=title, title_justify="left")
-    for column in ("time (UTC)", "event", "destination", "conversion id", "match signals", "state", "tries"):
-        table.add_column(column, no_wrap=column != "match signals")
-    table.add_column("X debug id / error", overflow="fold")
+    """A rich table of activity entries, two lines a row so that it reads at 80 columns: time (UTC), event
+    and destination (``from SOURCE`` for a rejection), conversion id, match signals as text
+    (``twclid email -phone -ip_ua``), state with attempts and X's debug id or the error. Cells wrap or
+    fold; nothing is cut off. The columns are named after the fields of ``xgate activity --json``."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("time (UTC)", width=10, no_wrap=True)
+    table.add_column("event\ndestination", overflow="fold")
+    table.add_column("conversion id", overflow="fold")
+    # 14 wide: the four signals always take two lines ("-twclid -email" / "-phone -ip_ua")
+    table.add_column("match signals", width=14)
+    table.add_column("state, tries\nX debug id / error", overflow="fold", ratio=1)
     for e in entries:
-        signals = " ".join(s if s in e.match_signals else f"[dim strike]{s}[/]" for s in SIGNALS)
-        style = _STATE_STYLE.get(e.state, "")
+        where = e.destination or (f"from {e.source}" if e.source else "")
         table.add_row(
-            _when(e.at),
-            escape(e.event_name),
-            escape(e.destination or e.source or ""),
-            escape(e.conversion_id or ""),
-            "" if e.state == "rejected" else signals,
-            f"[{style}]{e.state}[/]" if style else escape(e.state),
-            str(e.attempts or ""),
-            escape(e.debug_id or e.error or ""),
+            datetime.fromtimestamp(e.at, tz=UTC).strftime("%Y-%m-%d\n%H:%M:%S"),
+            Text(f"{e.event_name}\n{where}"),
+            Text(e.conversion_id or ""),
+            _signals_cell(e),
+            _state_cell(e),
         )
     return table
 
@@ -113,10 +144,14 @@ def activity_table(entries: list[ActivityEntry], title: str = "Recent activity")
 def activity(
     config_path: ConfigOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="how many entries")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of entries, for scripts")] = False,
 ) -> None:
     """Show recent conversions from the outbox: destination, match signals, delivery state, X's answer.
 
-    Rejected events are kept in the running gateway's memory only: see GET /activity there.
+    ``--json`` prints a list of entries as ``GET /v1/activity`` does: ``at`` (Unix seconds), ``event_name``,
+    ``destination``, ``conversion_id``, ``match_signals`` (the present ones), ``state``, ``attempts``,
+    ``debug_id``, ``error``, ``source``. Rejected events are kept in the running gateway's memory only: see
+    GET /activity there.
     """
     from xgate.cli.options import outbox_or_exit
     from xgate.observe.activity import ActivityLog
@@ -127,6 +162,10 @@ def activity(
         entries = ActivityLog(outbox).recent(limit)
     finally:
         outbox.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps([e.as_json() for e in entries], option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+        return
     if not entries:
         console.print("No conversions in the outbox yet.")
         return

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from xgate import __version__
 from xgate.collect.auth import Keyring, key_from_request, origin_allowed
 from xgate.collect.body import BodyTooLarge, read_body
+from xgate.collect.docs import add_pages
 from xgate.collect.enrich import request_facts
 from xgate.collect.ingest import EventMapper, Ingest
 from xgate.collect.runner import Background, BackgroundRunner
@@ -285,6 +286,9 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         description="Self-hosted gateway for X's Conversions API.",
+        # served by add_pages with assets from the gateway itself, not a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.config = config
     app.state.gateway = gateway
@@ -382,6 +386,7 @@ def create_app(
     from xgate.tag.routes import router as tag_router
 
     app.include_router(tag_router)
+    add_pages(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -22,6 +22,13 @@ from xgate.outbox.base import Outbox, OutboxRow
 SIGNALS = ("twclid", "email", "phone", "ip_ua")
 
 
+def signals_text(present: Sequence[str]) -> str:
+    """Every match signal in :data:`SIGNALS` order, an absent one marked with ``-``:
+    ``("twclid", "email")`` gives ``"twclid email -phone -ip_ua"`` (true without colours or strike-through).
+    """
+    return " ".join(s if s in present else f"-{s}" for s in SIGNALS)
+
+
 @dataclass(frozen=True, slots=True)
 class ActivityEntry:
     at: float
