@@ -189,27 +189,33 @@ def test_read_only_commands_run_elsewhere_find_the_outbox_beside_the_config_or_r
     assert not (elsewhere / "var").exists()
 
 
+ONE_DESTINATION = '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+ONE_DESTINATION_DATA = {"destinations": [{"name": "x", "pixel_id": "o8z6j", "events": {"purchase": "o87ne"}}]}
+
+
 def test_relative_storage_paths_are_read_from_the_config_files_folder(tmp_path: Path) -> None:
     cfg = tmp_path / "conf" / "xgate.toml"
     cfg.parent.mkdir()
-    cfg.write_text('[storage]\nurl = "sqlite:///../data/xgate.db"\nstate_dir = "state"\n')
+    cfg.write_text('[storage]\nurl = "sqlite:///../data/xgate.db"\nstate_dir = "state"\n' + ONE_DESTINATION)
     storage = load_config(cfg).storage
     assert storage.url == f"sqlite:///{tmp_path / 'data' / 'xgate.db'}"
     assert storage.state_dir == tmp_path / "conf" / "state"
-    cfg.write_text(f'[storage]\nurl = "sqlite:////abs/x.db"\nstate_dir = "{tmp_path}/s"\n')
+    cfg.write_text(f'[storage]\nurl = "sqlite:////abs/x.db"\nstate_dir = "{tmp_path}/s"\n' + ONE_DESTINATION)
     assert (load_config(cfg).storage.url, load_config(cfg).storage.state_dir) == (
         "sqlite:////abs/x.db",
         tmp_path / "s",
     )
-    cfg.write_text("")  # the defaults too
+    cfg.write_text(ONE_DESTINATION)  # the defaults too
     assert load_config(cfg).storage.url == f"sqlite:///{tmp_path / 'conf' / 'var' / 'xgate.db'}"
 
 
 def test_embedded_defaults_keep_paths_relative_to_the_working_directory() -> None:
-    assert parse_config({}).storage.url == "sqlite:///var/xgate.db"
+    assert parse_config(ONE_DESTINATION_DATA).storage.url == "sqlite:///var/xgate.db"
 
 
 def test_a_node_id_must_be_a_plain_name() -> None:
-    assert parse_config({"server": {"node_id": "gw-1.eu"}}).server.node_id == "gw-1.eu"
+    assert (
+        parse_config({"server": {"node_id": "gw-1.eu"}, **ONE_DESTINATION_DATA}).server.node_id == "gw-1.eu"
+    )
     with pytest.raises(ConfigError, match=r"server\.node_id"):
-        parse_config({"server": {"node_id": "two words"}})
+        parse_config({"server": {"node_id": "two words"}, **ONE_DESTINATION_DATA})

@@ -115,6 +115,7 @@ EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {
     ("dlq", "list"): [],
     ("dlq", "show"): ["1"],
     ("dlq", "replay"): ["--all"],
+    ("dlq", "discard"): ["--all"],
     ("tag", "snippet"): ["--collector", "https://xgate.example", "--source", "web"],
 }
 
@@ -137,7 +138,10 @@ def test_a_missing_configuration_fails_alike_in_every_command(path: tuple[str, .
 @pytest.mark.parametrize("path", list(EXTRA_ARGS), ids=" ".join)
 def test_an_invalid_configuration_fails_alike_in_every_command(path: tuple[str, ...], tmp_path: Path) -> None:
     bad = tmp_path / "xgate.toml"
-    bad.write_text('[server]\nport = "eighty"\n[x]\napi_url = "ads-api.x.com"\n')
+    bad.write_text(
+        '[server]\nport = "eighty"\n[x]\napi_url = "ads-api.x.com"\n'
+        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
     result = runner.invoke(app, [*path, *EXTRA_ARGS[path], "--config", str(bad)])
     assert result.exit_code == 1
     first, *problems = result.stderr.splitlines()
