@@ -16,6 +16,7 @@ from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
 from xgate.cli.output import console, fail, note, warn
 from xgate.errors import OutboxUnavailable
 from xgate.observe.destinations import destination_states
+from xgate.outbox import storage_location
 from xgate.runtime import tune_gc
 
 dlq_app = typer.Typer(
@@ -48,7 +49,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(dispatcher.stop()))
         await dispatcher.run_forever()
 
-    note(f"dispatching from {config.storage.url} — Ctrl-C to stop")
+    note(f"dispatching from {storage_location(config.storage.url)} — Ctrl-C to stop")
     tune_gc()
     try:
         asyncio.run(main())

@@ -192,8 +192,8 @@ class Outbox(Protocol):
     # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         """Take up to ``limit`` rows in one transaction, under one new token, until ``now +
-        lease_seconds``: first queued rows due at ``now`` (earliest ``next_attempt_at`` first), then rows
-        whose lease expired (their holder died or stalled). Records this node as ``leased_by``.
+        lease_seconds``: first queued rows due at ``now`` (earliest ``next_attempt_at`` first, ties by id),
+        then rows whose lease expired (their holder died or stalled). Records this node as ``leased_by``.
 
         Returns the rows sorted by id (empty when nothing is due). Several callers (threads, processes,
         nodes) never get the same row under live leases."""
@@ -246,6 +246,15 @@ class Outbox(Protocol):
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
         """Leased → queued at once, attempts unchanged (graceful shutdown; rows a stopped dispatcher
         cannot take). Returns how many rows were settled."""
+        ...
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until rows may have become due, or ``timeout`` seconds passed: an idle dispatcher calls
+        it between empty leases instead of sleeping its poll interval. Returns early when rows were
+        queued (enqueued, released, reclaimed, replayed) after the call began — on PostgreSQL by any node
+        (``LISTEN``/``NOTIFY``), on SQLite by this process (another process's rows wait for the timeout).
+        A wake-up is a hint, not a promise: lease again and wait again when nothing came. Never raises
+        (while the store is unreachable it waits the timeout); returns at once after :meth:`close`."""
         ...
 
     # -- inspection --------------------------------------------------------------------------------
