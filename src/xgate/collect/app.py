@@ -30,6 +30,7 @@ from xgate.collect.schema import (
     ActivityAnswer,
     component_schemas,
 )
+from xgate.collect.sources import add_source_routes
 from xgate.collect.writer import GroupWriter, TakesLeasedRows
 from xgate.config import Config, Source
 from xgate.errors import OutboxUnavailable
@@ -164,11 +165,13 @@ class _Gateway:
         if isinstance(events, Response):
             events.headers.update(cors or {})
             return events
-        return await self._ingest(request, source, events, cors)
+        return await self.ingest_events(request, source, events, cors)
 
-    async def _ingest(
+    async def ingest_events(
         self, request: Request, source: Source, events: list[Any], cors: dict[str, str] | None
     ) -> Response:
+        """Map, store and report ``events`` of ``source`` (xgate events, or :class:`~xgate.collect.ingest.
+        Settled` entries a source kind made): the one ingest path of every endpoint."""
         settings = self.config.server
         facts = request_facts(request, settings, datetime.now(UTC))
         if not source.takes_request_context:  # a backend's address and user agent are not its user's
@@ -386,6 +389,7 @@ def create_app(
     from xgate.tag.routes import router as tag_router
 
     app.include_router(tag_router)
+    add_source_routes(app, gateway)
     add_pages(app)
 
     def openapi() -> dict[str, Any]:
