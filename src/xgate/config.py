@@ -602,6 +602,9 @@ class WooCommerceSource(WebhookSource):
 
 class StripeSource(WebhookSource):
     kind: Literal["stripe"] = "stripe"
+    #: seconds a Stripe-Signature timestamp may lag behind this machine's clock before the event is refused
+    #: as a replay (Stripe's libraries default to 300)
+    tolerance_seconds: int = Field(default=300, ge=1)
 
 
 _SOURCE_CLASSES: dict[str, type[Source]] = {

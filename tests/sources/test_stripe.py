@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from webhookkit import STRIPE_SECRET, body, fixture, stripe_headers
 
+from xgate.collect.kinds import stripe
 from xgate.errors import WebhookSignatureError
-from xgate.sources import stripe
 
 
 def session_event(**changes: Any) -> dict[str, Any]:
@@ -101,7 +101,9 @@ def test_value_is_amount_total_in_minor_units_and_currency_upper_cased() -> None
     ("currency", "minor", "value"),
     [("jpy", 12000, 12000.0), ("krw", 5000, 5000.0), ("kwd", 12340, 12.34), ("eur", 1999, 19.99)],
 )
-def test_minor_units_follow_stripes_zero_and_three_decimal_currencies(currency: str, minor: int, value: float) -> None:
+def test_minor_units_follow_stripes_zero_and_three_decimal_currencies(
+    currency: str, minor: int, value: float
+) -> None:
     e = converted(session_event(currency=currency, amount_total=minor))
     assert e["value"] == value
 
@@ -174,11 +176,15 @@ def test_a_session_that_is_not_paid_is_skipped_with_its_status(status: str) -> N
 def test_a_refund_is_recorded_not_sent() -> None:
     delivery = stripe.read(fixture("stripe_charge_refunded.json"), {})
     assert delivery.event is None
-    assert delivery.skipped == "charge ch_3QpayCharge0001 of payment pi_3QpayIntent0001 refunded: recorded, not sent"
+    assert (
+        delivery.skipped
+        == "charge ch_3QpayCharge0001 of payment pi_3QpayIntent0001 refunded: recorded, not sent"
+    )
 
 
 @pytest.mark.parametrize(
-    "kind", ["payment_intent.payment_failed", "payment_intent.canceled", "checkout.session.async_payment_failed"]
+    "kind",
+    ["payment_intent.payment_failed", "payment_intent.canceled", "checkout.session.async_payment_failed"],
 )
 def test_failed_payments_are_skipped(kind: str) -> None:
     payload = intent_event(status="requires_payment_method")
@@ -193,7 +199,13 @@ def test_test_mode_events_are_skipped() -> None:
 
 
 def test_other_event_types_are_skipped_naming_the_type() -> None:
-    payload = {"id": "evt_1", "type": "customer.created", "livemode": True, "data": {"object": {"id": "cus_1"}}}
+    payload = {
+        "id": "evt_1",
+        "type": "customer.created",
+        "livemode": True,
+        "data": {"object": {"id": "cus_1"}},
+    }
     assert stripe.read(payload, {}).skipped == (
-        "event type customer.created does not convert (checkout.session.completed and payment_intent.succeeded do)"
+        "event type customer.created does not convert "
+        "(checkout.session.completed and payment_intent.succeeded do)"
     )

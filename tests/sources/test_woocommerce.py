@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from webhookkit import WOO_SECRET, body, fixture, woo_headers
 
+from xgate.collect.kinds import woocommerce
 from xgate.errors import WebhookSignatureError
-from xgate.sources import woocommerce
 
 
 def order(**changes: Any) -> dict[str, Any]:
@@ -74,9 +74,19 @@ def test_value_is_total_and_currency_the_orders() -> None:
 
 def test_line_items_become_items_by_variation_else_product() -> None:
     assert event()["items"] == [
-        {"id": "101", "quantity": 2, "price": 25.21, "product": {"name": "Espresso cups - Blue", "group_id": "93"}},
+        {
+            "id": "101",
+            "quantity": 2,
+            "price": 25.21,
+            "product": {"name": "Espresso cups - Blue", "group_id": "93"},
+        },
         # variation_id 0: a simple product
-        {"id": "40", "quantity": 1, "price": 23.74, "product": {"name": "Coffee beans 1kg", "group_id": "40"}},
+        {
+            "id": "40",
+            "quantity": 1,
+            "price": 23.74,
+            "product": {"name": "Coffee beans 1kg", "group_id": "40"},
+        },
     ]
 
 

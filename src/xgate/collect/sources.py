@@ -107,6 +107,19 @@ class KindEndpoint:
                 "(server.max_batch_events): split the batch",
                 cors,
             )
+        for c in converted:
+            if c.ignored is not None:  # a refund, a cancellation, an unpaid order: on record, not sent
+                log.info(
+                    "recorded, not sent",
+                    extra={
+                        "fields": {
+                            "source": source.name,
+                            "kind": self.kind.name,
+                            "name": c.name,
+                            "reason": c.ignored,
+                        }
+                    },
+                )
         events: list[Any] = [
             c.event
             if c.event is not None and not c.errors

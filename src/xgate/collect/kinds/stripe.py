@@ -2,8 +2,9 @@
 
 Signature: ``Stripe-Signature: t=TIMESTAMP,v1=HEX[,v1=…]``, HMAC-SHA256 of ``"{t}.{raw body}"`` keyed with
 the endpoint's signing secret (``whsec_…``), refused when ``t`` is older than the tolerance (Stripe's
-default, 300 s). Checked by Stripe's own library (``stripe.WebhookSignature.verify_header``, what
-``stripe.Webhook.construct_event`` runs), imported on first use: it takes a second to import.
+default, 300 s; the source's ``tolerance_seconds``). Checked by Stripe's own library
+(``stripe.WebhookSignature.verify_header``, what ``stripe.Webhook.construct_event`` runs); this module, and
+so the library, is imported only by a gateway with a Stripe source.
 
 Idempotency: the event's ``id`` (``evt_…``), the same on every retry. Conversion id: the PaymentIntent's
 id (``pi_…``; a session's ``payment_intent``), so an account that sends both
@@ -37,10 +38,14 @@ xgate event                   Stripe event (``data.object`` is the Checkout Sess
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+import stripe
+
+from xgate.collect.kinds import Endpoint, Inbound, prune, register, text
+from xgate.collect.kinds.webhooks import Delivery, WebhookKind, as_dict, header, money, twclid_in
+from xgate.config import Source, StripeSource
 from xgate.errors import WebhookSignatureError
-from xgate.sources.webhooks import Delivery, amount, as_dict, compact, header, text, twclid_in
 
 SIGNATURE_HEADER = "Stripe-Signature"
 #: seconds a signature's timestamp may lag behind the clock: Stripe's own default
@@ -48,16 +53,34 @@ DEFAULT_TOLERANCE_SECONDS = 300
 
 SESSION_PAID = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 PAYMENT_SUCCEEDED = "payment_intent.succeeded"
+CONVERTING = SESSION_PAID | {PAYMENT_SUCCEEDED}
 FAILED = frozenset(
     {"checkout.session.async_payment_failed", "payment_intent.payment_failed", "payment_intent.canceled"}
 )
 
 #: currencies Stripe counts in whole units (docs.stripe.com/currencies, "Zero-decimal currencies")
 ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    ]
 )
 #: currencies Stripe counts in thousandths (docs.stripe.com/currencies, "Three-decimal currencies")
-THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 
 
 def minor_units(currency: str | None) -> int:
@@ -71,8 +94,6 @@ def verify(
 ) -> None:
     """Raise :class:`~xgate.errors.WebhookSignatureError` unless ``Stripe-Signature`` signs ``raw`` with
     ``secret`` and its timestamp is at most ``tolerance_seconds`` old (Stripe's library decides)."""
-    import stripe  # a second to import: only gateways with a Stripe source pay it
-
     presented = header(headers, SIGNATURE_HEADER)
     if presented is None:
         raise WebhookSignatureError(f"{SIGNATURE_HEADER}: missing; Stripe signs every event with it")
@@ -92,7 +113,9 @@ def read(payload: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     obj = as_dict(as_dict(payload.get("data")).get("object"))
     object_id = text(obj.get("id"))
     if payload.get("livemode") is False:
-        return Delivery(kind, key, skipped=f"{kind} {object_id} is a test-mode event (livemode false): not sent")
+        return Delivery(
+            kind, key, skipped=f"{kind} {object_id} is a test-mode event (livemode false): not sent"
+        )
     if kind == "charge.refunded":
         return Delivery(
             kind,
@@ -128,7 +151,7 @@ def session_purchase(session: dict[str, Any], created: Any) -> dict[str, Any]:
     currency = text(session.get("currency"))
     return _purchase(
         conversion_id=_id_of(session.get("payment_intent")) or text(session.get("id")),
-        value=amount(session.get("amount_total"), "data.object.amount_total", minor_units=minor_units(currency)),
+        value=money(session.get("amount_total"), minor_units=minor_units(currency)),
         currency=currency,
         customer=session.get("customer"),
         email=text(details.get("email")) or text(session.get("customer_email")),
@@ -144,10 +167,8 @@ def payment_purchase(intent: dict[str, Any], created: Any) -> dict[str, Any]:
     received = intent.get("amount_received")
     return _purchase(
         conversion_id=text(intent.get("id")),
-        value=amount(
-            received if received is not None else intent.get("amount"),
-            "data.object.amount_received",
-            minor_units=minor_units(currency),
+        value=money(
+            received if received is not None else intent.get("amount"), minor_units=minor_units(currency)
         ),
         currency=currency,
         customer=intent.get("customer"),
@@ -161,7 +182,7 @@ def payment_purchase(intent: dict[str, Any], created: Any) -> dict[str, Any]:
 def _purchase(
     *,
     conversion_id: str | None,
-    value: float | None,
+    value: Any,
     currency: str | None,
     customer: Any,
     email: str | None,
@@ -170,7 +191,7 @@ def _purchase(
     created: Any,
 ) -> dict[str, Any]:
     created_ms = created * 1000 if isinstance(created, int) and not isinstance(created, bool) else None
-    return compact(
+    return prune(
         {
             "event_name": "purchase",
             "id": conversion_id,
@@ -186,3 +207,26 @@ def _purchase(
 def _id_of(value: Any) -> str | None:
     """An object reference as Stripe sends it: its id, or the expanded object whose ``id`` it is."""
     return text(value.get("id")) if isinstance(value, dict) else text(value)
+
+
+class StripeKind(WebhookKind):
+    """Stripe's events at ``POST /webhooks/stripe`` (see the module's docstring)."""
+
+    name: ClassVar[str] = "stripe"
+    endpoints: ClassVar[tuple[Endpoint, ...]] = (
+        Endpoint("/webhooks/stripe", summary="Stripe events (Stripe-Signature)"),
+    )
+    event_names: ClassVar[Mapping[str, str]] = dict.fromkeys(sorted(CONVERTING), "purchase")
+    secret_name: ClassVar[str] = "the endpoint's signing secret (whsec_…)"
+
+    def verify(self, inbound: Inbound, secret: str, source: Source) -> None:
+        tolerance = (
+            source.tolerance_seconds if isinstance(source, StripeSource) else DEFAULT_TOLERANCE_SECONDS
+        )
+        verify(inbound.body, inbound.headers, secret, tolerance_seconds=tolerance)
+
+    def read(self, payload: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
+        return read(payload, headers)
+
+
+KIND = register(StripeKind())

@@ -38,20 +38,21 @@ xgate event                   Shopify order
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from xgate.sources.webhooks import (
+from xgate.collect.kinds import Endpoint, Inbound, prune, register, text
+from xgate.collect.kinds.webhooks import (
     Delivery,
-    amount,
+    WebhookKind,
     as_dict,
     as_list,
-    compact,
     count,
     header,
-    text,
+    money,
     twclid_in,
     verify_base64_hmac,
 )
+from xgate.config import Source
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -97,7 +98,8 @@ def read(payload: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
         return Delivery(
             topic,
             key,
-            skipped=f"order {order_id} not paid (financial_status {status}): orders/paid converts it once paid",
+            skipped=f"order {order_id} not paid (financial_status {status}): "
+            "orders/paid converts it once paid",
         )
     return Delivery(topic, key, event=purchase(payload))
 
@@ -114,18 +116,22 @@ def purchase(order: dict[str, Any]) -> dict[str, Any]:
         *(text(attributes.get(name)) for name in TWCLID_ATTRIBUTES),
         urls=(text(order.get("landing_site")),),
     )
-    items = [_item(index, line) for index, line in enumerate(as_list(order.get("line_items")))]
-    return compact(
+    items = [_item(line) for line in as_list(order.get("line_items"))]
+    return prune(
         {
             "event_name": "purchase",
             "id": text(order.get("id")),
-            "value": amount(order.get("total_price"), "total_price"),
+            "value": money(order.get("total_price")),
             "currency": text(order.get("currency")),
-            "items": [i for i in items if i] or None,
+            "items": [i for i in items if i],
             "user": {
                 "id": text(customer.get("id")),
-                "email": text(order.get("email")) or text(order.get("contact_email")) or text(customer.get("email")),
-                "phone": text(order.get("phone")) or text(customer.get("phone")) or text(billing.get("phone")),
+                "email": text(order.get("email"))
+                or text(order.get("contact_email"))
+                or text(customer.get("email")),
+                "phone": text(order.get("phone"))
+                or text(customer.get("phone"))
+                or text(billing.get("phone")),
             },
             "context": {
                 "event_timestamp": text(order.get("processed_at")) or text(order.get("created_at")),
@@ -137,16 +143,37 @@ def purchase(order: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _item(index: int, line: Any) -> dict[str, Any] | None:
+def _item(line: Any) -> dict[str, Any] | None:
     if not isinstance(line, dict):
         return None
     product_id = text(line.get("product_id"))
-    return compact(
+    return prune(
         {
             "id": text(line.get("variant_id")) or product_id,
             "quantity": count(line.get("quantity")),
-            "price": amount(line.get("price"), f"line_items[{index}].price"),
+            "price": money(line.get("price")),
             "product": {"name": text(line.get("title")), "group_id": product_id},
         }
     )
 
+
+class ShopifyKind(WebhookKind):
+    """Shopify's order webhooks at ``POST /webhooks/shopify`` (see the module's docstring)."""
+
+    name: ClassVar[str] = "shopify"
+    endpoints: ClassVar[tuple[Endpoint, ...]] = (
+        Endpoint("/webhooks/shopify", summary="Shopify order webhooks (X-Shopify-Hmac-Sha256)"),
+    )
+    event_names: ClassVar[Mapping[str, str]] = dict.fromkeys(sorted(ORDER_TOPICS), "purchase")
+    secret_name: ClassVar[str] = "the app's client secret"
+    topic_header: ClassVar[str | None] = TOPIC_HEADER
+    file_topic: ClassVar[str | None] = "orders/paid"
+
+    def verify(self, inbound: Inbound, secret: str, source: Source) -> None:
+        verify(inbound.body, inbound.headers, secret)
+
+    def read(self, payload: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
+        return read(payload, headers)
+
+
+KIND = register(ShopifyKind())

@@ -43,20 +43,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from xgate.sources.webhooks import (
+from xgate.collect.kinds import Endpoint, Inbound, prune, register, text
+from xgate.collect.kinds.webhooks import (
     Delivery,
-    amount,
+    WebhookKind,
     as_dict,
     as_list,
-    compact,
     count,
     header,
-    text,
+    money,
     twclid_in,
     verify_base64_hmac,
 )
+from xgate.config import Source
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 TOPIC_HEADER = "X-WC-Webhook-Topic"
@@ -112,14 +113,14 @@ def purchase(order: dict[str, Any]) -> dict[str, Any]:
         *(text(meta.get(key)) for key in TWCLID_META),
         urls=(text(meta.get(ATTRIBUTION_ENTRY_META)),),
     )
-    items = [_item(index, line) for index, line in enumerate(as_list(order.get("line_items")))]
-    return compact(
+    items = [_item(line) for line in as_list(order.get("line_items"))]
+    return prune(
         {
             "event_name": "purchase",
             "id": text(order.get("id")),
-            "value": amount(order.get("total"), "total"),
+            "value": money(order.get("total")),
             "currency": text(order.get("currency")),
-            "items": [i for i in items if i] or None,
+            "items": [i for i in items if i],
             "user": {
                 "id": _nonzero(order.get("customer_id")),
                 "email": text(billing.get("email")),
@@ -135,15 +136,15 @@ def purchase(order: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _item(index: int, line: Any) -> dict[str, Any] | None:
+def _item(line: Any) -> dict[str, Any] | None:
     if not isinstance(line, dict):
         return None
     product_id = _nonzero(line.get("product_id"))
-    return compact(
+    return prune(
         {
             "id": _nonzero(line.get("variation_id")) or product_id,
             "quantity": count(line.get("quantity")),
-            "price": amount(line.get("price"), f"line_items[{index}].price"),
+            "price": money(line.get("price")),
             "product": {"name": text(line.get("name")), "group_id": product_id},
         }
     )
@@ -153,3 +154,28 @@ def _nonzero(value: Any) -> str | None:
     """An id, where WooCommerce writes 0 for none (a guest's customer_id, a simple product's variation_id)."""
     found = text(value)
     return None if found == "0" else found
+
+
+class WooCommerceKind(WebhookKind):
+    """WooCommerce's order webhooks at ``POST /webhooks/woocommerce`` (see the module's docstring)."""
+
+    name: ClassVar[str] = "woocommerce"
+    endpoints: ClassVar[tuple[Endpoint, ...]] = (
+        Endpoint("/webhooks/woocommerce", summary="WooCommerce order webhooks (X-WC-Webhook-Signature)"),
+    )
+    event_names: ClassVar[Mapping[str, str]] = dict.fromkeys(sorted(ORDER_TOPICS), "purchase")
+    secret_name: ClassVar[str] = "the webhook's secret"
+    topic_header: ClassVar[str | None] = TOPIC_HEADER
+    file_topic: ClassVar[str | None] = "order.updated"
+
+    def accepts_unsigned(self, inbound: Inbound) -> bool:
+        return is_ping(inbound.body, inbound.headers)
+
+    def verify(self, inbound: Inbound, secret: str, source: Source) -> None:
+        verify(inbound.body, inbound.headers, secret)
+
+    def read(self, payload: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
+        return read(payload, headers)
+
+
+KIND = register(WooCommerceKind())
