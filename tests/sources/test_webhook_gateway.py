@@ -5,6 +5,7 @@ answered 401 and stores nothing; a redelivery queues nothing new; unpaid and ref
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from sourcekit import SourceGateway, source_config, source_gateway, wait_for_conversions
+from typer.testing import CliRunner
 from webhookkit import (
     SHOPIFY_SECRET,
     STRIPE_SECRET,
@@ -27,6 +29,7 @@ from webhookkit import (
     woo_headers,
 )
 
+from xgate.cli import app
 from xgate.testing import RunningSandbox
 
 SECRETS = {
@@ -404,3 +407,49 @@ def test_a_source_mapping_overrides_what_the_kind_reads(
             139.2,
             "EUR",
         )
+
+
+# --- xgate map --source ------------------------------------------------------------------------------
+
+
+def map_config(tmp_path: Path) -> Path:
+    path = tmp_path / "xgate.toml"
+    path.write_text(
+        "".join(
+            f'[[sources]]\nname = "{s["name"]}"\nkind = "{s["kind"]}"\n'
+            f'signing_secret_env = "{s["signing_secret_env"]}"\n'
+            for s in SOURCES
+        )
+        + '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("source", "payload", "conversion_id"),
+    [
+        ("shop", fresh_shopify(fixture("shopify_order_paid.json")), "5678901234567"),
+        ("woo", fresh_woo(fixture("woocommerce_order.json")), "4750"),
+        ("pay", fresh_stripe(fixture("stripe_checkout_session_completed.json")), "pi_3QpayIntent0001"),
+    ],
+)
+def test_xgate_map_dry_runs_a_webhook_payload(
+    tmp_path: Path, source: str, payload: dict[str, Any], conversion_id: str
+) -> None:
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_bytes(body(payload))
+    args = ["map", "--config", str(map_config(tmp_path)), "--source", source, "--json", str(payload_file)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    [out] = json.loads(result.output)
+    assert out["body"]["conversions"][0]["conversion_id"] == conversion_id
+
+
+def test_xgate_map_notes_a_refund_converts_to_nothing(tmp_path: Path) -> None:
+    payload_file = tmp_path / "refund.json"
+    payload_file.write_bytes(body(fixture("stripe_charge_refunded.json")))
+    args = ["map", "--config", str(map_config(tmp_path)), "--source", "pay", str(payload_file)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "refunded: recorded, not sent" in result.output
+    assert "the payload makes no event" in result.output
