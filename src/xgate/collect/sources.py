@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,19 @@ def _problem(status: int, error: str, message: str, headers: dict[str, str] | No
         media_type="application/json",
         headers=headers,
     )
+
+
+def _gunzip(body: bytes, limit: int) -> bytes | None:
+    """A gzip body (RudderStack's SDKs send one) unpacked, at most ``limit`` bytes; None when it is not
+    gzip or unpacks past the limit (the limit holds for what is parsed, not for what crossed the wire)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        return None
+    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return out
 
 
 def keyed_sources(config: Config) -> dict[str, list[Keyed]]:
@@ -76,6 +90,15 @@ class KindEndpoint:
             body = await read_body(request, settings.max_body_bytes)
         except BodyTooLarge as e:
             return _problem(413, "body_too_large", str(e))
+        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
+            unpacked = _gunzip(body, settings.max_body_bytes)
+            if unpacked is None:
+                return _problem(
+                    400,
+                    "invalid_body",
+                    f"body: not gzip data, or more than {settings.max_body_bytes} bytes unpacked",
+                )
+            body = unpacked
         inbound = Inbound(
             path=request.url.path,
             body=body,
