@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from xgate.collect.process import build_gateway
 from xgate.config import Config, parse_config
+from xgate.gateway import build_gateway
 from xgate.outbox.base import Outbox
 from xgate.testing import RunningSandbox, serve_app
 

@@ -48,7 +48,7 @@ def serve(
     """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully)."""
     import uvicorn
 
-    from xgate.collect.process import build_gateway
+    from xgate.gateway import build_gateway
     from xgate.observe.logs import configure_logging
 
     config = load_config_or_exit(config_path)

@@ -4,17 +4,18 @@ collector for each kind a ``[[sources]]`` entry names.
 A request goes: body under ``server.max_body_bytes`` → the kind authenticates it and picks the source →
 the Origin, when sent, must be one of the source's ``allowed_origins`` → the kind's messages → each converted
 (:func:`~xgate.collect.kinds.source_events`) → the same ingest as ``POST /v1/events``
-(:meth:`xgate.collect.app._Gateway.ingest_events`), answered with the same report. 401 for a request that does
-not authenticate, 400 for a body the kind cannot read, 413 past the size or batch limits, 503 when the outbox
-cannot store (nothing was: the sender retries).
+(:func:`xgate.collect.routes.ingest.ingest_events`), answered with the same report. 401 for a request that
+does not authenticate, 400 for a body the kind cannot read, 413 past the size or batch limits, 503 when the
+outbox cannot store (nothing was: the sender retries).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -23,22 +24,27 @@ from xgate.collect.auth import origin_allowed
 from xgate.collect.body import BodyTooLarge, read_body
 from xgate.collect.ingest import Settled
 from xgate.collect.kinds import Inbound, Keyed, Kind, Refusal, kind_for, source_events
+from xgate.collect.problems import cors_headers
+from xgate.collect.problems import problem as _problem
+from xgate.collect.routes.ingest import ingest_events, preflight
+from xgate.collect.services import Services
 from xgate.config import Config, WebhookSource
 from xgate.observe.redact import register_secrets
-
-if TYPE_CHECKING:
-    from xgate.collect.app import _Gateway
 
 log = logging.getLogger("xgate.collect")
 
 
-def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps({"error": error, "message": message}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+def _gunzip(body: bytes, limit: int) -> bytes | None:
+    """A gzip body (RudderStack's SDKs send one) unpacked, at most ``limit`` bytes; None when it is not
+    gzip or unpacks past the limit (the limit holds for what is parsed, not for what crossed the wire)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        return None
+    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return out
 
 
 def keyed_sources(config: Config) -> dict[str, list[Keyed]]:
@@ -59,7 +65,7 @@ def keyed_sources(config: Config) -> dict[str, list[Keyed]]:
 class KindEndpoint:
     """The handler of one kind's endpoints."""
 
-    def __init__(self, kind: Kind, sources: list[Keyed], gateway: _Gateway) -> None:
+    def __init__(self, kind: Kind, sources: list[Keyed], gateway: Services) -> None:
         self.kind = kind
         self.sources = sources
         self.gateway = gateway
@@ -76,6 +82,15 @@ class KindEndpoint:
             body = await read_body(request, settings.max_body_bytes)
         except BodyTooLarge as e:
             return _problem(413, "body_too_large", str(e))
+        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
+            unpacked = _gunzip(body, settings.max_body_bytes)
+            if unpacked is None:
+                return _problem(
+                    400,
+                    "invalid_body",
+                    f"body: not gzip data, or more than {settings.max_body_bytes} bytes unpacked",
+                )
+            body = unpacked
         inbound = Inbound(
             path=request.url.path,
             body=body,
@@ -94,7 +109,7 @@ class KindEndpoint:
                     "origin_not_allowed",
                     f"origin {origin!r} is not in the allowed_origins of source {source.name!r}",
                 )
-            cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+            cors = cors_headers(origin)
         messages = self.kind.messages(inbound)
         if isinstance(messages, Refusal):
             return _problem(messages.status, messages.error, messages.message, cors)
@@ -132,10 +147,10 @@ class KindEndpoint:
                 media_type="application/json",
                 headers=cors,
             )
-        return await self.gateway.ingest_events(request, source, events, cors)
+        return await ingest_events(self.gateway, request, source, events, cors)
 
 
-def add_source_routes(app: FastAPI, gateway: _Gateway) -> None:
+def add_source_routes(app: FastAPI, gateway: Services) -> None:
     """Add the endpoints of every kind the configuration's sources name (none for ``xgate`` alone)."""
     by_kind = keyed_sources(gateway.config)
     register_secrets(k.secret for keyed in by_kind.values() for k in keyed)
@@ -159,5 +174,12 @@ def add_source_routes(app: FastAPI, gateway: _Gateway) -> None:
             )
             if "POST" in endpoint.methods:
                 app.add_api_route(
-                    endpoint.path, gateway.preflight, methods=["OPTIONS"], include_in_schema=False
+                    endpoint.path, _preflight_for(gateway), methods=["OPTIONS"], include_in_schema=False
                 )
+
+
+def _preflight_for(gateway: Services) -> Callable[[Request], Awaitable[Response]]:
+    async def preflight_source(request: Request) -> Response:
+        return preflight(gateway, request)
+
+    return preflight_source
