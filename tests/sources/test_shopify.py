@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from webhookkit import SHOPIFY_SECRET, body, fixture, shopify_headers
 
-from xgate.collect.kinds import shopify
+from xgate.collect.kinds import Converted, shopify
+from xgate.collect.kinds.webhooks import WebhookMessage
 from xgate.errors import WebhookSignatureError
 
 
@@ -195,3 +196,16 @@ def test_a_test_order_is_skipped() -> None:
 def test_other_topics_are_skipped_naming_the_topic() -> None:
     delivery = read({"id": 1, "title": "T-Shirt"}, "products/update")
     assert delivery.skipped == "topic products/update does not convert (orders/paid and orders/create do)"
+
+
+def test_the_topic_names_the_event_and_a_sources_event_names_can_rename_it() -> None:
+    payload = order()
+    message = WebhookMessage(payload, {k.lower(): v for k, v in shopify_headers(body(payload)).items()})
+    kind = shopify.ShopifyKind()
+    [converted] = kind.convert(message, kind.event_names)
+    assert isinstance(converted, Converted)
+    assert converted.event["event_name"] == "purchase"
+    assert converted.payload is payload  # what a source's mapping reads
+    [renamed] = kind.convert(message, {**kind.event_names, "orders/paid": "order_paid"})
+    assert isinstance(renamed, Converted)
+    assert renamed.event["event_name"] == "order_paid"
