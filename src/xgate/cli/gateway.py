@@ -34,8 +34,8 @@ def _age(seconds: float) -> str:
 
 def dispatch(config_path: ConfigOption = None) -> None:
     """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C."""
-    from xgate.collect.process import client_factory_for
     from xgate.dispatch import Dispatcher
+    from xgate.gateway import client_factory_for
     from xgate.observe.logs import configure_logging
 
     config = load_config_or_exit(config_path)
