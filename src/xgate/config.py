@@ -310,6 +310,20 @@ class ServerSettings(_Strict):
     node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
 
+class ConsoleSettings(_Strict):
+    """The web console under ``/console`` (xgate.console): who may sign in.
+
+    Admins sign in with the key in ``[server] admin_key_env`` (they read, replay, discard and send test
+    events); viewers with the key in ``viewer_key_env`` (they read). With neither set, nobody can sign in.
+    """
+
+    enabled: bool = True
+    #: environment variable holding the viewer key (read-only access to the console)
+    viewer_key_env: str | None = None
+    #: how long a sign-in lasts
+    session_hours: float = Field(default=12, gt=0, le=720)
+
+
 class DispatchSettings(_Strict):
     enabled: bool = True
     batch_size: int = Field(default=500, ge=1, le=500)
@@ -774,6 +788,7 @@ class Config(_Strict):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     sources: list[AnySource] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list, validate_default=True)
 

@@ -92,10 +92,10 @@ def test_activity_lists_conversions_and_rejections_without_raw_values(gateway: G
     assert "raw.person" not in str(entries).lower()
 
 
-def test_the_activity_page_is_a_refreshing_html_table(gateway: Gateway) -> None:
-    gateway.send(purchase("page-1"))
+def test_the_old_activity_page_redirects_to_the_console_and_drops_the_key_from_the_url(
+    gateway: Gateway,
+) -> None:
     page = gateway.http.get("/activity", params={"write_key": ADMIN_KEY})
-    assert page.headers["content-type"].startswith("text/html")
-    assert 'http-equiv="refresh"' in page.text
-    assert '<td class="mono">page-1</td>' in page.text
-    assert gateway.http.get("/activity").status_code == 401
+    assert page.status_code == 308
+    assert page.headers["location"] == "/console/events"
+    assert ADMIN_KEY not in page.headers["location"]

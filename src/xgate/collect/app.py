@@ -98,9 +98,13 @@ def create_app(
     app.state.services = gateway
     app.state.metrics = gateway.metrics
     app.add_middleware(IngestLane, gateway=gateway)
-    for router in (ingest.router, health.router, activity.router, tag_router):
+    for router in (ingest.router, health.router, activity.router, activity.pages, tag_router):
         app.include_router(router)
     add_source_routes(app, gateway)
+    if config.console.enabled:
+        from xgate.console.routes import include_console
+
+        include_console(app, gateway)
     add_pages(app)
 
     def openapi() -> dict[str, Any]:

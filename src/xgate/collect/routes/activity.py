@@ -1,4 +1,5 @@
-"""``GET /v1/activity``: recent events, newest first (admin key or a server source's key)."""
+"""``GET /v1/activity``: recent events, newest first (admin key or a server source's key); ``GET /activity``
+redirects to the console."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Annotated
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 
 from xgate.collect.schema import AUTH_RESPONSES, ActivityAnswer
 from xgate.collect.services import Services, require_reader, services
-from xgate.observe.page import render_activity_page
 
 router = APIRouter(dependencies=[Depends(require_reader)])
+#: without access rules: the redirect to the console, which asks for a sign-in
+pages = APIRouter()
 
 
 @router.get(
@@ -29,11 +31,8 @@ async def activity(
     return Response(orjson.dumps({"entries": [e.as_json() for e in entries]}), media_type="application/json")
 
 
-@router.get(
-    "/activity", summary="The activity page (HTML)", response_class=HTMLResponse, responses=AUTH_RESPONSES
-)
-async def activity_page(
-    gateway: Annotated[Services, Depends(services)], limit: int = Query(100, ge=1, le=500)
-) -> Response:
-    entries = await anyio.to_thread.run_sync(gateway.activity.recent, limit)
-    return HTMLResponse(render_activity_page(entries))
+@pages.get("/activity", include_in_schema=False)
+async def activity_page() -> Response:
+    """The old activity page (opened with a key in its URL) is the console's events page now; the query
+    (``?write_key=``) is dropped, never passed on."""
+    return RedirectResponse("/console/events", status_code=308)

@@ -1,0 +1,163 @@
+"""Who may use the console: sign-in with a key, signed session cookies, CSRF tokens, a slowdown on failures.
+
+- **Keys**: the admin key (``[server] admin_key_env``) gives the ``admin`` role, the viewer key
+  (``[console] viewer_key_env``) the ``viewer`` role; keys are compared in constant time.
+- **Sessions** are stateless, signed cookies (``role.expiry.nonce.signature``, HMAC-SHA256 under a secret
+  derived from the keys), so every node that shares the keys accepts a session any node made. The cookie is
+  HttpOnly, ``SameSite=Strict``, ``Path=/console`` and ``Secure`` when the request came over https.
+  Sign-out forgets the nonce in this process (and clears the cookie); a changed key ends every session.
+- **CSRF**: every state-changing request with a session carries ``X-CSRF-Token`` (or a ``csrf`` form field)
+  equal to HMAC(secret, nonce): a page of another site cannot read it (OWASP "synchronizer token").
+  Requests with the key in ``Authorization: Bearer`` (scripts) need no token: a browser never sends it
+  on its own.
+- **Slowdown** after failed sign-ins per client address: each failure doubles a wait (0.25 s, 0.5 s, ...,
+  at most :data:`MAX_DELAY_SECONDS`) applied before the next answer to that address.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from xgate.config import Config
+
+Role = Literal["admin", "viewer"]
+COOKIE = "xgate_console"
+#: the longest wait a client's failed sign-ins impose
+MAX_DELAY_SECONDS = 8.0
+#: failures are forgotten this long after the last one
+FORGET_AFTER_SECONDS = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    role: Role
+    expires_at: float
+    nonce: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class ConsoleAccess:
+    """The console's keys, sessions and CSRF tokens (one per app; safe across threads)."""
+
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        admin_env = config.server.admin_key_env
+        viewer_env = config.console.viewer_key_env
+        self._keys: list[tuple[bytes, Role]] = []
+        if admin_env and env.get(admin_env):
+            self._keys.append((env[admin_env].encode(), "admin"))
+        if viewer_env and env.get(viewer_env):
+            self._keys.append((env[viewer_env].encode(), "viewer"))
+        material = b"\x1f".join(k for k, _ in self._keys)
+        self._secret = hashlib.sha256(b"xgate-console-session\x1f" + material).digest()
+        self._lifetime = config.console.session_hours * 3600
+        self._signed_out: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        """Whether any key can sign in."""
+        return bool(self._keys)
+
+    def role_for(self, key: str | None) -> Role | None:
+        """The role of ``key``, or None when it is no console key."""
+        if not key:
+            return None
+        presented = key.encode()
+        found: Role | None = None
+        for value, role in self._keys:
+            if hmac.compare_digest(value, presented):
+                found = role
+        return found
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest())
+
+    def open_session(self, role: Role, *, now: float | None = None) -> tuple[str, Session]:
+        """A new session for ``role``: the cookie value and the session."""
+        now = time.time() if now is None else now
+        session = Session(role, now + self._lifetime, secrets.token_urlsafe(16))
+        payload = f"{role}.{int(session.expires_at)}.{session.nonce}"
+        return f"{payload}.{self._sign(payload)}", session
+
+    def session(self, cookie: str | None, *, now: float | None = None) -> Session | None:
+        """The session a cookie value proves, or None (absent, forged, expired or signed out)."""
+        if not cookie or not self._keys:
+            return None
+        parts = cookie.split(".")
+        if len(parts) != 4:
+            return None
+        role, expiry, nonce, signature = parts
+        if not hmac.compare_digest(self._sign(f"{role}.{expiry}.{nonce}"), signature):
+            return None
+        if role not in ("admin", "viewer") or not expiry.isdigit():
+            return None
+        now = time.time() if now is None else now
+        if int(expiry) <= now:
+            return None
+        with self._lock:
+            if nonce in self._signed_out:
+                return None
+        return Session("admin" if role == "admin" else "viewer", float(expiry), nonce)
+
+    def close_session(self, session: Session) -> None:
+        """Sign out: this process refuses the session's cookie from now on."""
+        with self._lock:
+            now = time.time()
+            self._signed_out = {n: t for n, t in self._signed_out.items() if t > now}
+            self._signed_out[session.nonce] = session.expires_at
+
+    def csrf_token(self, session: Session) -> str:
+        """The CSRF token of ``session`` (put in pages, sent back as ``X-CSRF-Token``)."""
+        return self._sign(f"csrf.{session.nonce}")
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf_token(session), token or "")
+
+
+class SignInThrottle:
+    """Failed sign-ins per client address, and the wait each address must sit out before its next try."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def delay(self, client: str, *, now: float | None = None) -> float:
+        """Seconds to wait before answering ``client`` (0 without recent failures)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            count, last = self._failures.get(client, (0, 0.0))
+        if count == 0 or now - last > FORGET_AFTER_SECONDS:
+            return 0.0
+        return min(0.25 * 2.0 ** (count - 1), MAX_DELAY_SECONDS)
+
+    def failed(self, client: str, *, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            count, last = self._failures.get(client, (0, 0.0))
+            if now - last > FORGET_AFTER_SECONDS:
+                count = 0
+            self._failures[client] = (count + 1, now)
+            if len(self._failures) > 10_000:  # many addresses: keep the most recent half
+                recent = sorted(self._failures.items(), key=lambda kv: kv[1][1])[-5_000:]
+                self._failures = dict(recent)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)

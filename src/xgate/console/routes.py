@@ -1,0 +1,490 @@
+"""The console's routes: HTML pages under ``/console`` and the JSON API under ``/console/api`` (in the
+OpenAPI document, tag ``console``): the pages are one client of the API's data, scripts another.
+
+Access (:mod:`xgate.console.access`): a page without a session redirects to the sign-in page; the API
+answers 401. A viewer reads; replay and discard need the admin role (403) and, with a session cookie, the
+CSRF token (403 ``csrf``). Pages carry a Content-Security-Policy that allows scripts and styles from the
+gateway only (the console's scripts are static files; nothing comes from a CDN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, Field
+from starlette.staticfiles import StaticFiles
+
+from xgate import __version__
+from xgate.collect.auth import key_from_request
+from xgate.collect.enrich import request_facts
+from xgate.collect.problems import Problem
+from xgate.collect.services import Services, services
+from xgate.console import views
+from xgate.console.access import COOKIE, ConsoleAccess, Session, SignInThrottle
+from xgate.outbox.base import RowState
+
+PREFIX = "/console"
+STATIC = Path(__file__).parent / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+#: seconds between two looks at the outbox by a live stream, and a stream's life (the browser reconnects)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+STREAM_POLL_SECONDS = 1.0
+STREAM_LIFE_SECONDS = 300.0
+
+_templates = Environment(
+    loader=PackageLoader("xgate.console", "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+def _time(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value)) + " UTC" if value else "—"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return (
+        f"{value * 1000:.0f} ms"
+        if value < 1
+        else f"{value:.1f} s"
+        if value < 120
+        else f"{value / 60:.0f} min"
+    )
+
+
+_templates.filters["time"] = _time
+_templates.filters["seconds"] = _seconds
+_templates.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
+
+
+#: the largest form the console reads (a selection of dead letters is the biggest)
+MAX_FORM_BYTES = 256_000
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    """The fields of an ``application/x-www-form-urlencoded`` body (the console's forms send nothing
+    else); an empty dict for another type. Read once: Starlette caches the body."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise Problem(413, "form_too_large", f"body: larger than {MAX_FORM_BYTES} bytes")
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+class SignInRequired(Exception):
+    """Raised by a page's access dependency without a session: answered with a redirect to sign in."""
+
+
+class Viewer:
+    """Who is asking: a session (cookie) or a key (``Authorization: Bearer``, scripts)."""
+
+    def __init__(self, role: str, session: Session | None) -> None:
+        self.role = role
+        self.session = session
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _access(request: Request) -> ConsoleAccess:
+    found = getattr(request.app.state, "console_access", None)
+    if not isinstance(found, ConsoleAccess):
+        raise RuntimeError("the console's routes need app.state.console_access (include_console)")
+    return found
+
+
+def _who(request: Request) -> Viewer | None:
+    access = _access(request)
+    session = access.session(request.cookies.get(COOKIE))
+    if session is not None:
+        return Viewer(session.role, session)
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        role = access.role_for(key_from_request(request))
+        if role is not None:
+            return Viewer(role, None)
+    return None
+
+
+def api_reader(request: Request) -> Viewer:
+    """Dependency of the API: a session or a console key, else 401."""
+    who = _who(request)
+    if who is None:
+        raise Problem(
+            401,
+            "unauthorized",
+            "sign in at /console, or send the admin or viewer key as Authorization: Bearer KEY",
+        )
+    return who
+
+
+def page_reader(request: Request) -> Viewer:
+    """Dependency of the pages: a session, else a redirect to the sign-in page."""
+    who = _who(request)
+    if who is None or who.session is None:
+        raise SignInRequired()
+    return who
+
+
+async def admin(request: Request, who: Annotated[Viewer, Depends(api_reader)]) -> Viewer:
+    """Dependency of every state-changing request: the admin role, and with a session its CSRF token
+    (``X-CSRF-Token`` header or ``csrf`` form field)."""
+    if not who.is_admin:
+        raise Problem(
+            403, "forbidden", "replay, discard and test sends need the admin role; you signed in as viewer"
+        )
+    if who.session is not None:
+        token = request.headers.get("x-csrf-token")
+        if token is None and request.headers.get("content-type", "").startswith("application/x-www-form"):
+            token = (await _form(request)).get("csrf", [None])[0]
+        if not _access(request).csrf_ok(who.session, token):
+            raise Problem(403, "csrf", "missing or wrong CSRF token: reload the page and try again")
+    return who
+
+
+Gateway = Annotated[Services, Depends(services)]
+Reader = Annotated[Viewer, Depends(api_reader)]
+PageReader = Annotated[Viewer, Depends(page_reader)]
+Admin = Annotated[Viewer, Depends(admin)]
+
+router = APIRouter(prefix=PREFIX)
+
+
+def _render(
+    request: Request, name: str, who: Viewer | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    access = _access(request)
+    csrf = access.csrf_token(who.session) if who is not None and who.session is not None else ""
+    html = _templates.get_template(name).render(
+        request=request, who=who, csrf=csrf, version=__version__, prefix=PREFIX, **context
+    )
+    return HTMLResponse(
+        html,
+        status_code=status,
+        headers={
+            "Content-Security-Policy": CSP,
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+# -- sign-in ------------------------------------------------------------------------------------------
+@router.get("/sign-in", include_in_schema=False)
+async def sign_in_page(request: Request) -> Response:
+    if _who(request) is not None and request.cookies.get(COOKIE):
+        return RedirectResponse(PREFIX, status_code=303)
+    return _render(request, "sign_in.html", None, configured=_access(request).configured)
+
+
+@router.post("/sign-in", include_in_schema=False)
+async def sign_in(request: Request, gateway: Gateway) -> Response:
+    key = (await _form(request)).get("key", [""])[0]
+    access = _access(request)
+    throttle: SignInThrottle = request.app.state.console_throttle
+    client = _client(request)
+    wait = throttle.delay(client)
+    if wait:
+        await asyncio.sleep(wait)
+    role = access.role_for(key.strip())
+    if role is None:
+        throttle.failed(client)
+        return _render(request, "sign_in.html", None, status=401, failed=True, configured=access.configured)
+    throttle.succeeded(client)
+    cookie, session = access.open_session(role)
+    secure = request_facts(request, gateway.config.server, datetime.now(UTC)).secure
+    response = RedirectResponse(PREFIX, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(session.expires_at - time.time()),
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+    return response
+
+
+@router.post("/sign-out", include_in_schema=False)
+async def sign_out(request: Request, who: Annotated[Viewer, Depends(page_reader)]) -> Response:
+    form = await _form(request)
+    assert who.session is not None
+    if not _access(request).csrf_ok(who.session, form.get("csrf", [""])[0]):
+        raise Problem(403, "csrf", "missing or wrong CSRF token: reload the page and try again")
+    _access(request).close_session(who.session)
+    response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+    response.delete_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+# -- pages --------------------------------------------------------------------------------------------
+@router.get("", include_in_schema=False)
+async def overview_page(request: Request, who: PageReader, gateway: Gateway) -> Response:
+    data = await anyio.to_thread.run_sync(_overview, gateway)
+    return _render(
+        request, "overview.html", who, page="overview", data=data, chart=orjson.dumps(data["hour"]).decode()
+    )
+
+
+@router.get("/events", include_in_schema=False)
+async def events_page(
+    request: Request,
+    who: PageReader,
+    gateway: Gateway,
+    destination: str | None = None,
+    state: RowState | None = None,
+    event_name: str | None = None,
+) -> Response:
+    rows = await anyio.to_thread.run_sync(
+        lambda: views.filter_rows(gateway.outbox, state=state, destination=destination, event_name=event_name)
+    )
+    return _render(
+        request,
+        "events.html",
+        who,
+        page="events",
+        rows=[views.row_json(r) for r in rows],
+        filters={"destination": destination or "", "state": state or "", "event_name": event_name or ""},
+        destinations=[d.name for d in gateway.config.destinations],
+        states=views.STATES,
+    )
+
+
+@router.get("/events/{row_id}", include_in_schema=False)
+async def event_page(request: Request, row_id: int, who: PageReader, gateway: Gateway) -> Response:
+    data = await anyio.to_thread.run_sync(views.event_page, gateway.outbox, row_id)
+    if data is None:
+        return _render(request, "missing.html", who, status=404, page="events", row_id=row_id)
+    return _render(request, "event.html", who, page="events", data=data)
+
+
+@router.get("/dead", include_in_schema=False)
+async def dead_page(
+    request: Request, who: PageReader, gateway: Gateway, error: str | None = None
+) -> Response:
+    rows = await anyio.to_thread.run_sync(
+        lambda: views.filter_rows(gateway.outbox, state="dead", error=error, limit=500)
+    )
+    return _render(
+        request, "dead.html", who, page="dead", rows=[views.row_json(r) for r in rows], error=error or ""
+    )
+
+
+@router.post("/dead", include_in_schema=False)
+async def dead_action(request: Request, who: Admin, gateway: Gateway) -> Response:
+    form = await _form(request)
+    action = form.get("action", [None])[0]
+    ids = [int(v) for v in form.get("id", []) if v.isdigit()]
+    error = form.get("error", [""])[0] or None
+    if action not in ("replay", "replay_all", "discard"):
+        raise Problem(400, "invalid_action", "action: must be replay, replay_all or discard")
+    if action == "replay_all":
+        ids = [r.id for r in await anyio.to_thread.run_sync(_dead_matching, gateway, error)]
+    if not ids:
+        raise Problem(400, "nothing_selected", "id: select at least one dead letter")
+    if action == "discard":
+        moved = await anyio.to_thread.run_sync(gateway.outbox.discard, ids)
+        return _render(request, "dead_result.html", who, page="dead", action="discarded", moved=moved, ids=[])
+    moved = await anyio.to_thread.run_sync(gateway.outbox.replay, ids)
+    return _render(request, "dead_result.html", who, page="dead", action="replayed", moved=moved, ids=ids)
+
+
+@router.get("/fragments/rows", include_in_schema=False)
+async def rows_fragment(request: Request, who: PageReader, gateway: Gateway, ids: str = "") -> Response:
+    wanted = [int(i) for i in ids.split(",") if i.isdigit()][:500]
+    rows = await anyio.to_thread.run_sync(lambda: [r for i in wanted if (r := gateway.outbox.row(i))])
+    return _render(request, "rows_fragment.html", who, rows=[views.row_json(r) for r in rows])
+
+
+# -- the JSON API -------------------------------------------------------------------------------------
+def _overview(gateway: Services) -> dict[str, Any]:
+    return views.overview(gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems)
+
+
+def _dead_matching(gateway: Services, error: str | None) -> list[Any]:
+    return views.filter_rows(gateway.outbox, state="dead", error=error, limit=views.SCAN_ROWS)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+TAGS: list[str | Enum] = ["console"]
+READ: dict[int | str, dict[str, Any]] = {401: {"description": "not signed in and no console key"}}
+
+
+@router.get(
+    "/api/overview",
+    summary="Per destination and source: counts, latency, answers, health",
+    tags=TAGS,
+    responses=READ,
+)
+async def api_overview(who: Reader, gateway: Gateway) -> Response:
+    return _json(await anyio.to_thread.run_sync(_overview, gateway))
+
+
+@router.get("/api/events", summary="Stored conversions, newest first, filtered", tags=TAGS, responses=READ)
+async def api_events(
+    who: Reader,
+    gateway: Gateway,
+    destination: str | None = None,
+    state: RowState | None = None,
+    event_name: str | None = None,
+    conversion_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    rows = await anyio.to_thread.run_sync(
+        lambda: views.filter_rows(
+            gateway.outbox,
+            state=state,
+            destination=destination,
+            event_name=event_name,
+            conversion_id=conversion_id,
+            limit=limit,
+        )
+    )
+    return _json({"conversions": [views.row_json(r) for r in rows]})
+
+
+@router.get(
+    "/api/events/{row_id}",
+    summary="One conversion: the body sent to X, attempts, X's answer, dedup diagnostics",
+    tags=TAGS,
+    responses=READ | {404: {"description": "no such conversion"}},
+)
+async def api_event(row_id: int, who: Reader, gateway: Gateway) -> Response:
+    data = await anyio.to_thread.run_sync(views.event_page, gateway.outbox, row_id)
+    if data is None:
+        raise Problem(404, "not_found", f"row_id: no conversion {row_id} (never stored, purged or discarded)")
+    return _json(data)
+
+
+@router.get(
+    "/api/stream",
+    summary="Server-sent events: each conversion stored or changing state, and each rejected event",
+    tags=["console"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        401: {"description": "not signed in"},
+    },
+)
+async def api_stream(request: Request, who: Reader, gateway: Gateway) -> StreamingResponse:
+    async def stream() -> Any:
+        seen: dict[int, tuple[str, float]] = {}
+        rejected_seen: set[tuple[float, str, str]] = set()
+        ends = time.monotonic() + STREAM_LIFE_SECONDS
+        yield b"retry: 2000\n\n"
+        while time.monotonic() < ends and not await request.is_disconnected():
+            rows = await anyio.to_thread.run_sync(lambda: gateway.outbox.rows(limit=100))
+            for r in reversed(rows):
+                mark = (r.state, r.updated_at)
+                if seen.get(r.id) != mark:
+                    seen[r.id] = mark
+                    yield b"event: conversion\ndata: " + orjson.dumps(views.row_json(r)) + b"\n\n"
+            for e in reversed(gateway.rejections.recent(50)):
+                key = (e.at, e.event_name, e.error or "")
+                if key not in rejected_seen:
+                    rejected_seen.add(key)
+                    yield b"event: rejected\ndata: " + orjson.dumps(e.as_json()) + b"\n\n"
+            if len(seen) > 5000:
+                seen = dict(list(seen.items())[-1000:])
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/api/dead",
+    summary="Dead letters, newest first (those whose error contains `error`)",
+    tags=TAGS,
+    responses=READ,
+)
+async def api_dead(who: Reader, gateway: Gateway, error: str | None = None) -> Response:
+    rows = await anyio.to_thread.run_sync(_dead_matching, gateway, error)
+    return _json({"dead": [views.row_json(r) for r in rows]})
+
+
+class DeadSelection(BaseModel):
+    """Which dead letters: these ``ids``, or (without ids) every dead letter whose error contains ``error``
+    (every dead letter when both are absent)."""
+
+    ids: list[int] | None = Field(default=None, max_length=10_000)
+    error: str | None = None
+
+
+async def _select(gateway: Services, selection: DeadSelection) -> list[int]:
+    if selection.ids is not None:
+        return selection.ids
+    return [r.id for r in await anyio.to_thread.run_sync(_dead_matching, gateway, selection.error)]
+
+
+WRITE: dict[int | str, dict[str, Any]] = READ | {403: {"description": "not an admin, or no CSRF token"}}
+
+
+@router.post(
+    "/api/dead/replay",
+    summary="Replay dead letters (admin): queued again, due now",
+    tags=TAGS,
+    responses=WRITE,
+)
+async def api_replay(selection: DeadSelection, who: Admin, gateway: Gateway) -> Response:
+    ids = await _select(gateway, selection)
+    moved = await anyio.to_thread.run_sync(gateway.outbox.replay, ids) if ids else 0
+    return _json({"replayed": moved, "ids": ids})
+
+
+@router.post(
+    "/api/dead/discard",
+    summary="Discard dead letters (admin): deleted, never sent",
+    tags=TAGS,
+    responses=WRITE,
+)
+async def api_discard(selection: DeadSelection, who: Admin, gateway: Gateway) -> Response:
+    ids = await _select(gateway, selection)
+    moved = await anyio.to_thread.run_sync(gateway.outbox.discard, ids) if ids else 0
+    return _json({"discarded": moved, "ids": ids})
+
+
+# -- wiring -------------------------------------------------------------------------------------------
+async def _sign_in_redirect(request: Request, exc: Exception) -> Response:
+    return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+
+
+def include_console(app: FastAPI, gateway: Services) -> None:
+    """Serve the console in ``app``: its routes, its static files and its access state."""
+    app.state.console_access = ConsoleAccess(gateway.config)
+    app.state.console_throttle = SignInThrottle()
+    app.add_exception_handler(SignInRequired, _sign_in_redirect)
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
