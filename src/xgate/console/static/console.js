@@ -10,9 +10,9 @@
     var d = JSON.parse(data.textContent);
     var opts = {
       width: el.clientWidth || 600, height: 220,
-      series: [{}, { label: "stored", stroke: "#3b5bdb", width: 2 },
-               { label: "delivered", stroke: "#137333", width: 2 }, { label: "dead", stroke: "#b3261e", width: 2 }],
-      axes: [{}, { size: 40 }], scales: { x: { time: true } }
+      series: [{}, { label: "stored", stroke: "#3b5bdb", width: 2, points: { show: false } },
+               { label: "delivered", stroke: "#137333", width: 2, points: { show: false } }, { label: "dead", stroke: "#b3261e", width: 2, points: { show: false } }],
+      axes: [{}, { size: 40 }], scales: { x: { time: true } }, points: { show: false }, cursor: { points: { show: false } }
     };
     var plot = new uPlot(opts, [d.minutes, d.stored, d.delivered, d.dead], el);
     window.addEventListener("resize", function () { plot.setSize({ width: el.clientWidth, height: 220 }); });

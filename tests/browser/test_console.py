@@ -1,0 +1,270 @@
+"""The console in real headless Chromium against ``xgate serve``'s app (collector, dispatcher, SQLite
+outbox) delivering to the sandbox: sign-in, the live stream, an event's page, failures and recovery, dead
+letters replayed, viewers, CSRF and sign-out. Each page's screenshot lands in ``var/screenshots/``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browserkit import wait_for
+
+from conftest import needs_chromium
+from xgate.config import parse_config
+from xgate.gateway import GatewayProcess, build_gateway
+from xgate.testing import RunningSandbox, serve_app
+
+PIXEL = "o8z6j"
+SERVER_KEY = "srv-console-key-41c9"
+ADMIN_ENV, ADMIN_KEY = "XGATE_TEST_CONSOLE_ADMIN", "adm-console-key-7d03e1"
+VIEWER_ENV, VIEWER_KEY = "XGATE_TEST_CONSOLE_VIEWER", "view-console-key-52aa"
+EMAIL, PHONE = "Console.Shopper@Example.com", "+1 415 555 0142"
+#: where the screenshots go (README.md, "The console")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+pytestmark = needs_chromium
+
+
+class Console:
+    def __init__(self, url: str, gateway: GatewayProcess, sandbox: RunningSandbox) -> None:
+        self.url = url
+        self.gateway = gateway
+        self.sandbox = sandbox
+        self.pages_seen: list[str] = []
+
+    def send(self, order: str, **extra: Any) -> httpx.Response:
+        event = {
+            "event_name": "purchase",
+            "id": order,
+            "value": 42.5,
+            "currency": "usd",
+            "user": {"email": EMAIL, "phone": PHONE},
+            "context": {"twclid": "tw-click-1"},
+            **extra,
+        }
+        answer = httpx.post(
+            f"{self.url}/v1/events", json=event, headers={"Authorization": f"Bearer {SERVER_KEY}"}
+        )
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    def row_of(self, conversion_id: str) -> Any:
+        return next(r for r in self.gateway.outbox.rows(limit=100) if r.conversion_id == conversion_id)
+
+    def sign_in(self, page: Any, key: str = ADMIN_KEY) -> None:
+        page.goto(f"{self.url}/console")
+        assert page.url.endswith("/console/sign-in")
+        page.fill("#key", key)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{self.url}/console")
+
+    def shot(self, page: Any, name: str) -> None:
+        """Save the page's screenshot and keep its HTML for the raw-identifier check."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        self.pages_seen.append(page.content())
+
+    def assert_no_raw_identifiers(self) -> None:
+        for html in self.pages_seen:
+            lowered = html.lower()
+            assert EMAIL.lower() not in lowered
+            assert "console.shopper" not in lowered
+            assert "555 0142" not in html and "4155550142" not in html
+
+
+@pytest.fixture
+def make_console(
+    tmp_path: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Console]]:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    monkeypatch.setenv(VIEWER_ENV, VIEWER_KEY)
+    stack: list[Any] = []
+
+    def make(**dispatch: Any) -> Console:
+        config = parse_config(
+            {
+                "x": {"api_url": sandbox.url, "timeout_seconds": 2},
+                "storage": {"url": f"sqlite:///{tmp_path / f'outbox{len(stack)}.db'}"},
+                "server": {"admin_key_env": ADMIN_ENV},
+                "console": {"viewer_key_env": VIEWER_ENV},
+                "dispatch": {
+                    "linger_ms": 20,
+                    "poll_interval_ms": 20,
+                    "backoff_base_seconds": 0.1,
+                    "backoff_max_seconds": 0.3,
+                    **dispatch,
+                },
+                "sources": [{"name": "backend", "write_key": SERVER_KEY}],
+                "destinations": [
+                    {"name": "x-main", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87ne"}}
+                ],
+            }
+        )
+        gateway = build_gateway(config)
+        server = serve_app(gateway.app)
+        url = server.__enter__()
+        stack.append((server, gateway))
+        return Console(url, gateway, sandbox)
+
+    yield make
+    for server, gateway in reversed(stack):
+        server.__exit__(None, None, None)
+        gateway.close()
+
+
+def test_sign_in_then_an_event_appears_live_on_the_overview_and_on_its_page_hashed(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.send("warmup-1")
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/events")
+    page.wait_for_selector("#live-status:text('live')")
+    console.send("live-1")
+    row = console.row_of("live-1")
+    page.wait_for_selector(f"#live-rows tr[data-id='{row.id}']")
+    wait_for("live-1 delivered", lambda: console.row_of("live-1").state == "delivered")
+    page.wait_for_selector(f"#live-rows tr[data-id='{row.id}'] .state-delivered")
+    console.shot(page, "events")
+
+    page.goto(f"{console.url}/console")
+    card = page.locator(".dest[data-destination='x-main']")
+    assert card.locator(".c-delivered dd").inner_text() == "2"
+    assert card.locator(".status-ok").count() == 1
+    page.wait_for_selector("#hour-chart canvas")  # the chart library drew it
+    console.shot(page, "overview")
+
+    page.goto(f"{console.url}/console/events")
+    page.click(f"#live-rows tr[data-id='{row.id}'] a")
+    page.wait_for_url(f"{console.url}/console/events/{row.id}")
+    debug_id = console.row_of("live-1").debug_id
+    assert debug_id and page.inner_text("#debug-id") == debug_id
+    body = page.inner_text("#body-json")
+    assert re.search(r'"hashed_email": "[0-9a-f]{64}"', body)
+    assert re.search(r'"hashed_phone_number": "[0-9a-f]{64}"', body)
+    assert '"conversion_id": "live-1"' in body
+    console.shot(page, "event")
+    console.assert_no_raw_identifiers()
+
+
+def test_a_failing_x_shows_its_errors_and_a_growing_queue_then_recovers(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.sign_in(page)
+    console.sandbox.set_faults(error_rate=1.0)
+    for n in range(3):
+        console.send(f"fail-{n}")
+    wait_for("an error recorded", lambda: console.row_of("fail-0").last_error)
+    page.goto(f"{console.url}/console")
+    assert int(page.inner_text("#waiting")) == 3
+    card = page.locator(".dest[data-destination='x-main']")
+    assert card.locator(".status-failing").count() == 1
+    assert "server_error" in card.inner_text() or "500" in card.inner_text() or "503" in card.inner_text()
+    console.shot(page, "overview-failing")
+
+    console.sandbox.set_faults(error_rate=0.0)
+    wait_for(
+        "all delivered",
+        lambda: all(console.row_of(f"fail-{n}").state == "delivered" for n in range(3)),
+        timeout=20,
+    )
+    page.reload()
+    assert page.inner_text("#waiting") == "0"
+    assert card.locator(".status-ok").count() == 1
+
+
+def test_a_dead_letter_replayed_from_the_console_is_delivered(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console(give_up_after_hours=0.0005)  # 1.8 s of failures makes a dead letter
+    console.sandbox.set_faults(error_rate=1.0)
+    console.send("dead-1")
+    wait_for("a dead letter", lambda: console.row_of("dead-1").state == "dead", timeout=20)
+    console.sandbox.set_faults(error_rate=0.0)
+    row = console.row_of("dead-1")
+
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/dead?error=")
+    assert page.locator("tbody tr").count() == 1
+    console.shot(page, "dead-letters")
+    page.check(f"input[name=id][value='{row.id}']")
+    page.click("button[value=replay]")
+    assert page.inner_text("#result") == "Replayed 1 conversion."
+    page.wait_for_selector("#replayed .state-delivered", timeout=20_000)  # shown as it happens
+    console.shot(page, "replayed")
+    assert console.row_of("dead-1").state == "delivered"
+    assert [c["conversion_id"] for c in console.sandbox.conversions()].count("dead-1") == 1
+    console.assert_no_raw_identifiers()
+
+
+def _dead_row(console: Console, order: str) -> Any:
+    console.sandbox.set_faults(error_rate=1.0)
+    console.send(order)
+    wait_for("a dead letter", lambda: console.row_of(order).state == "dead", timeout=20)
+    console.sandbox.set_faults(error_rate=0.0)
+    return console.row_of(order)
+
+
+def test_a_viewer_reads_but_cannot_replay(make_console: Callable[..., Console], page: Any) -> None:
+    console = make_console(give_up_after_hours=0.0005)
+    row = _dead_row(console, "viewer-1")
+    console.sign_in(page, VIEWER_KEY)
+    assert page.inner_text(".role") == "viewer"
+    page.goto(f"{console.url}/console/dead")
+    assert page.locator("button[value=replay]").count() == 0
+    assert page.locator(f"input[name=id][value='{row.id}']").is_disabled()
+    csrf = page.get_attribute("body", "data-csrf")
+    answer = page.request.post(
+        f"{console.url}/console/api/dead/replay", data={"ids": [row.id]}, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status == 403
+    assert answer.json()["error"] == "forbidden"
+    assert console.row_of("viewer-1").state == "dead"
+
+
+def test_a_state_changing_request_without_the_csrf_token_is_refused(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console(give_up_after_hours=0.0005)
+    row = _dead_row(console, "csrf-1")
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/dead")
+    answer = page.request.post(f"{console.url}/console/api/dead/replay", data={"ids": [row.id]})
+    assert answer.status == 403
+    assert answer.json()["error"] == "csrf"
+    form = page.request.post(
+        f"{console.url}/console/dead", form={"action": "replay", "id": str(row.id), "csrf": "forged"}
+    )
+    assert form.status == 403
+    assert console.row_of("csrf-1").state == "dead"
+    csrf = page.get_attribute("body", "data-csrf")
+    answer = page.request.post(
+        f"{console.url}/console/api/dead/replay", data={"ids": [row.id]}, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status == 200 and answer.json()["replayed"] == 1
+
+
+def test_after_sign_out_the_pages_and_the_api_are_closed(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.sign_in(page)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "xgate_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
+    page.click(".signout button")
+    page.wait_for_url(f"{console.url}/console/sign-in")
+    console.shot(page, "sign-in")
+    for path in ("/console", "/console/events", "/console/dead"):
+        page.goto(f"{console.url}{path}")
+        assert page.url.endswith("/console/sign-in")
+    # the old cookie, kept by an attacker, no longer opens anything
+    stolen = httpx.get(f"{console.url}/console/api/overview", cookies={"xgate_console": cookie["value"]})
+    assert stolen.status_code == 401
