@@ -175,7 +175,7 @@ def overview(
             "oldest_undelivered_at": stats.oldest_undelivered_at,
             # at the last minute's pace; None when nothing was delivered in it
             "drain_seconds": (waiting / stats.delivered_last_minute * 60)
-            if stats.delivered_last_minute
+            if waiting and stats.delivered_last_minute
             else None,
         },
         "hour": {"minutes": minutes, "stored": stored, "delivered": delivered, "dead": dead},

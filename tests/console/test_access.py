@@ -1,0 +1,125 @@
+"""Console access: keys, signed session cookies, CSRF tokens, and the slowdown after failed sign-ins."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collect"))
+from gatewaykit import ADMIN_KEY, ADMIN_KEY_ENV, gateway_config, serve
+
+from xgate.collect import create_app
+from xgate.config import Config, parse_config
+from xgate.console.access import ConsoleAccess, SignInThrottle
+from xgate.outbox import open_outbox
+
+ENV = {"ADMIN": "admin-key-1", "VIEWER": "viewer-key-2"}
+
+
+def config(**console: object) -> Config:
+    return parse_config(
+        {
+            "server": {"admin_key_env": "ADMIN"},
+            "console": {"viewer_key_env": "VIEWER", **console},
+            "destinations": [{"name": "x", "pixel_id": "p1", "events": {"purchase": "tw-p1-e1"}}],
+        }
+    )
+
+
+def test_the_admin_and_viewer_keys_give_their_roles_and_nothing_else_signs_in() -> None:
+    access = ConsoleAccess(config(), ENV)
+    assert access.role_for("admin-key-1") == "admin"
+    assert access.role_for("viewer-key-2") == "viewer"
+    assert access.role_for("admin-key-") is None
+    assert access.role_for("") is None
+    assert not ConsoleAccess(config(), {}).configured
+
+
+def test_a_session_cookie_cannot_be_forged_and_ends_when_it_expires() -> None:
+    access = ConsoleAccess(config(session_hours=1), ENV)
+    cookie, session = access.open_session("viewer", now=1000.0)
+    assert access.session(cookie, now=1001.0) == session
+    forged = cookie.replace("viewer.", "admin.", 1)
+    assert access.session(forged, now=1001.0) is None
+    assert access.session(cookie, now=1000.0 + 3601) is None
+    # another key set (a rotated admin key) signs differently: old sessions end
+    rotated = ConsoleAccess(config(), {"ADMIN": "admin-key-new", "VIEWER": "viewer-key-2"})
+    assert rotated.session(cookie, now=1001.0) is None
+
+
+def test_a_signed_out_session_is_refused_and_csrf_tokens_belong_to_one_session() -> None:
+    access = ConsoleAccess(config(), ENV)
+    cookie, session = access.open_session("admin")
+    _, other = access.open_session("admin")
+    assert access.csrf_ok(session, access.csrf_token(session))
+    assert not access.csrf_ok(session, access.csrf_token(other))
+    assert not access.csrf_ok(session, None)
+    access.close_session(session)
+    assert access.session(cookie) is None
+
+
+def test_each_failed_sign_in_doubles_the_wait_up_to_a_cap_and_success_clears_it() -> None:
+    throttle = SignInThrottle()
+    assert throttle.delay("1.2.3.4", now=0) == 0
+    waits = []
+    for n in range(8):
+        throttle.failed("1.2.3.4", now=float(n))
+        waits.append(throttle.delay("1.2.3.4", now=float(n)))
+    assert waits[:3] == [0.25, 0.5, 1.0]
+    assert max(waits) == 8.0
+    assert throttle.delay("5.6.7.8", now=8) == 0
+    throttle.succeeded("1.2.3.4")
+    assert throttle.delay("1.2.3.4", now=9) == 0
+
+
+def test_over_http_a_wrong_key_is_refused_slower_each_time_and_the_key_never_lands_in_a_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ADMIN_KEY_ENV, ADMIN_KEY)
+    cfg = gateway_config(tmp_path)
+    outbox = open_outbox(cfg.storage.url)
+    try:
+        with serve(create_app(cfg, outbox)) as url:
+            http = httpx.Client(base_url=url)
+            timings = []
+            for _ in range(3):
+                started = time.monotonic()
+                answer = http.post("/console/sign-in", data={"key": "wrong"})
+                timings.append(time.monotonic() - started)
+                assert answer.status_code == 401
+                assert "not a console key" in answer.text
+            assert timings[2] >= 0.45  # 0.25 s after the first failure, 0.5 s after the second
+            ok = http.post("/console/sign-in", data={"key": ADMIN_KEY})
+            assert ok.status_code == 303 and ok.headers["location"] == "/console"
+            assert ADMIN_KEY not in ok.headers["location"]
+            assert http.get("/console").status_code == 200
+            wrong = httpx.get(f"{url}/console/api/overview", headers={"Authorization": "Bearer wrong"})
+            assert wrong.status_code == 401
+            api = httpx.get(f"{url}/console/api/overview", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert api.status_code == 200 and api.json()["destinations"][0]["name"] == "x-main"
+    finally:
+        outbox.close()
+
+
+def test_the_console_api_is_in_the_openapi_document(tmp_path: Path) -> None:
+    cfg = gateway_config(tmp_path)
+    outbox = open_outbox(cfg.storage.url)
+    try:
+        paths = create_app(cfg, outbox).openapi()["paths"]
+    finally:
+        outbox.close()
+    for path in (
+        "/console/api/overview",
+        "/console/api/events",
+        "/console/api/events/{row_id}",
+        "/console/api/stream",
+        "/console/api/dead",
+        "/console/api/dead/replay",
+        "/console/api/dead/discard",
+    ):
+        assert path in paths, path
+    assert not any(p in paths for p in ("/console", "/console/sign-in", "/activity"))
