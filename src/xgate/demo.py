@@ -288,9 +288,11 @@ def _run(var: Path, *, once: bool) -> int:
         console.print(f"\nIn another terminal, from this folder (the exports are in {env_file} too):\n")
         for line in [*exports, "", *commands]:
             console.print(f"  {line}" if line else "", soft_wrap=True, highlight=False, markup=False)
-        console.print("\nThe activity page and the API docs, in a browser:\n")
-        for url in (f"{gateway}/activity?write_key={write_key}", f"{gateway}/docs"):
+        console.print("\nThe console and the API docs, in a browser:\n")
+        for url in (f"{gateway}/console", f"{gateway}/docs"):
             console.print(f"  {url}", soft_wrap=True, highlight=False, markup=False)
+        # the admin key is made for this run only (gone when it stops): it signs in to the console
+        console.print(f"\n  console sign-in key (this run only): {admin_key}", highlight=False, markup=False)
         if once:
             return 0
         console.print("\nRunning until Ctrl-C.")

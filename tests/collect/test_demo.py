@@ -163,6 +163,20 @@ def test_the_tour_lines_the_demo_prints_work_in_a_second_terminal(demo: RunningD
     assert "x-demo" in done.stdout  # xgate status names the demo's destination
 
 
+def test_the_printed_one_time_key_signs_in_to_the_console_which_shows_the_demos_conversions(
+    demo: RunningDemo,
+) -> None:
+    assert f"{demo.gateway}/console" in demo.out
+    found = re.search(r"console sign-in key \(this run only\): (\S+)", demo.out)
+    assert found, demo.out
+    http = httpx.Client(base_url=demo.gateway)
+    assert http.post("/console/sign-in", data={"key": "not-the-key"}).status_code == 401
+    assert http.post("/console/sign-in", data={"key": found.group(1)}).status_code == 303
+    conversions = http.get("/console/api/events").json()["conversions"]
+    assert any(c["conversion_id"].startswith("demo-order-") for c in conversions)
+    assert "x-demo" in http.get("/console").text
+
+
 def test_a_second_demo_in_the_same_folder_refuses_and_changes_nothing(demo: RunningDemo) -> None:
     var = demo.folder / "var"
     kept = {name: (var / name).read_bytes() for name in ("xgate.demo.toml", "demo.env", "demo.lock")}
