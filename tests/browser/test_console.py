@@ -44,7 +44,6 @@ class Console:
             "value": 42.5,
             "currency": "usd",
             "user": {"email": EMAIL, "phone": PHONE},
-            "context": {"twclid": "tw-click-1"},
             **extra,
         }
         answer = httpx.post(
