@@ -5,7 +5,6 @@ letters replayed, viewers, CSRF and sign-out. Each page's screenshot lands in ``
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any

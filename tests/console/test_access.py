@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collect"))
-from gatewaykit import ADMIN_KEY, ADMIN_KEY_ENV, gateway_config, serve
-
 from xgate.collect import create_app
 from xgate.config import Config, parse_config
 from xgate.console.access import ConsoleAccess, SignInThrottle
 from xgate.outbox import open_outbox
+from xgate.testing import serve_app
 
 ENV = {"ADMIN": "admin-key-1", "VIEWER": "viewer-key-2"}
+ADMIN_KEY_ENV, ADMIN_KEY = "XGATE_TEST_CONSOLE_ADMIN_KEY", "adm-console-9f0d2c"
+
+
+def gateway_config(tmp: Path) -> Config:
+    return parse_config(
+        {
+            "storage": {"url": f"sqlite:///{tmp / 'outbox.db'}"},
+            "server": {"admin_key_env": ADMIN_KEY_ENV},
+            "sources": [{"name": "backend", "write_key": "srv-key-1"}],
+            "destinations": [{"name": "x-main", "pixel_id": "p1", "events": {"purchase": "tw-p1-e1"}}],
+        }
+    )
 
 
 def config(**console: object) -> Config:
@@ -83,7 +92,7 @@ def test_over_http_a_wrong_key_is_refused_slower_each_time_and_the_key_never_lan
     cfg = gateway_config(tmp_path)
     outbox = open_outbox(cfg.storage.url)
     try:
-        with serve(create_app(cfg, outbox)) as url:
+        with serve_app(create_app(cfg, outbox)) as url:
             http = httpx.Client(base_url=url)
             timings = []
             for _ in range(3):
