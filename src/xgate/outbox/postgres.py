@@ -47,7 +47,7 @@ import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
@@ -110,6 +110,25 @@ def _moved(cte: str, source: str | None, target: str | None) -> str:
     )
 
 
+class _ConnectErrors(logging.Handler):
+    """The last connection error psycopg_pool logged per pool: its workers connect in the background,
+    and a caller only gets "couldn't get a connection after 5 s"; messages add this reason. (Being a
+    handler of ``psycopg.pool`` also keeps Python's last-resort printer from writing each retry to the
+    terminal of a command; a configured root logger still gets them.)"""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "error connecting in %r: %s" and isinstance(record.args, tuple):
+            self.last[str(record.args[0])] = str(record.args[1])
+
+
+_connect_errors = _ConnectErrors()
+logging.getLogger("psycopg.pool").addHandler(_connect_errors)
+
+
 class _Scrubbed:
     """Where the database is, for messages: ``PostgreSQL at host:port/db`` (never the password)."""
 
@@ -123,8 +142,10 @@ class _Scrubbed:
         port = params.get("port") or "5432"
         self.where = f"PostgreSQL at {host}:{port}/{params.get('dbname') or params.get('user') or ''}"
 
-    def error(self, exc: BaseException, doing: str) -> OutboxUnavailable:
+    def error(self, exc: BaseException, doing: str, pool: str = "") -> OutboxUnavailable:
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, PoolTimeout) and _connect_errors.last.get(pool):
+            reason = "cannot connect: " + " ".join(_connect_errors.last[pool].split())
         if self.password:
             reason = reason.replace(self.password, "***")
         return OutboxUnavailable(f"{self.where}: {doing} failed: {reason}")
@@ -155,6 +176,12 @@ class PostgresOutbox:
         self._retention = settings.retention_days * 86400.0
         self._node_id = node_id or f"pg-{uuid.uuid4().hex[:8]}"
         self._closed = False
+        try:  # one direct connection first: a wrong host or password fails at once, with libpq's reason
+            with psycopg.connect(url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
+                schema = db.execute("SELECT current_schema()").fetchone()
+        except psycopg.Error as exc:
+            raise self._where.error(exc, "connecting") from exc
+        self._pool_name = f"xgate-outbox-{uuid.uuid4().hex[:8]}"
         self._pool: ConnectionPool[_Conn] = ConnectionPool(
             url,
             min_size=1,
@@ -162,11 +189,10 @@ class PostgresOutbox:
             open=False,
             timeout=_CONNECT_TIMEOUT,
             kwargs={"connect_timeout": int(_CONNECT_TIMEOUT)},
-            name="xgate-outbox",
+            name=self._pool_name,
         )
         try:
             self._pool.open(wait=False)
-            schema = self._call("open", lambda db: db.execute("SELECT current_schema()").fetchone())
             if schema is None or schema[0] is None:
                 raise OutboxUnavailable(
                     f"{self._where.where}: no schema to use (the search_path names none that exists)"
@@ -215,7 +241,7 @@ class PostgresOutbox:
                             raise
                 log.info("outbox: %s retried after %s", doing, type(retry).__name__)
             except psycopg.Error as exc:
-                raise self._where.error(exc, doing) from exc
+                raise self._where.error(exc, doing, self._pool_name) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _notify(self, db: _Conn) -> None:
@@ -433,8 +459,9 @@ class PostgresOutbox:
         def run(db: _Conn) -> int:
             n = self._count(
                 db,
-                "UPDATE xgate_conversions SET state = 'queued', next_attempt_at = %(now)s,"
-                " updated_at = %(now)s, lease_token = NULL, lease_expires_at = NULL, leased_by = NULL"
+                "UPDATE xgate_conversions SET state = 'queued',"
+                " next_attempt_at = least(next_attempt_at, %(now)s), updated_at = %(now)s,"
+                " lease_token = NULL, lease_expires_at = NULL, leased_by = NULL"
                 " WHERE state = 'leased' AND leased_by = %(node)s RETURNING destination",
                 "leased",
                 "queued",
@@ -562,7 +589,7 @@ class PostgresOutbox:
             row_ids,
             lease_token,
             "queued",
-            "next_attempt_at = least(next_attempt_at, %(now)s), updated_at = %(now)s",
+            "updated_at = %(now)s",
             {"now": now},
         )
 
@@ -766,13 +793,14 @@ class PostgresOutbox:
             with self._pool.connection(timeout=_PING_TIMEOUT) as db:
                 db.execute("SELECT 1")
         except psycopg.Error as exc:
-            raise self._where.error(exc, "ping") from exc
+            raise self._where.error(exc, "ping", self._pool_name) from exc
 
     def close(self) -> None:
         self._closed = True
         with self._work:
             self._work.notify_all()
         self._pool.close()
+        _connect_errors.last.pop(self._pool_name, None)
         if self._listener is not None:
             self._listener.join(timeout=2.0)
 
@@ -789,12 +817,6 @@ def schema_version(outbox: PostgresOutbox) -> int | None:
         return int(row[0]) if row and row[0] is not None else 0
 
     return outbox._call("reading the schema version", read)
-
-
-def pending(outbox: PostgresOutbox) -> list[migrations.Migration]:
-    """The migrations not applied yet, in order."""
-    current = schema_version(outbox) or 0
-    return [m for m in migrations.postgresql() if m.version > current]
 
 
 def _apply(outbox: PostgresOutbox, *, upto: int, only_if_empty: bool = False) -> list[migrations.Migration]:
@@ -825,29 +847,10 @@ def _apply(outbox: PostgresOutbox, *, upto: int, only_if_empty: bool = False) ->
     return outbox._call("migrating the schema", run)
 
 
-def upgrade(
-    url: str, settings: StorageSettings | None = None
-) -> tuple[int | None, list[migrations.Migration]]:
-    """``xgate db upgrade``: apply every pending migration; returns (version before, migrations applied)."""
-    outbox = _unchecked(url, settings)
+def upgrade(url: str, settings: StorageSettings | None = None) -> list[migrations.Migration]:
+    """Apply every pending migration (``xgate db upgrade``); returns those applied."""
+    outbox = PostgresOutbox(url, settings, check_schema=False)
     try:
-        before = schema_version(outbox)
-        return before, _apply(outbox, upto=len(migrations.postgresql()))
+        return _apply(outbox, upto=len(migrations.postgresql()))
     finally:
         outbox.close()
-
-
-def status(
-    url: str, settings: StorageSettings | None = None
-) -> tuple[int | None, list[migrations.Migration]]:
-    """``xgate db status``: (the schema's version, None when there is none; the migrations pending)."""
-    outbox = _unchecked(url, settings)
-    try:
-        return schema_version(outbox), pending(outbox)
-    finally:
-        outbox.close()
-
-
-def _unchecked(url: str, settings: StorageSettings | None) -> PostgresOutbox:
-    """An outbox opened without the version check (for the db commands only)."""
-    return PostgresOutbox(url, settings, check_schema=False)
