@@ -1,4 +1,4 @@
-"""``xgate db status`` and ``xgate db upgrade``: the outbox's schema version (policy: xgate.outbox.migrations)."""
+"""``xgate db status`` and ``xgate db upgrade``: the outbox schema's version (policy: outbox.migrations)."""
 
 from __future__ import annotations
 
