@@ -266,9 +266,12 @@ def test_a_gateway_on_an_older_schema_stops_and_says_to_run_db_upgrade(
     )
     assert _sql(url, "SELECT to_regclass('xgate_test_step')") == [(None,)]  # nothing upgraded silently
     config = _config(url, tmp_path)
-    status = CliRunner().invoke(app, ["status", "-c", config])
-    assert status.exit_code == 1
-    assert "error: the outbox schema is version" in status.output and "run xgate db upgrade" in status.output
+    for command in (["serve"], ["status"]):
+        stopped_cli = CliRunner().invoke(app, [*command, "-c", config])
+        assert stopped_cli.exit_code == 1, stopped_cli.output
+        assert f"error: the outbox schema is version {old}, this xgate needs {new}" in " ".join(
+            stopped_cli.output.split()
+        )
     pending = CliRunner().invoke(app, ["db", "status", "-c", config])
     assert pending.exit_code == 1 and f"pending: {new:04d}_test_step" in pending.output
     assert CliRunner().invoke(app, ["db", "upgrade", "-c", config]).exit_code == 0
