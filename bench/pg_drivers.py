@@ -132,7 +132,47 @@ def asyncpg_run(url: str) -> None:
     loop.call_soon_threadsafe(loop.stop)
 
 
+def outbox_run(url: str) -> None:
+    """The same shapes through xgate's PostgresOutbox (keys, rows, counts, NOTIFY; lease and settle)."""
+    from xgate.conversion import MappedConversion
+    from xgate.outbox.postgres import PostgresOutbox
+
+    with psycopg_connect(url) as c:
+        c.execute("DROP SCHEMA IF EXISTS bench_outbox CASCADE; CREATE SCHEMA bench_outbox")
+    sep = "&" if "?" in url else "?"
+    box = PostgresOutbox(f"{url}{sep}options=-csearch_path%3Dbench_outbox", node_id="bench")
+    body = {"conversion_time": "2026-11-30T10:00:00.000Z", "event_id": "tw-o8z6j-abc", "identifiers": []}
+
+    def enqueue(n: int) -> int:
+        keys = [uuid.uuid4().hex for _ in range(n)]
+        box.enqueue(
+            [MappedConversion("x", "o8z6j", "e", k, body, frozenset({"email"}), "purchase") for k in keys]
+        )
+        return n
+
+    def lease_settle() -> int:
+        rows = box.lease(200, 60)
+        if rows:
+            box.mark_delivered([r.id for r in rows], rows[0].lease_token, None)
+        return len(rows)
+
+    print("xgate PostgresOutbox (psycopg 3)")
+    rate("enqueue, 100 rows a call", 400, 100, lambda: enqueue(100))
+    rate("enqueue, 1 row a call", 4000, 1, lambda: enqueue(1))
+    rate("lease 200 + mark_delivered", 200, 200, lease_settle)
+    box.close()
+
+
+def psycopg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
 if __name__ == "__main__":
     target = sys.argv[1]
-    for run in (psycopg_run, asyncpg_run, psycopg_run, asyncpg_run):
-        run(target)
+    if sys.argv[2:] == ["outbox"]:
+        outbox_run(target)
+    else:
+        for run in (psycopg_run, asyncpg_run, psycopg_run, asyncpg_run):
+            run(target)

@@ -244,9 +244,11 @@ class PostgresOutbox:
                 raise self._where.error(exc, doing, self._pool_name) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _notify(self, db: _Conn) -> None:
-        db.execute("SELECT pg_notify(%s, '')", (self._channel,))
-        self._woken()
+    def _woke_if(self, queued: int) -> int:
+        """Wake this process's waiters when ``queued`` rows went to the queue; returns ``queued``."""
+        if queued:
+            self._woken()
+        return queued
 
     def _woken(self) -> None:
         with self._work:
@@ -392,12 +394,14 @@ class PostgresOutbox:
                         "until": now + lease.seconds if lease else None,
                         "node": self._node_id,
                     },
+                    wake="state = 'queued'",  # rows in the queue: wake idle dispatchers of every node
                 )
-                if len(cols[0]) > len(handed):  # rows in the queue: wake idle dispatchers of every node
-                    self._notify(db)
             return out, sorted(handed)
 
-        return self._call("enqueue", store)
+        outcomes, handed = self._call("enqueue", store)
+        if sum(o.status == "queued" for o in outcomes) > len(handed):
+            self._woken()
+        return outcomes, handed
 
     # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
@@ -457,7 +461,7 @@ class PostgresOutbox:
         now = time.time() if now is None else now
 
         def run(db: _Conn) -> int:
-            n = self._count(
+            return self._count(
                 db,
                 "UPDATE xgate_conversions SET state = 'queued',"
                 " next_attempt_at = least(next_attempt_at, %(now)s), updated_at = %(now)s,"
@@ -466,30 +470,35 @@ class PostgresOutbox:
                 "leased",
                 "queued",
                 {"now": now, "node": self._node_id},
+                wake="true",
             )
-            if n:
-                self._notify(db)
-            return n
 
-        return self._call("reclaim", run)
+        return self._woke_if(self._call("reclaim", run))
 
-    @staticmethod
     def _count(
+        self,
         db: _Conn,
         statement: str,
         source: str | None,
         target: str | None,
         params: dict[str, Any],
         also: str = "",
+        wake: str = "",
     ) -> int:
         """Run ``statement`` (it returns ``destination`` per row changed) with the counts kept, and the
-        statement ``also`` (may read the changed rows as ``changed``) in the same statement; returns how
-        many rows changed."""
+        statement ``also`` (may read the changed rows as ``changed``), in one statement; returns how
+        many rows changed. ``wake``: a condition on the changed rows; when a row meets it, NOTIFY the
+        waiters of every node (sent at commit; the caller wakes this process's own after it)."""
         more = f", also AS ({also})" if also else ""
+        notify = (
+            f", CASE WHEN count(*) FILTER (WHERE {wake}) > 0 THEN pg_notify(%(channel)s, '') END"
+            if wake
+            else ""
+        )
         row = db.execute(
             f"WITH changed AS ({statement}), counted AS ({_moved('changed', source, target)}){more}"
-            " SELECT count(*) FROM changed",
-            params,
+            f" SELECT count(*){notify} FROM changed",
+            {**params, "channel": self._channel},
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -516,12 +525,11 @@ class PostgresOutbox:
         def run(db: _Conn) -> int:
             # the destinations' health in the same statement
             also = f"INSERT INTO xgate_health AS h {health}" if health else ""
-            n = self._count(db, statement, "leased", state, args, also)
-            if n and state == "queued" and doing == "release":
-                self._notify(db)
-            return n
+            wake = "true" if doing == "release" else ""  # a retry is due later: its own wake-up
+            return self._count(db, statement, "leased", state, args, also, wake)
 
-        return self._call(doing, run)
+        settled = self._call(doing, run)
+        return self._woke_if(settled) if doing == "release" else settled
 
     def mark_delivered(
         self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
@@ -715,7 +723,7 @@ class PostgresOutbox:
         now = time.time()
 
         def run(db: _Conn) -> int:
-            n = self._count(
+            return self._count(
                 db,
                 "UPDATE xgate_conversions SET state = 'queued', attempts = 0, next_attempt_at = %(now)s,"
                 " updated_at = %(now)s WHERE state = 'dead'"
@@ -724,12 +732,10 @@ class PostgresOutbox:
                 "dead",
                 "queued",
                 {"now": now, "ids": list(row_ids or ())},
+                wake="true",
             )
-            if n:
-                self._notify(db)
-            return n
 
-        return self._call("replay", run)
+        return self._woke_if(self._call("replay", run))
 
     def discard(self, row_ids: Sequence[int] | None = None) -> int:
         return self._call(
