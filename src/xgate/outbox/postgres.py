@@ -35,6 +35,7 @@ Every call is one transaction on a pooled connection. Tables (``migrations/postg
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -235,10 +236,15 @@ class PostgresOutbox:
                     try:
                         return fn(db)
                     except psycopg.Error as exc:
-                        if attempt < _ATTEMPTS and (db.broken or exc.sqlstate in _RETRY_STATES):
-                            retry = exc
-                        else:
+                        if attempt == _ATTEMPTS or not (db.broken or exc.sqlstate in _RETRY_STATES):
                             raise
+                        retry = exc
+                        broken = db.broken
+                        if not broken:
+                            with contextlib.suppress(psycopg.Error):
+                                db.rollback()
+                if broken:  # the server restarted: its other pooled connections are dead too
+                    self._pool.check()
                 log.info("outbox: %s retried after %s", doing, type(retry).__name__)
             except psycopg.Error as exc:
                 raise self._where.error(exc, doing, self._pool_name) from exc
@@ -617,19 +623,26 @@ class PostgresOutbox:
 
     def _listen(self) -> None:
         """The listener thread: LISTEN on a connection of its own; each notification wakes the waiters.
-        Reconnects (after a pause) whenever the connection fails."""
+        Reconnects whenever the connection fails, after 1, 2, 4 … up to 30 s (one warning each)."""
+        pause = 1.0
         while not self._closed:
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
                     db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    pause = 1.0
                     self._woken()  # work may have been queued while no one listened
                     while not self._closed:
                         for _ in db.notifies(timeout=0.5, stop_after=1):
                             self._woken()
             except psycopg.Error as exc:
-                if not self._closed:
-                    log.warning("outbox: %s", self._where.error(exc, "listening for new work"))
-                    time.sleep(1.0)
+                if self._closed:
+                    return
+                log.warning(
+                    "outbox: %s (again in %.0f s)", self._where.error(exc, "listening for work"), pause
+                )
+                with self._work:
+                    self._work.wait_for(lambda: self._closed, pause)
+                pause = min(pause * 2, 30.0)
 
     # -- inspection --------------------------------------------------------------------------------
     def stats(self, *, now: float | None = None) -> OutboxStats:
