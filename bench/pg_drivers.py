@@ -1,6 +1,9 @@
 """psycopg 3 + psycopg_pool against asyncpg, called synchronously from threads as the outbox is.
 
-    python -m bench.pg_drivers postgresql://postgres@127.0.0.1:PORT/xgate_test
+    python -m bench.pg_drivers postgresql://postgres@127.0.0.1:PORT/xgate_test          # the drivers
+    python -m bench.pg_drivers postgresql://postgres@127.0.0.1:PORT/xgate_test outbox   # PostgresOutbox
+
+asyncpg is not one of xgate's dependencies: ``uv pip install asyncpg`` into the venv to compare.
 
 Measures the three shapes of outbox traffic on a scratch table pair (rows + dedup keys), each driver with
 a pool of 4 connections, 4 calling threads:
