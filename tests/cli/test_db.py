@@ -10,10 +10,12 @@ from typer.testing import CliRunner
 
 from xgate.cli import app
 
+DESTINATION = '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+
 
 def _config(tmp_path: Path) -> str:
     path = tmp_path / "xgate.toml"
-    path.write_text('[storage]\nurl = "sqlite:///var/outbox.db"\n')
+    path.write_text('[storage]\nurl = "sqlite:///var/outbox.db"\n' + DESTINATION)
     return str(path)
 
 

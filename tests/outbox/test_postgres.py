@@ -175,9 +175,9 @@ def test_errors_name_the_server_but_never_the_password(url: str) -> None:
 @pytest.mark.parametrize(
     ("bad_url", "reason"),
     [
-        ("postgresql://u:pa55-w0rd-xyz@db:99999/xgate", "port is not a number between 1 and 65535"),
-        ("postgresql://u:pa55-w0rd-xyz@db:5432/", "names no database"),
-        ("postgresql://u:pa55-w0rd-xyz@db/xgate?sslmod=require", "not a PostgreSQL URL libpq can read"),
+        ("postgresql://u:pa55-w0rd-xyz@db:99999/xgate", "must be a number between 1 and 65535"),
+        ("postgresql://u:pa55-w0rd-xyz@db:5432/xgate/more", "is one database name"),
+        ("postgresql://u:pa55-w0rd-xyz@db/xgate?sslmod=require", "not a URL libpq can read"),
     ],
 )
 def test_a_malformed_postgresql_url_is_refused_with_the_reason_and_without_the_password(
@@ -315,5 +315,8 @@ def _config(url: str, tmp_path: object) -> str:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "xgate.toml"
-    path.write_text(f'[storage]\nurl = "{url}"\n')
+    path.write_text(
+        f'[storage]\nurl = "{url}"\n'
+        '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
     return str(path)

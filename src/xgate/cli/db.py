@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from xgate.cli.core import ConfigOption, load_or_exit
+from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import console, fail, note
 from xgate.errors import OutboxUnavailable
 from xgate.outbox import migrations
@@ -20,7 +20,7 @@ def status(config_path: ConfigOption = None) -> None:
     """Show the outbox's schema version, the version this xgate needs and the pending migrations.
 
     Exits 0 when the schema is current, 1 otherwise (so a deploy script can check it)."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     try:
         found = migrations.status(config.storage.url, config.storage)
     except OutboxUnavailable as e:
@@ -49,7 +49,7 @@ def upgrade(config_path: ConfigOption = None) -> None:
     Safe to run again, and from several machines at once (the steps run under a lock). Upgrade the
     schema first, then restart every node on the new xgate: nodes of the old version stop at their next
     start with a message naming the versions."""
-    config = load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     try:
         before, after = migrations.upgrade(config.storage.url, config.storage)
     except OutboxUnavailable as e:
