@@ -62,6 +62,7 @@ from xgate.outbox.base import (
     OutboxRow,
     OutboxStats,
     RowState,
+    default_node_id,
 )
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class PostgresOutbox:
         self._url = url
         self._dedup_window = settings.dedup_window_days * 86400.0
         self._retention = settings.retention_days * 86400.0
-        self._node_id = node_id or f"pg-{uuid.uuid4().hex[:8]}"
+        self._node_id = node_id or default_node_id(url)
         self._closed = False
         try:  # one direct connection first: a wrong host or password fails at once, with libpq's reason
             with psycopg.connect(url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
@@ -225,14 +226,15 @@ class PostgresOutbox:
         return self._where.where
 
     # -- running a transaction -------------------------------------------------------------------
-    def _call(self, doing: str, fn: Callable[[_Conn], _T]) -> _T:
+    def _call(self, doing: str, fn: Callable[[_Conn], _T], timeout: float | None = None) -> _T:
         """``fn(connection)`` in one transaction, committed on return; errors become OutboxUnavailable.
-        Retried at once when the connection was dead (a server restart) or on a deadlock."""
+        Retried at once when the connection was dead (a server restart) or on a deadlock. ``timeout``:
+        seconds to wait for a pooled connection (default ``_CONNECT_TIMEOUT``)."""
         if self._closed:
             raise OutboxUnavailable(f"{self._where.where}: the outbox is closed")
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self._pool.connection() as db:
+                with self._pool.connection(timeout=timeout) as db:
                     try:
                         return fn(db)
                     except psycopg.Error as exc:
@@ -806,13 +808,9 @@ class PostgresOutbox:
         return purged
 
     def ping(self) -> None:
-        if self._closed:
-            raise OutboxUnavailable(f"{self._where.where}: the outbox is closed")
-        try:
-            with self._pool.connection(timeout=_PING_TIMEOUT) as db:
-                db.execute("SELECT 1")
-        except psycopg.Error as exc:
-            raise self._where.error(exc, "ping", self._pool_name) from exc
+        """A round trip on a pooled connection (one the server killed is replaced first), waiting at most
+        about a second for a connection; raises OutboxUnavailable with the reason."""
+        self._call("ping", lambda db: db.execute("SELECT 1"), timeout=_PING_TIMEOUT)
 
     def close(self) -> None:
         self._closed = True
