@@ -172,6 +172,31 @@ def test_errors_name_the_server_but_never_the_password(url: str) -> None:
     assert "pa55-w0rd-xyz" not in str(missing.value)
 
 
+@on_postgres
+def test_a_database_gone_after_opening_fails_calls_with_the_servers_reason_and_no_password(
+    outbox_factory: OutboxFactory, url: str
+) -> None:
+    parts = urlsplit(url)
+    with_password = urlunsplit(parts._replace(netloc=f"postgres:pa55-w0rd-xyz@{parts.netloc.split('@')[-1]}"))
+    box = PostgresOutbox(with_password, node_id="node-a")
+    database = parts.path.strip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    _sql(admin_url, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    try:
+        _sql(
+            admin_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        )
+        with pytest.raises(OutboxUnavailable) as down:
+            box.stats()
+        assert "not currently accepting connections" in str(down.value)
+        assert "pa55-w0rd-xyz" not in str(down.value)
+        with pytest.raises(OutboxUnavailable, match="not currently accepting connections"):
+            box.ping()
+    finally:
+        _sql(admin_url, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        box.close()
+
+
 @pytest.mark.parametrize(
     ("bad_url", "reason"),
     [
