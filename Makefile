@@ -12,7 +12,7 @@ SOURCES      := $(shell find src -name '*.py')
 NATIVE_TESTS := tests/mapping tests/collect tests/offline tests/client tests/browser/test_routes.py \
                 tests/browser/test_tag.py tests/browser/test_middleware.py
 
-.PHONY: run test lint bench sandbox clean fmt wheel
+.PHONY: run test lint bench sandbox clean fmt wheel pg pg-stop
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ fmt: $(STAMP)
 ## make bench: benchmarks of the compiled build (as `make wheel` ships it), written to BENCHMARKS.md
 bench: $(NATIVE_STAMP)
 	XGATE_PLAIN_PYTHON=$(BIN)/python $(NATIVE)/bin/python -m bench
+
+## make pg: start a throwaway PostgreSQL for the tests (.ci/postgres.sh); then, in your shell:
+##   export XGATE_TEST_POSTGRES_URL=$$(.ci/postgres.sh url)   (or: eval "$$(.ci/postgres.sh start)")
+pg:
+	@.ci/postgres.sh start
+
+pg-stop:
+	@.ci/postgres.sh stop
 
 sandbox: $(STAMP)
 	$(BIN)/xgate sandbox --port 8787

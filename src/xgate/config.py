@@ -258,6 +258,16 @@ def _check_postgres_url(url: str) -> None:
         parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
         raise ValueError("the query of a PostgreSQL URL is name=value pairs joined by &") from None
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:  # libpq's own parser: option names it knows, percent-encoding
+        conninfo_to_dict(url)
+    except psycopg.Error:
+        raise ValueError(
+            "not a URL libpq can read: postgresql://user@host:5432/dbname?option=value with libpq's option"
+            " names (sslmode, connect_timeout, options, ...); percent-encode special characters"
+        ) from None
 
 
 class IdentitySettings(_Strict):

@@ -555,3 +555,46 @@ def test_the_default_node_id_is_stable_per_host_storage_and_role(outbox_factory:
 def test_an_unknown_storage_url_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="unsupported URL"):
         open_outbox("mysql://localhost/xgate")
+
+
+# -- waiting for work ------------------------------------------------------------------------------
+def _waited(box: Outbox, timeout: float, meanwhile: object = None) -> float:
+    """Seconds ``box.wait_for_work(timeout)`` took, with ``meanwhile()`` run 0.2 s into the wait."""
+    took: list[float] = []
+
+    def wait() -> None:
+        started = time.monotonic()
+        box.wait_for_work(timeout)
+        took.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    if callable(meanwhile):
+        time.sleep(0.2)
+        meanwhile()
+    thread.join(timeout + 5)
+    return took[0]
+
+
+def test_wait_for_work_waits_its_timeout_when_nothing_is_queued(outbox: Outbox) -> None:
+    outbox.wait_for_work(1.0)  # PostgreSQL: the first call starts listening (and may return at once)
+    assert _waited(outbox, 0.4) >= 0.39
+
+
+@pytest.mark.parametrize("queue", ["enqueue", "release", "replay"])
+def test_wait_for_work_returns_early_when_rows_are_queued(outbox: Outbox, queue: str) -> None:
+    outbox.enqueue([conversion(1)])
+    rows = outbox.lease(1, 60)
+    if queue == "replay":
+        outbox.mark_dead([rows[0].id], rows[0].lease_token, "400")
+    outbox.wait_for_work(1.0)
+    actions = {
+        "enqueue": lambda: outbox.enqueue([conversion(2)]),
+        "release": lambda: outbox.release([rows[0].id], rows[0].lease_token),
+        "replay": lambda: outbox.replay(),
+    }
+    assert _waited(outbox, 20.0, actions[queue]) < 5.0
+
+
+def test_wait_for_work_returns_at_once_when_the_outbox_is_closed(outbox: Outbox) -> None:
+    assert _waited(outbox, 20.0, outbox.close) < 5.0

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from xgate.cli import browser, core, gateway, init, offline, serve, track, verify, xapi
+from xgate.cli import browser, core, db, gateway, init, offline, serve, track, verify, xapi
 
 app = typer.Typer(
     name="xgate",
@@ -41,7 +41,7 @@ def _root(
     """Self-hosted gateway for X's Conversions API: collect, map, hash, queue and deliver conversions."""
 
 
-for module in (core, xapi, verify, init, serve, gateway, browser, offline, track):
+for module in (core, xapi, verify, init, serve, gateway, db, browser, offline, track):
     module.register(app)
 
 

@@ -48,7 +48,9 @@ def serve(
     """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully)."""
     import uvicorn
 
+    from xgate.cli.output import fail
     from xgate.collect.process import build_gateway
+    from xgate.errors import OutboxUnavailable
     from xgate.observe.logs import configure_logging
 
     config = load_config_or_exit(config_path)
@@ -57,7 +59,10 @@ def serve(
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
     sock = bind_or_exit(host, port, "set [server] port / --port")
     configure_logging(log_level.upper())
-    gateway = build_gateway(config, dispatch=not no_dispatch)
+    try:
+        gateway = build_gateway(config, dispatch=not no_dispatch)
+    except OutboxUnavailable as e:  # the store is unreachable, or holds a schema of another version
+        fail(str(e))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
     # no-op so a graceful stop exits 0 (as process managers expect)
     signal.signal(signal.SIGTERM, lambda *_: None)

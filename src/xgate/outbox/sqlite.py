@@ -246,6 +246,9 @@ class SQLiteOutbox:
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
+        # wait_for_work: bumped (and waiters woken) whenever this process queues rows
+        self._work = threading.Condition()
+        self._work_seq = 0
         if not create and not self.path.is_file():
             raise OutboxNotFound(f"no outbox at {self.path} (sqlite): check [storage] url")
         try:
@@ -427,7 +430,21 @@ class SQLiteOutbox:
                 "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)", new_keys
             )
             _count(db, counts)
+        if len(rows) > len(handed):
+            self._queued()
         return out, handed
+
+    def _queued(self) -> None:
+        """Rows were queued: wake :meth:`wait_for_work`."""
+        with self._work:
+            self._work_seq += 1
+            self._work.notify_all()
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Return when this process queues rows, after ``timeout`` seconds, or at :meth:`close`."""
+        with self._work:
+            seen = self._work_seq
+            self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
 
     # -- delivery ----------------------------------------------------------------------------------
     @_guarded
@@ -493,6 +510,8 @@ class SQLiteOutbox:
                 (now, now, self.node_id),
             ).fetchall()
             _count(db, _moved((r[0] for r in back), "leased", "queued"))
+        if back:
+            self._queued()
         return len(back)
 
     def _settle(
@@ -572,7 +591,10 @@ class SQLiteOutbox:
 
     @_guarded
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
-        return self._settle(row_ids, lease_token, "queued", "updated_at = ?", (time.time(),))
+        released = self._settle(row_ids, lease_token, "queued", "updated_at = ?", (time.time(),))
+        if released:
+            self._queued()
+        return released
 
     # -- inspection --------------------------------------------------------------------------------
     @_guarded
@@ -684,6 +706,8 @@ class SQLiteOutbox:
                 row_ids,
             )
             _count(db, _moved(replayed, "dead", "queued"))
+        if replayed:
+            self._queued()
         return len(replayed)
 
     @_guarded
@@ -755,6 +779,8 @@ class SQLiteOutbox:
 
     def close(self) -> None:
         self._closed = True
+        with self._work:
+            self._work.notify_all()
         with self._all_lock:
             for db in self._all:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already

@@ -1,0 +1,873 @@
+"""The outbox on PostgreSQL, shared by any number of nodes: ``[storage] url = "postgresql://…"``.
+
+Driver: psycopg 3 with psycopg_pool. Called synchronously from threads (the :class:`~xgate.outbox.base.
+Outbox` contract), it measured as fast as asyncpg driven through an event-loop thread, without that thread
+and its hop per call (figures: docs/performance.md, "PostgreSQL driver").
+
+Every call is one transaction on a pooled connection. Tables (``migrations/postgresql/``) carry an
+``xgate_`` prefix; the URL's ``options=-csearch_path=…`` puts them in a schema of their own.
+
+- **Enqueue** inserts the dedup keys first (``INSERT … ON CONFLICT DO UPDATE … WHERE expired RETURNING``:
+  a key comes back only when it was new or its window had ended), then the rows of the keys that came
+  back, with ids drawn from the rows' sequence by the key insert. A second writer of the same key waits
+  on the first's row lock and then sees a duplicate, so concurrent nodes never store a key twice. The
+  collector groups concurrent requests into one call: one commit for many conversions.
+- **Lease** takes due queued rows with ``FOR UPDATE SKIP LOCKED`` (then expired leases the same way), so
+  nodes leasing at once each get other rows and never wait on each other.
+- **Counts** per (destination, state) live in ``xgate_state_counts``, written by the statement that moves
+  the rows (a data-modifying CTE), so ``stats()`` never scans ``xgate_conversions``. Each count is split in
+  16 shards picked by the writing backend's pid: two writers of one destination rarely queue on one row.
+- **Wake-ups**: a commit that queues rows also sends ``NOTIFY`` on a channel named after the schema;
+  :meth:`PostgresOutbox.wait_for_work` listens on a connection of its own (a thread), so an idle
+  dispatcher on any node starts within milliseconds of an enqueue anywhere instead of its next poll.
+- **Retention: batched deletes.** :meth:`PostgresOutbox.purge` deletes expired delivered rows (and dedup
+  keys) 5,000 at a time, each batch its own short transaction under a transaction-level advisory lock (one
+  node purges at a time; the others skip). With the tables' autovacuum set to run after 2% dead rows, the
+  freed space is reused by new rows: under steady load the table holds about ``retention_days`` of rows
+  and does not grow. Partitions dropped by age (rudder-server's datasets) were the alternative, rejected
+  because a row's age does not decide when it may go: dead letters and rows in a long retry stay for days
+  in every partition, so a partition could only be dropped after moving its stragglers, and every unique
+  key and id lookup would have to name the partition key.
+- **Errors**: every psycopg error becomes :class:`~xgate.errors.OutboxUnavailable` naming the host,
+  port and database, never the password. A call that failed because a pooled connection had died
+  (the server restarted) or on a deadlock / serialization failure is retried at once, up to 3 times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from xgate.config import StorageSettings
+from xgate.conversion import MappedConversion
+from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
+from xgate.outbox import migrations
+from xgate.outbox.base import (
+    DestinationHealth,
+    EnqueueOutcome,
+    HandoffLease,
+    LeasedRow,
+    OutboxRow,
+    OutboxStats,
+    RowState,
+    default_node_id,
+)
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[tuple[Any, ...]]
+
+#: connections per outbox: the collector's writer threads, the dispatcher's, scrapes and commands
+_POOL_SIZE = 8
+#: seconds a call waits for a pooled connection (the server is down: ingest answers 503 after this)
+_CONNECT_TIMEOUT = 5.0
+_PING_TIMEOUT = 1.0
+_ATTEMPTS = 3
+#: rows a purge deletes per transaction
+_PURGE_BATCH = 5000
+#: SQLSTATEs worth an immediate retry: deadlock, serialization failure, the server shutting down
+_RETRY_STATES = frozenset({"40P01", "40001", "57P01", "57P02", "57P03"})
+
+_ROW_COLUMNS = (
+    "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
+    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by"
+)
+_LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts"
+
+
+#: ``_moved``'s target for rows counted in the state each returns (new rows)
+_RETURNED_STATE = "returned"
+
+
+def _moved(cte: str, source: str | None, target: str | None) -> str:
+    """SQL of a CTE that adds the rows returned by ``cte`` (a ``destination`` column) to the counts of
+    ``target`` and takes them from ``source``; None: the rows were created / deleted; ``target =
+    _RETURNED_STATE``: new rows, counted in their returned ``state`` column. Counter rows are written in
+    (destination, state) order, so two writers never lock two of them in opposite orders."""
+    if target == _RETURNED_STATE:
+        select = f"SELECT destination, state, mod(pg_backend_pid(), 16), count(*) FROM {cte} GROUP BY 1, 2"
+    else:
+        moves = ", ".join(f"('{s}', {d})" for s, d in ((source, -1), (target, 1)) if s is not None)
+        select = (
+            f"SELECT m.destination, s.state, mod(pg_backend_pid(), 16), s.delta * count(*)"
+            f" FROM {cte} AS m CROSS JOIN (VALUES {moves}) AS s(state, delta)"
+            " GROUP BY m.destination, s.state, s.delta"
+        )
+    return (
+        f"INSERT INTO xgate_state_counts AS sc (destination, state, shard, n) {select} ORDER BY 1, 2"
+        " ON CONFLICT (destination, state, shard) DO UPDATE SET n = sc.n + excluded.n"
+    )
+
+
+class _ConnectErrors(logging.Handler):
+    """The last connection error psycopg_pool logged per pool: its workers connect in the background,
+    and a caller only gets "couldn't get a connection after 5 s"; messages add this reason. (Being a
+    handler of ``psycopg.pool`` also keeps Python's last-resort printer from writing each retry to the
+    terminal of a command; a configured root logger still gets them.)"""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "error connecting in %r: %s" and isinstance(record.args, tuple):
+            self.last[str(record.args[0])] = str(record.args[1])
+
+
+_connect_errors = _ConnectErrors()
+logging.getLogger("psycopg.pool").addHandler(_connect_errors)
+
+
+class _Scrubbed:
+    """Where the database is, for messages: ``PostgreSQL at host:port/db`` (never the password)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise ValueError("storage.url: not a valid postgresql:// URL") from exc
+        self.password = str(params.get("password") or "")
+        host = params.get("host") or "localhost"
+        port = params.get("port") or "5432"
+        self.where = f"PostgreSQL at {host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+    def error(self, exc: BaseException, doing: str, pool: str = "") -> OutboxUnavailable:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, PoolTimeout) and _connect_errors.last.get(pool):
+            reason = "cannot connect: " + " ".join(_connect_errors.last[pool].split())
+        if self.password:
+            reason = reason.replace(self.password, "***")
+        return OutboxUnavailable(f"{self.where}: {doing} failed: {reason}")
+
+
+class PostgresOutbox:
+    """:class:`~xgate.outbox.base.Outbox` on a PostgreSQL database (see the module docstring).
+
+    ``url``: ``postgresql://user[:password]@host[:port]/db[?options=-csearch_path%3Dschema&sslmode=…]``
+    (libpq's URL). ``create=True`` creates the schema in a database without xgate tables; an existing
+    schema of another version raises :class:`~xgate.errors.OutboxSchemaMismatch` (``xgate db upgrade``),
+    ``create=False`` and no schema raises :class:`~xgate.errors.OutboxNotFound`. ``check_schema=False``
+    (the ``xgate db`` commands only) opens whatever schema is there."""
+
+    def __init__(
+        self,
+        url: str,
+        settings: StorageSettings | None = None,
+        *,
+        node_id: str | None = None,
+        create: bool = True,
+        check_schema: bool = True,
+    ) -> None:
+        settings = settings or StorageSettings()
+        self._where = _Scrubbed(url)
+        self._url = url
+        self._dedup_window = settings.dedup_window_days * 86400.0
+        self._retention = settings.retention_days * 86400.0
+        self._node_id = node_id or default_node_id(url)
+        self._closed = False
+        try:  # one direct connection first: a wrong host or password fails at once, with libpq's reason
+            with psycopg.connect(url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
+                schema = db.execute("SELECT current_schema()").fetchone()
+        except psycopg.Error as exc:
+            raise self._where.error(exc, "connecting") from exc
+        self._pool_name = f"xgate-outbox-{uuid.uuid4().hex[:8]}"
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=_POOL_SIZE,
+            open=False,
+            timeout=_CONNECT_TIMEOUT,
+            kwargs={"connect_timeout": int(_CONNECT_TIMEOUT)},
+            name=self._pool_name,
+        )
+        try:
+            self._pool.open(wait=False)
+            if schema is None or schema[0] is None:
+                raise OutboxUnavailable(
+                    f"{self._where.where}: no schema to use (the search_path names none that exists)"
+                )
+            self._schema = str(schema[0])
+            if check_schema:
+                self._check_schema(create)
+        except BaseException:
+            self._pool.close()
+            raise
+        self._channel = "xgate_work_" + hashlib.sha1(self._schema.encode()).hexdigest()[:12]
+        self._work = threading.Condition()
+        self._work_seq = 0
+        self._listener: threading.Thread | None = None
+
+    # -- the contract's properties ---------------------------------------------------------------
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def writers(self) -> int:
+        """4: group commits of several collector threads proceed in parallel on the server."""
+        return 4
+
+    @property
+    def location(self) -> str:
+        """``PostgreSQL at host:port/db`` (no password), for messages."""
+        return self._where.where
+
+    # -- running a transaction -------------------------------------------------------------------
+    def _call(self, doing: str, fn: Callable[[_Conn], _T], timeout: float | None = None) -> _T:
+        """``fn(connection)`` in one transaction, committed on return; errors become OutboxUnavailable.
+        Retried at once when the connection was dead (a server restart) or on a deadlock. ``timeout``:
+        seconds to wait for a pooled connection (default ``_CONNECT_TIMEOUT``)."""
+        if self._closed:
+            raise OutboxUnavailable(f"{self._where.where}: the outbox is closed")
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._pool.connection(timeout=timeout) as db:
+                    try:
+                        return fn(db)
+                    except psycopg.Error as exc:
+                        if attempt == _ATTEMPTS or not (db.broken or exc.sqlstate in _RETRY_STATES):
+                            raise
+                        retry = exc
+                        broken = db.broken
+                        if not broken:
+                            with contextlib.suppress(psycopg.Error):
+                                db.rollback()
+                if broken:  # the server restarted: its other pooled connections are dead too
+                    self._pool.check()
+                log.info("outbox: %s retried after %s", doing, type(retry).__name__)
+            except psycopg.Error as exc:
+                raise self._where.error(exc, doing, self._pool_name) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _woke_if(self, queued: int) -> int:
+        """Wake this process's waiters when ``queued`` rows went to the queue; returns ``queued``."""
+        if queued:
+            self._woken()
+        return queued
+
+    def _woken(self) -> None:
+        with self._work:
+            self._work_seq += 1
+            self._work.notify_all()
+
+    # -- schema ------------------------------------------------------------------------------------
+    def _check_schema(self, create: bool) -> None:
+        latest = len(migrations.postgresql())
+        current = schema_version(self)
+        if current is None:
+            if not create:
+                raise OutboxNotFound(f"{self._where.where}: no xgate outbox in schema {self._schema}")
+            _apply(self, upto=latest, only_if_empty=True)
+            return
+        if current < latest:
+            raise OutboxSchemaMismatch(
+                f"the outbox schema is version {current}, this xgate needs {latest}: run xgate db upgrade"
+            )
+        if current > latest:
+            raise OutboxSchemaMismatch(
+                f"the outbox schema is version {current}, newer than this xgate knows ({latest}):"
+                " upgrade xgate on this node"
+            )
+
+    # -- ingest ------------------------------------------------------------------------------------
+    def enqueue(
+        self, conversions: Sequence[MappedConversion], *, now: float | None = None
+    ) -> list[EnqueueOutcome]:
+        return self._store(conversions, time.time() if now is None else now, None)[0]
+
+    def enqueue_leased(
+        self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
+    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+        return self._store(conversions, time.time() if now is None else now, lease)
+
+    def _store(
+        self, conversions: Sequence[MappedConversion], now: float, lease: HandoffLease | None
+    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+        if not conversions:
+            return [], []
+        keys = [(c.pixel_id, c.event_id, c.conversion_id) for c in conversions]
+        firsts: dict[tuple[str, str, str], int] = {}  # key -> index of its first conversion in this call
+        for i, key in enumerate(keys):
+            firsts.setdefault(key, i)
+        unique = list(firsts)
+
+        def store(db: _Conn) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+            new = {
+                (p, e, c): row_id
+                for p, e, c, row_id in db.execute(
+                    "INSERT INTO xgate_dedup_keys AS k"
+                    " (pixel_id, event_id, conversion_id, row_id, expires_at)"
+                    " SELECT p, e, c, nextval('xgate_conversions_id_seq'), %s"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(p, e, c, i)"
+                    " ORDER BY i"
+                    " ON CONFLICT (pixel_id, event_id, conversion_id) DO UPDATE"
+                    " SET row_id = excluded.row_id, expires_at = excluded.expires_at"
+                    " WHERE k.expires_at <= %s"
+                    " RETURNING pixel_id, event_id, conversion_id, row_id",
+                    (
+                        now + self._dedup_window,
+                        [k[0] for k in unique],
+                        [k[1] for k in unique],
+                        [k[2] for k in unique],
+                        now,
+                    ),
+                )
+            }
+            known = dict(new)
+            if len(new) < len(unique):  # the others are stored already: their rows' ids
+                old = [k for k in unique if k not in new]
+                known.update(
+                    ((p, e, c), row_id)
+                    for p, e, c, row_id in db.execute(
+                        "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
+                        " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(p, e, c)"
+                        " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)",
+                        ([k[0] for k in old], [k[1] for k in old], [k[2] for k in old]),
+                    )
+                )
+            to_lease = lease.limit if lease else 0
+            out: list[EnqueueOutcome] = []
+            handed: list[LeasedRow] = []
+            # the new rows, column by column (unnest): id, destination, pixel, event, conversion, name,
+            # match signals, body, state
+            cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
+            for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
+                row_id = known[key]
+                if key not in new or firsts[key] != i:
+                    out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
+                    continue
+                body = orjson.dumps(c.body)
+                state = "queued"
+                if lease is not None and len(handed) < to_lease:
+                    state = "leased"
+                    handed.append(
+                        LeasedRow(
+                            row_id,
+                            c.destination,
+                            c.pixel_id,
+                            c.event_id,
+                            c.conversion_id,
+                            body,
+                            0,
+                            lease.token,
+                        )
+                    )
+                values = (
+                    row_id,
+                    c.destination,
+                    c.pixel_id,
+                    c.event_id,
+                    c.conversion_id,
+                    c.event_name,
+                    ",".join(sorted(c.match_signals)),
+                    body,
+                    state,
+                )
+                for col, value in zip(cols, values, strict=True):
+                    col.append(value)
+                out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
+            if cols[0]:
+                self._count(
+                    db,
+                    "INSERT INTO xgate_conversions (id, destination, pixel_id, event_id, conversion_id,"
+                    " event_name, match_signals, body, state, created_at, updated_at, next_attempt_at,"
+                    " lease_token, lease_expires_at, leased_by)"
+                    " SELECT u.*, %(now)s, %(now)s, %(now)s,"
+                    " CASE WHEN u.state = 'leased' THEN %(token)s END,"
+                    " CASE WHEN u.state = 'leased' THEN %(until)s::double precision END,"
+                    " CASE WHEN u.state = 'leased' THEN %(node)s END"
+                    " FROM unnest(%(id)s::bigint[], %(d)s::text[], %(p)s::text[], %(e)s::text[],"
+                    " %(c)s::text[], %(n)s::text[], %(m)s::text[], %(b)b::bytea[], %(s)s::text[])"
+                    " AS u(id, d, p, e, c, n, m, b, state)"
+                    " RETURNING destination, state",
+                    None,
+                    _RETURNED_STATE,
+                    {
+                        **dict(zip(("id", "d", "p", "e", "c", "n", "m", "b", "s"), cols, strict=True)),
+                        "now": now,
+                        "token": lease.token if lease else None,
+                        "until": now + lease.seconds if lease else None,
+                        "node": self._node_id,
+                    },
+                    wake="state = 'queued'",  # rows in the queue: wake idle dispatchers of every node
+                )
+            return out, sorted(handed)
+
+        outcomes, handed = self._call("enqueue", store)
+        if sum(o.status == "queued" for o in outcomes) > len(handed):
+            self._woken()
+        return outcomes, handed
+
+    # -- delivery ----------------------------------------------------------------------------------
+    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
+        if limit <= 0:
+            return []
+        now = time.time() if now is None else now
+        token = uuid.uuid4().hex
+        take = (
+            "WITH picked AS (SELECT id FROM xgate_conversions WHERE {due} ORDER BY {order} LIMIT %(limit)s"
+            " FOR UPDATE SKIP LOCKED),"
+            " leased AS (UPDATE xgate_conversions AS c SET state = 'leased', lease_token = %(token)s,"
+            " lease_expires_at = %(until)s, leased_by = %(node)s, updated_at = %(now)s"
+            f" FROM picked WHERE c.id = picked.id RETURNING c.{_LEASED_COLUMNS.replace(', ', ', c.')})"
+            "{count} SELECT * FROM leased"
+        )
+        params = {"token": token, "until": now + lease_seconds, "node": self._node_id, "now": now}
+
+        def run(db: _Conn) -> list[tuple[Any, ...]]:
+            rows = db.execute(
+                take.format(
+                    due="state = 'queued' AND next_attempt_at <= %(now)s",
+                    order="next_attempt_at",
+                    count=", counted AS (" + _moved("leased", "queued", "leased") + ")",
+                ),
+                {**params, "limit": limit},
+            ).fetchall()
+            if len(rows) < limit:  # leases of a node that died or stalled: still leased, now ours
+                rows += db.execute(
+                    take.format(
+                        due="state = 'leased' AND lease_expires_at <= %(now)s",
+                        order="lease_expires_at",
+                        count="",
+                    ),
+                    {**params, "limit": limit - len(rows)},
+                ).fetchall()
+            return rows
+
+        rows = self._call("lease", run)
+        return sorted(LeasedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token) for r in rows)
+
+    def extend(
+        self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None
+    ) -> int:
+        now = time.time() if now is None else now
+        return self._call(
+            "extend",
+            lambda db: (
+                db.execute(
+                    "UPDATE xgate_conversions SET lease_expires_at = %s WHERE id = ANY(%s::bigint[])"
+                    " AND state = 'leased' AND lease_token = %s",
+                    (now + lease_seconds, list(row_ids), lease_token),
+                ).rowcount
+            ),
+        )
+
+    def reclaim(self, *, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+
+        def run(db: _Conn) -> int:
+            return self._count(
+                db,
+                "UPDATE xgate_conversions SET state = 'queued',"
+                " next_attempt_at = least(next_attempt_at, %(now)s), updated_at = %(now)s,"
+                " lease_token = NULL, lease_expires_at = NULL, leased_by = NULL"
+                " WHERE state = 'leased' AND leased_by = %(node)s RETURNING destination",
+                "leased",
+                "queued",
+                {"now": now, "node": self._node_id},
+                wake="true",
+            )
+
+        return self._woke_if(self._call("reclaim", run))
+
+    def _count(
+        self,
+        db: _Conn,
+        statement: str,
+        source: str | None,
+        target: str | None,
+        params: dict[str, Any],
+        also: str = "",
+        wake: str = "",
+    ) -> int:
+        """Run ``statement`` (it returns ``destination`` per row changed) with the counts kept, and the
+        statement ``also`` (may read the changed rows as ``changed``), in one statement; returns how
+        many rows changed. ``wake``: a condition on the changed rows; when a row meets it, NOTIFY the
+        waiters of every node (sent at commit; the caller wakes this process's own after it)."""
+        more = f", also AS ({also})" if also else ""
+        notify = (
+            f", CASE WHEN count(*) FILTER (WHERE {wake}) > 0 THEN pg_notify(%(channel)s, '') END"
+            if wake
+            else ""
+        )
+        row = db.execute(
+            f"WITH changed AS ({statement}), counted AS ({_moved('changed', source, target)}){more}"
+            f" SELECT count(*){notify} FROM changed",
+            {**params, "channel": self._channel},
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _settle(
+        self,
+        doing: str,
+        row_ids: Sequence[int],
+        lease_token: str,
+        state: RowState,
+        assignments: str,
+        params: dict[str, Any],
+        health: str = "",
+    ) -> int:
+        if not row_ids:
+            return 0
+        statement = (
+            f"UPDATE xgate_conversions SET state = '{state}', {assignments}, lease_token = NULL,"
+            " lease_expires_at = NULL, leased_by = NULL"
+            " WHERE id = ANY(%(ids)s::bigint[]) AND state = 'leased' AND lease_token = %(token)s"
+            " RETURNING destination"
+        )
+        args = {**params, "ids": list(row_ids), "token": lease_token}
+
+        def run(db: _Conn) -> int:
+            # the destinations' health in the same statement
+            also = f"INSERT INTO xgate_health AS h {health}" if health else ""
+            wake = "true" if doing == "release" else ""  # a retry is due later: its own wake-up
+            return self._count(db, statement, "leased", state, args, also, wake)
+
+        settled = self._call(doing, run)
+        return self._woke_if(settled) if doing == "release" else settled
+
+    def mark_delivered(
+        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+    ) -> int:
+        now = time.time() if now is None else now
+        return self._settle(
+            "mark_delivered",
+            row_ids,
+            lease_token,
+            "delivered",
+            "attempts = attempts + 1, debug_id = %(debug_id)s, last_error = NULL, updated_at = %(now)s",
+            {"debug_id": debug_id, "now": now},
+            "(destination, last_success_at) SELECT DISTINCT destination, %(now)s::double precision"
+            " FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
+            " SET last_success_at = greatest(h.last_success_at, excluded.last_success_at)",
+        )
+
+    _ERROR_HEALTH = (
+        "(destination, last_error, last_error_at) SELECT DISTINCT destination, %(error)s,"
+        " %(now)s::double precision FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
+        " SET last_error = excluded.last_error, last_error_at = excluded.last_error_at"
+        " WHERE h.last_error_at IS NULL OR h.last_error_at <= excluded.last_error_at"
+    )
+
+    def mark_retry(
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        next_attempt_at: float,
+        error: str,
+        *,
+        now: float | None = None,
+        count_attempt: bool = True,
+    ) -> int:
+        now = time.time() if now is None else now
+        return self._settle(
+            "mark_retry",
+            row_ids,
+            lease_token,
+            "queued",
+            "attempts = attempts + %(step)s, next_attempt_at = %(due)s, last_error = %(error)s,"
+            " updated_at = %(now)s",
+            {"step": int(count_attempt), "due": next_attempt_at, "error": error, "now": now},
+            self._ERROR_HEALTH,
+        )
+
+    def mark_dead(
+        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+    ) -> int:
+        now = time.time() if now is None else now
+        return self._settle(
+            "mark_dead",
+            row_ids,
+            lease_token,
+            "dead",
+            "attempts = attempts + 1, last_error = %(error)s, updated_at = %(now)s",
+            {"error": error, "now": now},
+            self._ERROR_HEALTH,
+        )
+
+    def release(self, row_ids: Sequence[int], lease_token: str) -> int:
+        now = time.time()
+        return self._settle(
+            "release",
+            row_ids,
+            lease_token,
+            "queued",
+            "updated_at = %(now)s",
+            {"now": now},
+        )
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Return when rows were queued (by any node: ``NOTIFY``) since the call began, or after
+        ``timeout`` seconds. Never raises: while the database is unreachable it just waits the timeout."""
+        if self._listener is None:
+            with self._work:
+                if self._listener is None and not self._closed:
+                    self._listener = threading.Thread(
+                        target=self._listen, name="xgate-outbox-listen", daemon=True
+                    )
+                    self._listener.start()
+        with self._work:
+            seen = self._work_seq
+            self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
+
+    def _listen(self) -> None:
+        """The listener thread: LISTEN on a connection of its own; each notification wakes the waiters.
+        Reconnects whenever the connection fails, after 1, 2, 4 … up to 30 s (one warning each)."""
+        pause = 1.0
+        while not self._closed:
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
+                    db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    pause = 1.0
+                    self._woken()  # work may have been queued while no one listened
+                    while not self._closed:
+                        for _ in db.notifies(timeout=0.5, stop_after=1):
+                            self._woken()
+            except psycopg.Error as exc:
+                if self._closed:
+                    return
+                log.warning(
+                    "outbox: %s (again in %.0f s)", self._where.error(exc, "listening for work"), pause
+                )
+                with self._work:
+                    self._work.wait_for(lambda: self._closed, pause)
+                pause = min(pause * 2, 30.0)
+
+    # -- inspection --------------------------------------------------------------------------------
+    def stats(self, *, now: float | None = None) -> OutboxStats:
+        now = time.time() if now is None else now
+
+        def run(db: _Conn) -> OutboxStats:
+            stats = OutboxStats()
+            for dest, state, n in db.execute(
+                "SELECT destination, state, sum(n) FROM xgate_state_counts GROUP BY destination, state"
+                " HAVING sum(n) != 0"
+            ):
+                stats.counts[(dest, state)] = int(n)
+            row = db.execute(
+                "SELECT (SELECT count(*) FROM xgate_conversions WHERE state = 'delivered'"
+                " AND updated_at > %(minute)s),"
+                " (SELECT min(created_at) FROM xgate_conversions WHERE state IN ('queued', 'leased')),"
+                " (SELECT min(next_attempt_at) FROM xgate_conversions WHERE state = 'queued'),"
+                " (SELECT count(*) FROM xgate_conversions WHERE state = 'leased'"
+                " AND lease_expires_at <= %(now)s)",
+                {"minute": now - 60, "now": now},
+            ).fetchone()
+            assert row is not None
+            stats.delivered_last_minute = int(row[0])
+            stats.oldest_undelivered_at = row[1]
+            stats.next_attempt_at = row[2]
+            stats.expired_leases = int(row[3])
+            return stats
+
+        return self._call("stats", run)
+
+    def health(self) -> dict[str, DestinationHealth]:
+        rows = self._call(
+            "health",
+            lambda db: db.execute(
+                "SELECT destination, last_success_at, last_error, last_error_at FROM xgate_health"
+            ).fetchall(),
+        )
+        return {r[0]: DestinationHealth(r[1], r[2], r[3]) for r in rows}
+
+    @staticmethod
+    def _row(r: Sequence[Any]) -> OutboxRow:
+        signals: str = r[13]
+        return OutboxRow(
+            id=r[0],
+            destination=r[1],
+            pixel_id=r[2],
+            event_id=r[3],
+            conversion_id=r[4],
+            event_name=r[5],
+            state=r[6],
+            attempts=r[7],
+            created_at=r[8],
+            updated_at=r[9],
+            next_attempt_at=r[10],
+            last_error=r[11],
+            debug_id=r[12],
+            match_signals=tuple(signals.split(",")) if signals else (),
+            body=orjson.loads(r[14]),
+            leased_by=r[15],
+        )
+
+    def rows(
+        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+    ) -> list[OutboxRow]:
+        where = ["true"]
+        if state:
+            where.append("state = %(state)s")
+        if destination:
+            where.append("destination = %(destination)s")
+        found = self._call(
+            "rows",
+            lambda db: db.execute(
+                f"SELECT {_ROW_COLUMNS} FROM xgate_conversions WHERE {' AND '.join(where)}"
+                " ORDER BY id DESC LIMIT %(limit)s",
+                {"state": state, "destination": destination, "limit": limit},
+            ).fetchall(),
+        )
+        return [self._row(r) for r in found]
+
+    def row(self, row_id: int) -> OutboxRow | None:
+        found = self._call(
+            "row",
+            lambda db: db.execute(
+                f"SELECT {_ROW_COLUMNS} FROM xgate_conversions WHERE id = %s", (row_id,)
+            ).fetchone(),
+        )
+        return self._row(found) if found else None
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def replay(self, row_ids: Sequence[int] | None = None) -> int:
+        now = time.time()
+
+        def run(db: _Conn) -> int:
+            return self._count(
+                db,
+                "UPDATE xgate_conversions SET state = 'queued', attempts = 0, next_attempt_at = %(now)s,"
+                " updated_at = %(now)s WHERE state = 'dead'"
+                + ("" if row_ids is None else " AND id = ANY(%(ids)s::bigint[])")
+                + " RETURNING destination",
+                "dead",
+                "queued",
+                {"now": now, "ids": list(row_ids or ())},
+                wake="true",
+            )
+
+        return self._woke_if(self._call("replay", run))
+
+    def discard(self, row_ids: Sequence[int] | None = None) -> int:
+        return self._call(
+            "discard",
+            lambda db: self._count(
+                db,
+                "DELETE FROM xgate_conversions WHERE state = 'dead'"
+                + ("" if row_ids is None else " AND id = ANY(%(ids)s::bigint[])")
+                + " RETURNING destination",
+                "dead",
+                None,
+                {"ids": list(row_ids or ())},
+            ),
+        )
+
+    def purge(self, *, now: float | None = None) -> int:
+        """Batched deletes (module docstring), each batch under an advisory lock that one node holds at a
+        time: a node that finds it taken returns 0 at once (the other node is purging)."""
+        now = time.time() if now is None else now
+        lock = "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':xgate-purge'))"
+
+        def rows_batch(db: _Conn) -> int | None:
+            got = db.execute(lock).fetchone()
+            if not (got and got[0]):
+                return None
+            return self._count(
+                db,
+                "DELETE FROM xgate_conversions WHERE id IN (SELECT id FROM xgate_conversions"
+                " WHERE state = 'delivered' AND updated_at < %(cutoff)s ORDER BY updated_at"
+                " LIMIT %(batch)s FOR UPDATE SKIP LOCKED) RETURNING destination",
+                "delivered",
+                None,
+                {"cutoff": now - self._retention, "batch": _PURGE_BATCH},
+            )
+
+        def keys_batch(db: _Conn) -> int | None:
+            got = db.execute(lock).fetchone()
+            if not (got and got[0]):
+                return None
+            return db.execute(
+                "DELETE FROM xgate_dedup_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM xgate_dedup_keys"
+                " WHERE expires_at <= %s LIMIT %s))",
+                (now, _PURGE_BATCH),
+            ).rowcount
+
+        purged = 0
+        for batch, counted in ((rows_batch, True), (keys_batch, False)):
+            while True:
+                n = self._call("purge", batch)
+                if n is None:
+                    return purged
+                purged += n if counted else 0
+                if n < _PURGE_BATCH:
+                    break
+        return purged
+
+    def ping(self) -> None:
+        """A round trip on a pooled connection (one the server killed is replaced first), waiting at most
+        about a second for a connection; raises OutboxUnavailable with the reason."""
+        self._call("ping", lambda db: db.execute("SELECT 1"), timeout=_PING_TIMEOUT)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._work:
+            self._work.notify_all()
+        self._pool.close()
+        _connect_errors.last.pop(self._pool_name, None)
+        if self._listener is not None:
+            self._listener.join(timeout=2.0)
+
+
+# -- schema versions -------------------------------------------------------------------------------
+def schema_version(outbox: PostgresOutbox) -> int | None:
+    """The version recorded in ``xgate_schema_version`` (None: the schema has no xgate tables)."""
+
+    def read(db: _Conn) -> int | None:
+        found = db.execute("SELECT to_regclass('xgate_schema_version') IS NOT NULL").fetchone()
+        if not (found and found[0]):
+            return None
+        row = db.execute("SELECT max(version) FROM xgate_schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    return outbox._call("reading the schema version", read)
+
+
+def _apply(outbox: PostgresOutbox, *, upto: int, only_if_empty: bool = False) -> list[migrations.Migration]:
+    """Apply pending migrations up to ``upto`` in one transaction under an advisory lock (several nodes
+    starting together on an empty database create the schema once). ``only_if_empty``: do nothing when
+    the schema has a version already (another node created it meanwhile)."""
+
+    def run(db: _Conn) -> list[migrations.Migration]:
+        db.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':xgate-migrate'))")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS xgate_schema_version (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = db.execute("SELECT coalesce(max(version), 0) FROM xgate_schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        if only_if_empty and current:
+            return []
+        done: list[migrations.Migration] = []
+        for m in migrations.postgresql():
+            if current < m.version <= upto:
+                db.execute(m.sql.encode())  # bytes: the file is SQL as written, no placeholders
+                db.execute(
+                    "INSERT INTO xgate_schema_version (version, name) VALUES (%s, %s)", (m.version, m.name)
+                )
+                done.append(m)
+        return done
+
+    return outbox._call("migrating the schema", run)
+
+
+def upgrade(url: str, settings: StorageSettings | None = None) -> list[migrations.Migration]:
+    """Apply every pending migration (``xgate db upgrade``); returns those applied."""
+    outbox = PostgresOutbox(url, settings, check_schema=False)
+    try:
+        return _apply(outbox, upto=len(migrations.postgresql()))
+    finally:
+        outbox.close()

@@ -1,0 +1,347 @@
+"""What only the PostgreSQL outbox does: several nodes on one database (SKIP LOCKED leases, NOTIFY
+wake-ups), versioned migrations and the messages of a schema mismatch, connections that die, errors
+without the password. The behaviours both engines share are in test_conformance.py.
+
+Needs ``XGATE_TEST_POSTGRES_URL`` (``eval "$(.ci/postgres.sh start)"``); skipped without it, except in CI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from xgate.cli import app
+from xgate.config import StorageSettings
+from xgate.conversion import MappedConversion
+from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
+from xgate.outbox import migrations, open_outbox, postgres
+from xgate.outbox.postgres import PostgresOutbox
+from xgate.testing import OutboxFactory
+
+#: the shared fixture's PostgreSQL engine only
+on_postgres = pytest.mark.parametrize("outbox_factory", ["postgresql"], indirect=True)
+
+
+def conversion(n: int, destination: str = "x-main") -> MappedConversion:
+    body = {"conversion_id": f"c{n}", "event_id": "o87ne"}
+    return MappedConversion(destination, "o8z6j", "o87ne", f"c{n}", body, frozenset({"email"}), "purchase")
+
+
+@pytest.fixture
+def url(outbox_factory: OutboxFactory) -> str:
+    return outbox_factory.url
+
+
+def _sql(url: str, statement: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as db:
+        cur = db.execute(statement)
+        return cur.fetchall() if cur.description else []
+
+
+# -- several nodes -----------------------------------------------------------------------------------
+@on_postgres
+def test_two_nodes_leasing_at_once_never_get_the_same_row(outbox_factory: OutboxFactory) -> None:
+    nodes = [outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")]
+    nodes[0].enqueue([conversion(i) for i in range(3000)])
+    taken: list[list[int]] = [[] for _ in range(8)]
+
+    def drain(box: PostgresOutbox, mine: list[int]) -> None:
+        while rows := box.lease(40, 300):
+            mine.extend(r.id for r in rows)
+
+    threads = [threading.Thread(target=drain, args=(nodes[i % 2], taken[i])) for i in range(len(taken))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [row_id for mine in taken for row_id in mine]
+    assert len(every) == 3000 and len(set(every)) == 3000
+    assert sum(1 for mine in taken if mine) > 2  # they really leased side by side
+    holders = Counter(r.leased_by for r in nodes[1].rows(state="leased", limit=5000))
+    assert set(holders) == {"node-a", "node-b"} and sum(holders.values()) == 3000
+
+
+@on_postgres
+def test_counts_stay_exact_under_concurrent_writers_of_two_nodes(outbox_factory: OutboxFactory) -> None:
+    nodes = [outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")]
+
+    def work(box: PostgresOutbox, start: int) -> None:
+        for i in range(start, start + 200, 20):
+            box.enqueue([conversion(n, destination=f"d{n % 3}") for n in range(i, i + 20)])
+            rows = box.lease(15, 300)
+            box.mark_delivered([r.id for r in rows[:5]], rows[0].lease_token, None)
+            box.mark_retry([r.id for r in rows[5:10]], rows[0].lease_token, 0.0, "503")
+            box.mark_dead([r.id for r in rows[10:]], rows[0].lease_token, "400")
+
+    threads = [threading.Thread(target=work, args=(nodes[i % 2], i * 1000)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    from_rows = Counter((r.destination, r.state) for r in nodes[0].rows(limit=10_000))
+    assert sum(from_rows.values()) == 1200
+    assert nodes[1].stats().counts == dict(from_rows)
+
+
+@on_postgres
+def test_an_enqueue_on_one_node_wakes_an_idle_dispatcher_on_another(outbox_factory: OutboxFactory) -> None:
+    waiting, storing = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    waiting.wait_for_work(2.0)  # the first call starts listening (and returns once it listens)
+    started = time.monotonic()
+    waiting.wait_for_work(0.3)
+    assert time.monotonic() - started >= 0.29  # nothing queued: it waits its timeout
+
+    woke_after: list[float] = []
+
+    def wait() -> None:
+        t0 = time.monotonic()
+        waiting.wait_for_work(20.0)
+        woke_after.append(time.monotonic() - t0)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.2)
+    storing.enqueue([conversion(1)])
+    thread.join(25)
+    assert woke_after and woke_after[0] < 5.0
+
+
+@on_postgres
+def test_rows_handed_to_the_storing_dispatcher_wake_no_one(outbox_factory: OutboxFactory) -> None:
+    from xgate.outbox import HandoffLease
+
+    waiting, storing = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    waiting.wait_for_work(2.0)
+    woke_after: list[float] = []
+
+    def wait() -> None:
+        t0 = time.monotonic()
+        waiting.wait_for_work(1.5)
+        woke_after.append(time.monotonic() - t0)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.1)
+    storing.enqueue_leased([conversion(1), conversion(2)], HandoffLease("tok", 30, 10))
+    thread.join(5)
+    assert woke_after[0] >= 1.4
+
+
+# -- connections -------------------------------------------------------------------------------------
+@on_postgres
+def test_pooled_connections_killed_by_the_server_are_replaced_without_an_error(
+    outbox_factory: OutboxFactory, url: str
+) -> None:
+    box = outbox_factory(node_id="node-a")
+    assert isinstance(box, PostgresOutbox)
+    held = [box._pool.getconn() for _ in range(6)]  # a pool grown by busy threads, now idle
+    for db in held:
+        box._pool.putconn(db)
+    box.enqueue([conversion(1)])
+    with psycopg.connect(url, autocommit=True) as admin:  # what a server restart does to the pool
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed and killed[0] >= 6
+    assert [o.status for o in box.enqueue([conversion(2)])] == ["queued"]
+    assert box.stats().counts == {("x-main", "queued"): 2}
+
+
+@on_postgres
+def test_errors_name_the_server_but_never_the_password(url: str) -> None:
+    with pytest.raises(OutboxUnavailable) as unreachable:
+        PostgresOutbox("postgresql://xgate:pa55-w0rd-xyz@127.0.0.1:1/xgate")
+    assert "127.0.0.1:1/xgate" in str(unreachable.value)
+    assert "Connection refused" in str(unreachable.value)
+    assert "pa55-w0rd-xyz" not in str(unreachable.value)
+    # the server's own reason (here: no such database), still without the password
+    server = urlsplit(url)
+    bad_db = server._replace(
+        netloc=f"postgres:pa55-w0rd-xyz@{server.netloc.split('@')[-1]}", path="/no_such_db"
+    )
+    with pytest.raises(OutboxUnavailable, match='database "no_such_db" does not exist') as missing:
+        PostgresOutbox(urlunsplit(bad_db))
+    assert "pa55-w0rd-xyz" not in str(missing.value)
+
+
+@on_postgres
+def test_a_database_gone_after_opening_fails_calls_with_the_servers_reason_and_no_password(
+    outbox_factory: OutboxFactory, url: str
+) -> None:
+    parts = urlsplit(url)
+    with_password = urlunsplit(parts._replace(netloc=f"postgres:pa55-w0rd-xyz@{parts.netloc.split('@')[-1]}"))
+    box = PostgresOutbox(with_password, node_id="node-a")
+    database = parts.path.strip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    _sql(admin_url, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    try:
+        _sql(
+            admin_url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        )
+        with pytest.raises(OutboxUnavailable) as down:
+            box.stats()
+        assert "not currently accepting connections" in str(down.value)
+        assert "pa55-w0rd-xyz" not in str(down.value)
+        with pytest.raises(OutboxUnavailable, match="not currently accepting connections"):
+            box.ping()
+    finally:
+        _sql(admin_url, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        box.close()
+
+
+@pytest.mark.parametrize(
+    ("bad_url", "reason"),
+    [
+        ("postgresql://u:pa55-w0rd-xyz@db:99999/xgate", "must be a number between 1 and 65535"),
+        ("postgresql://u:pa55-w0rd-xyz@db:5432/xgate/more", "is one database name"),
+        ("postgresql://u:pa55-w0rd-xyz@db/xgate?sslmod=require", "not a URL libpq can read"),
+    ],
+)
+def test_a_malformed_postgresql_url_is_refused_with_the_reason_and_without_the_password(
+    bad_url: str, reason: str
+) -> None:
+    from xgate.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"storage": {"url": bad_url}})
+    assert reason in str(refused.value) and "storage.url" in str(refused.value)
+    assert "pa55-w0rd-xyz" not in str(refused.value)
+
+
+def test_well_formed_postgresql_urls_are_accepted() -> None:
+    for url in ("postgresql://xgate@db.internal:5432/xgate?sslmode=require", "postgres:///xgate"):
+        assert StorageSettings(url=url).url == url
+
+
+# -- schema versions ---------------------------------------------------------------------------------
+@pytest.fixture
+def empty_url(url: str) -> Iterator[str]:
+    """The test database, without the schema the fixture's first open may have created."""
+    _sql(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    yield url
+
+
+@on_postgres
+def test_db_upgrade_creates_the_schema_in_an_empty_database(empty_url: str, tmp_path: object) -> None:
+    runner = CliRunner()
+    config = _config(empty_url, tmp_path)
+    before = runner.invoke(app, ["db", "status", "-c", config])
+    assert before.exit_code == 1 and "no outbox schema yet" in before.output
+    upgraded = runner.invoke(app, ["db", "upgrade", "-c", config])
+    assert upgraded.exit_code == 0, upgraded.output
+    latest = len(migrations.postgresql())
+    assert "applied: 0001_initial" in upgraded.output and f"to version {latest}" in upgraded.output
+    assert _sql(empty_url, "SELECT version FROM xgate_schema_version ORDER BY version") == [
+        (v,) for v in range(1, latest + 1)
+    ]
+    after = runner.invoke(app, ["db", "status", "-c", config])
+    assert after.exit_code == 0 and "up to date" in after.output
+    again = runner.invoke(app, ["db", "upgrade", "-c", config])
+    assert again.exit_code == 0 and "already up to date" in again.output
+
+
+@on_postgres
+def test_a_read_only_command_on_an_empty_database_finds_no_outbox(empty_url: str) -> None:
+    with pytest.raises(OutboxNotFound):
+        open_outbox(empty_url, create=False)
+    assert _sql(empty_url, "SELECT to_regclass('xgate_conversions')") == [(None,)]
+
+
+@on_postgres
+def test_nodes_starting_together_on_an_empty_database_create_the_schema_once(empty_url: str) -> None:
+    boxes: list[PostgresOutbox] = []
+
+    def start(node: str) -> None:
+        boxes.append(PostgresOutbox(empty_url, node_id=node))
+
+    threads = [threading.Thread(target=start, args=(f"n{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(boxes) == 4
+    assert _sql(empty_url, "SELECT count(*) FROM xgate_schema_version") == [(len(migrations.postgresql()),)]
+    for box in boxes:
+        box.close()
+
+
+def _with_a_newer_step(monkeypatch: pytest.MonkeyPatch) -> int:
+    """This xgate, as if it shipped one migration more than the database holds."""
+    real = migrations.postgresql()
+    step = migrations.Migration(len(real) + 1, "test_step", "CREATE TABLE xgate_test_step (x integer);")
+    monkeypatch.setattr(migrations, "postgresql", lambda: (*real, step))
+    return step.version
+
+
+@on_postgres
+def test_a_gateway_on_an_older_schema_stops_and_says_to_run_db_upgrade(
+    outbox_factory: OutboxFactory, url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    outbox_factory().close()  # the schema this xgate creates
+    old = len(migrations.postgresql())
+    new = _with_a_newer_step(monkeypatch)
+    with pytest.raises(OutboxSchemaMismatch) as stopped:
+        open_outbox(url)
+    assert str(stopped.value) == (
+        f"the outbox schema is version {old}, this xgate needs {new}: run xgate db upgrade"
+    )
+    assert _sql(url, "SELECT to_regclass('xgate_test_step')") == [(None,)]  # nothing upgraded silently
+    config = _config(url, tmp_path)
+    for command in (["serve"], ["status"]):
+        stopped_cli = CliRunner().invoke(app, [*command, "-c", config])
+        assert stopped_cli.exit_code == 1, stopped_cli.output
+        assert f"error: the outbox schema is version {old}, this xgate needs {new}" in " ".join(
+            stopped_cli.output.split()
+        )
+    pending = CliRunner().invoke(app, ["db", "status", "-c", config])
+    assert pending.exit_code == 1 and f"pending: {new:04d}_test_step" in pending.output
+    assert CliRunner().invoke(app, ["db", "upgrade", "-c", config]).exit_code == 0
+    open_outbox(url).close()
+    assert _sql(url, "SELECT max(version) FROM xgate_schema_version") == [(new,)]
+
+
+@on_postgres
+def test_a_gateway_on_a_newer_schema_says_to_upgrade_xgate(outbox_factory: OutboxFactory, url: str) -> None:
+    outbox_factory().close()
+    _sql(url, "INSERT INTO xgate_schema_version (version, name) VALUES (99, 'from_the_future')")
+    with pytest.raises(OutboxSchemaMismatch, match="version 99, newer than this xgate knows") as stopped:
+        open_outbox(url)
+    assert "upgrade xgate" in str(stopped.value)
+    with pytest.raises(OutboxSchemaMismatch, match="upgrade xgate"):
+        migrations.upgrade(url)
+
+
+@on_postgres
+def test_purge_deletes_in_batches_until_done_and_keeps_the_counts(
+    outbox_factory: OutboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "_PURGE_BATCH", 7)
+    box = outbox_factory(StorageSettings(retention_days=1, dedup_window_days=2))
+    long_ago = time.time() - 3 * 86400
+    box.enqueue([conversion(i) for i in range(30)], now=long_ago)
+    rows = box.lease(30, 60, now=long_ago)
+    assert box.mark_delivered([r.id for r in rows[:25]], rows[0].lease_token, None, now=long_ago) == 25
+    assert box.purge() == 25
+    assert box.stats().counts == {("x-main", "leased"): 5}
+    assert _sql(outbox_factory.url, "SELECT count(*) FROM xgate_dedup_keys") == [(0,)]
+    # the keys are gone with the window: the same conversions are new again
+    assert {o.status for o in box.enqueue([conversion(i) for i in range(3)])} == {"queued"}
+
+
+def _config(url: str, tmp_path: object) -> str:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "xgate.toml"
+    path.write_text(
+        f'[storage]\nurl = "{url}"\n'
+        '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
+    )
+    return str(path)
