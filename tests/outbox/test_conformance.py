@@ -110,6 +110,18 @@ def test_enqueue_leased_with_room_for_none_is_a_plain_enqueue(outbox: Outbox) ->
 
 
 # -- lease -----------------------------------------------------------------------------------------
+def test_leased_rows_say_when_the_gateway_accepted_them(outbox: Outbox) -> None:
+    accepted = time.time() - 5 * 3600
+    outbox.enqueue([conversion(1)], now=accepted)
+    _, handed = outbox.enqueue_leased([conversion(2)], HandoffLease("tok", 30, 1), now=accepted + 60)
+    (leased,) = outbox.lease(1, 30, now=accepted + 3600)  # leased an hour later: still its acceptance
+    assert leased.created_at == pytest.approx(accepted)
+    assert handed[0].created_at == pytest.approx(accepted + 60)
+    outbox.mark_retry([leased.id], leased.lease_token, accepted + 7200, "server_error", now=accepted + 3600)
+    (again,) = outbox.lease(1, 30, now=accepted + 7200)
+    assert again.created_at == pytest.approx(accepted)
+
+
 def test_a_lease_hands_rows_out_once_until_it_expires(outbox: Outbox) -> None:
     outbox.enqueue([conversion(i) for i in range(5)])
     now = time.time()

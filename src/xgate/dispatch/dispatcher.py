@@ -46,7 +46,6 @@ from xgate.dispatch.backoff import RequestBudget, backoff_delay
 from xgate.dispatch.handoff import Handoff
 from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import LeasedRow, Outbox
-from xgate.validation import parse_conversion_time
 from xgate.x.auth import destination_credential_problems
 from xgate.x.client import Conversion
 from xgate.x.result import SendResult
@@ -355,34 +354,14 @@ class Dispatcher:
         s = self._settings
         return backoff_delay(attempts, s.backoff_base_seconds, s.backoff_max_seconds, self._rng)
 
-    async def _expired(
-        self, batch: Sequence[LeasedRow], now: float
-    ) -> tuple[list[LeasedRow], list[LeasedRow]]:
-        """The rows accepted ``give_up_after_hours`` ago or earlier, and the others.
-
-        A row's acceptance time is read from the outbox (``row().created_at``) only when its conversion
-        is old enough to matter: the mapper refuses a ``conversion_time`` later than acceptance plus
-        ``[x] max_clock_skew_seconds``, so a conversion younger than the limit minus that skew was
-        accepted less than the limit ago. Live traffic never costs a look-up; an old import does, on
-        failure only."""
-        limit, skew = self._give_up_after, self.config.x.max_clock_skew_seconds
-        young: list[LeasedRow] = []
-        unsure: list[LeasedRow] = []
-        for r in batch:
-            at = _conversion_time(r.body_json)
-            (young if at is not None and now - at + skew < limit else unsure).append(r)
-        if not unsure:
-            return [], young
-        accepted = await asyncio.to_thread(self._accepted_at, [r.id for r in unsure])
+    def _expired(self, batch: Sequence[LeasedRow], now: float) -> tuple[list[LeasedRow], list[LeasedRow]]:
+        """The rows accepted ``give_up_after_hours`` ago or earlier (``LeasedRow.created_at``), and the
+        others."""
         old: list[LeasedRow] = []
-        for r in unsure:
-            at = accepted.get(r.id)
-            (old if at is not None and now - at >= limit else young).append(r)
+        young: list[LeasedRow] = []
+        for r in batch:
+            (old if now - r.created_at >= self._give_up_after else young).append(r)
         return old, young
-
-    def _accepted_at(self, row_ids: Sequence[int]) -> dict[int, float]:
-        found = {i: self.outbox.row(i) for i in row_ids}
-        return {i: row.created_at for i, row in found.items() if row is not None}
 
     async def _give_up(self, rows: Sequence[LeasedRow], why: str) -> None:
         hours = self._settings.give_up_after_hours
@@ -391,7 +370,7 @@ class Dispatcher:
 
     async def _defer(self, batch: Sequence[LeasedRow], until: float, why: str) -> None:
         """Back to the queue until ``until`` without an attempt counted (X asked us to wait)."""
-        old, rest = await self._expired(batch, time.time())
+        old, rest = self._expired(batch, time.time())
         if old:
             await self._give_up(old, why)
         if rest:
@@ -409,7 +388,7 @@ class Dispatcher:
     ) -> None:
         """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead."""
         now = time.time()
-        old, rest = await self._expired(batch, now)
+        old, rest = self._expired(batch, now)
         if old:
             await self._give_up(old, why)
         if not rest:
@@ -469,16 +448,6 @@ class Dispatcher:
         elif attempt.outcome == "delivered":
             self._warned.pop(attempt.destination, None)
         log.info("batch settled", extra={"fields": fields})
-
-
-def _conversion_time(body_json: bytes) -> float | None:
-    """The epoch time of a stored conversion's ``conversion_time``, or None when it has none."""
-    try:
-        value = orjson.loads(body_json).get("conversion_time")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    when = parse_conversion_time(value) if isinstance(value, str) else None
-    return when.timestamp() if when is not None else None
 
 
 __all__ = ["Attempt", "ClientFactory", "Dispatcher", "Observer", "SendsConversions"]

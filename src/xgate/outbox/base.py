@@ -66,6 +66,8 @@ class LeasedRow(NamedTuple):
     body_json: bytes
     attempts: int
     lease_token: str
+    #: when the gateway accepted the conversion (epoch seconds): the dispatcher gives up by this age
+    created_at: float
 
     @property
     def body(self) -> dict[str, object]:

@@ -85,7 +85,7 @@ _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
     " next_attempt_at, last_error, debug_id, match_signals, body, leased_by"
 )
-_LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts"
+_LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
 
 
 #: ``_moved``'s target for rows counted in the state each returns (new rows)
@@ -363,6 +363,7 @@ class PostgresOutbox:
                             body,
                             0,
                             lease.token,
+                            now,
                         )
                     )
                 values = (
@@ -448,7 +449,7 @@ class PostgresOutbox:
             return rows
 
         rows = self._call("lease", run)
-        return sorted(LeasedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token) for r in rows)
+        return sorted(LeasedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token, r[7]) for r in rows)
 
     def extend(
         self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None

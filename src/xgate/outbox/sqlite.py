@@ -393,7 +393,7 @@ class SQLiteOutbox:
                     state, held_by, held_until, holder = "leased", token, lease_expires_at, node
                     handed.append(
                         LeasedRow(
-                            row_id, c.destination, c.pixel_id, c.event_id, c.conversion_id, body, 0, token
+                            row_id, c.destination, c.pixel_id, c.event_id, c.conversion_id, body, 0, token, now
                         )
                     )
                 else:
@@ -451,7 +451,7 @@ class SQLiteOutbox:
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
-        returning = " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts"
+        returning = " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
         holds = (
             "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, leased_by = ?,"
             " updated_at = ?"
@@ -480,6 +480,7 @@ class SQLiteOutbox:
                 body_json=r[5],
                 attempts=r[6],
                 lease_token=token,
+                created_at=r[7],
             )
             for r in sorted(rows)
         ]
