@@ -11,6 +11,7 @@ from xgate.outbox.base import (
     Outbox,
     OutboxRow,
     OutboxStats,
+    RequestGrant,
     RowState,
     default_node_id,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Outbox",
     "OutboxRow",
     "OutboxStats",
+    "RequestGrant",
     "RowState",
     "SQLiteOutbox",
     "default_node_id",
