@@ -9,13 +9,17 @@
   - ``retry`` (5xx, timeouts, connection errors) → back to the queue with exponential backoff and full
     jitter, until the conversion has waited ``[dispatch] give_up_after_hours`` since the gateway accepted
     it; then a dead letter with the reason.
-  - ``rate_limited`` → that destination's pixel pauses until X's reset time; its rows wait without an
-    attempt counted.
+  - ``rate_limited`` → that ad account (or pixel) pauses until X's reset time on every node of the outbox;
+    its rows wait without an attempt counted.
   - ``split`` → X refused a request of several for one bad conversion: the batch is halved until the
     culprits are alone; the good conversions are delivered, the bad ones become dead letters.
   - ``permanent`` → dead letters at once (a 400 for one conversion; 401/403/404: credentials, access or
     pixel, logged at WARNING); fix the cause and ``xgate dlq replay``.
 
+- X's rate limit is shared by every node of the outbox (:mod:`xgate.dispatch.limits`): before each request a
+  node takes from the account's budget and checks its pause in one outbox call, so N nodes together stay
+  within X's budget and none sends to an account another node saw paused.
+- Purges and other housekeeping run on one node at a time (``Outbox.claim_duty("housekeeping")``).
 - Every request that does not deliver is reported to the observer with its failure reason (metrics).
 - A crash loses nothing: an unsettled lease expires and its rows return to the queue. At start the
   dispatcher takes back at once the leases its node held before a crash (``Outbox.reclaim``), and a batch
@@ -42,8 +46,9 @@ from typing import Protocol
 import orjson
 
 from xgate.config import Config, Destination
-from xgate.dispatch.backoff import RequestBudget, backoff_delay
+from xgate.dispatch.backoff import backoff_delay
 from xgate.dispatch.handoff import Handoff
+from xgate.dispatch.limits import SharedRateLimit, limit_key
 from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import LeasedRow, Outbox
 from xgate.x.auth import destination_credential_problems
@@ -80,6 +85,9 @@ class Attempt:
 Observer = Callable[[Attempt], None]
 
 _PURGE_EVERY = 300.0
+#: housekeeping (purges) is one node's duty at a time (Outbox.claim_duty): its holder renews the claim each
+#: round, and another node takes over when a claim was not renewed for this long (its holder died)
+_HOUSEKEEPING_CLAIM = 2 * _PURGE_EVERY
 #: a failing round waits this long, doubling per failure in a row up to the cap
 _ROUND_BACKOFF_BASE = 0.5
 _ROUND_BACKOFF_MAX = 30.0
@@ -109,8 +117,12 @@ class Dispatcher:
         self._destinations = {d.name: d for d in config.destinations}
         self._observer = observer
         self._rng = rng or random.Random()
-        self._paused_until: dict[tuple[str, str], float] = {}
-        self._budgets: dict[str, RequestBudget] = {}
+        self._limits = SharedRateLimit(
+            outbox,
+            config.x.rate_limit_requests,
+            config.x.rate_limit_window_seconds,
+            batch=config.dispatch.concurrency,
+        )
         self._slots = asyncio.Semaphore(config.dispatch.concurrency)
         self._busy = 0
         self._stopping = asyncio.Event()
@@ -217,7 +229,8 @@ class Dispatcher:
         now = time.time()
         if now - self._last_purge > _PURGE_EVERY:
             self._last_purge = now
-            await asyncio.to_thread(self.outbox.purge)
+            if await asyncio.to_thread(self.outbox.claim_duty, "housekeeping", _HOUSEKEEPING_CLAIM):
+                await asyncio.to_thread(self.outbox.purge)
         async with self._slots:  # wait until at least one batch can go out
             free = self._settings.concurrency - self._busy
         wanted = free * self._limit
@@ -241,8 +254,8 @@ class Dispatcher:
             groups[(row.destination, row.pixel_id, row.lease_token)].append(row)
         batches: list[tuple[str, str, list[LeasedRow]]] = []
         for (destination, pixel_id, _), group in groups.items():
-            paused = self._paused_until.get((destination, pixel_id), 0.0)
-            if paused > time.time():
+            paused = self._limits.paused_until(self._limit_key(destination, pixel_id))
+            if paused is not None:  # known here already: no need to ask the outbox
                 await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
                 continue
             batches += [
@@ -323,11 +336,15 @@ class Dispatcher:
                 self._report(Attempt(destination, pixel_id, len(batch), "unsent", "credentials", None), why)
                 return
             self.credential_problems.pop(destination, None)
-        await self._budget(destination).take()
+        key = self._limit_key(destination, pixel_id)
+        paused = await self._limits.take(key)
+        if paused is not None:  # another node met X's 429 (or this one did, meanwhile)
+            await self._defer(batch, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
+            return
         result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
         hold = result.exhausted_until(time.time())
         if hold is not None:
-            self._pause(destination, pixel_id, hold)
+            await self._limits.pause(key, hold)
         if result.outcome == "split":
             self._report(Attempt(destination, pixel_id, len(batch), "split", result.failure, result))
             half = len(batch) // 2
@@ -340,8 +357,9 @@ class Dispatcher:
                 self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
             )
         elif result.outcome == "rate_limited":
-            until = result.retry_at or time.time() + self._backoff(batch[0].attempts)
-            self._pause(destination, pixel_id, until)
+            until = await self._limits.pause(
+                key, result.retry_at or time.time() + self._backoff(batch[0].attempts)
+            )
             await self._defer(batch, until, f"{why}; until {until:.0f}")
         elif result.outcome == "retry":
             await self._retry(batch, why)
@@ -406,19 +424,9 @@ class Dispatcher:
     async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
         await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
 
-    def _pause(self, destination: str, pixel_id: str, until: float) -> None:
-        """Hold this pixel until ``until`` (X's rate-limit reset)."""
-        key = (destination, pixel_id)
-        self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
-
-    def _budget(self, destination: str) -> RequestBudget:
-        budget = self._budgets.get(destination)
-        if budget is None:
-            x = self.config.x
-            budget = self._budgets[destination] = RequestBudget(
-                x.rate_limit_requests, x.rate_limit_window_seconds
-            )
-        return budget
+    def _limit_key(self, destination: str, pixel_id: str) -> str:
+        """The key of X's rate limit this pixel counts against (:func:`~xgate.dispatch.limits.limit_key`)."""
+        return limit_key(self._destinations.get(destination), pixel_id)
 
     # -- telling ------------------------------------------------------------------------------------
     def _report(self, attempt: Attempt, why: str = "") -> None:

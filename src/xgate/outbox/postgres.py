@@ -665,7 +665,9 @@ class PostgresOutbox:
                 ).fetchone(),
             )
             return RequestGrant(0, found[0] if found and found[0] > now else None)
-        refilled = "least(%(burst)s, coalesce(b.tokens + greatest(0, %(now)s - b.stamp) * %(rate)s, %(burst)s))"
+        refilled = (
+            "least(%(burst)s, coalesce(b.tokens + greatest(0, %(now)s - b.stamp) * %(rate)s, %(burst)s))"
+        )
         grant = f"CASE WHEN b.paused_until > %(now)s THEN 0 ELSE least(%(n)s, floor({refilled}))::integer END"
         first = "least(%(n)s, floor(%(burst)s))::integer"
         row = self._call(

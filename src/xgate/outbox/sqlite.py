@@ -418,7 +418,15 @@ class SQLiteOutbox:
                     state, held_by, held_until, holder = "leased", token, lease_expires_at, node
                     handed.append(
                         LeasedRow(
-                            row_id, c.destination, c.pixel_id, c.event_id, c.conversion_id, body, 0, token, now
+                            row_id,
+                            c.destination,
+                            c.pixel_id,
+                            c.event_id,
+                            c.conversion_id,
+                            body,
+                            0,
+                            token,
+                            now,
                         )
                     )
                 else:
@@ -476,7 +484,9 @@ class SQLiteOutbox:
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
-        returning = " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
+        returning = (
+            " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
+        )
         holds = (
             "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, leased_by = ?,"
             " updated_at = ?"
@@ -630,9 +640,11 @@ class SQLiteOutbox:
         check_take(n, rate, burst)
         now = time.time() if now is None else now
         if n == 0:  # the pause only: a read, no write lock
-            found = self._db().execute(
-                "SELECT paused_until FROM request_budgets WHERE key = ?", (key,)
-            ).fetchone()
+            found = (
+                self._db()
+                .execute("SELECT paused_until FROM request_budgets WHERE key = ?", (key,))
+                .fetchone()
+            )
             return RequestGrant(0, found[0] if found and found[0] > now else None)
         with self._write() as db:
             found = db.execute(
