@@ -20,7 +20,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -332,36 +334,6 @@ class DispatchSettings(_Strict):
         return data
 
 
-class Source(_Strict):
-    name: str = Field(min_length=1)
-    #: the write key itself (browser keys are public by nature) ...
-    write_key: str | None = None
-    #: ... or the environment variable that holds it (server keys)
-    write_key_env: str | None = None
-    #: origins of the pages that may send with this key, as browsers send them (``https://shop.example``)
-    allowed_origins: list[Origin] = Field(default_factory=list)
-    #: fill context.ip / context.user_agent from the request when an event lacks them: right for a
-    #: browser, wrong for a backend (its own address is not its user's). Default: browser sources only
-    #: (those with allowed_origins).
-    request_context: bool | None = None
-
-    @property
-    def takes_request_context(self) -> bool:
-        return self.request_context if self.request_context is not None else bool(self.allowed_origins)
-
-    @model_validator(mode="after")
-    def _one_key(self) -> Source:
-        if not self.write_key and not self.write_key_env:
-            raise ValueError("set write_key or write_key_env")
-        return self
-
-    def resolve_write_key(self, env: Mapping[str, str] | None = None) -> str | None:
-        env = os.environ if env is None else env
-        if self.write_key_env:
-            return env.get(self.write_key_env) or self.write_key
-        return self.write_key
-
-
 ConditionOp = Literal["eq", "ne", "in", "not_in", "exists", "not_exists", "gt", "gte", "lt", "lte", "matches"]
 
 
@@ -431,6 +403,251 @@ class ConsentPolicy(_Strict):
     restricted_extra: dict[str, Any] = Field(default_factory=dict)
 
 
+#: what a source sends (docs/sources.md): ``xgate`` events (``/v1/events``, the tag, the SDK), Segment's
+#: tracking API, GA4's Measurement Protocol and gtag hits, or a commerce platform's order webhooks
+SourceKind = Literal["xgate", "segment", "ga4", "shopify", "woocommerce", "stripe"]
+SOURCE_KINDS: tuple[str, ...] = ("xgate", "segment", "ga4", "shopify", "woocommerce", "stripe")
+WEBHOOK_KINDS: tuple[str, ...] = ("shopify", "woocommerce", "stripe")
+
+#: xgate event fields a source's ``mapping`` may set from its kind's payload (REFERENCE.md's event table);
+#: ``custom.*`` paths are free
+SOURCE_MAPPABLE_FIELDS = frozenset(
+    {
+        "event_name",
+        "id",
+        "value",
+        "revenue",
+        "currency",
+        "type",
+        "search_term",
+        "items",
+        "user.id",
+        "user.email",
+        "user.phone",
+        "user.consent_categories",
+        "context.event_timestamp",
+        "context.ip",
+        "context.user_agent",
+        "context.page_url",
+        "partners.twitter.twclid",
+    }
+)
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _override_shorthand(v: Any) -> Any:
+    # `description = "custom.channel"` is shorthand for {path = "custom.channel"}
+    if isinstance(v, dict):
+        return {k: ({"path": x} if isinstance(x, str) else x) for k, x in v.items()}
+    return v
+
+
+class Source(_Strict):
+    """What every kind of source has; on its own (``kind = "xgate"``), a source of xgate events.
+
+    The kinds are :class:`XgateSource`, :class:`SegmentSource`, :class:`GA4Source` and the webhook kinds
+    (:class:`WebhookSource`); ``[[sources]]`` entries are read as the one their ``kind`` names."""
+
+    name: str = Field(min_length=1)
+    kind: SourceKind = "xgate"
+    #: the write key itself (browser keys are public by nature) ...
+    write_key: str | None = None
+    #: ... or the environment variable that holds it (server keys)
+    write_key_env: str | None = None
+    #: origins of the pages that may send with this key, as browsers send them (``https://shop.example``)
+    allowed_origins: list[Origin] = Field(default_factory=list)
+    #: fill context.ip / context.user_agent from the request when an event lacks them: right for a
+    #: browser, wrong for a backend (its own address is not its user's). Default: browser sources only
+    #: (those with allowed_origins).
+    request_context: bool | None = None
+    #: the kind's own event names -> xgate event names, beside the kind's table (``"Order Placed" =
+    #: "purchase"``); not for kind xgate
+    event_names: dict[str, EventName] = Field(default_factory=dict)
+    #: xgate event fields read from the kind's payload (``value = "properties.total_with_tax"``), as a
+    #: destination's mapping reads X fields from the event; not for kind xgate
+    mapping: dict[str, FieldOverride] = Field(default_factory=dict)
+
+    @property
+    def takes_request_context(self) -> bool:
+        return self.request_context if self.request_context is not None else bool(self.allowed_origins)
+
+    @field_validator("mapping", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return _override_shorthand(v)
+
+    @field_validator("mapping")
+    @classmethod
+    def _known_fields(cls, v: dict[str, FieldOverride]) -> dict[str, FieldOverride]:
+        unknown = sorted(k for k in v if k not in SOURCE_MAPPABLE_FIELDS and not k.startswith("custom."))
+        if unknown:
+            _fail_at(
+                "mapping",
+                [
+                    (
+                        (k,),
+                        "not an xgate event field a source mapping can set; settable: "
+                        f"{', '.join(sorted(SOURCE_MAPPABLE_FIELDS))}, or custom.ANYTHING",
+                    )
+                    for k in unknown
+                ],
+                v,
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Source:
+        if self.kind == "xgate" and (self.mapping or self.event_names):
+            field = "mapping" if self.mapping else "event_names"
+            raise ValueError(
+                f"{field} is for sources of another kind (segment, ga4, …): an xgate event already names "
+                "its fields, and a destination's mapping reads any of them"
+            )
+        if self.requires_write_key() and not self.write_key and not self.write_key_env:
+            raise ValueError(self._no_key_reason())
+        return self
+
+    def requires_write_key(self) -> bool:
+        """Whether this source needs a write key (webhook kinds are signed instead)."""
+        return True
+
+    def _no_key_reason(self) -> str:
+        return "set write_key or write_key_env"
+
+    def resolve_write_key(self, env: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if env is None else env
+        if self.write_key_env:
+            return env.get(self.write_key_env) or self.write_key
+        return self.write_key
+
+
+class XgateSource(Source):
+    """xgate events: ``POST /v1/events``, the browser tag, the Python SDK and client."""
+
+    kind: Literal["xgate"] = "xgate"
+
+
+class SegmentSource(Source):
+    """Segment's HTTP tracking API (``/v1/track``, ``/v1/page``, ``/v1/identify``, ``/v1/batch``); the
+    write key is the HTTP Basic user name, as Segment's libraries send it."""
+
+    kind: Literal["segment"] = "segment"
+
+
+class GA4Source(Source):
+    """GA4 event data: Measurement Protocol JSON at ``/mp/collect`` (the write key is its ``api_secret``)
+    and gtag's hits at ``/g/collect`` (taken for the ``measurement_ids`` listed, from ``allowed_origins``)."""
+
+    kind: Literal["ga4"] = "ga4"
+    #: GA4 measurement ids (``G-XXXXXXX``) whose gtag hits this source takes at ``/g/collect``
+    measurement_ids: list[Annotated[str, Field(pattern=r"^G-[A-Z0-9]+$")]] = Field(default_factory=list)
+
+    def requires_write_key(self) -> bool:
+        return not self.measurement_ids
+
+    def _no_key_reason(self) -> str:
+        return (
+            "set write_key or write_key_env (the api_secret Measurement Protocol senders present), "
+            "or measurement_ids for gtag's hits"
+        )
+
+
+class WebhookSource(Source):
+    """A commerce platform's webhooks, authenticated by the platform's signature made with a shared secret
+    read from the environment variable ``signing_secret_env``."""
+
+    kind: Literal["shopify", "woocommerce", "stripe"]
+    #: the environment variable holding the webhook signing secret
+    signing_secret_env: str = Field(pattern=_ENV_NAME)
+
+    def requires_write_key(self) -> bool:
+        return False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_named(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            kind = data.get("kind")
+            problems: list[tuple[tuple[str | int, ...], str]] = []
+            if not data.get("signing_secret_env"):
+                problems.append(
+                    (
+                        ("signing_secret_env",),
+                        f"a {kind} source is authenticated by the webhook signature: name the environment "
+                        f"variable holding {WEBHOOK_SECRETS.get(str(kind), 'the signing secret')}",
+                    )
+                )
+            for key in ("write_key", "write_key_env"):
+                if data.get(key):
+                    problems.append(
+                        (
+                            (key,),
+                            f"a {kind} source takes no write key: webhooks are signed (signing_secret_env)",
+                        )
+                    )
+            if problems:
+                _fail_at("WebhookSource", problems, data)
+        return data
+
+    def resolve_signing_secret(self, env: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if env is None else env
+        return env.get(self.signing_secret_env) or None
+
+
+#: where each webhook kind's signing secret is found, for the errors that ask for it
+WEBHOOK_SECRETS = {
+    "shopify": "the app's client secret (Shopify signs X-Shopify-Hmac-Sha256 with it)",
+    "woocommerce": "the webhook's secret (WooCommerce signs X-WC-Webhook-Signature with it)",
+    "stripe": "the endpoint's signing secret, whsec_… (Stripe signs Stripe-Signature with it)",
+}
+
+
+class ShopifySource(WebhookSource):
+    kind: Literal["shopify"] = "shopify"
+
+
+class WooCommerceSource(WebhookSource):
+    kind: Literal["woocommerce"] = "woocommerce"
+
+
+class StripeSource(WebhookSource):
+    kind: Literal["stripe"] = "stripe"
+    #: seconds a Stripe-Signature timestamp may lag behind this machine's clock before the event is refused
+    #: as a replay (Stripe's libraries default to 300)
+    tolerance_seconds: int = Field(default=300, ge=1)
+
+
+_SOURCE_CLASSES: dict[str, type[Source]] = {
+    "xgate": XgateSource,
+    "segment": SegmentSource,
+    "ga4": GA4Source,
+    "shopify": ShopifySource,
+    "woocommerce": WooCommerceSource,
+    "stripe": StripeSource,
+}
+
+
+def _source_tag(v: Any) -> str | None:
+    kind = v.get("kind", "xgate") if isinstance(v, dict) else getattr(v, "kind", None)
+    return f"kind:{kind}" if kind in _SOURCE_CLASSES else None
+
+
+#: a ``[[sources]]`` entry, read as the class of its ``kind`` (default ``xgate``)
+AnySource = Annotated[
+    Annotated[XgateSource, Tag("kind:xgate")]
+    | Annotated[SegmentSource, Tag("kind:segment")]
+    | Annotated[GA4Source, Tag("kind:ga4")]
+    | Annotated[ShopifySource, Tag("kind:shopify")]
+    | Annotated[WooCommerceSource, Tag("kind:woocommerce")]
+    | Annotated[StripeSource, Tag("kind:stripe")],
+    Discriminator(
+        _source_tag,
+        custom_error_type="source_kind",
+        custom_error_message=f"kind: not a source kind; one of {', '.join(SOURCE_KINDS)}",
+    ),
+]
+
+
 AuthMode = Literal["oauth1", "pixel_token"]
 
 #: X conversion fields a destination may override (REFERENCE.md's mapping table)
@@ -493,10 +710,7 @@ class Destination(_Strict):
     @field_validator("mapping", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        # `description = "custom.channel"` is shorthand for {path = "custom.channel"}
-        if isinstance(v, dict):
-            return {k: ({"path": x} if isinstance(x, str) else x) for k, x in v.items()}
-        return v
+        return _override_shorthand(v)
 
     @field_validator("mapping")
     @classmethod
@@ -560,7 +774,7 @@ class Config(_Strict):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
-    sources: list[Source] = Field(default_factory=list)
+    sources: list[AnySource] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list, validate_default=True)
 
     @field_validator("destinations")
@@ -637,8 +851,14 @@ def config_problems(error: ValidationError, data: Mapping[str, Any]) -> list[Con
     """pydantic's errors for a TOML document, each located by its TOML path."""
     problems = []
     for err in error.errors():
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        # "function-…" steps are validators, "kind:…" steps the tag of a source's kind: not TOML paths
+        loc = tuple(
+            x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "kind:")))
+        )
         reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "source_kind":
+            kind = err["input"].get("kind") if isinstance(err["input"], dict) else None
+            loc, reason = (*loc, "kind"), f"{kind!r} is not a source kind; one of {', '.join(SOURCE_KINDS)}"
         if err["type"] == "extra_forbidden":
             reason = "unknown setting (check the spelling; see the documentation of this file)"
         problems.append(ConfigProblem(_location(loc, data), reason))

@@ -10,6 +10,7 @@
      ├─ ImportFileError             an offline import file cannot be read as a whole
      ├─ CellError                   one cell of an offline import row cannot be read
      ├─ BodyTooLarge                a request body passed ``server.max_body_bytes`` (``limit``)
+ ├─ WebhookSignatureError       a webhook's signature is missing, wrong or stale (answered 401)
      ├─ OutboxUnavailable           the outbox cannot be reached or written now; retry later
      │   │                          (ingest answers 503 + Retry-After; the dispatcher backs off)
      │   └─ OutboxSchemaMismatch    the stored schema is older or newer than this code; the message
@@ -44,6 +45,7 @@ __all__ = [
     "OutboxSchemaMismatch",
     "OutboxUnavailable",
     "SnippetError",
+    "WebhookSignatureError",
     "XgateError",
 ]
 
@@ -99,6 +101,12 @@ class BodyTooLarge(XgateError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"request body exceeds server.max_body_bytes ({limit} bytes)")
+
+
+class WebhookSignatureError(XgateError):
+    """A commerce platform's webhook signature is missing, does not match the raw body, or is older than
+    the tolerance: the delivery is answered 401 and nothing is stored. The message names the header and
+    the reason, never the secret."""
 
 
 class OutboxUnavailable(XgateError):

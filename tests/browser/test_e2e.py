@@ -15,8 +15,8 @@ from browsershop import Shop, shop_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import block_pixel, needs_chromium, tag_loaded
-from xgate.collect.process import build_gateway
 from xgate.config import Config, parse_config
+from xgate.gateway import build_gateway
 from xgate.tag.script import snippet
 from xgate.testing import RunningSandbox, free_port, serve_app
 

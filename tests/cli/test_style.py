@@ -116,6 +116,8 @@ EXTRA_ARGS: dict[tuple[str, ...], list[str]] = {
     ("dlq", "show"): ["1"],
     ("dlq", "replay"): ["--all"],
     ("dlq", "discard"): ["--all"],
+    ("db", "status"): [],
+    ("db", "upgrade"): [],
     ("tag", "snippet"): ["--collector", "https://xgate.example", "--source", "web"],
 }
 

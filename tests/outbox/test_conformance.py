@@ -684,3 +684,11 @@ def test_wait_for_work_returns_early_when_rows_are_queued(outbox: Outbox, queue:
 
 def test_wait_for_work_returns_at_once_when_the_outbox_is_closed(outbox: Outbox) -> None:
     assert _waited(outbox, 20.0, outbox.close) < 5.0
+
+
+def test_rows_due_at_the_same_time_are_leased_oldest_first(outbox: Outbox) -> None:
+    now = time.time()
+    ids = [o.row_id for o in outbox.enqueue([conversion(i) for i in range(300)], now=now)]
+    first = outbox.lease(10, 60, now=now + 1)
+    second = outbox.lease(10, 60, now=now + 1)
+    assert [r.id for r in first + second] == sorted(ids)[:20]

@@ -345,3 +345,13 @@ def _config(url: str, tmp_path: object) -> str:
         '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
     )
     return str(path)
+
+
+def test_messages_show_the_storage_url_without_its_password() -> None:
+    from xgate.outbox import storage_location
+
+    assert storage_location("postgresql://xgate:pa55-w0rd-xyz@db:5432/xgate?sslmode=require") == (
+        "postgresql://xgate:***@db:5432/xgate?sslmode=require"
+    )
+    assert storage_location("postgresql://xgate@db/xgate") == "postgresql://xgate@db/xgate"
+    assert storage_location("sqlite:////var/lib/xgate/xgate.db") == "sqlite:////var/lib/xgate/xgate.db"

@@ -12,7 +12,7 @@ from rich.syntax import Syntax
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
 from xgate.cli.output import console, fail, note, warn
-from xgate.config import Config, resolve_config_path
+from xgate.config import WEBHOOK_SECRETS, Config, WebhookSource, resolve_config_path
 from xgate.conversion import MappedConversion
 from xgate.events import InvalidEvent
 from xgate.mapping import Mapper
@@ -58,16 +58,66 @@ def map_events_or_exit(config: Config, events: list[Any]) -> list[MappedConversi
     return conversions
 
 
+def source_events_or_exit(config: Config, source_name: str, payload_file: str) -> list[Any]:
+    """The xgate events a source of another kind makes of the payload in ``payload_file`` (its signature
+    or write key is not checked: a dry run); notes what its kind ignores; exit 1 naming the source when
+    it is not configured, the payload cannot be read, or the source's mapping cannot apply."""
+    from xgate.collect.kinds import Refusal, kind_for, source_events
+
+    source = next((s for s in config.sources if s.name == source_name), None)
+    if source is None:
+        names = ", ".join(s.name for s in config.sources) or "none"
+        fail(f"--source {source_name}: no such source in the configuration (sources: {names})")
+    if source.kind == "xgate":
+        return read_events_or_exit(payload_file)
+    kind = kind_for(source.kind)
+    if kind is None:
+        fail(f"--source {source_name}: kind {source.kind!r} is not built into this version of xgate")
+    messages = kind.read_file(read_input_or_exit(payload_file))
+    if isinstance(messages, Refusal):
+        fail(f"{payload_file}: not a {source.kind} payload: {messages.message}")
+    events: list[Any] = []
+    problems: list[str] = []
+    converted = source_events(kind, source, messages)
+    for i, c in enumerate(converted):
+        where = f"event {i}" if len(converted) > 1 else "event"
+        if c.ignored is not None:
+            note(f"{where} ({c.name or 'unnamed'}): ignored ({c.ignored})")
+        problems.extend(f"{where}: {e}" for e in c.errors)
+        if c.event is not None and not c.errors:
+            events.append(c.event)
+    if problems:
+        fail("the source's mapping cannot apply", problems)
+    return events
+
+
 def map_command(
-    event_file: Annotated[str, typer.Argument(metavar="EVENT.json", help="one event or a list; - for stdin")],
+    event_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="EVENT.json", help="one event or a list (or a payload of --source's kind); - for stdin"
+        ),
+    ],
     config_path: ConfigOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="a JSON list of {destination, pixel_id, body}")
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            metavar="NAME",
+            help="read the file as this source's kind sends it (a Segment message, a GA4 body, a webhook)",
+        ),
+    ] = None,
 ) -> None:
     """Dry run: print, per destination, the pixel id and the exact body that would be sent to X."""
     config = load_config_or_exit(config_path)
-    conversions = map_events_or_exit(config, read_events_or_exit(event_file))
+    events = source_events_or_exit(config, source, event_file) if source else read_events_or_exit(event_file)
+    if not events:
+        console.print("the payload makes no event")
+        return
+    conversions = map_events_or_exit(config, events)
     by_destination: dict[str, list[MappedConversion]] = {}
     for c in conversions:
         by_destination.setdefault(c.destination, []).append(c)
@@ -104,6 +154,11 @@ def config_check(config_path: ConfigOption = None) -> None:
         if s.write_key_env and not os.environ.get(s.write_key_env) and not s.write_key:
             warnings.append(
                 f"sources.{s.name}: {s.write_key_env} is not set; this source cannot authenticate"
+            )
+        if isinstance(s, WebhookSource) and not s.resolve_signing_secret():
+            warnings.append(
+                f"sources.{s.name}: {s.signing_secret_env} is not set; every {s.kind} webhook will be "
+                f"refused (put {WEBHOOK_SECRETS[s.kind]} in it)"
             )
     for d in config.destinations:
         names = (

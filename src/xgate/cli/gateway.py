@@ -16,6 +16,7 @@ from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
 from xgate.cli.output import console, fail, note, warn
 from xgate.errors import OutboxUnavailable
 from xgate.observe.destinations import destination_states
+from xgate.outbox import storage_location
 from xgate.runtime import tune_gc
 
 dlq_app = typer.Typer(
@@ -33,8 +34,8 @@ def _age(seconds: float) -> str:
 
 def dispatch(config_path: ConfigOption = None) -> None:
     """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C."""
-    from xgate.collect.process import client_factory_for
     from xgate.dispatch import Dispatcher
+    from xgate.gateway import client_factory_for
     from xgate.observe.logs import configure_logging
 
     config = load_config_or_exit(config_path)
@@ -48,7 +49,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(dispatcher.stop()))
         await dispatcher.run_forever()
 
-    note(f"dispatching from {config.storage.url} — Ctrl-C to stop")
+    note(f"dispatching from {storage_location(config.storage.url)} — Ctrl-C to stop")
     tune_gc()
     try:
         asyncio.run(main())

@@ -49,8 +49,8 @@ def serve(
     import uvicorn
 
     from xgate.cli.output import fail
-    from xgate.collect.process import build_gateway
     from xgate.errors import OutboxUnavailable
+    from xgate.gateway import build_gateway
     from xgate.observe.logs import configure_logging
 
     config = load_config_or_exit(config_path)

@@ -47,7 +47,9 @@ class Keyring:
         admin = env.get(admin_env) if admin_env else None
         self._admin = admin.encode() if admin else None
         self.origins = frozenset(o for s in config.sources for o in s.allowed_origins)
-        self._source_names = tuple(s.name for s in config.sources)
+        self._source_names = tuple(
+            s.name for s in config.sources if s.write_key or s.write_key_env or s.requires_write_key()
+        )
 
     @property
     def secrets(self) -> list[str]:
@@ -61,13 +63,15 @@ class Keyring:
         known = {k.source.name for k in self._keys}
         return [n for n in self._source_names if n not in known]
 
-    def source_for(self, key: str | None) -> Source | None:
+    def source_for(self, key: str | None, kinds: tuple[str, ...] = ("xgate",)) -> Source | None:
+        """The source of one of ``kinds`` whose write key is ``key``: a Segment write key does not open
+        ``/v1/events``, nor an xgate key Segment's endpoints."""
         if not key:
             return None
         presented = key.encode()
         found: Source | None = None
         for entry in self._keys:
-            if hmac.compare_digest(entry.value, presented):
+            if hmac.compare_digest(entry.value, presented) and entry.source.kind in kinds:
                 found = entry.source
         return found
 

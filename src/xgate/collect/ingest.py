@@ -58,6 +58,28 @@ class EventReport:
         return out
 
 
+class Settled:
+    """An event a source kind settled before mapping (:mod:`xgate.collect.kinds`): ignored, with why (an
+    ``identify`` call, a refund: recorded, not sent), or refused by the source's own mapping, with the
+    errors. It takes its place in a batch's report without being mapped."""
+
+    __slots__ = ("errors", "event_name", "ignored")
+
+    def __init__(
+        self, event_name: str | None, *, ignored: str | None = None, errors: Sequence[FieldError] = ()
+    ) -> None:
+        self.event_name = event_name
+        self.ignored = ignored
+        self.errors = list(errors)
+
+    def report(self, index: int) -> EventReport:
+        if self.errors:
+            return EventReport(index, "rejected", self.event_name, errors=_errors(self.errors))
+        report = EventReport(index, "skipped", self.event_name)
+        report.skipped = {"source": self.ignored or "ignored"}
+        return report
+
+
 @dataclass(slots=True)
 class IngestReport:
     events: list[EventReport]
@@ -110,6 +132,8 @@ class Ingest:
         self, index: int, raw: Any, facts: RequestFacts
     ) -> tuple[EventReport, list[MappedConversion]]:
         if not isinstance(raw, dict):
+            if isinstance(raw, Settled):
+                return raw.report(index), []
             errors = [FieldError("event", "must be a JSON object")]
             return EventReport(index, "rejected", None, errors=_errors(errors)), []
         name = raw.get("event_name")
@@ -138,7 +162,8 @@ class Ingest:
         return report, result.conversions
 
     def prepare(self, events: Sequence[Any], facts: RequestFacts) -> Prepared:
-        """Enrich and map every event (CPU only: nothing is stored yet)."""
+        """Enrich and map every event (CPU only: nothing is stored yet); a :class:`Settled` entry is
+        reported as it says."""
         prepared = Prepared()
         for index, raw in enumerate(events):
             report, conversions = self._map_one(index, raw, facts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
     DestinationHealth,
@@ -31,6 +33,7 @@ __all__ = [
     "default_node_id",
     "node_id_for",
     "open_outbox",
+    "storage_location",
 ]
 
 
@@ -49,11 +52,20 @@ def open_outbox(
     if url.startswith("sqlite:///"):
         return SQLiteOutbox(url.removeprefix("sqlite:///"), settings, node_id=node, create=create)
     if url.startswith(("postgresql://", "postgres://")):
-        from xgate.outbox.postgres import PostgresOutbox  # type: ignore[import-not-found,unused-ignore]
+        from xgate.outbox.postgres import PostgresOutbox
 
         outbox: Outbox = PostgresOutbox(url, settings, node_id=node, create=create)
         return outbox
     raise ValueError("storage.url: unsupported URL; use sqlite:///path/to/xgate.db or postgresql://…")
+
+
+def storage_location(url: str) -> str:
+    """``[storage] url`` as messages may show it: a password in a PostgreSQL URL becomes ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def node_id_for(config: Config, role: str) -> str:

@@ -207,8 +207,8 @@ class Outbox(Protocol):
     # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         """Take up to ``limit`` rows in one transaction, under one new token, until ``now +
-        lease_seconds``: first queued rows due at ``now`` (earliest ``next_attempt_at`` first), then rows
-        whose lease expired (their holder died or stalled). Records this node as ``leased_by``.
+        lease_seconds``: first queued rows due at ``now`` (earliest ``next_attempt_at`` first, ties by id),
+        then rows whose lease expired (their holder died or stalled). Records this node as ``leased_by``.
 
         Returns the rows sorted by id (empty when nothing is due). Several callers (threads, processes,
         nodes) never get the same row under live leases."""

@@ -434,7 +434,7 @@ class PostgresOutbox:
             rows = db.execute(
                 take.format(
                     due="state = 'queued' AND next_attempt_at <= %(now)s",
-                    order="next_attempt_at",
+                    order="next_attempt_at, id",
                     count=", counted AS (" + _moved("leased", "queued", "leased") + ")",
                 ),
                 {**params, "limit": limit},
@@ -443,7 +443,7 @@ class PostgresOutbox:
                 rows += db.execute(
                     take.format(
                         due="state = 'leased' AND lease_expires_at <= %(now)s",
-                        order="lease_expires_at",
+                        order="lease_expires_at, id",
                         count="",
                     ),
                     {**params, "limit": limit - len(rows)},

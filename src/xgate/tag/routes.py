@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from xgate.collect.auth import origin_allowed
 from xgate.collect.enrich import request_facts
+from xgate.collect.problems import cors_headers, problem
 from xgate.config import Config, ServerSettings
 from xgate.tag.script import TAG_ETAG, TAG_JS, TAG_VERSION
 from xgate.tag.twclid import clean_twclid, twclid_set_cookie
@@ -30,15 +30,6 @@ def _config(request: Request) -> Config:
     if not isinstance(config, Config):
         raise RuntimeError("an app including xgate.tag.routes.router must set app.state.config")
     return config
-
-
-def _problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps({"error": error, "message": message}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 @router.get(
@@ -74,14 +65,10 @@ def _cors(request: Request, settings: Config) -> dict[str, str] | Response:
         return {}
     allowed = frozenset(o for s in settings.sources for o in s.allowed_origins)
     if not origin_allowed(allowed, origin):
-        return _problem(
+        return problem(
             403, "origin_not_allowed", f"origin {origin!r} is not in the allowed_origins of any source"
         )
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
-        "Vary": "Origin",
-    }
+    return cors_headers(origin)
 
 
 @router.get(
@@ -106,7 +93,7 @@ async def keep_twclid(
     value = clean_twclid(twclid)
     if value is None:
         reason = "missing" if not twclid else "must be 1 to 256 URL-safe characters (A-Z a-z 0-9 _ . ~ -)"
-        return _problem(400, "invalid_twclid", f"twclid: {reason}", cors)
+        return problem(400, "invalid_twclid", f"twclid: {reason}", cors)
     settings: ServerSettings = config.server
     secure = request_facts(request, settings, datetime.now(UTC)).secure
     response = Response(status_code=204, headers={**cors, "Cache-Control": "no-store"})

@@ -29,8 +29,8 @@ CREATE TABLE xgate_conversions (
     autovacuum_analyze_scale_factor = 0.05
 );
 -- partial indexes: a row sits in the one of its state, so a state change touches small indexes only
-CREATE INDEX xgate_conversions_queued_due ON xgate_conversions (next_attempt_at) WHERE state = 'queued';
-CREATE INDEX xgate_conversions_lease_expiry ON xgate_conversions (lease_expires_at) WHERE state = 'leased';
+CREATE INDEX xgate_conversions_queued_due ON xgate_conversions (next_attempt_at, id) WHERE state = 'queued';
+CREATE INDEX xgate_conversions_lease_expiry ON xgate_conversions (lease_expires_at, id) WHERE state = 'leased';
 CREATE INDEX xgate_conversions_undelivered_age ON xgate_conversions (created_at)
     WHERE state IN ('queued', 'leased');
 CREATE INDEX xgate_conversions_delivered_at ON xgate_conversions (updated_at) WHERE state = 'delivered';

@@ -1,4 +1,6 @@
-"""One gateway process: the outbox, the metrics, the dispatcher and the collector app, wired together."""
+"""The composition root of one gateway process: the outbox, the metrics, the X clients, the dispatcher and
+the collector app, built here and wired together (no stage builds another: the collector takes the
+dispatcher's handoff and credential view as arguments, as rudder-server's app wires its stages)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
-from xgate.collect.process import build_gateway
 from xgate.config import Config, parse_config
+from xgate.gateway import build_gateway
 from xgate.testing import OutboxFactory, RunningSandbox, serve_app
 
 KEY_ENV, KEY = "XGATE_TEST_LOUD_KEY", "loud-key-8d1c"

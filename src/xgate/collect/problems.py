@@ -1,0 +1,47 @@
+"""The gateway's error answers and CORS headers: one shape for every route (collector, tag, console API).
+
+An error is ``{"error": "<code>", "message": "<what is wrong and what to do>"}`` with its HTTP status. A
+route returns :func:`problem`, or a dependency raises :class:`Problem` (as starlette's ``HTTPException``)
+and the app's handler (:func:`problem_handler`, installed by ``create_app``) answers it.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+class Problem(Exception):
+    """An error answer raised from a dependency or a handler: ``status``, ``error`` code, ``message``."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers
+
+    def response(self) -> Response:
+        return problem(self.status, self.error, self.message, self.headers)
+
+
+def problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The JSON error answer ``{"error": error, "message": message}``."""
+    body = orjson.dumps({"error": error, "message": message})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def problem_handler(_: Request, exc: Exception) -> Response:
+    """The app's exception handler for :class:`Problem`."""
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
+def cors_headers(origin: str) -> dict[str, str]:
+    """The CORS headers of a credentialed answer to a page at ``origin`` (already checked as allowed)."""
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }

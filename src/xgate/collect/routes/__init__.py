@@ -1,0 +1,8 @@
+"""The collector's routes, one module per area, each an ``APIRouter`` that ``create_app`` includes.
+
+- :mod:`.ingest`: ``POST /v1/events`` (and its CORS preflight), with the fast lane that skips routing.
+- :mod:`.health`: ``/healthz``, ``/readyz``, ``/metrics``.
+- :mod:`.activity`: ``/v1/activity`` (and ``/activity``, the old page).
+
+State comes from :func:`xgate.collect.services.services`, access rules are dependencies in the same module.
+"""

@@ -1,0 +1,185 @@
+"""The endpoints of source kinds (Segment, GA4, webhooks: :mod:`xgate.collect.kinds`), added to the
+collector for each kind a ``[[sources]]`` entry names.
+
+A request goes: body under ``server.max_body_bytes`` → the kind authenticates it and picks the source →
+the Origin, when sent, must be one of the source's ``allowed_origins`` → the kind's messages → each converted
+(:func:`~xgate.collect.kinds.source_events`) → the same ingest as ``POST /v1/events``
+(:func:`xgate.collect.routes.ingest.ingest_events`), answered with the same report. 401 for a request that
+does not authenticate, 400 for a body the kind cannot read, 413 past the size or batch limits, 503 when the
+outbox cannot store (nothing was: the sender retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+
+from xgate.collect.auth import origin_allowed
+from xgate.collect.body import BodyTooLarge, read_body
+from xgate.collect.ingest import Settled
+from xgate.collect.kinds import Inbound, Keyed, Kind, Refusal, kind_for, source_events
+from xgate.collect.problems import cors_headers
+from xgate.collect.problems import problem as _problem
+from xgate.collect.routes.ingest import ingest_events, preflight
+from xgate.collect.services import Services
+from xgate.config import Config, WebhookSource
+from xgate.observe.redact import register_secrets
+
+log = logging.getLogger("xgate.collect")
+
+
+def _gunzip(body: bytes, limit: int) -> bytes | None:
+    """A gzip body (RudderStack's SDKs send one) unpacked, at most ``limit`` bytes; None when it is not
+    gzip or unpacks past the limit (the limit holds for what is parsed, not for what crossed the wire)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        return None
+    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return out
+
+
+def keyed_sources(config: Config) -> dict[str, list[Keyed]]:
+    """The sources of each kind other than ``xgate``, with their secrets read from the environment now."""
+    by_kind: dict[str, list[Keyed]] = {}
+    for source in config.sources:
+        if source.kind == "xgate":
+            continue
+        secret = (
+            source.resolve_signing_secret()
+            if isinstance(source, WebhookSource)
+            else source.resolve_write_key()
+        )
+        by_kind.setdefault(source.kind, []).append(Keyed(source, secret))
+    return by_kind
+
+
+class KindEndpoint:
+    """The handler of one kind's endpoints."""
+
+    def __init__(self, kind: Kind, sources: list[Keyed], gateway: Services) -> None:
+        self.kind = kind
+        self.sources = sources
+        self.gateway = gateway
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        response = await self._handle(request)
+        self.gateway.metrics.record_request(response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: Request) -> Response:
+        settings = self.gateway.config.server
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+        except BodyTooLarge as e:
+            return _problem(413, "body_too_large", str(e))
+        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
+            unpacked = _gunzip(body, settings.max_body_bytes)
+            if unpacked is None:
+                return _problem(
+                    400,
+                    "invalid_body",
+                    f"body: not gzip data, or more than {settings.max_body_bytes} bytes unpacked",
+                )
+            body = unpacked
+        inbound = Inbound(
+            path=request.url.path,
+            body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query_params),
+        )
+        source = self.kind.authenticate(inbound, self.sources)
+        if isinstance(source, Refusal):
+            return _problem(source.status, source.error, source.message)
+        cors: dict[str, str] | None = None
+        origin = request.headers.get("origin")
+        if origin:
+            if not origin_allowed(source.allowed_origins, origin):
+                return _problem(
+                    403,
+                    "origin_not_allowed",
+                    f"origin {origin!r} is not in the allowed_origins of source {source.name!r}",
+                )
+            cors = cors_headers(origin)
+        messages = self.kind.messages(inbound)
+        if isinstance(messages, Refusal):
+            return _problem(messages.status, messages.error, messages.message, cors)
+        converted = source_events(self.kind, source, messages)
+        if len(converted) > settings.max_batch_events:
+            return _problem(
+                413,
+                "batch_too_large",
+                f"{len(converted)} events; at most {settings.max_batch_events} per request "
+                "(server.max_batch_events): split the batch",
+                cors,
+            )
+        for c in converted:
+            if c.ignored is not None:  # a refund, a cancellation, an unpaid order: on record, not sent
+                log.info(
+                    "recorded, not sent",
+                    extra={
+                        "fields": {
+                            "source": source.name,
+                            "kind": self.kind.name,
+                            "name": c.name,
+                            "reason": c.ignored,
+                        }
+                    },
+                )
+        events: list[Any] = [
+            c.event
+            if c.event is not None and not c.errors
+            else Settled(c.name, ignored=c.ignored, errors=c.errors)
+            for c in converted
+        ]
+        if not events:
+            return Response(
+                orjson.dumps({"accepted": 0, "duplicates": 0, "skipped": 0, "rejected": 0, "results": []}),
+                media_type="application/json",
+                headers=cors,
+            )
+        return await ingest_events(self.gateway, request, source, events, cors)
+
+
+def add_source_routes(app: FastAPI, gateway: Services) -> None:
+    """Add the endpoints of every kind the configuration's sources name (none for ``xgate`` alone)."""
+    by_kind = keyed_sources(gateway.config)
+    register_secrets(k.secret for keyed in by_kind.values() for k in keyed)
+    for name, keyed in by_kind.items():
+        kind = kind_for(name)
+        if kind is None:
+            log.warning(
+                "no endpoint for this kind of source in this version",
+                extra={"fields": {"kind": name, "sources": [k.source.name for k in keyed]}},
+            )
+            continue
+        handler: Callable[[Request], Awaitable[Response]] = KindEndpoint(kind, keyed, gateway)
+        for endpoint in kind.endpoints:
+            app.add_api_route(
+                endpoint.path,
+                handler,
+                methods=list(endpoint.methods),
+                summary=endpoint.summary or f"{name} source",
+                tags=[f"source: {name}"],
+                response_class=Response,
+            )
+            if "POST" in endpoint.methods:
+                app.add_api_route(
+                    endpoint.path, _preflight_for(gateway), methods=["OPTIONS"], include_in_schema=False
+                )
+
+
+def _preflight_for(gateway: Services) -> Callable[[Request], Awaitable[Response]]:
+    async def preflight_source(request: Request) -> Response:
+        return preflight(gateway, request)
+
+    return preflight_source
