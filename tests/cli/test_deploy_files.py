@@ -40,5 +40,6 @@ def test_the_units_run_the_deploy_configuration_with_hardening() -> None:
         text = (DEPLOY / "systemd" / unit).read_text()
         assert "--config /etc/xgate/xgate.toml" in text
         assert "EnvironmentFile=/etc/xgate/secrets.env" in text
-        for setting in ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=xgate"):
+        hardening = ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=xgate")
+        for setting in hardening:
             assert setting in text, f"{unit} lost {setting}"
