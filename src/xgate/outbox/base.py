@@ -168,7 +168,9 @@ class Outbox(Protocol):
     :func:`xgate.outbox.open_outbox`. ``ingest`` stores with :meth:`enqueue` (or :meth:`enqueue_leased`),
     the dispatcher takes rows with :meth:`lease` and settles each with :meth:`mark_delivered`,
     :meth:`mark_retry`, :meth:`mark_dead` or :meth:`release`; ``status``, ``dlq``, ``activity`` and
-    ``/metrics`` read with :meth:`stats`, :meth:`health`, :meth:`rows`, :meth:`row`.
+    ``/metrics`` read with :meth:`stats`, :meth:`health`, :meth:`rows`, :meth:`row`. Besides the queue,
+    the nodes of one store share X's rate limit (:meth:`take_requests`, :meth:`pause`) and take turns at
+    housekeeping (:meth:`claim_duty`).
     """
 
     @property
