@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL cluster for the tests: .ci/postgres.sh start|stop|url
+# A throwaway PostgreSQL cluster for the tests: .ci/postgres.sh start|stop|url|restart
 #
 #   eval "$(.ci/postgres.sh start)"   # initdb (once) + start; prints `export XGATE_TEST_POSTGRES_URL=…`
 #   .ci/postgres.sh url               # the URL of the running cluster
+#   .ci/postgres.sh restart [S]       # fast stop (connections cut), S seconds down (default 0), start on
+#                                     # the same port (tests of a database restart)
 #   .ci/postgres.sh stop              # stop it and delete its directory
 #
 # One cluster per checkout (its directory is named after the checkout's path), listening on 127.0.0.1 on a
@@ -47,15 +49,27 @@ start() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
     >"$dir/port"
   if [ "$(id -u)" = 0 ]; then chown postgres: "$dir/port"; fi
+  launch
+  "$bin/psql" -qAt "$(url | sed "s#/$db\$#/postgres#")" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" \
+    | grep -q 1 || "$bin/createdb" -h 127.0.0.1 -p "$(cat "$dir/port")" -U postgres "$db"
+  echo "export XGATE_TEST_POSTGRES_URL=$(url)"
+}
+
+# start the server of an initialised cluster on the port in $dir/port
+launch() {
   local fsync=off
   if [ "${XGATE_PG_DURABLE:-}" = 1 ]; then fsync=on; fi
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
     "-c listen_addresses=127.0.0.1 -c port=$(cat "$dir/port") -c unix_socket_directories=$dir \
      -c fsync=$fsync -c full_page_writes=$fsync -c max_connections=200" >/dev/null \
     || { tail -20 "$dir/server.log" >&2; exit 1; }
-  "$bin/psql" -qAt "$(url | sed "s#/$db\$#/postgres#")" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" \
-    | grep -q 1 || "$bin/createdb" -h 127.0.0.1 -p "$(cat "$dir/port")" -U postgres "$db"
-  echo "export XGATE_TEST_POSTGRES_URL=$(url)"
+}
+
+restart() {
+  running || { echo "error: no cluster running; run $0 start" >&2; exit 1; }
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+  sleep "${1:-0}"
+  launch
 }
 
 stop() {
@@ -69,5 +83,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   url) running && url || { echo "error: no cluster running; run $0 start" >&2; exit 1; } ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  restart) restart "${2:-0}" ;;
+  *) echo "usage: $0 start|stop|url|restart [seconds down]" >&2; exit 2 ;;
 esac

@@ -59,6 +59,14 @@ def _postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh, empty database on ``XGATE_TEST_POSTGRES_URL``'s server, for tests of PostgreSQL
+    only (skipped when unset, failing when ``CI=true``); dropped afterwards, connections or not."""
+    with _postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def outbox_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxFactory]:
     """An :class:`OutboxFactory` per engine: SQLite (a file in ``tmp_path``) and PostgreSQL (a fresh

@@ -11,7 +11,7 @@ from xgate.outbox import LeasedRow
 
 
 def rows(*ids: int, token: str = "tok") -> list[LeasedRow]:
-    return [LeasedRow(i, "x-main", "o8z6j", "o87ne", f"c{i}", b"{}", 0, token) for i in ids]
+    return [LeasedRow(i, "x-main", "o8z6j", "o87ne", f"c{i}", b"{}", 0, token, 0.0) for i in ids]
 
 
 async def test_nothing_is_handed_over_before_the_dispatcher_opens_or_after_it_closes() -> None:

@@ -141,6 +141,18 @@ async def test_transient_failures_are_retried_until_the_conversion_is_older_than
     assert (young.attempts, young.last_error) == (1, "server_error: HTTP 503")
 
 
+async def test_the_age_that_decides_giving_up_comes_with_the_lease_without_a_row_lookup(
+    tmp_path: Path, outbox: Outbox
+) -> None:
+    now = time.time()
+    outbox.enqueue([_conversion("old")], now=now - 73 * 3600)  # no conversion_time in its body
+    outbox.enqueue([_conversion("young")], now=now - 71 * 3600)
+    box = Flaky(outbox, "row", 1_000, AssertionError("the dispatcher looked a row up"))
+    await dispatcher(config(tmp_path, give_up_after_hours=72), box, ScriptedX(unavailable)).run_until_idle()
+    assert box.calls == 0
+    assert states(outbox) == {"old": "dead", "young": "queued"}
+
+
 async def test_a_permanent_answer_is_a_dead_letter_at_once_whatever_the_age(
     tmp_path: Path, outbox: Outbox
 ) -> None:

@@ -110,6 +110,18 @@ def test_enqueue_leased_with_room_for_none_is_a_plain_enqueue(outbox: Outbox) ->
 
 
 # -- lease -----------------------------------------------------------------------------------------
+def test_leased_rows_say_when_the_gateway_accepted_them(outbox: Outbox) -> None:
+    accepted = time.time() - 5 * 3600
+    outbox.enqueue([conversion(1)], now=accepted)
+    _, handed = outbox.enqueue_leased([conversion(2)], HandoffLease("tok", 30, 1), now=accepted + 60)
+    (leased,) = outbox.lease(1, 30, now=accepted + 3600)  # leased an hour later: still its acceptance
+    assert leased.created_at == pytest.approx(accepted)
+    assert handed[0].created_at == pytest.approx(accepted + 60)
+    outbox.mark_retry([leased.id], leased.lease_token, accepted + 7200, "server_error", now=accepted + 3600)
+    (again,) = outbox.lease(1, 30, now=accepted + 7200)
+    assert again.created_at == pytest.approx(accepted)
+
+
 def test_a_lease_hands_rows_out_once_until_it_expires(outbox: Outbox) -> None:
     outbox.enqueue([conversion(i) for i in range(5)])
     now = time.time()
@@ -521,6 +533,80 @@ def test_purge_drops_old_delivered_rows_but_keeps_their_dedup_keys(outbox_factor
     # past the dedup window the same conversion may be queued again
     box.purge(now=time.time() + 31 * 86400)
     assert box.enqueue([conversion(1)], now=time.time() + 31 * 86400)[0].status == "queued"
+
+
+# -- shared between nodes: X's rate limit, duties --------------------------------------------------
+def test_a_request_budget_starts_full_is_shared_by_nodes_and_refills_at_its_rate(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    now = time.time()
+    assert a.take_requests("account:18ce54d4x5t", 6, rate=2, burst=10, now=now).granted == 6
+    # node b takes from the same bucket: 4 left, and the next token comes 1/rate s later
+    assert b.take_requests("account:18ce54d4x5t", 10, rate=2, burst=10, now=now) == (4, None, now + 0.5)
+    assert a.take_requests("pixel:o8z6j", 10, rate=2, burst=10, now=now).granted == 10  # another key
+    later = b.take_requests("account:18ce54d4x5t", 5, rate=2, burst=10, now=now + 1.25)
+    assert later.granted == 2 and later.retry_at == pytest.approx(now + 1.5)
+    # a clock behind the last taker's refills nothing (and moves nothing back)
+    assert a.take_requests("account:18ce54d4x5t", 1, rate=2, burst=10, now=now).granted == 0
+    # however long it rests, a bucket holds ``burst`` tokens at most
+    assert a.take_requests("account:18ce54d4x5t", 50, rate=2, burst=10, now=now + 3600).granted == 10
+
+
+def test_nodes_taking_at_once_are_never_granted_more_than_the_bucket_holds(
+    outbox_factory: OutboxFactory,
+) -> None:
+    boxes = [outbox_factory(node_id=f"node-{i}") for i in range(2)]
+    granted: list[int] = []
+
+    def take(box: Outbox) -> None:
+        for _ in range(40):
+            granted.append(box.take_requests("pixel:o8z6j", 1, rate=1e-6, burst=50).granted)
+
+    threads = [threading.Thread(target=take, args=(box,)) for box in boxes for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(granted) == 240 and sum(granted) == 50
+
+
+def test_a_pause_holds_the_key_for_every_node_until_it_ends_and_only_grows(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    now = time.time()
+    assert b.take_requests("pixel:o8z6j", 0, rate=2, burst=10, now=now) == (0, None, None)
+    assert a.pause("pixel:o8z6j", now + 5, now=now) == now + 5
+    assert b.take_requests("pixel:o8z6j", 3, rate=2, burst=10, now=now + 1) == (0, now + 5, None)
+    assert b.take_requests("pixel:o8z6j", 0, rate=2, burst=10, now=now + 1) == (0, now + 5, None)
+    assert b.pause("pixel:o8z6j", now + 2, now=now + 1) == now + 5  # an earlier reset changes nothing
+    assert a.take_requests("pixel:p2", 1, rate=2, burst=10, now=now + 1).granted == 1  # other keys go on
+    # once it ends, the bucket (full: the pause took nothing) grants again
+    assert b.take_requests("pixel:o8z6j", 10, rate=2, burst=10, now=now + 5.01).granted == 10
+    assert b.take_requests("pixel:o8z6j", 0, rate=2, burst=10, now=now + 5.01).paused_until is None
+
+
+@pytest.mark.parametrize(
+    ("n", "rate", "burst", "named"), [(-1, 1, 1, "n must"), (1, 0, 1, "rate must"), (1, 1, 0.5, "burst must")]
+)
+def test_take_requests_refuses_a_bucket_it_cannot_honour(
+    outbox: Outbox, n: int, rate: float, burst: float, named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        outbox.take_requests("pixel:o8z6j", n, rate=rate, burst=burst)
+
+
+def test_one_node_at_a_time_holds_a_duty_until_its_claim_lapses(outbox_factory: OutboxFactory) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    now = time.time()
+    assert a.claim_duty("housekeeping", 100, now=now) is True
+    assert b.claim_duty("housekeeping", 100, now=now + 1) is False
+    assert b.claim_duty("other-duty", 100, now=now + 1) is True  # duties are held apart
+    assert a.claim_duty("housekeeping", 100, now=now + 50) is True  # its holder renews it: until now + 150
+    assert b.claim_duty("housekeeping", 100, now=now + 120) is False
+    assert b.claim_duty("housekeeping", 100, now=now + 151) is True  # a lapsed (it died): b takes over
+    assert a.claim_duty("housekeeping", 100, now=now + 152) is False
 
 
 # -- ping, errors, opening -------------------------------------------------------------------------

@@ -9,13 +9,17 @@
   - ``retry`` (5xx, timeouts, connection errors) → back to the queue with exponential backoff and full
     jitter, until the conversion has waited ``[dispatch] give_up_after_hours`` since the gateway accepted
     it; then a dead letter with the reason.
-  - ``rate_limited`` → that destination's pixel pauses until X's reset time; its rows wait without an
-    attempt counted.
+  - ``rate_limited`` → that ad account (or pixel) pauses until X's reset time on every node of the outbox;
+    its rows wait without an attempt counted.
   - ``split`` → X refused a request of several for one bad conversion: the batch is halved until the
     culprits are alone; the good conversions are delivered, the bad ones become dead letters.
   - ``permanent`` → dead letters at once (a 400 for one conversion; 401/403/404: credentials, access or
     pixel, logged at WARNING); fix the cause and ``xgate dlq replay``.
 
+- X's rate limit is shared by every node of the outbox (:mod:`xgate.dispatch.limits`): before each request a
+  node takes from the account's budget and checks its pause in one outbox call, so N nodes together stay
+  within X's budget and none sends to an account another node saw paused.
+- Purges and other housekeeping run on one node at a time (``Outbox.claim_duty("housekeeping")``).
 - Every request that does not deliver is reported to the observer with its failure reason (metrics).
 - A crash loses nothing: an unsettled lease expires and its rows return to the queue. At start the
   dispatcher takes back at once the leases its node held before a crash (``Outbox.reclaim``), and a batch
@@ -42,11 +46,11 @@ from typing import Protocol
 import orjson
 
 from xgate.config import Config, Destination
-from xgate.dispatch.backoff import RequestBudget, backoff_delay
+from xgate.dispatch.backoff import backoff_delay
 from xgate.dispatch.handoff import Handoff
+from xgate.dispatch.limits import SharedRateLimit, limit_key
 from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import LeasedRow, Outbox
-from xgate.validation import parse_conversion_time
 from xgate.x.auth import destination_credential_problems
 from xgate.x.client import Conversion
 from xgate.x.result import SendResult
@@ -81,6 +85,9 @@ class Attempt:
 Observer = Callable[[Attempt], None]
 
 _PURGE_EVERY = 300.0
+#: housekeeping (purges) is one node's duty at a time (Outbox.claim_duty): its holder renews the claim each
+#: round, and another node takes over when a claim was not renewed for this long (its holder died)
+_HOUSEKEEPING_CLAIM = 2 * _PURGE_EVERY
 #: a failing round waits this long, doubling per failure in a row up to the cap
 _ROUND_BACKOFF_BASE = 0.5
 _ROUND_BACKOFF_MAX = 30.0
@@ -110,8 +117,12 @@ class Dispatcher:
         self._destinations = {d.name: d for d in config.destinations}
         self._observer = observer
         self._rng = rng or random.Random()
-        self._paused_until: dict[tuple[str, str], float] = {}
-        self._budgets: dict[str, RequestBudget] = {}
+        self._limits = SharedRateLimit(
+            outbox,
+            config.x.rate_limit_requests,
+            config.x.rate_limit_window_seconds,
+            batch=config.dispatch.concurrency,
+        )
         self._slots = asyncio.Semaphore(config.dispatch.concurrency)
         self._busy = 0
         self._stopping = asyncio.Event()
@@ -218,7 +229,8 @@ class Dispatcher:
         now = time.time()
         if now - self._last_purge > _PURGE_EVERY:
             self._last_purge = now
-            await asyncio.to_thread(self.outbox.purge)
+            if await asyncio.to_thread(self.outbox.claim_duty, "housekeeping", _HOUSEKEEPING_CLAIM):
+                await asyncio.to_thread(self.outbox.purge)
         async with self._slots:  # wait until at least one batch can go out
             free = self._settings.concurrency - self._busy
         wanted = free * self._limit
@@ -242,8 +254,8 @@ class Dispatcher:
             groups[(row.destination, row.pixel_id, row.lease_token)].append(row)
         batches: list[tuple[str, str, list[LeasedRow]]] = []
         for (destination, pixel_id, _), group in groups.items():
-            paused = self._paused_until.get((destination, pixel_id), 0.0)
-            if paused > time.time():
+            paused = self._limits.paused_until(self._limit_key(destination, pixel_id))
+            if paused is not None:  # known here already: no need to ask the outbox
                 await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
                 continue
             batches += [
@@ -324,11 +336,15 @@ class Dispatcher:
                 self._report(Attempt(destination, pixel_id, len(batch), "unsent", "credentials", None), why)
                 return
             self.credential_problems.pop(destination, None)
-        await self._budget(destination).take()
+        key = self._limit_key(destination, pixel_id)
+        paused = await self._limits.take(key)
+        if paused is not None:  # another node met X's 429 (or this one did, meanwhile)
+            await self._defer(batch, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
+            return
         result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
         hold = result.exhausted_until(time.time())
         if hold is not None:
-            self._pause(destination, pixel_id, hold)
+            await self._limits.pause(key, hold)
         if result.outcome == "split":
             self._report(Attempt(destination, pixel_id, len(batch), "split", result.failure, result))
             half = len(batch) // 2
@@ -341,8 +357,9 @@ class Dispatcher:
                 self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
             )
         elif result.outcome == "rate_limited":
-            until = result.retry_at or time.time() + self._backoff(batch[0].attempts)
-            self._pause(destination, pixel_id, until)
+            until = await self._limits.pause(
+                key, result.retry_at or time.time() + self._backoff(batch[0].attempts)
+            )
             await self._defer(batch, until, f"{why}; until {until:.0f}")
         elif result.outcome == "retry":
             await self._retry(batch, why)
@@ -355,34 +372,14 @@ class Dispatcher:
         s = self._settings
         return backoff_delay(attempts, s.backoff_base_seconds, s.backoff_max_seconds, self._rng)
 
-    async def _expired(
-        self, batch: Sequence[LeasedRow], now: float
-    ) -> tuple[list[LeasedRow], list[LeasedRow]]:
-        """The rows accepted ``give_up_after_hours`` ago or earlier, and the others.
-
-        A row's acceptance time is read from the outbox (``row().created_at``) only when its conversion
-        is old enough to matter: the mapper refuses a ``conversion_time`` later than acceptance plus
-        ``[x] max_clock_skew_seconds``, so a conversion younger than the limit minus that skew was
-        accepted less than the limit ago. Live traffic never costs a look-up; an old import does, on
-        failure only."""
-        limit, skew = self._give_up_after, self.config.x.max_clock_skew_seconds
-        young: list[LeasedRow] = []
-        unsure: list[LeasedRow] = []
-        for r in batch:
-            at = _conversion_time(r.body_json)
-            (young if at is not None and now - at + skew < limit else unsure).append(r)
-        if not unsure:
-            return [], young
-        accepted = await asyncio.to_thread(self._accepted_at, [r.id for r in unsure])
+    def _expired(self, batch: Sequence[LeasedRow], now: float) -> tuple[list[LeasedRow], list[LeasedRow]]:
+        """The rows accepted ``give_up_after_hours`` ago or earlier (``LeasedRow.created_at``), and the
+        others."""
         old: list[LeasedRow] = []
-        for r in unsure:
-            at = accepted.get(r.id)
-            (old if at is not None and now - at >= limit else young).append(r)
+        young: list[LeasedRow] = []
+        for r in batch:
+            (old if now - r.created_at >= self._give_up_after else young).append(r)
         return old, young
-
-    def _accepted_at(self, row_ids: Sequence[int]) -> dict[int, float]:
-        found = {i: self.outbox.row(i) for i in row_ids}
-        return {i: row.created_at for i, row in found.items() if row is not None}
 
     async def _give_up(self, rows: Sequence[LeasedRow], why: str) -> None:
         hours = self._settings.give_up_after_hours
@@ -391,7 +388,7 @@ class Dispatcher:
 
     async def _defer(self, batch: Sequence[LeasedRow], until: float, why: str) -> None:
         """Back to the queue until ``until`` without an attempt counted (X asked us to wait)."""
-        old, rest = await self._expired(batch, time.time())
+        old, rest = self._expired(batch, time.time())
         if old:
             await self._give_up(old, why)
         if rest:
@@ -409,7 +406,7 @@ class Dispatcher:
     ) -> None:
         """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead."""
         now = time.time()
-        old, rest = await self._expired(batch, now)
+        old, rest = self._expired(batch, now)
         if old:
             await self._give_up(old, why)
         if not rest:
@@ -427,19 +424,9 @@ class Dispatcher:
     async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
         await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
 
-    def _pause(self, destination: str, pixel_id: str, until: float) -> None:
-        """Hold this pixel until ``until`` (X's rate-limit reset)."""
-        key = (destination, pixel_id)
-        self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
-
-    def _budget(self, destination: str) -> RequestBudget:
-        budget = self._budgets.get(destination)
-        if budget is None:
-            x = self.config.x
-            budget = self._budgets[destination] = RequestBudget(
-                x.rate_limit_requests, x.rate_limit_window_seconds
-            )
-        return budget
+    def _limit_key(self, destination: str, pixel_id: str) -> str:
+        """The key of X's rate limit this pixel counts against (:func:`~xgate.dispatch.limits.limit_key`)."""
+        return limit_key(self._destinations.get(destination), pixel_id)
 
     # -- telling ------------------------------------------------------------------------------------
     def _report(self, attempt: Attempt, why: str = "") -> None:
@@ -469,16 +456,6 @@ class Dispatcher:
         elif attempt.outcome == "delivered":
             self._warned.pop(attempt.destination, None)
         log.info("batch settled", extra={"fields": fields})
-
-
-def _conversion_time(body_json: bytes) -> float | None:
-    """The epoch time of a stored conversion's ``conversion_time``, or None when it has none."""
-    try:
-        value = orjson.loads(body_json).get("conversion_time")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    when = parse_conversion_time(value) if isinstance(value, str) else None
-    return when.timestamp() if when is not None else None
 
 
 __all__ = ["Attempt", "ClientFactory", "Dispatcher", "Observer", "SendsConversions"]

@@ -21,6 +21,7 @@ from xgate.outbox.base import (
     Outbox,
     OutboxRow,
     OutboxStats,
+    RequestGrant,
     RowState,
 )
 
@@ -126,6 +127,17 @@ class MeteredOutbox:
 
     def reclaim(self, *, now: float | None = None) -> int:
         return self.inner.reclaim(now=now)
+
+    def take_requests(
+        self, key: str, n: int, *, rate: float, burst: float, now: float | None = None
+    ) -> RequestGrant:
+        return self.inner.take_requests(key, n, rate=rate, burst=burst, now=now)
+
+    def pause(self, key: str, until: float, *, now: float | None = None) -> float:
+        return self.inner.pause(key, until, now=now)
+
+    def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
+        return self.inner.claim_duty(duty, seconds, now=now)
 
     def stats(self, *, now: float | None = None) -> OutboxStats:
         return self.inner.stats(now=now)

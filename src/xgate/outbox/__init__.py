@@ -13,6 +13,7 @@ from xgate.outbox.base import (
     Outbox,
     OutboxRow,
     OutboxStats,
+    RequestGrant,
     RowState,
     default_node_id,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Outbox",
     "OutboxRow",
     "OutboxStats",
+    "RequestGrant",
     "RowState",
     "SQLiteOutbox",
     "default_node_id",

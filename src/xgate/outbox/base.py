@@ -66,6 +66,8 @@ class LeasedRow(NamedTuple):
     body_json: bytes
     attempts: int
     lease_token: str
+    #: when the gateway accepted the conversion (epoch seconds): the dispatcher gives up by this age
+    created_at: float
 
     @property
     def body(self) -> dict[str, object]:
@@ -146,6 +148,19 @@ class DestinationHealth:
         return self.last_error
 
 
+class RequestGrant(NamedTuple):
+    """What :meth:`Outbox.take_requests` gave.
+
+    ``granted`` requests (0 … n) may be sent now. ``paused_until``: the key is paused until then (X's
+    reset time): nothing was granted, defer instead of waiting. ``retry_at``: when fewer than asked were
+    granted and the key is not paused, the earliest time one more request will be available (epoch s);
+    None when everything asked was granted."""
+
+    granted: int
+    paused_until: float | None = None
+    retry_at: float | None = None
+
+
 class Outbox(Protocol):
     """A durable queue of conversions shared by every process (and node) that opens the same store.
 
@@ -153,7 +168,9 @@ class Outbox(Protocol):
     :func:`xgate.outbox.open_outbox`. ``ingest`` stores with :meth:`enqueue` (or :meth:`enqueue_leased`),
     the dispatcher takes rows with :meth:`lease` and settles each with :meth:`mark_delivered`,
     :meth:`mark_retry`, :meth:`mark_dead` or :meth:`release`; ``status``, ``dlq``, ``activity`` and
-    ``/metrics`` read with :meth:`stats`, :meth:`health`, :meth:`rows`, :meth:`row`.
+    ``/metrics`` read with :meth:`stats`, :meth:`health`, :meth:`rows`, :meth:`row`. Besides the queue,
+    the nodes of one store share X's rate limit (:meth:`take_requests`, :meth:`pause`) and take turns at
+    housekeeping (:meth:`claim_duty`).
     """
 
     @property
@@ -257,6 +274,34 @@ class Outbox(Protocol):
         (while the store is unreachable it waits the timeout); returns at once after :meth:`close`."""
         ...
 
+    # -- shared between nodes: X's rate limit, housekeeping -------------------------------------------
+    def take_requests(
+        self, key: str, n: int, *, rate: float, burst: float, now: float | None = None
+    ) -> RequestGrant:
+        """Take up to ``n`` requests from the token bucket ``key`` (e.g. ``account:18ce54d4x5t``) that
+        every node of this store shares, and say whether ``key`` is paused (:meth:`pause`), in one
+        transaction. The bucket holds at most ``burst`` tokens (a new key starts full) and refills at
+        ``rate`` tokens a second of ``now`` (nodes' clocks are assumed in sync, as for leases; a clock
+        behind the last taker's refills nothing). While ``key`` is paused nothing is granted.
+
+        ``n = 0`` only reads the pause (a read: no write lock on SQLite, no row lock on PostgreSQL).
+        Callers sharing a key must pass the same ``rate`` and ``burst``. Raises ValueError when ``n < 0``,
+        ``rate <= 0`` or ``burst < 1``; OutboxUnavailable. Cost: one small transaction on one row."""
+        ...
+
+    def pause(self, key: str, until: float, *, now: float | None = None) -> float:
+        """Pause ``key`` until ``until`` (X's rate-limit reset) for every node: :meth:`take_requests`
+        grants nothing before then. A pause only ever grows (the later of this and the one in force).
+        Returns the pause now in force (epoch s). Raises OutboxUnavailable."""
+        ...
+
+    def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
+        """Hold the named ``duty`` (``housekeeping``: purges) for ``seconds``, so that one node at a time
+        does it: True when this :attr:`node_id` holds it now (taken free or expired, or renewed: its
+        holder calls again before it ends), False while another node's claim is live. A node that dies
+        holding it loses it ``seconds`` later. Raises OutboxUnavailable."""
+        ...
+
     # -- inspection --------------------------------------------------------------------------------
     def stats(self, *, now: float | None = None) -> OutboxStats:
         """Counts per (destination, state) and the ages in :class:`OutboxStats`.
@@ -307,6 +352,16 @@ class Outbox(Protocol):
     def close(self) -> None:
         """Close every connection. Calls after close raise OutboxUnavailable."""
         ...
+
+
+def check_take(n: int, rate: float, burst: float) -> None:
+    """Refuse :meth:`Outbox.take_requests` arguments no bucket can honour (ValueError naming which)."""
+    if n < 0:
+        raise ValueError(f"take_requests: n must be 0 or more, not {n}")
+    if not rate > 0:
+        raise ValueError(f"take_requests: rate must be above 0 tokens a second, not {rate}")
+    if not burst >= 1:
+        raise ValueError(f"take_requests: burst must hold at least 1 token, not {burst}")
 
 
 def default_node_id(storage_url: str, role: str = "") -> str:

@@ -61,7 +61,9 @@ from xgate.outbox.base import (
     LeasedRow,
     OutboxRow,
     OutboxStats,
+    RequestGrant,
     RowState,
+    check_take,
     default_node_id,
 )
 
@@ -85,7 +87,7 @@ _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
     " next_attempt_at, last_error, debug_id, match_signals, body, leased_by"
 )
-_LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts"
+_LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
 
 
 #: ``_moved``'s target for rows counted in the state each returns (new rows)
@@ -363,6 +365,7 @@ class PostgresOutbox:
                             body,
                             0,
                             lease.token,
+                            now,
                         )
                     )
                 values = (
@@ -448,7 +451,7 @@ class PostgresOutbox:
             return rows
 
         rows = self._call("lease", run)
-        return sorted(LeasedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token) for r in rows)
+        return sorted(LeasedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token, r[7]) for r in rows)
 
     def extend(
         self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None
@@ -645,6 +648,76 @@ class PostgresOutbox:
                 with self._work:
                     self._work.wait_for(lambda: self._closed, pause)
                 pause = min(pause * 2, 30.0)
+
+    # -- shared between nodes: X's rate limit, housekeeping -------------------------------------------
+    def take_requests(
+        self, key: str, n: int, *, rate: float, burst: float, now: float | None = None
+    ) -> RequestGrant:
+        """One statement: an upsert whose row lock orders the nodes taking from one key; the refill,
+        the grant and the pause are computed by the server from the row it locked."""
+        check_take(n, rate, burst)
+        now = time.time() if now is None else now
+        if n == 0:  # the pause only: a plain read
+            found = self._call(
+                "take_requests",
+                lambda db: db.execute(
+                    "SELECT paused_until FROM xgate_request_budgets WHERE key = %s", (key,)
+                ).fetchone(),
+            )
+            return RequestGrant(0, found[0] if found and found[0] > now else None)
+        refilled = (
+            "least(%(burst)s, coalesce(b.tokens + greatest(0, %(now)s - b.stamp) * %(rate)s, %(burst)s))"
+        )
+        grant = f"CASE WHEN b.paused_until > %(now)s THEN 0 ELSE least(%(n)s, floor({refilled}))::integer END"
+        first = "least(%(n)s, floor(%(burst)s))::integer"
+        row = self._call(
+            "take_requests",
+            lambda db: db.execute(
+                "INSERT INTO xgate_request_budgets AS b (key, tokens, stamp, paused_until, granted)"
+                f" VALUES (%(key)s, %(burst)s - {first}, %(now)s, 0, {first})"
+                f" ON CONFLICT (key) DO UPDATE SET tokens = {refilled} - {grant},"
+                f" granted = {grant}, stamp = greatest(b.stamp, %(now)s)"
+                " RETURNING granted, tokens, paused_until",
+                {"key": key, "n": n, "rate": rate, "burst": float(burst), "now": now},
+            ).fetchone(),
+        )
+        assert row is not None
+        granted, tokens, paused = int(row[0]), float(row[1]), float(row[2])
+        if paused > now:
+            return RequestGrant(0, paused)
+        if granted < n:
+            return RequestGrant(granted, None, now + (1 - tokens) / rate)
+        return RequestGrant(granted)
+
+    def pause(self, key: str, until: float, *, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        row = self._call(
+            "pause",
+            lambda db: db.execute(
+                "INSERT INTO xgate_request_budgets AS b (key, tokens, stamp, paused_until)"
+                " VALUES (%s, NULL, %s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET paused_until = greatest(b.paused_until, excluded.paused_until) RETURNING paused_until",
+                (key, now, until),
+            ).fetchone(),
+        )
+        assert row is not None
+        return float(row[0])
+
+    def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
+        """A row lease rather than an advisory lock: a session lock lives on one connection, which the
+        pool hands to other callers and a server restart drops unnoticed; the row outlives both and
+        names its holder."""
+        now = time.time() if now is None else now
+        row = self._call(
+            "claim_duty",
+            lambda db: db.execute(
+                "INSERT INTO xgate_duties AS d (name, holder, expires_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE d.holder = excluded.holder OR d.expires_at <= %s RETURNING holder",
+                (duty, self._node_id, now + seconds, now),
+            ).fetchone(),
+        )
+        return row is not None
 
     # -- inspection --------------------------------------------------------------------------------
     def stats(self, *, now: float | None = None) -> OutboxStats:

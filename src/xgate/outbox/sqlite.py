@@ -51,8 +51,36 @@ from xgate.outbox.base import (
     LeasedRow,
     OutboxRow,
     OutboxStats,
+    RequestGrant,
     RowState,
+    check_take,
     default_node_id,
+)
+
+#: what the last settle calls said per destination (Outbox.health)
+_HEALTH = """CREATE TABLE destination_health (
+    destination     TEXT PRIMARY KEY,
+    last_success_at REAL,
+    last_error      TEXT,
+    last_error_at   REAL
+) WITHOUT ROWID"""
+
+#: X's rate limit and one-at-a-time duties, shared by every process on the file (schema version 3)
+_SHARED = (
+    # X's rate limit per key, shared by every process on this file (Outbox.take_requests / pause);
+    # tokens NULL: a full bucket
+    """CREATE TABLE request_budgets (
+        key          TEXT PRIMARY KEY,
+        tokens       REAL,
+        stamp        REAL NOT NULL,
+        paused_until REAL NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    # who does what one process at a time (Outbox.claim_duty)
+    """CREATE TABLE duties (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
 )
 
 #: the schema of a new file (version _SCHEMA_VERSION); older files are upgraded by _UPGRADES
@@ -100,17 +128,13 @@ _SCHEMA = (
         row_id     INTEGER NOT NULL,
         expires_at REAL    NOT NULL
     ) WITHOUT ROWID""",
-    # what the last settle calls said per destination (Outbox.health)
-    """CREATE TABLE destination_health (
-        destination     TEXT PRIMARY KEY,
-        last_success_at REAL,
-        last_error      TEXT,
-        last_error_at   REAL
-    ) WITHOUT ROWID""",
+    _HEALTH,
+    *_SHARED,
 )
 
-#: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health
-_SCHEMA_VERSION = 2
+#: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
+#: 3 = request_budgets, duties (shared by the processes on the file)
+_SCHEMA_VERSION = 3
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -138,8 +162,9 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE conversions ADD COLUMN leased_by TEXT",
         "CREATE INDEX conversions_queued_created ON conversions (created_at) WHERE state = 'queued'",
-        _SCHEMA[-1],
+        _HEALTH,
     ),
+    2: _SHARED,
 }
 
 _ROW_COLUMNS = (
@@ -393,7 +418,15 @@ class SQLiteOutbox:
                     state, held_by, held_until, holder = "leased", token, lease_expires_at, node
                     handed.append(
                         LeasedRow(
-                            row_id, c.destination, c.pixel_id, c.event_id, c.conversion_id, body, 0, token
+                            row_id,
+                            c.destination,
+                            c.pixel_id,
+                            c.event_id,
+                            c.conversion_id,
+                            body,
+                            0,
+                            token,
+                            now,
                         )
                     )
                 else:
@@ -451,7 +484,9 @@ class SQLiteOutbox:
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
-        returning = " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts"
+        returning = (
+            " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
+        )
         holds = (
             "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, leased_by = ?,"
             " updated_at = ?"
@@ -480,6 +515,7 @@ class SQLiteOutbox:
                 body_json=r[5],
                 attempts=r[6],
                 lease_token=token,
+                created_at=r[7],
             )
             for r in sorted(rows)
         ]
@@ -595,6 +631,62 @@ class SQLiteOutbox:
         if released:
             self._queued()
         return released
+
+    # -- shared between processes: X's rate limit, housekeeping ---------------------------------------
+    @_guarded
+    def take_requests(
+        self, key: str, n: int, *, rate: float, burst: float, now: float | None = None
+    ) -> RequestGrant:
+        check_take(n, rate, burst)
+        now = time.time() if now is None else now
+        if n == 0:  # the pause only: a read, no write lock
+            found = (
+                self._db()
+                .execute("SELECT paused_until FROM request_budgets WHERE key = ?", (key,))
+                .fetchone()
+            )
+            return RequestGrant(0, found[0] if found and found[0] > now else None)
+        with self._write() as db:
+            found = db.execute(
+                "SELECT tokens, stamp, paused_until FROM request_budgets WHERE key = ?", (key,)
+            ).fetchone()
+            tokens, stamp, paused = found if found else (None, now, 0.0)
+            tokens = burst if tokens is None else min(burst, tokens + max(0.0, now - stamp) * rate)
+            granted = 0 if paused > now else min(n, int(tokens))
+            db.execute(
+                "INSERT INTO request_budgets (key, tokens, stamp, paused_until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, stamp = excluded.stamp",
+                (key, tokens - granted, max(stamp, now), paused),
+            )
+        if paused > now:
+            return RequestGrant(0, paused)
+        if granted < n:
+            return RequestGrant(granted, None, now + (1 - (tokens - granted)) / rate)
+        return RequestGrant(granted)
+
+    @_guarded
+    def pause(self, key: str, until: float, *, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        with self._write() as db:
+            (paused,) = db.execute(
+                "INSERT INTO request_budgets (key, tokens, stamp, paused_until) VALUES (?, NULL, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET paused_until = max(paused_until, excluded.paused_until)"
+                " RETURNING paused_until",
+                (key, now, until),
+            ).fetchone()
+        return float(paused)
+
+    @_guarded
+    def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        with self._write() as db:
+            held = db.execute(
+                "INSERT INTO duties (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE holder = excluded.holder OR expires_at <= ? RETURNING holder",
+                (duty, self.node_id, now + seconds, now),
+            ).fetchone()
+        return held is not None
 
     # -- inspection --------------------------------------------------------------------------------
     @_guarded

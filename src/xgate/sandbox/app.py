@@ -6,7 +6,8 @@ headers, and records what it accepted. Inspection under ``/_sandbox/``:
 
 - ``GET /_sandbox/conversions[?limit=N]`` — ``total`` accepted, ``unique`` by (pixel, event_id,
   conversion_id) as X deduplicates, ``duplicate_conversion_ids``, and the last N conversions (all by default);
-- ``GET /_sandbox/requests`` — requests by status; ``POST /_sandbox/reset``;
+- ``GET /_sandbox/requests`` — requests by status, and a ``log`` of every conversions request (``at``: its
+  arrival, epoch seconds; ``pixel_id``; ``status``, 0 for a dropped connection); ``POST /_sandbox/reset``;
 - ``GET / PUT /_sandbox/faults`` — fault injection (:class:`~xgate.sandbox.faults.FaultSettings`).
 
 The read-only Ads API calls ``xgate verify`` makes — ``GET /{version}/accounts``, ``…/accounts/{id}``,
@@ -61,10 +62,16 @@ class Recorder:
             self.keys: set[tuple[str, str, str]] = set()
             self.duplicates = 0
             self.by_status: Counter[str] = Counter()
+            #: every conversions request: (arrival epoch s, pixel id, status; 0 = connection dropped)
+            self.log: list[tuple[float, str, int]] = []
 
     def request(self, status: int) -> None:
         with self._lock:
             self.by_status[str(status)] += 1
+
+    def arrived(self, at: float, pixel_id: str, status: int) -> None:
+        with self._lock:
+            self.log.append((at, pixel_id, status))
 
     def accept(self, pixel_id: str, conversions: Iterable[dict[str, Any]]) -> None:
         with self._lock:
@@ -152,6 +159,11 @@ class Sandbox:
 
     async def conversions_endpoint(self, request: Request) -> Response:
         now = time.time()
+        response = await self._conversions(request, now)
+        self.recorder.arrived(now, request.path_params["pixel_id"], response.status_code)
+        return response
+
+    async def _conversions(self, request: Request, now: float) -> Response:
         pixel_id, version = request.path_params["pixel_id"], request.path_params["version"]
         params = {"pixel_id": pixel_id}
         headers = self._rate_headers(now)
@@ -379,7 +391,8 @@ class Sandbox:
     async def list_requests(self, request: Request) -> Response:
         with self.recorder._lock:
             by_status = dict(self.recorder.by_status)
-        return _json({"total": sum(by_status.values()), "by_status": by_status})
+            log = [{"at": at, "pixel_id": pixel, "status": status} for at, pixel, status in self.recorder.log]
+        return _json({"total": sum(by_status.values()), "by_status": by_status, "log": log})
 
     async def reset(self, request: Request) -> Response:
         self.recorder.reset()
@@ -416,6 +429,7 @@ class FaultingApp:
             plan = self.sandbox.faults.plan(time.time())
             if plan.fault == "drop":
                 self.sandbox.recorder.request(0)
+                self.sandbox.recorder.arrived(time.time(), scope["path"].rpartition("/")[2], 0)
                 await send(
                     {
                         "type": "http.response.start",

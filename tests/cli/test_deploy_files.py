@@ -1,0 +1,45 @@
+"""The files docs/deploy.md tells a user to copy work together: the configuration is valid, every secret it
+names is in the example secrets file, and the proxy's limits are the gateway's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from xgate.config import load_config
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def test_the_deploy_configuration_is_valid_and_the_secrets_file_names_every_secret_it_reads() -> None:
+    config = load_config(DEPLOY / "xgate.toml")
+    url = urlsplit(config.storage.url)
+    assert url.scheme == "postgresql" and url.password is None  # the password is PGPASSWORD
+    assert (config.server.host, config.server.trust_forwarded) == ("127.0.0.1", True)
+    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (DEPLOY / "secrets.env.example").read_text(), re.M))
+    read = {s.write_key_env for s in config.sources if s.write_key_env} | {config.server.admin_key_env}
+    read |= {"PGPASSWORD"} | {
+        f"{d.credentials_env_prefix}{name}"
+        for d in config.destinations
+        for name in ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
+    }
+    assert read == listed
+
+
+def test_the_proxy_refuses_what_the_gateway_would_and_passes_the_client_address() -> None:
+    config = load_config(DEPLOY / "xgate.toml")
+    proxy = (DEPLOY / "nginx" / "xgate.conf").read_text()
+    (limit,) = re.findall(r"client_max_body_size (\d+);", proxy)
+    assert int(limit) == config.server.max_body_bytes
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in proxy
+
+
+def test_the_units_run_the_deploy_configuration_with_hardening() -> None:
+    for unit in ("xgate-serve@.service", "xgate-dispatch.service"):
+        text = (DEPLOY / "systemd" / unit).read_text()
+        assert "--config /etc/xgate/xgate.toml" in text
+        assert "EnvironmentFile=/etc/xgate/secrets.env" in text
+        hardening = ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=xgate")
+        for setting in hardening:
+            assert setting in text, f"{unit} lost {setting}"
