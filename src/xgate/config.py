@@ -301,6 +301,15 @@ class ServerSettings(_Strict):
     #: name of the first-party cookie that keeps the X click id
     twclid_cookie: str = "_xgate_twclid"
     twclid_cookie_days: int = Field(default=30, ge=1)
+    #: limits of the public listener (docs/security.md, "Limits"): a request's line and headers must
+    #: arrive within header_timeout_seconds (else 408), its body within body_timeout_seconds of them;
+    #: headers beyond max_header_bytes are refused (431); connections beyond max_connections are refused
+    #: (503); an idle kept-alive connection closes after keep_alive_seconds
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    max_connections: int = Field(default=1000, ge=1)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
     #: take the client IP from X-Forwarded-For (only behind a proxy you trust)
     trust_forwarded: bool = False
     #: environment variable holding the admin key (reads the activity log without a write key)
@@ -466,6 +475,13 @@ class Source(_Strict):
     #: xgate event fields read from the kind's payload (``value = "properties.total_with_tax"``), as a
     #: destination's mapping reads X fields from the event; not for kind xgate
     mapping: dict[str, FieldOverride] = Field(default_factory=dict)
+
+    @property
+    def key_is_public(self) -> bool:
+        """A browser source (it has allowed_origins): its key is in every page, so anyone may send with it.
+        Such a key never suppresses a server source's conversion, reads nothing and may travel in a URL
+        (docs/security.md)."""
+        return bool(self.allowed_origins)
 
     @property
     def takes_request_context(self) -> bool:

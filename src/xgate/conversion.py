@@ -24,8 +24,9 @@ class MappedConversion:
     """One conversion ready for X: ``body`` is the exact object placed in ``{"conversions": [...]}``.
 
     Identifiers in ``body`` are already normalized and hashed; nothing here is raw PII. Treat it as
-    immutable. A plain class rather than a dataclass: one is built per event and destination, and a
-    dataclass's generated ``__init__`` stays interpreted Python when this module is compiled.
+    immutable (but for :attr:`public`, which the collector sets before storing). A plain class rather
+    than a dataclass: one is built per event and destination, and a dataclass's generated ``__init__``
+    stays interpreted Python when this module is compiled.
     """
 
     __slots__ = (
@@ -36,6 +37,7 @@ class MappedConversion:
         "event_name",
         "match_signals",
         "pixel_id",
+        "public",
         "restricted",
         "warnings",
     )
@@ -62,6 +64,9 @@ class MappedConversion:
         #: non-fatal notes, e.g. an unusable phone that was dropped (never the raw value)
         self.warnings = warnings
         self.restricted = restricted
+        #: sent with a public key (a browser source's): its dedup key never blocks a conversion from a
+        #: secret key (docs/security.md, "Deduplication and trust"). Set by the collector before storing.
+        self.public = False
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -74,6 +79,7 @@ class MappedConversion:
             self.event_name,
             self.warnings,
             self.restricted,
+            self.public,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -15,7 +15,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from xgate.cli.listen import bind_or_exit, serve_on
+from xgate.cli.listen import bind_or_exit, fit_open_files, guarded_protocol, serve_on
 from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import console
 from xgate.observe.activity import ActivityEntry, signals_text
@@ -59,6 +59,7 @@ def serve(
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
     sock = bind_or_exit(host, port, "set [server] port / --port")
     configure_logging(log_level.upper())
+    fit_open_files(config.server.max_connections)
     try:
         gateway = build_gateway(config, dispatch=not no_dispatch)
     except OutboxUnavailable as e:  # the store is unreachable, or holds a schema of another version
@@ -83,6 +84,8 @@ def serve(
                 # the client address is ours to judge ([server] trust_forwarded), not uvicorn's
                 proxy_headers=False,
                 timeout_graceful_shutdown=30,
+                http=guarded_protocol(config.server),
+                timeout_keep_alive=config.server.keep_alive_seconds,
             ),
         )
     finally:
