@@ -686,6 +686,25 @@ OVERRIDABLE_FIELDS = frozenset(
 )
 
 
+#: event paths that hold raw personal data, and the one X field each may feed (hashed, or as an identifier)
+PERSONAL_PATHS = {"user.email": "email", "user.phone": "phone", "context.ip": "ip_address"}
+
+
+def _personal_source(field: str, override: FieldOverride) -> str | None:
+    """Why an override may not read its path: raw personal data into a field X receives in clear
+    (docs/security.md, "Personal data"). A path ending in ``hash`` is allowed: X then gets a digest."""
+    path = override.path
+    if path is None or (override.transform and override.transform[-1] == "hash"):
+        return None
+    for personal, meant_for in PERSONAL_PATHS.items():
+        if field != meant_for and (path == personal or personal.startswith(path + ".")):
+            return (
+                f"{path!r} holds raw personal data and {field} reaches X in clear: it belongs in "
+                f'{meant_for} (an identifier, hashed where X asks), or end transform with "hash"'
+            )
+    return None
+
+
 class Destination(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     pixel_id: str
@@ -739,6 +758,10 @@ class Destination(_Strict):
                     f"not an X field a mapping can set; overridable: {', '.join(sorted(OVERRIDABLE_FIELDS))}",
                 )
             )
+        for field, override in sorted(v.items()):
+            reason = _personal_source(field, override)
+            if reason:
+                problems.append(((field, "path"), reason))
         routed = v.get("event_id")
         if routed is not None and routed.path is None:
             problems.append(

@@ -11,10 +11,20 @@ MatchSignal = Literal["twclid", "email", "phone", "ip_ua"]
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """A reason an event or conversion is refused, naming the field (dotted path) it concerns."""
+    """A reason an event or conversion is refused, naming the field (dotted path) it concerns; both are
+    scrubbed and bounded when made (:func:`xgate.observe.redact.error_text`)."""
 
     field: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # every error text passes here: no raw e-mail, phone or secret, and no value quoted at length,
+        # whoever formed it (docs/security.md, "Personal data"). Imported here: xgate.observe imports this
+        # module, and errors are the rare path
+        from xgate.observe.redact import error_text
+
+        object.__setattr__(self, "field", error_text(self.field, 200))
+        object.__setattr__(self, "reason", error_text(self.reason))
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}"
