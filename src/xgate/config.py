@@ -314,9 +314,19 @@ class ServerSettings(_Strict):
     trust_forwarded: bool = False
     #: environment variable holding the admin key (reads the activity log without a write key)
     admin_key_env: str | None = None
+    #: a listener of its own for /metrics, /openapi.json, /docs and /redoc (unset: they need the admin
+    #: key), on admin_host: loopback unless you open it (docs/security.md)
+    admin_port: int | None = Field(default=None, ge=1, le=65535)
+    admin_host: str = "127.0.0.1"
     #: who this process leases outbox rows as (default: the host name and a stable suffix, see
     #: xgate.outbox.default_node_id); give each of several processes of one role on one host its own
     node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> ServerSettings:
+        if self.admin_port is not None and self.admin_port == self.port:
+            raise ValueError("admin_port must differ from port: the admin listener is a second one")
+        return self
 
 
 class DispatchSettings(_Strict):

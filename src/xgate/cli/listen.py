@@ -49,16 +49,18 @@ def bind_or_exit(host: str, port: int, fix: str) -> socket.socket:
     return sock
 
 
-def serve_on(sock: socket.socket, config: uvicorn.Config) -> None:
-    """Serve ``config``'s app on the bound ``sock`` until a signal stops it; exit 1 when the app's startup
-    failed (uvicorn has logged why)."""
+def serve_on(sock: socket.socket | list[socket.socket], config: uvicorn.Config) -> None:
+    """Serve ``config``'s app on the bound socket(s) until a signal stops it; exit 1 when the app's
+    startup failed (uvicorn has logged why)."""
+    sockets = sock if isinstance(sock, list) else [sock]
     server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     except KeyboardInterrupt:
         pass
     finally:
-        sock.close()
+        for bound in sockets:
+            bound.close()
     if not server.started:
         fail("the server did not start: see the log above")
 

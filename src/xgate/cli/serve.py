@@ -57,7 +57,10 @@ def serve(
     host = host or config.server.host
     port = port or config.server.port
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
-    sock = bind_or_exit(host, port, "set [server] port / --port")
+    sockets = [bind_or_exit(host, port, "set [server] port / --port")]
+    admin_port = config.server.admin_port
+    if admin_port is not None:  # /metrics and the API documents, loopback by default (docs/security.md)
+        sockets.append(bind_or_exit(config.server.admin_host, admin_port, "set [server] admin_port"))
     configure_logging(log_level.upper())
     fit_open_files(config.server.max_connections)
     try:
@@ -71,9 +74,11 @@ def serve(
     log = logging.getLogger("xgate")
     log.info("hot path: %s", build_flavour())
     log.info("listening on http://%s:%d", host, port)
+    if admin_port is not None:
+        log.info("admin listener on http://%s:%d", config.server.admin_host, admin_port)
     try:
         serve_on(
-            sock,
+            sockets,
             uvicorn.Config(
                 gateway.app,
                 host=host,
