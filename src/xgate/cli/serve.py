@@ -22,6 +22,17 @@ from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.runtime import build_flavour, tune_gc
 
 
+#: the [server] settings a debug line reports at start (docs/security.md, "Limits")
+_LIMITS = {
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "max_header_bytes",
+    "max_connections",
+    "keep_alive_seconds",
+    "max_body_bytes",
+}
+
+
 class LogLevel(StrEnum):
     """The least severe log records ``xgate serve`` writes."""
 
@@ -73,6 +84,10 @@ def serve(
     tune_gc()
     log = logging.getLogger("xgate")
     log.info("hot path: %s", build_flavour())
+    log.debug(
+        "limits",
+        extra={"fields": config.server.model_dump(include=_LIMITS) | {"admin_port": admin_port}},
+    )
     log.info("listening on http://%s:%d", host, port)
     if admin_port is not None:
         log.info("admin listener on http://%s:%d", config.server.admin_host, admin_port)
