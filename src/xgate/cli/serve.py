@@ -21,7 +21,6 @@ from xgate.cli.output import console
 from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.runtime import build_flavour, tune_gc
 
-
 #: the [server] settings a debug line reports at start (docs/security.md, "Limits")
 _LIMITS = {
     "header_timeout_seconds",
