@@ -31,6 +31,8 @@ from bench.common import (
 from xgate.testing import free_port, managed_process, random_x_credentials, wait_http
 
 WRITE_KEY_ENV = "XGATE_BENCH_WRITE_KEY"
+#: /metrics answers the admin key (or the admin listener): xgate/collect/admin.py
+ADMIN_KEY_ENV, ADMIN_KEY = "XGATE_BENCH_ADMIN_KEY", os.urandom(16).hex()
 
 
 @dataclass
@@ -54,6 +56,7 @@ url = "sqlite:///{db}"
 host = "127.0.0.1"
 port = {port}
 max_body_bytes = 5000000
+admin_key_env = "{ADMIN_KEY_ENV}"
 
 [dispatch]
 enabled = {"true" if dispatch else "false"}
@@ -78,7 +81,7 @@ def stack(
     ``xgate dispatch`` (the two-process deployment: each on its own core)."""
     creds = random_x_credentials()
     write_key = os.urandom(16).hex()
-    env = {**creds, WRITE_KEY_ENV: write_key}
+    env = {**creds, WRITE_KEY_ENV: write_key, ADMIN_KEY_ENV: ADMIN_KEY}
     sb_port, gw_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sb_port}"
     db = workdir / "bench.db"
@@ -238,7 +241,9 @@ def queued_rss(workdir: Path, *, queued: int, seconds: float) -> dict[str, Any]:
             end = time.monotonic() + seconds
             headers = {"Authorization": f"Bearer {s.write_key}"}
             while time.monotonic() < end:  # the gateway keeps serving and dispatching meanwhile
-                httpx.get(f"{s.gateway}/metrics", timeout=30)
+                httpx.get(
+                    f"{s.gateway}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+                )
                 httpx.post(
                     f"{s.gateway}/v1/events",
                     content=orjson.dumps(sample_event(99_000_000)),

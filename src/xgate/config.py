@@ -301,13 +301,32 @@ class ServerSettings(_Strict):
     #: name of the first-party cookie that keeps the X click id
     twclid_cookie: str = "_xgate_twclid"
     twclid_cookie_days: int = Field(default=30, ge=1)
+    #: limits of the public listener (docs/security.md, "Limits"): a request's line and headers must
+    #: arrive within header_timeout_seconds (else 408), its body within body_timeout_seconds of them;
+    #: headers beyond max_header_bytes are refused (431); connections beyond max_connections are refused
+    #: (503); an idle kept-alive connection closes after keep_alive_seconds
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    max_connections: int = Field(default=1000, ge=1)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
     #: take the client IP from X-Forwarded-For (only behind a proxy you trust)
     trust_forwarded: bool = False
     #: environment variable holding the admin key (reads the activity log without a write key)
     admin_key_env: str | None = None
+    #: a listener of its own for /metrics, /openapi.json, /docs and /redoc (unset: they need the admin
+    #: key), on admin_host: loopback unless you open it (docs/security.md)
+    admin_port: int | None = Field(default=None, ge=1, le=65535)
+    admin_host: str = "127.0.0.1"
     #: who this process leases outbox rows as (default: the host name and a stable suffix, see
     #: xgate.outbox.default_node_id); give each of several processes of one role on one host its own
     node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> ServerSettings:
+        if self.admin_port is not None and self.admin_port == self.port:
+            raise ValueError("admin_port must differ from port: the admin listener is a second one")
+        return self
 
 
 class ConsoleSettings(_Strict):
@@ -480,6 +499,13 @@ class Source(_Strict):
     #: xgate event fields read from the kind's payload (``value = "properties.total_with_tax"``), as a
     #: destination's mapping reads X fields from the event; not for kind xgate
     mapping: dict[str, FieldOverride] = Field(default_factory=dict)
+
+    @property
+    def key_is_public(self) -> bool:
+        """A browser source (it has allowed_origins): its key is in every page, so anyone may send with it.
+        Such a key never suppresses a server source's conversion, reads nothing and may travel in a URL
+        (docs/security.md)."""
+        return bool(self.allowed_origins)
 
     @property
     def takes_request_context(self) -> bool:
@@ -684,6 +710,25 @@ OVERRIDABLE_FIELDS = frozenset(
 )
 
 
+#: event paths that hold raw personal data, and the one X field each may feed (hashed, or as an identifier)
+PERSONAL_PATHS = {"user.email": "email", "user.phone": "phone", "context.ip": "ip_address"}
+
+
+def _personal_source(field: str, override: FieldOverride) -> str | None:
+    """Why an override may not read its path: raw personal data into a field X receives in clear
+    (docs/security.md, "Personal data"). A path ending in ``hash`` is allowed: X then gets a digest."""
+    path = override.path
+    if path is None or (override.transform and override.transform[-1] == "hash"):
+        return None
+    for personal, meant_for in PERSONAL_PATHS.items():
+        if field != meant_for and (path == personal or personal.startswith(path + ".")):
+            return (
+                f"{path!r} holds raw personal data and {field} reaches X in clear: it belongs in "
+                f'{meant_for} (an identifier, hashed where X asks), or end transform with "hash"'
+            )
+    return None
+
+
 class Destination(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     pixel_id: str
@@ -737,6 +782,10 @@ class Destination(_Strict):
                     f"not an X field a mapping can set; overridable: {', '.join(sorted(OVERRIDABLE_FIELDS))}",
                 )
             )
+        for field, override in sorted(v.items()):
+            reason = _personal_source(field, override)
+            if reason:
+                problems.append(((field, "path"), reason))
         routed = v.get("event_id")
         if routed is not None and routed.path is None:
             problems.append(

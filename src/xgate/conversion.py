@@ -11,10 +11,20 @@ MatchSignal = Literal["twclid", "email", "phone", "ip_ua"]
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """A reason an event or conversion is refused, naming the field (dotted path) it concerns."""
+    """A reason an event or conversion is refused, naming the field (dotted path) it concerns; both are
+    scrubbed and bounded when made (:func:`xgate.observe.redact.error_text`)."""
 
     field: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # every error text passes here: no raw e-mail, phone or secret, and no value quoted at length,
+        # whoever formed it (docs/security.md, "Personal data"). Imported here: xgate.observe imports this
+        # module, and errors are the rare path
+        from xgate.observe.redact import error_text
+
+        object.__setattr__(self, "field", error_text(self.field, 200))
+        object.__setattr__(self, "reason", error_text(self.reason))
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}"
@@ -24,8 +34,9 @@ class MappedConversion:
     """One conversion ready for X: ``body`` is the exact object placed in ``{"conversions": [...]}``.
 
     Identifiers in ``body`` are already normalized and hashed; nothing here is raw PII. Treat it as
-    immutable. A plain class rather than a dataclass: one is built per event and destination, and a
-    dataclass's generated ``__init__`` stays interpreted Python when this module is compiled.
+    immutable (but for :attr:`public`, which the collector sets before storing). A plain class rather
+    than a dataclass: one is built per event and destination, and a dataclass's generated ``__init__``
+    stays interpreted Python when this module is compiled.
     """
 
     __slots__ = (
@@ -36,6 +47,7 @@ class MappedConversion:
         "event_name",
         "match_signals",
         "pixel_id",
+        "public",
         "restricted",
         "warnings",
     )
@@ -62,6 +74,9 @@ class MappedConversion:
         #: non-fatal notes, e.g. an unusable phone that was dropped (never the raw value)
         self.warnings = warnings
         self.restricted = restricted
+        #: sent with a public key (a browser source's): its dedup key never blocks a conversion from a
+        #: secret key (docs/security.md, "Deduplication and trust"). Set by the collector before storing.
+        self.public = False
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -74,6 +89,7 @@ class MappedConversion:
             self.event_name,
             self.warnings,
             self.restricted,
+            self.public,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -112,7 +112,7 @@ def _gateway_port() -> int:
     return PREFERRED_PORT
 
 
-def demo_config(var: Path, sandbox_url: str, port: int) -> str:
+def demo_config(var: Path, sandbox_url: str, port: int, admin_port: int) -> str:
     return f"""# written by `make run` (python -m xgate.demo); credentials come from that run's environment
 [x]
 api_url = "{sandbox_url}"
@@ -124,6 +124,7 @@ url = "sqlite:///{(var / "xgate.demo.db").resolve()}"
 host = "127.0.0.1"
 port = {port}
 admin_key_env = "{ADMIN_KEY_ENV}"
+admin_port = {admin_port}
 
 [dispatch]
 linger_ms = 50
@@ -233,10 +234,10 @@ def _run(var: Path, *, once: bool) -> int:
         WRITE_KEY_ENV: write_key,
         ADMIN_KEY_ENV: admin_key,
     }
-    sb_port, gw_port = free_port(), _gateway_port()
+    sb_port, gw_port, admin_port = free_port(), _gateway_port(), free_port()
     sandbox, gateway = f"http://127.0.0.1:{sb_port}", f"http://127.0.0.1:{gw_port}"
     config = var / "xgate.demo.toml"
-    config.write_text(demo_config(var, sandbox, gw_port), encoding="utf-8")
+    config.write_text(demo_config(var, sandbox, gw_port, admin_port), encoding="utf-8")
     xgate = [sys.executable, "-m", "xgate"]
 
     with ExitStack() as stack:
@@ -289,7 +290,7 @@ def _run(var: Path, *, once: bool) -> int:
         for line in [*exports, "", *commands]:
             console.print(f"  {line}" if line else "", soft_wrap=True, highlight=False, markup=False)
         console.print("\nThe console and the API docs, in a browser:\n")
-        for url in (f"{gateway}/console", f"{gateway}/docs"):
+        for url in (f"{gateway}/console", f"http://127.0.0.1:{admin_port}/docs"):
             console.print(f"  {url}", soft_wrap=True, highlight=False, markup=False)
         # the admin key is made for this run only (gone when it stops): it signs in to the console
         console.print(f"\n  console sign-in key (this run only): {admin_key}", highlight=False, markup=False)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from xgate.observe.redact import excerpt
+
 #: An event as plain data: the values an :class:`Event` holds (ids as text, amounts as float, the
 #: timestamp as an aware datetime), unknown properties kept as sent. What the mapper reads.
 EventData = dict[str, Any]
@@ -34,7 +36,7 @@ def parse_timestamp(value: Any) -> datetime:
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
         except ValueError:
-            raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+            raise ValueError(f"not an ISO 8601 timestamp: {excerpt(value)}") from None
     else:
         raise ValueError("must be ISO 8601 text or epoch milliseconds")
     if dt.tzinfo is None:

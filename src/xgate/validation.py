@@ -17,6 +17,7 @@ import pycountry
 
 from xgate.config import XSettings
 from xgate.conversion import FieldError
+from xgate.observe.redact import excerpt
 
 CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies)
 EVENT_ID = re.compile(r"^(?:tw-[0-9a-z]+-)?[0-9a-z]+$")
@@ -125,7 +126,7 @@ def validate_conversion(
         errors.append(FieldError("value", "must be a finite number ≥ 0"))
     currency = body.get("price_currency")
     if currency is not None and (not isinstance(currency, str) or currency not in CURRENCIES):
-        errors.append(FieldError("price_currency", f"{currency!r} is not an ISO 4217 currency code"))
+        errors.append(FieldError("price_currency", f"{excerpt(currency)} is not an ISO 4217 currency code"))
     if "number_items" in body and not (_is_int(body["number_items"]) and body["number_items"] > 0):
         errors.append(FieldError("number_items", "must be an integer > 0"))
     for key in ("conversion_id", "description", "search_string"):

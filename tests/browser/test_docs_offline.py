@@ -13,7 +13,7 @@ from conftest import needs_chromium
 from xgate.collect import create_app
 from xgate.config import parse_config
 from xgate.outbox import open_outbox
-from xgate.testing import serve_app
+from xgate.testing import free_port, serve_app
 
 pytestmark = needs_chromium
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
@@ -22,9 +22,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("docs")
+    port = free_port()
     config = parse_config(
         {
             "storage": {"url": f"sqlite:///{tmp / 'outbox.db'}"},
+            # the docs are served on the admin listener (here the only one), as an operator opens them
+            "server": {"admin_port": port},
             "sources": [{"name": "backend", "write_key": "srv-docs-key-1"}],
             "destinations": [
                 {"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}
@@ -33,7 +36,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     outbox = open_outbox(config.storage.url)
     try:
-        with serve_app(create_app(config, outbox)) as url:
+        with serve_app(create_app(config, outbox), port=port) as url:
             yield url
     finally:
         outbox.close()

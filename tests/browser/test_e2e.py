@@ -24,6 +24,7 @@ PIXEL = "o8z6j"
 PURCHASE_EVENT = f"tw-{PIXEL}-o87ne"
 SIGN_UP_EVENT = f"tw-{PIXEL}-o87nf"
 WRITE_KEY = "pub-shop-key-9d2e"
+ADMIN_KEY_ENV, ADMIN_KEY = "XGATE_E2E_ADMIN_KEY", "adm-e2e-key-71c3"
 
 pytestmark = needs_chromium
 
@@ -35,6 +36,7 @@ def gateway_config(tmp: Path, shop_url: str, sandbox_url: str) -> Config:
             "x": {"api_url": sandbox_url},
             "storage": {"url": f"sqlite:///{tmp / 'outbox.db'}"},
             "dispatch": {"linger_ms": 20, "poll_interval_ms": 20, "backoff_base_seconds": 0.1},
+            "server": {"admin_key_env": ADMIN_KEY_ENV},
             "sources": [{"name": "web", "write_key": WRITE_KEY, "allowed_origins": [shop_url]}],
             "destinations": [
                 {
@@ -72,7 +74,7 @@ class Site:
         return bool(self.gateway.outbox.rows(limit=100))
 
     def metric(self, name: str, **labels: str) -> float:
-        text = httpx.get(f"{self.gateway_url}/metrics").text
+        text = httpx.get(f"{self.gateway_url}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
@@ -90,6 +92,7 @@ def make_site(
 ) -> Iterator[Callable[..., Site]]:
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv(ADMIN_KEY_ENV, ADMIN_KEY)
     stack: list[Any] = []
 
     def make(*, consent_required: bool = False) -> Site:

@@ -79,6 +79,8 @@ class Gateway:
         self.outbox = outbox
         self.app = app
         self.http = httpx.Client(base_url=url, timeout=30)
+        #: a client presenting the admin key: /metrics and the API documents answer it (collect/admin.py)
+        self.admin = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
 
     def send(self, body: Any, *, key: str | None = SERVER_KEY, **kw: Any) -> httpx.Response:
         headers = dict(kw.pop("headers", {}))

@@ -48,7 +48,7 @@ def test_ingest_answers_503_with_retry_after_when_the_outbox_cannot_store(gatewa
 
 def test_metrics_count_events_per_source_and_show_queue_depth(gateway: Gateway) -> None:
     gateway.send({"events": [purchase("m1"), purchase("m2"), {"event_name": ""}]})
-    text = gateway.http.get("/metrics").text
+    text = gateway.admin.get("/metrics").text
     assert 'xgate_events_total{source="backend",status="accepted"} 2.0' in text
     assert 'xgate_events_total{source="backend",status="rejected"} 1.0' in text
     assert 'xgate_conversions_queued_total{destination="x-main"} 2.0' in text
@@ -57,7 +57,7 @@ def test_metrics_count_events_per_source_and_show_queue_depth(gateway: Gateway) 
 
 
 def test_openapi_describes_the_ingest_body_and_answers(gateway: Gateway) -> None:
-    doc = gateway.http.get("/openapi.json").json()
+    doc = gateway.admin.get("/openapi.json").json()
     post = doc["paths"]["/v1/events"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert {"200", "400", "401", "403", "413", "422"} <= set(post["responses"])
@@ -74,7 +74,20 @@ def test_activity_needs_the_admin_key_or_a_server_write_key(gateway: Gateway) ->
     assert (
         gateway.http.get("/v1/activity", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
     )
-    assert gateway.http.get("/v1/activity", params={"write_key": SERVER_KEY}).status_code == 200
+    assert gateway.http.get("/v1/activity", headers={"X-Write-Key": SERVER_KEY}).status_code == 200
+
+
+def test_secret_keys_are_never_taken_from_a_url(gateway: Gateway) -> None:
+    for key in (SERVER_KEY, ADMIN_KEY):
+        read = gateway.http.get("/v1/activity", params={"write_key": key})
+        assert read.status_code == 401
+        assert "never in the URL" in read.json()["message"]
+    sent = gateway.send(purchase("url-1"), key=None, params={"write_key": SERVER_KEY})
+    assert sent.status_code == 401
+    assert "never travels in a URL" in sent.json()["message"]
+    assert gateway.send(purchase("url-2"), key=None, params={"write_key": ADMIN_KEY}).status_code == 401
+    # a browser source's public key is what a URL may carry
+    assert gateway.send(purchase("url-3"), key=None, params={"write_key": BROWSER_KEY}).status_code == 200
 
 
 def test_activity_lists_conversions_and_rejections_without_raw_values(gateway: Gateway) -> None:
@@ -82,7 +95,7 @@ def test_activity_lists_conversions_and_rejections_without_raw_values(gateway: G
     gateway.send(
         {"event_name": "purchase", "id": "act-2", "user": {"email": "Raw.Person@Example.com"}, "value": "x"}
     )
-    entries = gateway.http.get("/v1/activity", params={"write_key": ADMIN_KEY}).json()["entries"]
+    entries = gateway.http.get("/v1/activity", headers={"X-Write-Key": ADMIN_KEY}).json()["entries"]
     queued = next(e for e in entries if e["conversion_id"] == "act-1")
     assert queued["state"] == "queued"
     assert queued["destination"] == "x-main"

@@ -35,7 +35,7 @@ def _references(html: str) -> list[str]:
 def test_the_api_docs_load_every_asset_from_the_gateway_with_a_long_cache(
     gateway: Gateway, page: str
 ) -> None:
-    r = gateway.http.get(page)
+    r = gateway.admin.get(page)
     assert r.status_code == 200
     assert "://" not in r.text, "the page names another host (a CDN, Google Fonts, a validator)"
     # ReDoc's bundle asks cdn.redoc.ly for a logo by itself: the page forbids images from elsewhere
@@ -46,7 +46,7 @@ def test_the_api_docs_load_every_asset_from_the_gateway_with_a_long_cache(
         assert url.startswith("/") and not url.startswith("//"), url
         if url == "/openapi.json":
             continue
-        asset = gateway.http.get(url)
+        asset = gateway.admin.get(url)
         assert asset.status_code == 200, url
         kind = next(v for k, v in CONTENT_TYPES.items() if url.endswith(k))
         assert kind in asset.headers["content-type"], (url, asset.headers["content-type"])
@@ -55,22 +55,22 @@ def test_the_api_docs_load_every_asset_from_the_gateway_with_a_long_cache(
 
 
 def test_the_swagger_ui_does_not_ask_the_online_validator(gateway: Gateway) -> None:
-    assert '"validatorUrl": null' in gateway.http.get("/docs").text
+    assert '"validatorUrl": null' in gateway.admin.get("/docs").text
 
 
 def test_the_home_page_names_the_gateway_its_version_and_its_pages(gateway: Gateway) -> None:
-    r = gateway.http.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    r = gateway.admin.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert f"xgate {__version__}" in r.text and "Conversions API" in r.text
     linked = set(_references(r.text))
     assert {"/docs", "/redoc", "/readyz", "/metrics"} <= linked
     for path in linked:
-        assert gateway.http.get(path).status_code == 200, path
+        assert gateway.admin.get(path).status_code == 200, path
 
 
 @pytest.mark.parametrize("accept", ["application/json", "text/html;q=0.5, application/json"])
 def test_the_home_page_answers_json_when_accept_prefers_it(gateway: Gateway, accept: str) -> None:
-    r = gateway.http.get("/", headers={"Accept": accept})
+    r = gateway.admin.get("/", headers={"Accept": accept})
     assert r.headers["content-type"] == "application/json"
     body = r.json()
     assert body["name"] == "xgate" and body["version"] == __version__
@@ -80,13 +80,13 @@ def test_the_home_page_answers_json_when_accept_prefers_it(gateway: Gateway, acc
 
 @pytest.mark.parametrize("accept", ["*/*", "text/html, application/json;q=0.9", ""])
 def test_the_home_page_is_html_unless_json_is_preferred(gateway: Gateway, accept: str) -> None:
-    r = gateway.http.get("/", headers={"Accept": accept})
+    r = gateway.admin.get("/", headers={"Accept": accept})
     assert r.headers["content-type"].startswith("text/html")
 
 
 def test_the_home_page_shows_no_configuration(gateway: Gateway) -> None:
     for accept in ("text/html", "application/json"):
-        r = gateway.http.get("/", headers={"Accept": accept})
+        r = gateway.admin.get("/", headers={"Accept": accept})
         assert r.status_code == 200
         text = r.text
         for secret_or_detail in (ADMIN_KEY, SERVER_KEY, BROWSER_KEY, PIXEL, "x-main", "backend", "sqlite"):

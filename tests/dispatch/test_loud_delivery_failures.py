@@ -21,6 +21,7 @@ from xgate.gateway import build_gateway
 from xgate.testing import OutboxFactory, RunningSandbox, serve_app
 
 KEY_ENV, KEY = "XGATE_TEST_LOUD_KEY", "loud-key-8d1c"
+ADMIN_KEY_ENV, ADMIN_KEY = "XGATE_TEST_LOUD_ADMIN_KEY", "loud-admin-key-4e0a"
 CREDENTIAL_NAMES = ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
 
 
@@ -28,6 +29,7 @@ def gateway_config(tmp_path: Path, sandbox: RunningSandbox, storage_url: str) ->
     data: dict[str, Any] = {
         "x": {"api_url": sandbox.url, "timeout_seconds": 2},
         "storage": {"url": storage_url},
+        "server": {"admin_key_env": ADMIN_KEY_ENV},
         "dispatch": {"linger_ms": 0, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05},
         "sources": [{"name": "backend", "write_key_env": KEY_ENV}],
         "destinations": [
@@ -47,6 +49,7 @@ def running(
     tmp_path: Path, sandbox: RunningSandbox, outbox_factory: OutboxFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
     monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.setenv(ADMIN_KEY_ENV, ADMIN_KEY)
 
     def start(credentials: dict[str, str]) -> Any:
         for name in CREDENTIAL_NAMES:
@@ -117,7 +120,7 @@ def test_x_refusing_the_credentials_shows_in_readiness_status_and_metrics(
     assert state["problem"].startswith("auth: HTTP 401; UNAUTHORIZED_ACCESS: ")
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert (warning.fields["status"], warning.fields["failure"]) == (401, "auth")  # type: ignore[attr-defined]
-    metrics = httpx.get(f"{url}/metrics").text
+    metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
     assert 'xgate_delivery_failures_total{destination="x-main",reason="auth"} 1.0' in metrics
 
     status = CliRunner().invoke(cli, ["status", "--config", str(config_path), "--json"])

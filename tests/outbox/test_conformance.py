@@ -45,6 +45,30 @@ def test_enqueue_is_idempotent_on_pixel_event_and_conversion_id(outbox: Outbox) 
     assert len(outbox.rows(limit=100)) == 4
 
 
+def public(n: int) -> MappedConversion:
+    """Conversion ``n`` as a browser source (public key) sends it."""
+    c = conversion(n)
+    c.public = True
+    return c
+
+
+def test_a_public_conversion_never_makes_a_later_trusted_one_a_duplicate(outbox: Outbox) -> None:
+    squatted = outbox.enqueue([public(1)])
+    trusted = outbox.enqueue([conversion(1)])
+    assert [o.status for o in squatted + trusted] == ["queued", "queued"]
+    assert [o.status for o in outbox.enqueue([conversion(1), public(1)])] == ["duplicate", "duplicate"]
+    assert len(outbox.rows(limit=100)) == 2
+
+
+def test_a_public_conversion_after_a_trusted_or_public_one_is_a_duplicate(outbox: Outbox) -> None:
+    first = outbox.enqueue([conversion(1), public(1), public(2), public(2)])
+    assert [o.status for o in first] == ["queued", "duplicate", "queued", "duplicate"]
+    assert first[1].row_id == first[0].row_id and first[3].row_id == first[2].row_id
+    # in one call too, a public conversion before a trusted one does not keep the trusted one out
+    both = outbox.enqueue([public(3), conversion(3)])
+    assert [o.status for o in both] == ["queued", "queued"]
+
+
 def test_a_large_batch_is_stored_in_one_call_and_refused_whole_the_second_time(outbox: Outbox) -> None:
     first = outbox.enqueue([conversion(i) for i in range(1200)])
     assert {o.status for o in first} == {"queued"}

@@ -15,7 +15,7 @@ import httpx
 from xgate.config import Config, parse_config
 from xgate.gateway import build_gateway
 from xgate.outbox.base import Outbox
-from xgate.testing import RunningSandbox, serve_app
+from xgate.testing import RunningSandbox, free_port, serve_app
 
 PIXEL = "o8z6j"
 #: an X event id for every standard xgate event name, so each converted event has somewhere to go
@@ -70,10 +70,13 @@ class SourceGateway:
 @contextmanager
 def source_gateway(config: Config) -> Iterator[SourceGateway]:
     """``xgate serve``'s app for ``config`` on loopback (its dispatcher too when ``[dispatch] enabled``;
-    the sandbox's credentials must be in the environment then)."""
+    the sandbox's credentials must be in the environment then). Its one listener is also its admin
+    listener (``[server] admin_port``), so ``/metrics`` answers there."""
+    port = free_port()
+    config = config.model_copy(update={"server": config.server.model_copy(update={"admin_port": port})})
     process = build_gateway(config)
     try:
-        with serve_app(process.app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        with serve_app(process.app, port=port) as url, httpx.Client(base_url=url, timeout=30) as http:
             yield SourceGateway(url, process.outbox, http)
     finally:
         process.close()

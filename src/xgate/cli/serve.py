@@ -15,11 +15,21 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from xgate.cli.listen import bind_or_exit, serve_on
+from xgate.cli.listen import bind_or_exit, fit_open_files, guarded_protocol, serve_on
 from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import console
 from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.runtime import build_flavour, tune_gc
+
+#: the [server] settings a debug line reports at start (docs/security.md, "Limits")
+_LIMITS = {
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "max_header_bytes",
+    "max_connections",
+    "keep_alive_seconds",
+    "max_body_bytes",
+}
 
 
 class LogLevel(StrEnum):
@@ -57,8 +67,12 @@ def serve(
     host = host or config.server.host
     port = port or config.server.port
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
-    sock = bind_or_exit(host, port, "set [server] port / --port")
+    sockets = [bind_or_exit(host, port, "set [server] port / --port")]
+    admin_port = config.server.admin_port
+    if admin_port is not None:  # /metrics and the API documents, loopback by default (docs/security.md)
+        sockets.append(bind_or_exit(config.server.admin_host, admin_port, "set [server] admin_port"))
     configure_logging(log_level.upper())
+    fit_open_files(config.server.max_connections)
     try:
         gateway = build_gateway(config, dispatch=not no_dispatch)
     except OutboxUnavailable as e:  # the store is unreachable, or holds a schema of another version
@@ -69,10 +83,16 @@ def serve(
     tune_gc()
     log = logging.getLogger("xgate")
     log.info("hot path: %s", build_flavour())
+    log.debug(
+        "limits",
+        extra={"fields": config.server.model_dump(include=_LIMITS) | {"admin_port": admin_port}},
+    )
     log.info("listening on http://%s:%d", host, port)
+    if admin_port is not None:
+        log.info("admin listener on http://%s:%d", config.server.admin_host, admin_port)
     try:
         serve_on(
-            sock,
+            sockets,
             uvicorn.Config(
                 gateway.app,
                 host=host,
@@ -83,6 +103,8 @@ def serve(
                 # the client address is ours to judge ([server] trust_forwarded), not uvicorn's
                 proxy_headers=False,
                 timeout_graceful_shutdown=30,
+                http=guarded_protocol(config.server),
+                timeout_keep_alive=config.server.keep_alive_seconds,
             ),
         )
     finally:

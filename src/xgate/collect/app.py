@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from xgate import __version__
+from xgate.collect.admin import AdminGuard
 from xgate.collect.docs import add_pages
 from xgate.collect.ingest import EventMapper
 from xgate.collect.problems import Problem, problem_handler
@@ -98,6 +99,7 @@ def create_app(
     app.state.services = gateway
     app.state.metrics = gateway.metrics
     app.add_middleware(IngestLane, gateway=gateway)
+    app.add_middleware(AdminGuard, keys=gateway.keys, admin_port=config.server.admin_port)
     for router in (ingest.router, health.router, activity.router, activity.pages, tag_router):
         app.include_router(router)
     add_source_routes(app, gateway)

@@ -161,14 +161,18 @@ class Ingest:
             report.status = "skipped"
         return report, result.conversions
 
-    def prepare(self, events: Sequence[Any], facts: RequestFacts) -> Prepared:
+    def prepare(self, events: Sequence[Any], facts: RequestFacts, *, public: bool = False) -> Prepared:
         """Enrich and map every event (CPU only: nothing is stored yet); a :class:`Settled` entry is
-        reported as it says."""
+        reported as it says. ``public``: sent with a public key (a browser source's), so the conversions
+        never pre-empt a server's in the outbox (:attr:`MappedConversion.public`)."""
         prepared = Prepared()
         for index, raw in enumerate(events):
             report, conversions = self._map_one(index, raw, facts)
             prepared.reports.append(report)
             if conversions:
+                if public:
+                    for c in conversions:
+                        c.public = True
                 prepared.pending.append((report, conversions))
                 prepared.conversions.extend(conversions)
         return prepared

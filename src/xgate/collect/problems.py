@@ -38,8 +38,12 @@ async def problem_handler(_: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-def cors_headers(origin: str) -> dict[str, str]:
-    """The CORS headers of a credentialed answer to a page at ``origin`` (already checked as allowed)."""
+def cors_headers(origin: str, *, credentials: bool = True) -> dict[str, str]:
+    """The CORS headers of an answer to a page at ``origin`` (already checked as allowed): credentialed
+    for an origin the configuration names; ``*`` without credentials for one only a wildcard allows
+    (:func:`xgate.collect.auth.origin_grant`)."""
+    if not credentials:
+        return {"Access-Control-Allow-Origin": "*"}
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",

@@ -127,6 +127,11 @@ INGEST_OPENAPI: dict[str, Any] = {
     },
 }
 
+#: the answers of the paths kept from browsers (xgate.collect.admin)
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Neither the admin listener nor the admin key"},
+    404: {"model": Problem, "description": "Not served on the public listener when admin_port is set"},
+}
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No key, or an unknown one"},
     403: {"model": Problem, "description": "The key may not read the activity log"},

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from xgate.collect.auth import Keyring, key_from_request
+from xgate.collect.auth import Keyring, key_from_headers
 from xgate.collect.ingest import EventMapper, Ingest
 from xgate.collect.problems import Problem
 from xgate.collect.runner import BackgroundRunner
@@ -86,7 +86,7 @@ def require_reader(request: Request) -> None:
     Raises :class:`Problem` 401 without a known key, 403 for a browser source's (public) key.
     """
     gateway = services(request)
-    key = key_from_request(request)
+    key = key_from_headers(request)  # never from the URL: these keys are secret
     if gateway.keys.is_admin(key):
         return
     source = gateway.keys.source_for(key)
@@ -94,10 +94,10 @@ def require_reader(request: Request) -> None:
         raise Problem(
             401,
             "unauthorized",
-            "send the admin key or a server write key "
-            "(Authorization: Bearer KEY, X-Write-Key or ?write_key=)",
+            "send the admin key or a server write key as Authorization: Bearer KEY or X-Write-Key: KEY "
+            "(never in the URL)",
         )
-    if source.allowed_origins:
+    if source.key_is_public:
         raise Problem(
             403,
             "forbidden",

@@ -1,7 +1,8 @@
 """The map stage: one generic event → one X conversion per destination that takes it.
 
 Order per destination: filter → consent → prebuilt mapping (shared/events/REFERENCE.md) → field overrides
-→ normalize + hash identifiers → validate by X's rules. The destination-independent part is computed once
+→ personal data out of the clear-text fields (:mod:`xgate.mapping.privacy`) → normalize + hash identifiers →
+validate by X's rules. The destination-independent part is computed once
 per event and shared.
 """
 
@@ -18,6 +19,7 @@ from xgate.events import Event, event_data
 from xgate.identifiers import hash_email, hash_phone
 from xgate.mapping.filters import ConsentRule, EventFilter
 from xgate.mapping.overrides import resolve
+from xgate.mapping.privacy import personal_kind, remove_personal_text
 from xgate.validation import EVENT_ID, validate_conversion
 
 #: override keys that feed the identifier pipeline instead of a body field
@@ -213,11 +215,20 @@ class _Plan:
             else:
                 body[key] = value
 
+        personal_errors, personal_warnings = remove_personal_text(body)
+        errors.extend(personal_errors)
+        warnings.extend(personal_warnings)
+
         identifiers: list[dict[str, str]] = []
         signals: set[str] = set()
         if src.twclid:
-            identifiers.append({"twclid": str(src.twclid).strip()})
-            signals.add("twclid")
+            twclid = str(src.twclid).strip()
+            kind = personal_kind(twclid)
+            if kind:
+                warnings.append(f"twclid: holds {kind}, which X would receive in clear; identifier dropped")
+            else:
+                identifiers.append({"twclid": twclid})
+                signals.add("twclid")
         if src.email:
             hashed = hash_email(str(src.email))
             if hashed:

@@ -63,10 +63,13 @@ def entry_from_row(row: OutboxRow) -> ActivityEntry:
 
 
 class RejectionRing:
-    """The last ``size`` rejected events (field and reason only), safe to share between threads."""
+    """The last ``size`` rejected events of each source (field and reason only), safe to share between
+    threads. One ring per source: a flood of rejections sent with a browser source's public key never
+    pushes a server source's rejections out of sight (docs/security.md)."""
 
     def __init__(self, size: int = 200) -> None:
-        self._entries: deque[ActivityEntry] = deque(maxlen=size)
+        self._size = size
+        self._by_source: dict[str | None, deque[ActivityEntry]] = {}
         self._lock = threading.Lock()
 
     def add(
@@ -88,12 +91,19 @@ class RejectionRing:
             source=source,
         )
         with self._lock:
-            self._entries.append(entry)
+            ring = self._by_source.get(source)
+            if ring is None:  # sources are the configuration's: a bounded number of rings
+                ring = self._by_source[source] = deque(maxlen=self._size)
+            ring.append(entry)
 
     def recent(self, limit: int) -> list[ActivityEntry]:
+        """Up to ``limit`` rejections of every source, newest first."""
+        if limit <= 0:
+            return []
         with self._lock:
-            entries = list(self._entries)
-        return entries[-limit:][::-1] if limit > 0 else []
+            entries = [e for ring in self._by_source.values() for e in list(ring)[-limit:]]
+        entries.sort(key=lambda e: e.at, reverse=True)
+        return entries[:limit]
 
 
 class ActivityLog:

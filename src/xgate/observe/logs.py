@@ -15,6 +15,23 @@ import orjson
 
 from xgate.observe.redact import scrub, scrub_value
 
+#: third-party loggers whose records below WARNING can carry credentials or personal data: oauthlib's
+#: debug lines list the OAuth parameters (consumer key, token) and the signature base string; the HTTP
+#: stacks' debug lines hold request URLs and headers. Their records below WARNING are never written,
+#: whatever the level asked for (``xgate serve --log-level debug`` included).
+QUIET_LOGGERS = ("oauthlib", "requests_oauthlib", "httpx", "httpcore", "urllib3", "hpack", "h11", "h2")
+
+
+class QuietThirdParties(logging.Filter):
+    """Drops records below WARNING from :data:`QUIET_LOGGERS` (and their children): a handler-level guard
+    that holds even when someone lowers those loggers' levels."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        name = record.name
+        return not any(name == q or name.startswith(q + ".") for q in QUIET_LOGGERS)
+
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line, with PII and secrets masked."""
@@ -36,9 +53,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) -> None:
-    """Send xgate's and uvicorn's logs to ``stream`` (stderr) as JSON lines."""
+    """Send xgate's and uvicorn's logs to ``stream`` (stderr) as JSON lines; third-party loggers that can
+    carry credentials (:data:`QUIET_LOGGERS`) only from WARNING up, at every ``level``."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(QuietThirdParties())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -48,5 +67,7 @@ def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) 
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    for name in QUIET_LOGGERS:  # not even formatted (the handler's filter drops them anyway)
+        logging.getLogger(name).setLevel(logging.WARNING)
     # one line per request would drown the useful lines at thousands of requests per second
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -3,6 +3,10 @@
 Strings pass through :func:`scrub`: e-mail addresses and phone-number-like digit runs are masked, and any
 registered secret (write keys, the admin key, X credentials) is replaced. Mapping keys that name a secret or a
 raw identifier have their values masked outright, unless the value is already a SHA-256 hex digest.
+
+Error texts (:class:`xgate.conversion.FieldError`, HTTP answers, import reports) go through
+:func:`error_text`: scrubbed and bounded. A refused value is shown, if at all, by :func:`excerpt`: a short,
+scrubbed excerpt and its length, never the whole of it (docs/security.md, "Personal data").
 """
 
 from __future__ import annotations
@@ -43,6 +47,34 @@ def scrub(text: str) -> str:
     if "@" in text:
         text = _EMAIL.sub(MASK, text)
     return _PHONE.sub(MASK, text)
+
+
+#: the longest error text kept (field names and reasons); the rest is cut with an ellipsis
+MAX_ERROR_TEXT = 300
+#: characters of a refused value an error may quote
+EXCERPT_CHARS = 24
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` scrubbed (:func:`scrub`) and cut to ``limit`` characters: for any error text that may hold
+    what a sender sent (a field name, a header, a cell)."""
+    return _cut(scrub(_cut(text, limit * 4)), limit)
+
+
+def excerpt(value: Any) -> str:
+    """How an error may quote a refused ``value``: ``'EUR'``, or for longer text a scrubbed head and the
+    length, ``'12,50 EU…' (31 characters)``; an e-mail- or phone-like value shows as ``[redacted]``."""
+    text = value if isinstance(value, str) else repr(value)
+    shown = scrub(_cut(text, EXCERPT_CHARS + 40))
+    if MASK in shown or "@" in text[:EXCERPT_CHARS]:
+        return MASK
+    if len(text) <= EXCERPT_CHARS:
+        return repr(text) if isinstance(value, str) else text
+    return f"{_cut(text, EXCERPT_CHARS)!r} ({len(text)} characters)"
 
 
 def scrub_value(value: Any, key: str = "") -> Any:

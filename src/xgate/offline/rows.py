@@ -9,6 +9,7 @@ import orjson
 
 from xgate.conversion import FieldError
 from xgate.events import get_path
+from xgate.observe.redact import excerpt
 from xgate.offline.columns import CellError, ColumnMapping, read_cell
 
 
@@ -51,7 +52,7 @@ class RowMapper:
             try:
                 value = read_cell(self._cell(data, name), column, default_zone)
             except CellError as e:
-                shown = "" if column.personal else f" ({str(self._cell(data, name)).strip()[:60]!r})"
+                shown = "" if column.personal else f" ({excerpt(str(self._cell(data, name)).strip())})"
                 errors.append(FieldError(name, f"{e}{shown}"))
                 continue
             if value is None:

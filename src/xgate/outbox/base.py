@@ -1,4 +1,5 @@
-"""The outbox: a durable queue of mapped conversions, unique on (pixel_id, event_id, conversion_id).
+"""The outbox: a durable queue of mapped conversions, unique on (pixel_id, event_id, conversion_id) per trust
+class (a conversion from a public key never blocks one from a secret key: :meth:`Outbox.enqueue`).
 
 This module is the contract every backend honours (:class:`Outbox`); ``tests/outbox/test_conformance.py``
 runs each behaviour written here against each backend (SQLite in :mod:`xgate.outbox.sqlite`, PostgreSQL
@@ -194,6 +195,10 @@ class Outbox(Protocol):
         Returns one outcome per conversion, in order: ``queued`` with the new row id, or ``duplicate``
         with the id of the row already stored for its (pixel_id, event_id, conversion_id) within the
         dedup window (also when two in ``conversions`` share a key: the second is the duplicate).
+        Trust counts: a conversion with ``public`` set is a duplicate of any stored one with its key, but
+        a stored public conversion never makes a later conversion without ``public`` a duplicate (a
+        browser source's public key must not pre-empt a server's conversion; X merges the two by
+        conversion_id).
         Idempotent: storing the same conversions again stores nothing. Raises OutboxUnavailable (then
         nothing was stored)."""
         ...

@@ -17,7 +17,10 @@ A lease records its node (``leased_by``): at start a node takes its own leases b
 (:meth:`SQLiteOutbox.reclaim`) instead of waiting for them to expire.
 
 Deduplication: a key table holds (pixel_id, event_id, conversion_id) until the dedup window ends, so
-delivered rows can be purged after the retention period while their keys still block a second send.
+delivered rows can be purged after the retention period while their keys still block a second send. A
+conversion from a public key (:attr:`MappedConversion.public`, a browser source) is stored under its own
+key, ``public`` + the key: it is a duplicate of any earlier conversion with the same key, but it never
+makes a later conversion from a secret key a duplicate (docs/security.md, "Deduplication and trust").
 
 Schema: ``PRAGMA user_version`` says which version a file holds; opening an older file upgrades it in one
 write transaction (an xgate of the previous version still works on the upgraded file), a newer one raises
@@ -82,6 +85,9 @@ _SHARED = (
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
 )
+
+#: prefix of the dedup key of a conversion from a public key (MappedConversion.public)
+_PUBLIC = "public\x1f"
 
 #: the schema of a new file (version _SCHEMA_VERSION); older files are upgraded by _UPGRADES
 _SCHEMA = (
@@ -385,13 +391,15 @@ class SQLiteOutbox:
     ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
         expires = now + self._dedup_window
         keys = [f"{c.pixel_id}\x1f{c.event_id}\x1f{c.conversion_id}" for c in conversions]
+        # a public conversion is also a duplicate of an earlier public one, found under its own key
+        public_keys = {i: _PUBLIC + keys[i] for i, c in enumerate(conversions) if c.public}
         to_lease = lease.limit if lease else 0
         token = lease.token if lease else ""
         lease_expires_at = now + lease.seconds if lease else None
         node = self.node_id
         with self._write() as db:
             known: dict[str, int] = {}
-            for chunk in _chunks(keys):
+            for chunk in _chunks([*keys, *public_keys.values()]):
                 known.update(
                     db.execute(
                         f"SELECT key, row_id FROM dedup_keys WHERE key IN ({_marks(len(chunk))})"
@@ -406,11 +414,16 @@ class SQLiteOutbox:
             rows: list[tuple[object, ...]] = []
             new_keys: list[tuple[str, int, float]] = []
             handed: list[LeasedRow] = []
-            for c, key in zip(conversions, keys, strict=True):
+            for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
+                public_key = public_keys.get(i)
                 row_id = known.get(key)
+                if row_id is None and public_key is not None:
+                    row_id = known.get(public_key)
                 if row_id is not None:
                     out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
                     continue
+                if public_key is not None:  # stored under its own key: a trusted copy stays welcome
+                    key = public_key
                 row_id = known[key] = next_id
                 next_id += 1
                 body = orjson.dumps(c.body)

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query, Request, Response
 
-from xgate.collect.auth import origin_allowed
+from xgate.collect.auth import origin_grant
 from xgate.collect.enrich import request_facts
 from xgate.collect.problems import cors_headers, problem
 from xgate.config import Config, ServerSettings
+from xgate.observe.redact import excerpt
 from xgate.tag.script import TAG_ETAG, TAG_JS, TAG_VERSION
 from xgate.tag.twclid import clean_twclid, twclid_set_cookie
 
@@ -59,14 +60,23 @@ async def tag_js(
 
 
 def _cors(request: Request, settings: Config) -> dict[str, str] | Response:
-    """CORS headers for a credentialed call from an allowed origin; 403 for any other origin."""
+    """CORS headers for a credentialed call from an origin a source names; 403 for any other origin,
+    including one only a wildcard allows: a wildcard never gets cookies (docs/security.md)."""
     origin = request.headers.get("origin")
     if not origin:
         return {}
     allowed = frozenset(o for s in settings.sources for o in s.allowed_origins)
-    if not origin_allowed(allowed, origin):
+    grant = origin_grant(allowed, origin)
+    if grant is None:
         return problem(
-            403, "origin_not_allowed", f"origin {origin!r} is not in the allowed_origins of any source"
+            403, "origin_not_allowed", f"origin {excerpt(origin)} is not in the allowed_origins of any source"
+        )
+    if grant == "wildcard":
+        return problem(
+            403,
+            "origin_not_allowed",
+            f"origin {excerpt(origin)} is allowed only by a wildcard, which never gets cookies: "
+            "list it in the source's allowed_origins",
         )
     return cors_headers(origin)
 

@@ -17,6 +17,7 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuth1Client
 
 from xgate.errors import CredentialsError as CredentialsError
+from xgate.observe.redact import register_secrets
 
 if TYPE_CHECKING:
     from xgate.config import Config
@@ -128,6 +129,18 @@ class Credentials:
     access_token: str = field(default="", repr=False)
     access_token_secret: str = field(default="", repr=False)
     pixel_token: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        # masked wherever a log line or an error text would show one of them (xgate.observe.redact)
+        register_secrets(
+            (
+                self.consumer_key,
+                self.consumer_secret,
+                self.access_token,
+                self.access_token_secret,
+                self.pixel_token,
+            )
+        )
 
     def __repr__(self) -> str:
         return f"Credentials(auth={self.auth!r}, secrets hidden)"

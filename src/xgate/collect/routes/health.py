@@ -8,6 +8,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, Response
 
+from xgate.collect.schema import ADMIN_RESPONSES
 from xgate.collect.services import Services, services
 from xgate.errors import OutboxUnavailable
 from xgate.observe.destinations import DestinationState, destination_states
@@ -60,9 +61,9 @@ async def readyz(gateway: Annotated[Services, Depends(services)]) -> Response:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (the admin listener, or the admin key)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **ADMIN_RESPONSES},
 )
 async def metrics_endpoint(gateway: Annotated[Services, Depends(services)]) -> Response:
     body = await anyio.to_thread.run_sync(gateway.metrics.render)

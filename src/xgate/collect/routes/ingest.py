@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -16,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from xgate.collect.auth import key_from_request, origin_allowed
+from xgate.collect.auth import OriginGrant, origin_grant
 from xgate.collect.body import BodyTooLarge, read_body
 from xgate.collect.enrich import request_facts
 from xgate.collect.problems import cors_headers, problem
@@ -24,6 +25,7 @@ from xgate.collect.schema import INGEST_OPENAPI
 from xgate.collect.services import Services, services
 from xgate.config import Source
 from xgate.errors import OutboxUnavailable
+from xgate.observe.redact import excerpt
 from xgate.outbox.base import EnqueueOutcome
 from xgate.tag.twclid import twclid_set_cookie
 
@@ -66,24 +68,27 @@ async def receive_events(gateway: Services, request: Request) -> Response:
 
 
 async def _receive(gateway: Services, request: Request) -> Response:
-    source = gateway.keys.source_for(key_from_request(request))
+    source, refusal = gateway.keys.sender(request)
     if source is None:
         return problem(
             401,
             "unauthorized",
-            "unknown or missing write key: send the source's key as "
-            "Authorization: Bearer KEY, X-Write-Key: KEY or ?write_key=KEY",
+            refusal
+            or "unknown or missing write key: send the source's key as Authorization: Bearer KEY or "
+            "X-Write-Key: KEY (a browser source's public key may also be ?write_key=KEY)",
         )
     origin = request.headers.get("origin")
     cors: dict[str, str] | None = None
+    grant: OriginGrant | None = None
     if origin:
-        if not origin_allowed(source.allowed_origins, origin):
+        grant = origin_grant(source.allowed_origins, origin)
+        if grant is None:
             return problem(
                 403,
                 "origin_not_allowed",
-                f"origin {origin!r} is not in the allowed_origins of source {source.name!r}",
+                f"origin {excerpt(origin)} is not in the allowed_origins of source {source.name!r}",
             )
-        cors = cors_headers(origin)
+        cors = cors_headers(origin, credentials=grant == "listed")
     try:
         raw = await read_body(request, gateway.config.server.max_body_bytes)
     except BodyTooLarge as e:
@@ -96,22 +101,35 @@ async def _receive(gateway: Services, request: Request) -> Response:
     if isinstance(events, Response):
         events.headers.update(cors or {})
         return events
-    return await ingest_events(gateway, request, source, events, cors)
+    # the kept twclid cookie is read and renewed for a page the configuration names (or a request without
+    # an Origin); a page only a wildcard allows neither reads nor plants it (docs/security.md)
+    return await ingest_events(gateway, request, source, events, cors, cookies=grant != "wildcard")
 
 
 async def ingest_events(
-    gateway: Services, request: Request, source: Source, events: list[Any], cors: dict[str, str] | None
+    gateway: Services,
+    request: Request,
+    source: Source,
+    events: list[Any],
+    cors: dict[str, str] | None,
+    *,
+    cookies: bool = True,
 ) -> Response:
     """Map, store and report ``events`` of ``source`` (xgate events, or :class:`~xgate.collect.ingest.
-    Settled` entries a source kind made): the one ingest path of every endpoint that takes events."""
+    Settled` entries a source kind made): the one ingest path of every endpoint that takes events.
+    ``cookies``: read and renew the twclid cookie (False for a page only a wildcard allows)."""
     settings = gateway.config.server
     facts = request_facts(request, settings, datetime.now(UTC))
     if not source.takes_request_context:  # a backend's address and user agent are not its user's
         facts = replace(facts, ip=None, user_agent=None)
+    if not cookies and facts.cookie_twclid:
+        facts = replace(facts, cookie_twclid=None)
+    # a public key's conversions never pre-empt a server's with the same key (docs/security.md)
+    prepare = partial(gateway.ingest.prepare, public=source.key_is_public)
     if len(events) <= INLINE_EVENTS:  # cheaper than a hop to a thread
-        prepared = gateway.ingest.prepare(events, facts)
+        prepared = prepare(events, facts)
     else:  # a big batch would hold up the other requests
-        prepared = await anyio.to_thread.run_sync(gateway.ingest.prepare, events, facts)
+        prepared = await anyio.to_thread.run_sync(prepare, events, facts)
     outcomes: list[EnqueueOutcome] = []
     if prepared.conversions:
         try:
@@ -124,15 +142,18 @@ async def ingest_events(
                 (cors or {}) | {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
     report = gateway.ingest.finish(prepared, outcomes, source.name)
-    twclid = next((e.twclid for e in reversed(report.events) if e.twclid and e.status != "rejected"), None)
     response = Response(
         orjson.dumps(report.as_json()),
         status_code=422 if report.all_rejected else 200,
         media_type="application/json",
         headers=cors,
     )
-    if twclid:
-        response.headers.append("set-cookie", twclid_set_cookie(twclid, settings, secure=facts.secure))
+    if cookies:
+        twclid = next(
+            (e.twclid for e in reversed(report.events) if e.twclid and e.status != "rejected"), None
+        )
+        if twclid:
+            response.headers.append("set-cookie", twclid_set_cookie(twclid, settings, secure=facts.secure))
     return response
 
 
@@ -157,12 +178,12 @@ def preflight(gateway: Services, request: Request) -> Response:
     origin = request.headers.get("origin")
     if not origin:
         return problem(400, "not_a_preflight", "a CORS preflight needs an Origin header")
-    key = request.query_params.get("write_key")
-    source = gateway.keys.source_for(key) if key else None
+    source, _ = gateway.keys.sender(request)
     allowed = source.allowed_origins if source else gateway.keys.origins
-    if not origin_allowed(frozenset(allowed), origin):
-        return problem(403, "origin_not_allowed", f"origin {origin!r} is not allowed to send events")
-    headers = cors_headers(origin) | {
+    grant = origin_grant(frozenset(allowed), origin)
+    if grant is None:
+        return problem(403, "origin_not_allowed", f"origin {excerpt(origin)} is not allowed to send events")
+    headers = cors_headers(origin, credentials=grant == "listed") | {
         "Access-Control-Allow-Methods": "POST, OPTIONS",
         "Access-Control-Allow-Headers": _CORS_ALLOW_HEADERS,
         "Access-Control-Max-Age": "600",

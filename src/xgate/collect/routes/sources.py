@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from xgate.collect.auth import origin_allowed
+from xgate.collect.auth import OriginGrant, origin_grant
 from xgate.collect.body import BodyTooLarge, read_body
 from xgate.collect.ingest import Settled
 from xgate.collect.kinds import Inbound, Keyed, Kind, Refusal, kind_for, source_events
@@ -29,7 +29,7 @@ from xgate.collect.problems import problem as _problem
 from xgate.collect.routes.ingest import ingest_events, preflight
 from xgate.collect.services import Services
 from xgate.config import Config, WebhookSource
-from xgate.observe.redact import register_secrets
+from xgate.observe.redact import excerpt, register_secrets
 
 log = logging.getLogger("xgate.collect")
 
@@ -101,15 +101,17 @@ class KindEndpoint:
         if isinstance(source, Refusal):
             return _problem(source.status, source.error, source.message)
         cors: dict[str, str] | None = None
+        grant: OriginGrant | None = None
         origin = request.headers.get("origin")
         if origin:
-            if not origin_allowed(source.allowed_origins, origin):
+            grant = origin_grant(source.allowed_origins, origin)
+            if grant is None:
                 return _problem(
                     403,
                     "origin_not_allowed",
-                    f"origin {origin!r} is not in the allowed_origins of source {source.name!r}",
+                    f"origin {excerpt(origin)} is not in the allowed_origins of source {source.name!r}",
                 )
-            cors = cors_headers(origin)
+            cors = cors_headers(origin, credentials=grant == "listed")
         messages = self.kind.messages(inbound)
         if isinstance(messages, Refusal):
             return _problem(messages.status, messages.error, messages.message, cors)
@@ -147,7 +149,7 @@ class KindEndpoint:
                 media_type="application/json",
                 headers=cors,
             )
-        return await ingest_events(self.gateway, request, source, events, cors)
+        return await ingest_events(self.gateway, request, source, events, cors, cookies=grant != "wildcard")
 
 
 def add_source_routes(app: FastAPI, gateway: Services) -> None:
