@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.staticfiles import StaticFiles
 
 from xgate import __version__
-from xgate.collect.auth import key_from_request
+from xgate.collect.auth import key_from_headers
 from xgate.collect.enrich import request_facts
 from xgate.collect.problems import Problem
 from xgate.collect.services import Services, services
@@ -125,7 +125,7 @@ def _who(request: Request) -> Viewer | None:
         return Viewer(session.role, session)
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        role = access.role_for(key_from_request(request))
+        role = access.role_for(key_from_headers(request))
         if role is not None:
             return Viewer(role, None)
     return None

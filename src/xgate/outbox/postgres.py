@@ -69,6 +69,9 @@ from xgate.outbox.base import (
 
 log = logging.getLogger(__name__)
 
+#: prefix of the dedup key of a conversion from a public key (as on SQLite: MappedConversion.public)
+_PUBLIC = "public\x1f"
+
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -300,13 +303,38 @@ class PostgresOutbox:
     ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
         if not conversions:
             return [], []
-        keys = [(c.pixel_id, c.event_id, c.conversion_id) for c in conversions]
+        # a conversion from a public key (MappedConversion.public) is stored under its own key: a duplicate
+        # of an earlier trusted copy, but never the reason a later trusted copy is refused (docs/security.md)
+        keys = [
+            (_PUBLIC + c.pixel_id if c.public else c.pixel_id, c.event_id, c.conversion_id)
+            for c in conversions
+        ]
+        trusted_keys = {
+            i: (c.pixel_id, c.event_id, c.conversion_id) for i, c in enumerate(conversions) if c.public
+        }
         firsts: dict[tuple[str, str, str], int] = {}  # key -> index of its first conversion in this call
         for i, key in enumerate(keys):
             firsts.setdefault(key, i)
-        unique = list(firsts)
 
         def store(db: _Conn) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
+            taken: dict[tuple[str, str, str], int] = {}  # trusted copies of public conversions, stored
+            if trusted_keys:
+                wanted = list(set(trusted_keys.values()))
+                taken.update(
+                    ((p, e, c), row_id)
+                    for p, e, c, row_id in db.execute(
+                        "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
+                        " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(p, e, c)"
+                        " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)"
+                        " WHERE k.expires_at > %s",
+                        ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted], now),
+                    )
+                )
+            # public conversions whose trusted copy is stored, or comes earlier in this call: duplicates
+            shadowed = {
+                i for i, tk in trusted_keys.items() if tk in taken or firsts.get(tk, len(conversions)) < i
+            }
+            unique = list(dict.fromkeys(k for i, k in enumerate(keys) if i not in shadowed))
             new = {
                 (p, e, c): row_id
                 for p, e, c, row_id in db.execute(
@@ -347,6 +375,11 @@ class PostgresOutbox:
             # match signals, body, state
             cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
             for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
+                if i in shadowed:
+                    tk = trusted_keys[i]
+                    row_id = taken[tk] if tk in taken else known[tk]
+                    out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
+                    continue
                 row_id = known[key]
                 if key not in new or firsts[key] != i:
                     out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
