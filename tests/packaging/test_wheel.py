@@ -58,8 +58,8 @@ def test_the_sdist_builds_a_plain_wheel_that_installs_and_maps_the_example(tmp_p
     assert not installed & {"pytest", "hypothesis", "mypy", "ruff", "psutil", "facebook-business"}
 
     xgate = venv / "bin" / "xgate"
-    version = subprocess.run([xgate, "version"], check=True, capture_output=True, text=True, cwd=tmp_path)
-    assert version.stdout.strip() == __version__
+    version = subprocess.run([xgate, "--version"], check=True, capture_output=True, text=True, cwd=tmp_path)
+    assert version.stdout.strip() == f"xgate {__version__}"
     mapped = subprocess.run(
         [xgate, "map", ROOT / "examples/purchase.json", "--config", ROOT / "examples/xgate.toml", "--json"],
         capture_output=True,
