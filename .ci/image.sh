@@ -75,12 +75,17 @@ for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL UV_INDEX_URL UV_EXTRA_INDEX_URL; d
   if [ -n "${!name:-}" ] && [[ "${!name}" != file:* ]]; then build_args+=(--build-arg "$name"); fi
 done
 build_started=$(date +%s)
+# PostgreSQL for compose.yaml's test, from the same base (no registry to pull postgres from), meanwhile
+DOCKER_BUILDKIT=1 "$DOCKER" build -q --network host --build-arg BASE_IMAGE=xgate-ci/bookworm:base \
+  -t xgate-ci/postgres tests/image/postgres >"$run/postgres-build.log" 2>&1 &
+pg_build=$!
 DOCKER_BUILDKIT=1 "$DOCKER" build -q --network host \
   --build-arg BASE_IMAGE=xgate-ci/bookworm:base "${build_args[@]}" \
   --secret id=ca,src="$ca" -t xgate:ci . >/dev/null
+wait "$pg_build" || { cat "$run/postgres-build.log"; exit 1; }
 echo "image xgate:ci built in $(( $(date +%s) - build_started )) s ($("$DOCKER" image inspect -f '{{.Size}}' xgate:ci | numfmt --to=iec))"
 
 if [ "${1:-}" != build ]; then
-  XGATE_TEST_IMAGE=xgate:ci .venv/bin/python -m pytest -q -p no:cacheprovider tests/image
+  XGATE_TEST_IMAGE=xgate:ci XGATE_TEST_POSTGRES_IMAGE=xgate-ci/postgres .venv/bin/python -m pytest -q -p no:cacheprovider tests/image
 fi
 echo "image step took $(( $(date +%s) - started )) s"
