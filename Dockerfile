@@ -38,7 +38,7 @@ RUN --mount=type=secret,id=ca \
     export SSL_CERT_FILE=$ca \
         UV_INDEX_URL="${UV_INDEX_URL:-$PIP_INDEX_URL}" UV_EXTRA_INDEX_URL="${UV_EXTRA_INDEX_URL:-$PIP_EXTRA_INDEX_URL}"; \
     [ -n "$UV_INDEX_URL" ] || unset UV_INDEX_URL; [ -n "$UV_EXTRA_INDEX_URL" ] || unset UV_EXTRA_INDEX_URL; \
-    HATCH_BUILD_HOOKS_ENABLE=1 /opt/uv/bin/uv build -q --wheel --python /usr/bin/python3 --out-dir /dist \
+    HATCH_BUILD_HOOKS_ENABLE=1 /opt/uv/bin/uv build --wheel --python /usr/bin/python3 --out-dir /dist \
  && /opt/uv/bin/uv venv -q --python /usr/bin/python3 /opt/xgate \
  && /opt/uv/bin/uv pip install -q --python /opt/xgate/bin/python -r requirements.lock \
  && /opt/uv/bin/uv pip install -q --python /opt/xgate/bin/python --no-deps /dist/xgate-*.whl \
