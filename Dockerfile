@@ -50,7 +50,8 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/xgate --shell /usr/sbin/nologin xgate \
  && install -d -o xgate -g xgate -m 0750 /var/lib/xgate \
- && install -d -m 0755 /etc/xgate
+ && install -d -m 0755 /etc/xgate \
+ && ln -s /var/lib/xgate /etc/xgate/var
 COPY --from=builder /opt/xgate /opt/xgate
 # XGATE_CONFIG: the mounted configuration; XGATE_SECRETS_DIR: each file /run/secrets/NAME (Docker and
 # Compose secrets) is the variable NAME unless the environment sets it (xgate.secret_files)
@@ -61,7 +62,8 @@ ENV PATH=/opt/xgate/bin:$PATH \
     PYTHONUNBUFFERED=1
 USER xgate
 WORKDIR /var/lib/xgate
-# the SQLite outbox (point [storage] url at sqlite:////var/lib/xgate/xgate.db) and import state
+# the SQLite outbox and import state. Relative storage paths are read from the configuration's folder, and
+# /etc/xgate/var is this folder: the defaults (sqlite:///var/xgate.db, state_dir "var") land here too
 VOLUME /var/lib/xgate
 EXPOSE 8080
 # GET /readyz on the port the configuration names (python's urllib: no curl in the image)

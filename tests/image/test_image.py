@@ -23,14 +23,12 @@ PIXEL = "o8z6j"
 WRITE_KEY_ENV = "XGATE_WRITE_KEY_BACKEND"
 
 
-def gateway_config(port: int, x_url: str, storage_url: str = "sqlite:////var/lib/xgate/xgate.db") -> str:
+def gateway_config(port: int, x_url: str) -> str:
+    # no [storage]: the default SQLite file, relative to /etc/xgate, is on the image's volume
     return f"""
 [x]
 api_url = "{x_url}"
 timeout_seconds = 5
-
-[storage]
-url = "{storage_url}"
 
 [server]
 host = "127.0.0.1"
