@@ -29,6 +29,10 @@ from imagekit import IMAGE, docker, inspect, needs_image, readable_by_the_image_
 
 from xgate.testing import free_port
 
+# compose.yaml's nodes keep their outbox in PostgreSQL: without that engine in this tree there is nothing
+# to run (the image is built from the same tree)
+pytest.importorskip("xgate.outbox.postgres", reason="this tree has no PostgreSQL outbox yet (issue 11)")
+
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_IMAGE = os.environ.get("XGATE_TEST_POSTGRES_IMAGE", "")
 COMPOSE = shutil.which("docker-compose")
