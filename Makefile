@@ -41,6 +41,10 @@ locks: $(STAMP)
 	$(LOCK) -o requirements.lock
 	$(LOCK) --all-extras -o requirements-dev.lock
 
+## make image: the container image, from the public debian:bookworm-slim (docs/deploy.md, "Containers")
+image:
+	docker build -t xgate .
+
 ## make run: the gateway with embedded defaults (SQLite under ./var, sandbox as X), demo events end to end
 run: $(STAMP)
 	$(BIN)/python -m xgate.demo
