@@ -12,18 +12,20 @@ SOURCES      := $(shell find src -name '*.py')
 NATIVE_TESTS := tests/mapping tests/collect tests/offline tests/client tests/browser/test_routes.py \
                 tests/browser/test_tag.py tests/browser/test_middleware.py
 
-.PHONY: run test lint bench sandbox clean fmt wheel pg pg-stop
+.PHONY: run test lint bench sandbox clean fmt wheel locks image pg pg-stop
 
-$(STAMP): pyproject.toml requirements.lock
+# two locks, both made by `make locks`: requirements.lock pins what xgate runs on (the image installs only
+# it), requirements-dev.lock the same versions plus the test, bench and lint extras (these venvs)
+$(STAMP): pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	@$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	@$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-dev.lock
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-$(NATIVE_STAMP): $(STAMP) $(SOURCES) requirements.lock
+$(NATIVE_STAMP): $(STAMP) $(SOURCES) requirements-dev.lock
 	@test -x $(NATIVE)/bin/python || $(PYTHON) -m venv $(NATIVE)
-	@$(BIN)/uv pip install -q --python $(NATIVE)/bin/python -r requirements.lock
+	@$(BIN)/uv pip install -q --python $(NATIVE)/bin/python -r requirements-dev.lock
 	@rm -rf build/native && HATCH_BUILD_HOOKS_ENABLE=1 $(BIN)/uv build -q --out-dir build/native
 	@$(BIN)/uv pip install -q --python $(NATIVE)/bin/python --no-deps --reinstall build/native/xgate-*.whl
 	@touch $@
@@ -31,6 +33,17 @@ $(NATIVE_STAMP): $(STAMP) $(SOURCES) requirements.lock
 ## make wheel: sdist and wheel in dist/, the wheel's hot path compiled with mypyc (needs a C compiler)
 wheel: $(STAMP)
 	HATCH_BUILD_HOOKS_ENABLE=1 $(BIN)/uv build --out-dir dist
+
+## make locks: pin pyproject's dependencies again after editing them (versions already pinned stay as they
+## are; `uv pip compile --upgrade-package NAME` moves one); no index URLs are written into the files
+LOCK := $(BIN)/uv pip compile -q pyproject.toml --no-emit-index-url --custom-compile-command "make locks"
+locks: $(STAMP)
+	$(LOCK) -o requirements.lock
+	$(LOCK) --all-extras -o requirements-dev.lock
+
+## make image: the container image, from the public debian:bookworm-slim (docs/deploy.md, "Containers")
+image:
+	docker build -t xgate .
 
 ## make run: the gateway with embedded defaults (SQLite under ./var, sandbox as X), demo events end to end
 run: $(STAMP)
