@@ -37,6 +37,7 @@ class MappedConversion:
         "match_signals",
         "pixel_id",
         "restricted",
+        "source",
         "warnings",
     )
 
@@ -51,6 +52,7 @@ class MappedConversion:
         event_name: str,
         warnings: tuple[str, ...] = (),
         restricted: bool = False,
+        source: str = "",
     ) -> None:
         self.destination = destination
         self.pixel_id = pixel_id
@@ -62,6 +64,10 @@ class MappedConversion:
         #: non-fatal notes, e.g. an unusable phone that was dropped (never the raw value)
         self.warnings = warnings
         self.restricted = restricted
+        #: who sent it, stored with the row: the ``[[sources]]`` name, or ``import:<file name>``. The
+        #: mapper leaves it empty; the stage that received the event sets it (:mod:`xgate.collect.ingest`,
+        #: :mod:`xgate.offline.importer`) before storing, the one write after construction.
+        self.source = source
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -74,6 +80,7 @@ class MappedConversion:
             self.event_name,
             self.warnings,
             self.restricted,
+            self.source,
         )
 
     def __eq__(self, other: object) -> bool:

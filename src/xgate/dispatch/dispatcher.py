@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import orjson
 
@@ -244,7 +245,7 @@ class Dispatcher:
         for (destination, pixel_id, _), group in groups.items():
             paused = self._paused_until.get((destination, pixel_id), 0.0)
             if paused > time.time():
-                await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
+                await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}", None)
                 continue
             batches += [
                 (destination, pixel_id, group[i : i + self._limit]) for i in range(0, len(group), self._limit)
@@ -338,16 +339,22 @@ class Dispatcher:
         why = result.describe()
         if result.outcome == "delivered":
             await asyncio.to_thread(
-                self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
+                functools.partial(
+                    self.outbox.mark_delivered,
+                    [r.id for r in batch],
+                    batch[0].lease_token,
+                    result.debug_id,
+                    status=result.status_code,
+                )
             )
         elif result.outcome == "rate_limited":
             until = result.retry_at or time.time() + self._backoff(batch[0].attempts)
             self._pause(destination, pixel_id, until)
-            await self._defer(batch, until, f"{why}; until {until:.0f}")
+            await self._defer(batch, until, f"{why}; until {until:.0f}", result)
         elif result.outcome == "retry":
-            await self._retry(batch, why)
+            await self._retry(batch, why, answer=result)
         else:
-            await self._dead(batch, why)
+            await self._dead(batch, why, result)
         self._report(Attempt(destination, pixel_id, len(batch), result.outcome, result.failure, result), why)
 
     # -- settling ----------------------------------------------------------------------------------
@@ -384,48 +391,67 @@ class Dispatcher:
         found = {i: self.outbox.row(i) for i in row_ids}
         return {i: row.created_at for i, row in found.items() if row is not None}
 
-    async def _give_up(self, rows: Sequence[LeasedRow], why: str) -> None:
+    async def _give_up(self, rows: Sequence[LeasedRow], why: str, answer: SendResult | None) -> None:
         hours = self._settings.give_up_after_hours
         head, _, detail = why.partition(": ")
-        await self._dead(rows, f"{head}: gave up after {hours:g} h of retries; {detail}")
+        await self._dead(rows, f"{head}: gave up after {hours:g} h of retries; {detail}", answer)
 
-    async def _defer(self, batch: Sequence[LeasedRow], until: float, why: str) -> None:
+    async def _defer(
+        self, batch: Sequence[LeasedRow], until: float, why: str, answer: SendResult | None
+    ) -> None:
         """Back to the queue until ``until`` without an attempt counted (X asked us to wait)."""
         old, rest = await self._expired(batch, time.time())
         if old:
-            await self._give_up(old, why)
+            await self._give_up(old, why, answer)
         if rest:
             await asyncio.to_thread(
-                self.outbox.mark_retry,
-                [r.id for r in rest],
-                rest[0].lease_token,
-                until,
-                why,
-                count_attempt=False,
+                functools.partial(
+                    self.outbox.mark_retry,
+                    [r.id for r in rest],
+                    rest[0].lease_token,
+                    until,
+                    why,
+                    count_attempt=False,
+                    **_answer(answer),
+                )
             )
 
     async def _retry(
-        self, batch: Sequence[LeasedRow], why: str, *, count_attempt: bool = True, delay: float | None = None
+        self,
+        batch: Sequence[LeasedRow],
+        why: str,
+        *,
+        count_attempt: bool = True,
+        delay: float | None = None,
+        answer: SendResult | None = None,
     ) -> None:
-        """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead."""
+        """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead.
+        ``answer``: X's, recorded in the rows' history."""
         now = time.time()
         old, rest = await self._expired(batch, now)
         if old:
-            await self._give_up(old, why)
+            await self._give_up(old, why, answer)
         if not rest:
             return
         wait = delay if delay is not None else self._backoff(max(r.attempts for r in rest))
         await asyncio.to_thread(
-            self.outbox.mark_retry,
-            [r.id for r in rest],
-            rest[0].lease_token,
-            now + wait,
-            why,
-            count_attempt=count_attempt,
+            functools.partial(
+                self.outbox.mark_retry,
+                [r.id for r in rest],
+                rest[0].lease_token,
+                now + wait,
+                why,
+                count_attempt=count_attempt,
+                **_answer(answer),
+            )
         )
 
-    async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
-        await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
+    async def _dead(self, batch: Sequence[LeasedRow], why: str, answer: SendResult | None = None) -> None:
+        await asyncio.to_thread(
+            functools.partial(
+                self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why, **_answer(answer)
+            )
+        )
 
     def _pause(self, destination: str, pixel_id: str, until: float) -> None:
         """Hold this pixel until ``until`` (X's rate-limit reset)."""
@@ -469,6 +495,18 @@ class Dispatcher:
         elif attempt.outcome == "delivered":
             self._warned.pop(attempt.destination, None)
         log.info("batch settled", extra={"fields": fields})
+
+
+class _Answer(TypedDict, total=False):
+    status: int | None
+    debug_id: str | None
+
+
+def _answer(result: SendResult | None) -> _Answer:
+    """X's HTTP status and debug id of ``result`` as the settle calls take them (for the history)."""
+    if result is None:
+        return {}
+    return {"status": result.status_code, "debug_id": result.debug_id}
 
 
 def _conversion_time(body_json: bytes) -> float | None:

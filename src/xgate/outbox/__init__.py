@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
+    AttemptRecord,
     DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
@@ -14,11 +15,13 @@ from xgate.outbox.base import (
     OutboxRow,
     OutboxStats,
     RowState,
+    TimelineBucket,
     default_node_id,
 )
 from xgate.outbox.sqlite import SQLiteOutbox
 
 __all__ = [
+    "AttemptRecord",
     "DestinationHealth",
     "EnqueueOutcome",
     "HandoffLease",
@@ -28,6 +31,7 @@ __all__ = [
     "OutboxStats",
     "RowState",
     "SQLiteOutbox",
+    "TimelineBucket",
     "default_node_id",
     "node_id_for",
     "open_outbox",

@@ -109,9 +109,9 @@ async def ingest_events(
     if not source.takes_request_context:  # a backend's address and user agent are not its user's
         facts = replace(facts, ip=None, user_agent=None)
     if len(events) <= INLINE_EVENTS:  # cheaper than a hop to a thread
-        prepared = gateway.ingest.prepare(events, facts)
+        prepared = gateway.ingest.prepare(events, facts, source.name)
     else:  # a big batch would hold up the other requests
-        prepared = await anyio.to_thread.run_sync(gateway.ingest.prepare, events, facts)
+        prepared = await anyio.to_thread.run_sync(gateway.ingest.prepare, events, facts, source.name)
     outcomes: list[EnqueueOutcome] = []
     if prepared.conversions:
         try:
