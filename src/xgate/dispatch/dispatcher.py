@@ -50,7 +50,7 @@ from xgate.outbox.base import LeasedRow, Outbox
 from xgate.validation import parse_conversion_time
 from xgate.x.auth import destination_credential_problems
 from xgate.x.client import Conversion
-from xgate.x.result import SendResult
+from xgate.x.result import RateLimit, SendResult
 
 log = logging.getLogger("xgate.dispatch")
 
@@ -121,6 +121,8 @@ class Dispatcher:
         self._warned: dict[str, tuple[str, float]] = {}
         #: per destination, what keeps this process from building its X client (credentials), for /readyz
         self.credential_problems: dict[str, list[str]] = {}
+        #: per destination: X's last rate-limit headers and when they came (the console's capacity)
+        self.rate_limits: dict[str, tuple[RateLimit, float]] = {}
         #: rows the collector of this process stored already leased to us (wired by ``build_gateway``), room
         #: for a round in flight and the next one waiting
         self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
@@ -327,6 +329,8 @@ class Dispatcher:
             self.credential_problems.pop(destination, None)
         await self._budget(destination).take()
         result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
+        if result.rate_limit is not None:
+            self.rate_limits[destination] = (result.rate_limit, time.time())
         hold = result.exhausted_until(time.time())
         if hold is not None:
             self._pause(destination, pixel_id, hold)
