@@ -30,8 +30,8 @@ from xgate.collect.writer import TakesLeasedRows
 from xgate.config import Config
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import Outbox
-from xgate.x.result import RateLimit
 from xgate.tag.routes import router as tag_router
+from xgate.x.result import RateLimit
 
 log = logging.getLogger("xgate.collect")
 
