@@ -34,9 +34,9 @@ class MappedConversion:
     """One conversion ready for X: ``body`` is the exact object placed in ``{"conversions": [...]}``.
 
     Identifiers in ``body`` are already normalized and hashed; nothing here is raw PII. Treat it as
-    immutable (but for :attr:`public`, which the collector sets before storing). A plain class rather
-    than a dataclass: one is built per event and destination, and a dataclass's generated ``__init__``
-    stays interpreted Python when this module is compiled.
+    immutable (but for :attr:`public` and :attr:`source`, which the receiving stage sets before storing).
+    A plain class rather than a dataclass: one is built per event and destination, and a dataclass's
+    generated ``__init__`` stays interpreted Python when this module is compiled.
     """
 
     __slots__ = (
@@ -49,6 +49,7 @@ class MappedConversion:
         "pixel_id",
         "public",
         "restricted",
+        "source",
         "warnings",
     )
 
@@ -63,6 +64,7 @@ class MappedConversion:
         event_name: str,
         warnings: tuple[str, ...] = (),
         restricted: bool = False,
+        source: str = "",
     ) -> None:
         self.destination = destination
         self.pixel_id = pixel_id
@@ -77,6 +79,10 @@ class MappedConversion:
         #: sent with a public key (a browser source's): its dedup key never blocks a conversion from a
         #: secret key (docs/security.md, "Deduplication and trust"). Set by the collector before storing.
         self.public = False
+        #: who sent it, stored with the row: the ``[[sources]]`` name, or ``import:<file name>``. The
+        #: mapper leaves it empty; the stage that received the event sets it (:mod:`xgate.collect.ingest`,
+        #: :mod:`xgate.offline.importer`) before storing, the one write after construction.
+        self.source = source
 
     def _key(self) -> tuple[Any, ...]:
         return (
@@ -90,6 +96,7 @@ class MappedConversion:
             self.warnings,
             self.restricted,
             self.public,
+            self.source,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -4,7 +4,9 @@ letters replayed, viewers, CSRF and sign-out. Each page's screenshot lands in ``
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,9 @@ class Console:
         self.sandbox = sandbox
         self.pages_seen: list[str] = []
 
-    def send(self, order: str, **extra: Any) -> httpx.Response:
+    def send(
+        self, order: str, *, key: str = SERVER_KEY, headers: dict[str, str] | None = None, **extra: Any
+    ) -> httpx.Response:
         event = {
             "event_name": "purchase",
             "id": order,
@@ -46,13 +50,15 @@ class Console:
             **extra,
         }
         answer = httpx.post(
-            f"{self.url}/v1/events", json=event, headers={"Authorization": f"Bearer {SERVER_KEY}"}
+            f"{self.url}/v1/events", json=event, headers={"Authorization": f"Bearer {key}", **(headers or {})}
         )
         assert answer.status_code == 200, answer.text
         return answer
 
-    def row_of(self, conversion_id: str) -> Any:
-        return next(r for r in self.gateway.outbox.rows(limit=100) if r.conversion_id == conversion_id)
+    def row_of(self, conversion_id: str, destination: str = "x-main") -> Any:
+        return next(
+            r for r in self.gateway.outbox.rows(conversion_id=conversion_id) if r.destination == destination
+        )
 
     def sign_in(self, page: Any, key: str = ADMIN_KEY) -> None:
         page.goto(f"{self.url}/console")
@@ -85,7 +91,12 @@ def make_console(
     monkeypatch.setenv(VIEWER_ENV, VIEWER_KEY)
     stack: list[Any] = []
 
-    def make(**dispatch: Any) -> Console:
+    def make(
+        *,
+        sources: list[dict[str, Any]] | None = None,
+        destinations: list[dict[str, Any]] | None = None,
+        **dispatch: Any,
+    ) -> Console:
         config = parse_config(
             {
                 "x": {"api_url": sandbox.url, "timeout_seconds": 2},
@@ -99,9 +110,10 @@ def make_console(
                     "backoff_max_seconds": 0.3,
                     **dispatch,
                 },
-                "sources": [{"name": "backend", "write_key": SERVER_KEY}],
+                "sources": [{"name": "backend", "write_key": SERVER_KEY}, *(sources or [])],
                 "destinations": [
-                    {"name": "x-main", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87ne"}}
+                    {"name": "x-main", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87ne"}},
+                    *(destinations or []),
                 ],
             }
         )
@@ -266,3 +278,173 @@ def test_after_sign_out_the_pages_and_the_api_are_closed(
     # the old cookie, kept by an attacker, no longer opens anything
     stolen = httpx.get(f"{console.url}/console/api/overview", cookies={"xgate_console": cookie["value"]})
     assert stolen.status_code == 401
+
+
+SHOP = "https://shop.example"
+BROWSER_KEY = "pub-console-key-0c1d"
+WEB = {"name": "web", "write_key": BROWSER_KEY, "allowed_origins": [SHOP]}
+SECOND = {"name": "x-brand", "pixel_id": "p2brand", "events": {"purchase": "tw-p2brand-b1"}}
+
+
+def test_an_events_page_shows_every_attempt_with_x_status_and_why_x_counts_it_once(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console(sources=[WEB], destinations=[SECOND])
+    console.sandbox.set_faults(error_rate=1.0)
+    console.send("dup-1", key=BROWSER_KEY, headers={"Origin": SHOP})  # the browser tag (and the pixel)
+    again = console.send("dup-1")  # the backend sends the same conversion: a duplicate, not stored
+    assert {c["status"] for c in again.json()["results"][0]["conversions"]} == {"duplicate"}
+    wait_for("a failed attempt", lambda: console.gateway.outbox.history(console.row_of("dup-1").id))
+    console.sandbox.set_faults(error_rate=0.0)
+    wait_for("delivered", lambda: console.row_of("dup-1").state == "delivered", timeout=20)
+    row = console.row_of("dup-1")
+
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/events/{row.id}")
+    assert page.inner_text("#source").startswith("web (browser)")
+    outcomes = page.locator("#attempts tbody tr")
+    assert outcomes.first.locator(".badge").inner_text() == "retry"
+    assert re.fullmatch(r"5\d\d", outcomes.first.locator("td").nth(2).inner_text())
+    last = outcomes.last
+    assert last.locator(".badge").inner_text() == "delivered"
+    assert last.locator("td").nth(2).inner_text() == "200"
+    assert last.locator("code").inner_text() == row.debug_id
+    notes = page.inner_text("#dedup-notes")
+    assert "fired X's pixel with this conversion_id" in notes and "answered duplicate and never sent" in notes
+    other = page.locator("#same-conversion li")
+    assert other.count() == 1 and "x-brand" in other.inner_text() and "separately" in other.inner_text()
+    console.shot(page, "event-attempts")
+
+    console.send("from-backend-1")
+    page.goto(f"{console.url}/console/events?source=web")
+    assert page.locator("#live-rows tr").count() == 2  # dup-1 to both pixels, not the backend's
+    page.goto(f"{console.url}/console/api/events?source=backend")
+    assert "from-backend-1" in page.content() and "dup-1" not in page.content()
+    console.assert_no_raw_identifiers()
+
+
+def test_the_overview_shows_x_request_budget_and_charts_over_hour_day_and_week(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.send("cap-1")
+    wait_for("delivered", lambda: console.row_of("cap-1").state == "delivered")
+    console.sign_in(page)
+    card = page.locator(".dest[data-destination='x-main'] .capacity")
+    assert re.search(r"\d+ of \d+ requests used", card.inner_text())  # from X's rate-limit headers
+    assert int(card.locator(".used").inner_text()) >= 1
+    for window in ("hour", "day", "week"):
+        page.wait_for_selector(f"#{window}-chart canvas")
+    data = page.request.get(f"{console.url}/console/api/overview").json()
+    assert sum(data["charts"]["week"]["delivered"]) == 1
+    assert data["destinations"][0]["capacity"]["remaining"] is not None
+    console.shot(page, "overview-capacity")
+
+
+def test_match_quality_warns_when_a_signal_s_share_drops_against_the_previous_day(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    from xgate.conversion import MappedConversion
+
+    console = make_console()
+    day = 86400.0
+    now = time.time()
+
+    def stored(n: int, at: float, signals: set[str]) -> None:
+        console.gateway.outbox.enqueue(
+            [
+                MappedConversion(
+                    "x-main",
+                    PIXEL,
+                    f"tw-{PIXEL}-o87ne",
+                    f"q{at}-{i}",
+                    {"conversion_id": "x"},
+                    frozenset(signals),
+                    "purchase",
+                )
+                for i in range(n)
+            ],
+            now=at,
+        )
+
+    stored(20, now - day, {"email", "ip_ua"})  # yesterday: every conversion had an e-mail
+    stored(20, now, {"ip_ua"})  # today: none (a form stopped sending it)
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/quality?period=day")
+    card = page.locator(".quality[data-destination='x-main']")
+    assert card.locator("[data-signal='email'] .share").inner_text() == "0%"
+    assert card.locator("[data-signal='ip_ua'] .share").inner_text() == "100%"
+    warnings = card.locator(".warning")
+    assert warnings.count() == 1 and warnings.inner_text().startswith(
+        "email: 0% of conversions this day, 100%"
+    )
+    page.wait_for_selector(".qchart canvas")
+    console.shot(page, "match-quality")
+
+
+def test_an_event_is_dry_run_for_every_destination_and_an_admin_sends_it_to_x(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console(destinations=[SECOND])
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/test")
+    pasted = {
+        "event_name": "purchase",
+        "id": "try-1",
+        "value": 5,
+        "currency": "usd",
+        "user": {"email": EMAIL, "phone": PHONE},
+    }
+    page.fill("#event", json.dumps(pasted))
+    page.click("button[value=dry_run]")
+    page.wait_for_selector("#result article[data-destination='x-brand']")
+    body = page.inner_text("#result article[data-destination='x-main'] .body")
+    assert re.search(r'"hashed_email": "[0-9a-f]{64}"', body) and '"conversion_id": "try-1"' in body
+    assert "/measurement/conversions/p2brand" in page.inner_text(
+        "#result article[data-destination='x-brand']"
+    )
+    assert console.gateway.outbox.rows(conversion_id="try-1") == [] and console.sandbox.conversions() == []
+    console.shot(page, "test-dry-run")
+    page.click("button[value=send]")
+    page.wait_for_selector("#sent p[data-destination='x-main'] .status")
+    assert page.inner_text("#sent p[data-destination='x-main'] .status") == "200"
+    assert page.inner_text("#sent p[data-destination='x-main'] .debug-id")
+    # X's own answer per destination: the sandbox knows no pixel p2brand
+    assert "HTTP 404" in page.inner_text("#sent p[data-destination='x-brand']")
+    assert [c["conversion_id"] for c in console.sandbox.conversions()].count("try-1") == 1
+    console.shot(page, "test-sent")
+    console.assert_no_raw_identifiers()
+
+    # without the CSRF token, and as a viewer, nothing is sent
+    refused = page.request.post(
+        f"{console.url}/console/test", form={"event": json.dumps(pasted), "action": "send"}
+    )
+    assert refused.status == 403
+    viewer = page.context.browser.new_context().new_page()
+    console.sign_in(viewer, VIEWER_KEY)
+    viewer.goto(f"{console.url}/console/test")
+    assert viewer.locator("button[value=send]").count() == 0
+    csrf = viewer.get_attribute("body", "data-csrf")
+    answer = viewer.request.post(
+        f"{console.url}/console/api/test",
+        data={"event": pasted, "send": True},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert answer.status == 403
+    assert [c["conversion_id"] for c in console.sandbox.conversions()].count("try-1") == 1
+
+
+def test_the_configuration_page_names_where_secrets_come_from_and_never_shows_one(
+    make_console: Callable[..., Console], page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XGATE_TEST_UNSET_KEY", raising=False)
+    console = make_console(sources=[WEB, {"name": "crm", "write_key_env": "XGATE_TEST_UNSET_KEY"}])
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/config")
+    assert "sources.crm: XGATE_TEST_UNSET_KEY is not set" in page.inner_text("#findings")
+    assert page.inner_text("#sources tr[data-source='crm'] td:nth-child(3)") == "env XGATE_TEST_UNSET_KEY"
+    assert "XGATE_X_CONSUMER_KEY" in page.inner_text("[data-destination='x-main'] .credentials")
+    html = page.content()
+    for secret in (SERVER_KEY, BROWSER_KEY, ADMIN_KEY, VIEWER_KEY, *console.sandbox.env.values()):
+        assert secret not in html
+    console.shot(page, "configuration")

@@ -91,6 +91,14 @@ def test_any_content_type_is_read_as_json(gateway: Gateway) -> None:
     assert r.json()["accepted"] == 1
 
 
+def test_each_conversion_is_stored_with_the_name_of_the_source_that_sent_it(gateway: Gateway) -> None:
+    assert gateway.send(purchase("from-server")).status_code == 200
+    browser = gateway.send(purchase("from-browser"), key=BROWSER_KEY, headers={"Origin": SHOP})
+    assert browser.status_code == 200
+    sources = {r.conversion_id: r.source for r in gateway.outbox.rows(limit=100)}
+    assert (sources["from-server"], sources["from-browser"]) == ("backend", "web")
+
+
 def test_the_write_key_may_come_as_header_or_query(gateway: Gateway) -> None:
     assert gateway.send(purchase("k1"), key=None, headers={"X-Write-Key": BROWSER_KEY}).status_code == 200
     assert gateway.send(purchase("k2"), key=None, params={"write_key": BROWSER_KEY}).status_code == 200

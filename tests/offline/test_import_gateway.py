@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from xgate.outbox import SQLiteOutbox
 from xgate.testing import RunningSandbox, free_port, managed_process, wait_http
 
 PIXEL = "o8z6j"
@@ -193,6 +194,13 @@ def test_jsonl_events_import_without_a_mapping_gzipped(
     assert summary["outcomes"] == {"queued": 50, "duplicate": 1, "rejected": 3, "skipped": 0}
     sent = _wait_for(sandbox, gateway, {f"j-{i}" for i in range(50)})
     assert len(sent) == 50 and set(sent.values()) == {1}
+    outbox = SQLiteOutbox(tmp_path / "outbox.db", create=False)
+    try:  # each row names the file it came from, and its delivery is in its history
+        rows = outbox.rows(limit=100)
+        assert {r.source for r in rows} == {"import:events.jsonl.gz"}
+        assert [(a.outcome, a.status) for a in outbox.history(rows[0].id)] == [("delivered", 200)]
+    finally:
+        outbox.close()
 
 
 def test_dry_run_reports_without_queueing(gateway: Gateway, sandbox: RunningSandbox, tmp_path: Path) -> None:

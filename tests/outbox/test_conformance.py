@@ -20,14 +20,22 @@ from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxUnavailable
 from xgate.outbox import HandoffLease, LeasedRow, Outbox, open_outbox
+from xgate.outbox.base import TIMELINE_DAYS
 from xgate.testing import OutboxFactory
 
 
 def conversion(
-    n: int, *, pixel: str = "o8z6j", event: str = "o87ne", destination: str = "x-main"
+    n: int,
+    *,
+    pixel: str = "o8z6j",
+    event: str = "o87ne",
+    destination: str = "x-main",
+    source: str = "",
+    signals: frozenset[str] = frozenset({"email"}),
+    name: str = "purchase",
 ) -> MappedConversion:
     body = {"conversion_id": f"c{n}", "event_id": event, "identifiers": [{"hashed_email": "a" * 64}]}
-    return MappedConversion(destination, pixel, event, f"c{n}", body, frozenset({"email"}), "purchase")
+    return MappedConversion(destination, pixel, event, f"c{n}", body, signals, name, source=source)
 
 
 def counted_from_rows(box: Outbox) -> dict[tuple[str, str], int]:
@@ -515,6 +523,145 @@ def test_rows_are_newest_first_and_filtered_by_state_and_destination(outbox: Out
     assert [r.id for r in outbox.rows(destination="x-b")] == [ids[4], ids[2], ids[0]]
     assert outbox.row(ids[1]).state == "dead"  # type: ignore[union-attr]
     assert outbox.row(max(ids) + 1) is None
+
+
+def test_rows_filter_by_source_event_name_conversion_id_and_error_text(outbox: Outbox) -> None:
+    outbox.enqueue(
+        [
+            conversion(1, source="web"),
+            conversion(2, source="backend", name="lead"),
+            conversion(3, source="import:orders.csv"),
+            conversion(1, source="backend", pixel="p2"),  # the same conversion id, to another pixel
+        ]
+    )
+    held = outbox.lease(10, 30)
+    by_id = {r.conversion_id + r.pixel_id: r for r in held}
+    outbox.mark_dead([by_id["c2o8z6j"].id], held[0].lease_token, "invalid: INVALID_EMAIL hashed_email")
+    outbox.mark_retry([by_id["c3o8z6j"].id], held[0].lease_token, time.time(), "server_error: HTTP 503")
+    assert [r.source for r in outbox.rows(source="backend")] == ["backend", "backend"]
+    assert outbox.row(by_id["c3o8z6j"].id).source == "import:orders.csv"  # type: ignore[union-attr]
+    assert [r.conversion_id for r in outbox.rows(event_name="lead")] == ["c2"]
+    assert {(r.pixel_id, r.source) for r in outbox.rows(conversion_id="c1")} == {
+        ("o8z6j", "web"),
+        ("p2", "backend"),
+    }
+    assert [r.conversion_id for r in outbox.rows(error="invalid_email")] == ["c2"]  # any case
+    assert [r.conversion_id for r in outbox.rows(error="HTTP 5")] == ["c3"]
+    assert outbox.rows(error="100%") == []  # the text is a substring, not a pattern
+    assert outbox.rows(source="backend", event_name="purchase", state="leased")[0].pixel_id == "p2"
+
+
+def test_rows_page_by_keyset_newest_first(outbox: Outbox) -> None:
+    ids = [o.row_id for o in outbox.enqueue([conversion(i) for i in range(7)])]
+    pages: list[list[int]] = []
+    before: int | None = None
+    while page := [r.id for r in outbox.rows(limit=3, before=before)]:
+        pages.append(page)
+        before = page[-1]
+    assert pages == [sorted(ids, reverse=True)[i : i + 3] for i in (0, 3, 6)]
+    assert [r.id for r in outbox.rows(before=ids[3], source="")] == [ids[2], ids[1], ids[0]]
+
+
+# -- history and timeline --------------------------------------------------------------------------
+def test_each_settle_appends_to_the_rows_history_with_x_status_error_and_debug_id(outbox: Outbox) -> None:
+    (stored,) = outbox.enqueue([conversion(1)])
+    row_id, t = stored.row_id, time.time()
+    assert outbox.history(row_id) == []
+    (held,) = outbox.lease(1, 30, now=t)
+    outbox.mark_retry([row_id], held.lease_token, t, "server_error: HTTP 503", now=t + 1, status=503)
+    (held,) = outbox.lease(1, 30, now=t + 2)
+    outbox.release([row_id], held.lease_token)  # not sent: no entry
+    (held,) = outbox.lease(1, 30, now=t + 3)
+    outbox.mark_retry(
+        [row_id],
+        held.lease_token,
+        t,
+        "rate_limited",
+        now=t + 4,
+        count_attempt=False,
+        status=429,
+        debug_id="d1",
+    )
+    (held,) = outbox.lease(1, 30, now=t + 5)
+    outbox.mark_dead([row_id], held.lease_token, "invalid: bad", now=t + 6, status=400, debug_id="d2")
+    outbox.replay([row_id])
+    (held,) = outbox.lease(1, 30)
+    assert outbox.mark_delivered([row_id], "a lost lease", "nope", status=200) == 0  # not appended
+    outbox.mark_delivered([row_id], held.lease_token, "d3", now=t + 8, status=200)
+    assert [tuple(a) for a in outbox.history(row_id)] == [
+        (pytest.approx(t + 1), "retry", 503, "server_error: HTTP 503", None),
+        (pytest.approx(t + 4), "deferred", 429, "rate_limited", "d1"),
+        (pytest.approx(t + 6), "dead", 400, "invalid: bad", "d2"),
+        (pytest.approx(t + 8), "delivered", 200, None, "d3"),
+    ]
+
+
+def test_a_batch_settle_gives_every_row_its_entry(outbox: Outbox) -> None:
+    outbox.enqueue([conversion(i) for i in range(600)])  # more than one chunk of ids
+    rows = outbox.lease(600, 30)
+    assert outbox.mark_dead([r.id for r in rows], rows[0].lease_token, "timeout") == 600
+    assert {(len(outbox.history(r.id)), outbox.history(r.id)[0].outcome) for r in rows[::97]} == {(1, "dead")}
+
+
+def test_history_goes_with_its_row_when_discarded_or_purged(outbox_factory: OutboxFactory) -> None:
+    box = outbox_factory(StorageSettings(retention_days=1, dedup_window_days=30))
+    box.enqueue([conversion(i) for i in range(3)])
+    old, dead, kept = box.lease(3, 30)
+    box.mark_delivered([old.id], old.lease_token, "d", now=time.time() - 2 * 86400)
+    box.mark_dead([dead.id], dead.lease_token, "HTTP 400")
+    box.mark_delivered([kept.id], kept.lease_token, "d")
+    assert box.discard([dead.id]) == 1 and box.purge() == 1
+    assert (box.history(old.id), box.history(dead.id)) == ([], [])
+    assert len(box.history(kept.id)) == 1
+
+
+def test_the_timeline_counts_stored_with_signals_and_settled_per_destination_event_and_bucket(
+    outbox: Outbox,
+) -> None:
+    t0 = 3600.0 * (time.time() // 3600) - 3 * 3600  # three hours ago, on the hour
+    outbox.enqueue(
+        [
+            conversion(1, signals=frozenset({"email", "twclid"})),
+            conversion(2, signals=frozenset({"phone", "ip_ua"})),
+            conversion(3, event="lead1", destination="x-leads", signals=frozenset()),
+        ],
+        now=t0 + 10,
+    )
+    outbox.enqueue([conversion(4, signals=frozenset({"email"}))], now=t0 + 70)  # the next minute
+    rows = {r.conversion_id: r for r in outbox.lease(10, 30, now=t0 + 80)}
+    token = rows["c1"].lease_token
+    outbox.mark_delivered([rows["c1"].id, rows["c2"].id], token, "d", now=t0 + 90, status=200)
+    outbox.mark_retry([rows["c3"].id], token, t0 + 4000, "HTTP 503", now=t0 + 3700)  # the next hour
+    outbox.mark_dead([rows["c4"].id], token, "HTTP 400", now=t0 + 3700)
+    minutes = outbox.timeline(t0)
+    assert [(b.start - t0, b.destination, b.event_id) for b in minutes] == [
+        (0, "x-leads", "lead1"),
+        (0, "x-main", "o87ne"),
+        (60, "x-main", "o87ne"),
+        (3660, "x-leads", "lead1"),
+        (3660, "x-main", "o87ne"),
+    ]
+    first = minutes[1]
+    assert (first.stored, first.twclid, first.email, first.phone, first.ip_ua) == (2, 1, 1, 1, 1)
+    hours = outbox.timeline(t0 - 3600, 3600)
+    assert [(b.start - t0, b.destination, b.stored, b.delivered, b.retried, b.dead) for b in hours] == [
+        (0, "x-leads", 1, 0, 0, 0),
+        (0, "x-main", 3, 2, 0, 0),
+        (3600, "x-leads", 0, 0, 1, 0),
+        (3600, "x-main", 0, 0, 0, 1),
+    ]
+    assert [b.start - t0 for b in outbox.timeline(t0 + 3600, 3600)] == [3600, 3600]
+    with pytest.raises(ValueError, match="bucket_seconds: 90"):
+        outbox.timeline(t0, 90)
+
+
+def test_minutes_older_than_the_timeline_days_are_purged(outbox: Outbox) -> None:
+    old = time.time() - (TIMELINE_DAYS + 1) * 86400
+    outbox.enqueue([conversion(1)], now=old)
+    outbox.enqueue([conversion(2)])
+    assert sum(b.stored for b in outbox.timeline(old)) == 2
+    outbox.purge()
+    assert sum(b.stored for b in outbox.timeline(old)) == 1
 
 
 # -- replay, discard, purge ------------------------------------------------------------------------

@@ -83,9 +83,10 @@ def test_a_file_of_the_previous_release_is_upgraded_when_opened_and_keeps_its_ro
     stored = write_v1_file(path)
     box = SQLiteOutbox(path, node_id="node-a")
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     assert box.take_requests("pixel:o8z6j", 1, rate=1, burst=5).granted == 1  # the shared tables exist
     rows = {r.conversion_id: r for r in box.rows()}
+    assert {r.source for r in rows.values()} == {""}  # stored before sources were recorded
     assert {c: (r.state, r.leased_by) for c, r in rows.items()} == {
         "c0": ("delivered", None),
         "c1": ("leased", None),  # leased by the old release: no node, it returns when its lease expires
@@ -102,8 +103,10 @@ def test_a_file_of_the_previous_release_is_upgraded_when_opened_and_keeps_its_ro
     assert box.reclaim() == 0  # not ours
     held = box.lease(10, 30)
     assert [r.conversion_id for r in held] == ["c2", "c3"]
-    assert box.mark_delivered([r.id for r in held], held[0].lease_token, None) == 2
+    assert box.mark_delivered([r.id for r in held], held[0].lease_token, None, status=200) == 2
     assert box.health()["x-main"].last_success_at is not None
+    assert [(a.outcome, a.status) for a in box.history(held[0].id)] == [("delivered", 200)]
+    assert sum(b.delivered for b in box.timeline(stored - 60)) == 2
     assert [r.conversion_id for r in box.lease(10, 30, now=stored + 61)] == ["c1"]
     box.close()
     SQLiteOutbox(path).close()  # opening again is a no-op
@@ -129,7 +132,7 @@ def test_a_file_of_a_newer_release_is_refused_saying_what_to_run(tmp_path: Path)
     SQLiteOutbox(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(3\)"):
+    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(4\)"):
         SQLiteOutbox(path)
 
 

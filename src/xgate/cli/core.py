@@ -12,13 +12,13 @@ from rich.syntax import Syntax
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
 from xgate.cli.output import console, fail, note, warn
-from xgate.config import WEBHOOK_SECRETS, Config, WebhookSource, resolve_config_path
+from xgate.config import Config, resolve_config_path
+from xgate.config_check import findings
 from xgate.conversion import MappedConversion
 from xgate.events import InvalidEvent
 from xgate.mapping import Mapper
 
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
-DPA_EVENTS = ("page_view", "view_item", "add_to_cart", "purchase")
 
 
 def read_events_or_exit(source: str) -> list[Any]:
@@ -141,43 +141,8 @@ def map_command(
 @config_app.command("check")
 def config_check(config_path: ConfigOption = None) -> None:
     """Explain every mistake in the configuration, and warn about what will not work at run time."""
-    import os
-
     config = load_config_or_exit(config_path)
-    warnings: list[str] = []
-    if not config.sources:
-        # a warning, not an error: `xgate import` queues conversions without any source
-        warnings.append(
-            "sources: none configured, so the gateway takes no events over HTTP (only `xgate import`)"
-        )
-    for s in config.sources:
-        if s.write_key_env and not os.environ.get(s.write_key_env) and not s.write_key:
-            warnings.append(
-                f"sources.{s.name}: {s.write_key_env} is not set; this source cannot authenticate"
-            )
-        if isinstance(s, WebhookSource) and not s.resolve_signing_secret():
-            warnings.append(
-                f"sources.{s.name}: {s.signing_secret_env} is not set; every {s.kind} webhook will be "
-                f"refused (put {WEBHOOK_SECRETS[s.kind]} in it)"
-            )
-    for d in config.destinations:
-        names = (
-            ("PIXEL_TOKEN",)
-            if d.auth == "pixel_token"
-            else ("CONSUMER_KEY", "CONSUMER_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
-        )
-        missing = [
-            d.credentials_env_prefix + n for n in names if not os.environ.get(d.credentials_env_prefix + n)
-        ]
-        if missing and not config.x.secrets_file:
-            warnings.append(f"destinations.{d.name}: credentials not set: {', '.join(missing)}")
-        if d.dpa:
-            lacking = [e for e in DPA_EVENTS if d.event_id_for(e) is None]
-            if lacking:
-                warnings.append(
-                    f"destinations.{d.name}: declares dpa but has no X event for {', '.join(lacking)} "
-                    "(Dynamic Product Ads need page_view, view_item, add_to_cart, purchase)"
-                )
+    warnings = findings(config)
     path = resolve_config_path(config_path)
     for w in warnings:
         warn(w)

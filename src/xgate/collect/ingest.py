@@ -129,7 +129,7 @@ class Ingest:
         self._rejections = rejections
 
     def _map_one(
-        self, index: int, raw: Any, facts: RequestFacts
+        self, index: int, raw: Any, facts: RequestFacts, source: str
     ) -> tuple[EventReport, list[MappedConversion]]:
         if not isinstance(raw, dict):
             if isinstance(raw, Settled):
@@ -153,6 +153,8 @@ class Ingest:
         for rejection in result.rejections:
             report.errors.extend(_errors(rejection.errors, rejection.destination))
         report.skipped = dict(result.skipped)
+        for c in result.conversions:
+            c.source = source
         if result.conversions:
             report.status = "accepted"  # settled by the enqueue outcome
             twclid = get_path(event, "partners.twitter.twclid")
@@ -161,13 +163,16 @@ class Ingest:
             report.status = "skipped"
         return report, result.conversions
 
-    def prepare(self, events: Sequence[Any], facts: RequestFacts, *, public: bool = False) -> Prepared:
+    def prepare(
+        self, events: Sequence[Any], facts: RequestFacts, source: str = "", *, public: bool = False
+    ) -> Prepared:
         """Enrich and map every event (CPU only: nothing is stored yet); a :class:`Settled` entry is
-        reported as it says. ``public``: sent with a public key (a browser source's), so the conversions
-        never pre-empt a server's in the outbox (:attr:`MappedConversion.public`)."""
+        reported as it says. ``source``: the ``[[sources]]`` name the events came with, stored on each
+        conversion. ``public``: sent with a public key (a browser source's), so the conversions never
+        pre-empt a server's in the outbox (:attr:`MappedConversion.public`)."""
         prepared = Prepared()
         for index, raw in enumerate(events):
-            report, conversions = self._map_one(index, raw, facts)
+            report, conversions = self._map_one(index, raw, facts, source)
             prepared.reports.append(report)
             if conversions:
                 if public:

@@ -14,8 +14,8 @@ import time
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import parse_qs
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlencode
 
 import anyio.to_thread
 import orjson
@@ -30,8 +30,10 @@ from xgate.collect.auth import key_from_headers
 from xgate.collect.enrich import request_facts
 from xgate.collect.problems import Problem
 from xgate.collect.services import Services, services
+from xgate.config_check import findings
 from xgate.console import views
 from xgate.console.access import COOKIE, ConsoleAccess, Session, SignInThrottle
+from xgate.observe.redact import scrub
 from xgate.outbox.base import RowState
 
 PREFIX = "/console"
@@ -46,12 +48,10 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 #: seconds between two looks at the outbox by a live stream, and a stream's life (the browser reconnects)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
 STREAM_POLL_SECONDS = 1.0
+#: rows per page of the events page; dead letters one action may select
+PAGE_ROWS = 100
+DEAD_ROWS = 10_000
 STREAM_LIFE_SECONDS = 300.0
 
 _templates = Environment(
@@ -77,6 +77,7 @@ def _seconds(value: float | None) -> str:
 
 _templates.filters["time"] = _time
 _templates.filters["seconds"] = _seconds
+_templates.filters["share"] = lambda v: "—" if v is None else f"{v:.0%}"
 _templates.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
 
 
@@ -183,15 +184,7 @@ def _render(
     html = _templates.get_template(name).render(
         request=request, who=who, csrf=csrf, version=__version__, prefix=PREFIX, **context
     )
-    return HTMLResponse(
-        html,
-        status_code=status,
-        headers={
-            "Content-Security-Policy": CSP,
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
 def _client(request: Request) -> str:
@@ -252,7 +245,7 @@ async def sign_out(request: Request, who: Annotated[Viewer, Depends(page_reader)
 async def overview_page(request: Request, who: PageReader, gateway: Gateway) -> Response:
     data = await anyio.to_thread.run_sync(_overview, gateway)
     return _render(
-        request, "overview.html", who, page="overview", data=data, chart=orjson.dumps(data["hour"]).decode()
+        request, "overview.html", who, page="overview", data=data, chart=orjson.dumps(data["charts"]).decode()
     )
 
 
@@ -264,25 +257,50 @@ async def events_page(
     destination: str | None = None,
     state: RowState | None = None,
     event_name: str | None = None,
+    source: str | None = None,
+    error: str | None = None,
+    before: int | None = None,
 ) -> Response:
+    filters = {
+        "destination": destination or "",
+        "state": state or "",
+        "event_name": event_name or "",
+        "source": source or "",
+        "error": error or "",
+    }
     rows = await anyio.to_thread.run_sync(
-        lambda: views.filter_rows(gateway.outbox, state=state, destination=destination, event_name=event_name)
+        lambda: views.filter_rows(
+            gateway.outbox,
+            state=state,
+            destination=destination,
+            event_name=event_name,
+            source=source,
+            error=error,
+            before=before,
+            limit=PAGE_ROWS,
+        )
     )
+    older = None
+    if len(rows) == PAGE_ROWS:
+        older = urlencode({k: v for k, v in filters.items() if v} | {"before": rows[-1].id})
     return _render(
         request,
         "events.html",
         who,
         page="events",
         rows=[views.row_json(r) for r in rows],
-        filters={"destination": destination or "", "state": state or "", "event_name": event_name or ""},
+        filters=filters,
         destinations=[d.name for d in gateway.config.destinations],
+        sources=[s.name for s in gateway.config.sources],
         states=views.STATES,
+        older=older,
+        paged=before is not None,
     )
 
 
 @router.get("/events/{row_id}", include_in_schema=False)
 async def event_page(request: Request, row_id: int, who: PageReader, gateway: Gateway) -> Response:
-    data = await anyio.to_thread.run_sync(views.event_page, gateway.outbox, row_id)
+    data = await anyio.to_thread.run_sync(views.event_page, gateway.config, gateway.outbox, row_id)
     if data is None:
         return _render(request, "missing.html", who, status=404, page="events", row_id=row_id)
     return _render(request, "event.html", who, page="events", data=data)
@@ -319,6 +337,70 @@ async def dead_action(request: Request, who: Admin, gateway: Gateway) -> Respons
     return _render(request, "dead_result.html", who, page="dead", action="replayed", moved=moved, ids=ids)
 
 
+@router.get("/quality", include_in_schema=False)
+async def quality_page(
+    request: Request, who: PageReader, gateway: Gateway, period: Period = "day"
+) -> Response:
+    data = await anyio.to_thread.run_sync(lambda: views.match_quality(gateway.config, gateway.outbox, period))
+    return _render(
+        request,
+        "quality.html",
+        who,
+        page="quality",
+        data=data,
+        periods=list(views.PERIODS),
+        chart=orjson.dumps({"t": data["t"], "rows": [r["series"] for r in data["rows"]]}).decode(),
+    )
+
+
+@router.get("/config", include_in_schema=False)
+async def config_page(request: Request, who: PageReader, gateway: Gateway) -> Response:
+    return _render(request, "config.html", who, page="config", data=_configuration(gateway))
+
+
+@router.get("/test", include_in_schema=False)
+async def test_page(
+    request: Request, who: PageReader, gateway: Gateway, sample: str = "purchase"
+) -> Response:
+    event = views.SAMPLE_EVENTS.get(sample, views.SAMPLE_EVENTS["purchase"])
+    return _render(
+        request,
+        "test.html",
+        who,
+        page="test",
+        text=orjson.dumps(event, option=orjson.OPT_INDENT_2).decode(),
+        samples=list(views.SAMPLE_EVENTS),
+        sample=sample,
+    )
+
+
+@router.post("/test", include_in_schema=False)
+async def test_action(request: Request, who: PageReader, gateway: Gateway) -> Response:
+    form = await _form(request)
+    text = form.get("event", [""])[0]
+    action = form.get("action", ["dry_run"])[0]
+    if action == "send":
+        await admin(request, who)
+    event, problem = _event_of(text)
+    result = (
+        views.dry_run(gateway.config, event) if problem is None else {"errors": [problem], "destinations": []}
+    )
+    sent = await _send(gateway, result) if action == "send" and not result["errors"] else None
+    if request.headers.get("hx-request"):  # the result only: the pasted text stays in the browser
+        return _render(request, "_test_result.html", who, result=result, sent=sent)
+    return _render(
+        request,
+        "test.html",
+        who,
+        page="test",
+        text=scrub(text),  # shown again without a page's worth of e-mail addresses or phone numbers
+        samples=list(views.SAMPLE_EVENTS),
+        sample="",
+        result=result,
+        sent=sent,
+    )
+
+
 @router.get("/fragments/rows", include_in_schema=False)
 async def rows_fragment(request: Request, who: PageReader, gateway: Gateway, ids: str = "") -> Response:
     wanted = [int(i) for i in ids.split(",") if i.isdigit()][:500]
@@ -328,11 +410,13 @@ async def rows_fragment(request: Request, who: PageReader, gateway: Gateway, ids
 
 # -- the JSON API -------------------------------------------------------------------------------------
 def _overview(gateway: Services) -> dict[str, Any]:
-    return views.overview(gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems)
+    return views.overview(
+        gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems, gateway.rate_limits
+    )
 
 
 def _dead_matching(gateway: Services, error: str | None) -> list[Any]:
-    return views.filter_rows(gateway.outbox, state="dead", error=error, limit=views.SCAN_ROWS)
+    return views.filter_rows(gateway.outbox, state="dead", error=error, limit=DEAD_ROWS)
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -361,6 +445,9 @@ async def api_events(
     state: RowState | None = None,
     event_name: str | None = None,
     conversion_id: str | None = None,
+    source: str | None = None,
+    error: Annotated[str | None, Query(description="a case-insensitive substring of the last error")] = None,
+    before: Annotated[int | None, Query(description="only ids below this one: the next page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     rows = await anyio.to_thread.run_sync(
@@ -370,10 +457,15 @@ async def api_events(
             destination=destination,
             event_name=event_name,
             conversion_id=conversion_id,
+            source=source,
+            error=error,
+            before=before,
             limit=limit,
         )
     )
-    return _json({"conversions": [views.row_json(r) for r in rows]})
+    page: dict[str, Any] = {"conversions": [views.row_json(r) for r in rows]}
+    page["next_before"] = rows[-1].id if len(rows) == limit else None
+    return _json(page)
 
 
 @router.get(
@@ -383,7 +475,7 @@ async def api_events(
     responses=READ | {404: {"description": "no such conversion"}},
 )
 async def api_event(row_id: int, who: Reader, gateway: Gateway) -> Response:
-    data = await anyio.to_thread.run_sync(views.event_page, gateway.outbox, row_id)
+    data = await anyio.to_thread.run_sync(views.event_page, gateway.config, gateway.outbox, row_id)
     if data is None:
         raise Problem(404, "not_found", f"row_id: no conversion {row_id} (never stored, purged or discarded)")
     return _json(data)
@@ -474,6 +566,95 @@ async def api_discard(selection: DeadSelection, who: Admin, gateway: Gateway) ->
     ids = await _select(gateway, selection)
     moved = await anyio.to_thread.run_sync(gateway.outbox.discard, ids) if ids else 0
     return _json({"discarded": moved, "ids": ids})
+
+
+Period = Literal["hour", "day", "week"]
+
+
+def _configuration(gateway: Services) -> dict[str, Any]:
+    return views.configuration(gateway.config, findings(gateway.config))
+
+
+def _event_of(text: str) -> tuple[Any, str | None]:
+    """The event pasted on the test page, or why it cannot be read (never the text itself: it may hold
+    an e-mail address)."""
+    if len(text) > MAX_FORM_BYTES:
+        return None, f"event: larger than {MAX_FORM_BYTES} bytes"
+    try:
+        return orjson.loads(text), None
+    except orjson.JSONDecodeError as e:
+        return None, f"event: not JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+
+
+async def _send(gateway: Services, dry: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send each body of a dry run to X for real, one request per destination, outside the outbox (not
+    stored, not deduplicated: X's own dedup on conversion_id still applies). X's answer per destination,
+    or why it could not be sent (missing credentials)."""
+    from xgate.x import AsyncXClient, Credentials
+
+    answers: list[dict[str, Any]] = []
+    destinations = {d.name: d for d in gateway.config.destinations}
+    for planned in dry["destinations"]:
+        if planned["status"] != "would send":
+            continue
+        d = destinations[planned["destination"]]
+        try:
+            credentials = Credentials.from_env(
+                prefix=d.credentials_env_prefix, auth=d.auth, secrets_file=gateway.config.x.secrets_file
+            )
+        except Exception as e:  # a missing variable: say which, send nothing
+            answers.append({"destination": d.name, "outcome": "unsent", "reason": scrub(f"credentials: {e}")})
+            continue
+        async with AsyncXClient(gateway.config.x, credentials) as client:
+            result = await client.send(d.pixel_id, [planned["body"]])
+        answers.append(
+            {
+                "destination": d.name,
+                "outcome": result.outcome,
+                "status": result.status_code,
+                "debug_id": result.debug_id,
+                "reason": scrub(result.reason) if result.reason else None,
+            }
+        )
+    return answers
+
+
+@router.get("/api/quality", summary="Match quality per destination and X event", tags=TAGS, responses=READ)
+async def api_quality(who: Reader, gateway: Gateway, period: Period = "day") -> Response:
+    return _json(
+        await anyio.to_thread.run_sync(lambda: views.match_quality(gateway.config, gateway.outbox, period))
+    )
+
+
+@router.get(
+    "/api/config",
+    summary="Sources, destinations, event maps, filters, consent and config check's findings (no secrets)",
+    tags=TAGS,
+    responses=READ,
+)
+async def api_config(who: Reader, gateway: Gateway) -> Response:
+    return _json(_configuration(gateway))
+
+
+class TestEvent(BaseModel):
+    """An xgate event to map (``dry_run``) or, as admin, to send to X for real (``send``)."""
+
+    event: dict[str, Any]
+    send: bool = False
+
+
+@router.post(
+    "/api/test",
+    summary="Map an event for every destination (a dry run); with send=true (admin) send it to X",
+    tags=TAGS,
+    responses=WRITE,
+)
+async def api_test(test: TestEvent, request: Request, who: Reader, gateway: Gateway) -> Response:
+    if test.send:
+        await admin(request, who)
+    result = views.dry_run(gateway.config, test.event)
+    sent = await _send(gateway, result) if test.send and not result["errors"] else None
+    return _json(result | {"sent": sent})
 
 
 # -- wiring -------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """What each console page shows, as JSON-ready dicts built from the outbox contract and the metrics.
 
-Only :class:`~xgate.outbox.base.Outbox` methods (``stats``, ``health``, ``rows``, ``row``) are used, so the
-numbers are the same on SQLite and PostgreSQL and include every node's conversions. Bodies hold hashed
-identifiers only (the mapper hashes before storing); error texts are scrubbed again before display.
+Only :class:`~xgate.outbox.base.Outbox` methods (``stats``, ``health``, ``rows``, ``row``, ``history``,
+``timeline``) are used, so the numbers are the same on SQLite and PostgreSQL and include every node's
+conversions. Bodies hold hashed identifiers only (the mapper hashes before storing); error texts are
+scrubbed again before display.
 
-Bounds: listings, latency and the hour's chart read at most :data:`SCAN_ROWS` recent rows (``rows`` is an
-index walk); filters the contract does not take (event name, error text, conversion id) apply to those.
+Bounds: listings are filtered by the outbox (``rows``, keyset pages); latency reads the :data:`SCAN_ROWS`
+most recent rows; charts and match quality read the outbox's per-minute counts (``timeline``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from xgate.config import Config
+from xgate.config_check import credential_variables
 from xgate.observe.activity import SIGNALS
 from xgate.observe.destinations import destination_states
 from xgate.observe.metrics import Metrics
 from xgate.observe.redact import scrub
 from xgate.outbox.base import Outbox, OutboxRow, RowState
+from xgate.x.result import RateLimit
 
 #: the most recent rows a listing, a latency figure or a chart reads
 SCAN_ROWS = 1000
@@ -45,6 +48,7 @@ def row_json(row: OutboxRow, *, body: bool = False) -> dict[str, Any]:
         "debug_id": row.debug_id,
         "match_signals": [s for s in SIGNALS if s in row.match_signals],
         "leased_by": row.leased_by,
+        "source": row.source,
     }
     if body:
         out["body"] = row.body
@@ -76,23 +80,91 @@ def filter_rows(
     *,
     state: RowState | None = None,
     destination: str | None = None,
+    source: str | None = None,
     event_name: str | None = None,
     error: str | None = None,
     conversion_id: str | None = None,
+    before: int | None = None,
     limit: int = 100,
 ) -> list[OutboxRow]:
-    """Newest first, at most ``limit`` rows matching every given filter (``error``: a substring of the
-    last error, case-insensitive), among the :data:`SCAN_ROWS` newest of ``state`` / ``destination``."""
-    rows = outbox.rows(state=state, destination=destination or None, limit=SCAN_ROWS)
-    needle = error.lower() if error else None
-    picked = [
-        r
-        for r in rows
-        if (not event_name or r.event_name == event_name)
-        and (not conversion_id or r.conversion_id == conversion_id)
-        and (needle is None or (r.last_error or "").lower().find(needle) >= 0)
-    ]
-    return picked[:limit]
+    """Newest first, at most ``limit`` rows matching every given filter (empty strings: no filter;
+    ``error``: a case-insensitive substring of the last error), ids below ``before``."""
+    return outbox.rows(
+        state=state or None,
+        destination=destination or None,
+        source=source or None,
+        event_name=event_name or None,
+        conversion_id=conversion_id or None,
+        error=error or None,
+        before=before,
+        limit=limit,
+    )
+
+
+#: the charts' windows: name -> (seconds shown, bucket seconds)
+WINDOWS: dict[str, tuple[int, int]] = {"hour": (3600, 60), "day": (86400, 900), "week": (7 * 86400, 3600)}
+SERIES = ("stored", "delivered", "retried", "dead")
+
+
+def charts(outbox: Outbox, now: float) -> dict[str, dict[str, list[float]]]:
+    """Per window of :data:`WINDOWS`: bucket starts ``t`` and, per bucket, the conversions stored,
+    delivered, retried and dead (every destination), from the outbox's per-minute counts."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, (span, size) in WINDOWS.items():
+        first = (int(now) // size) * size - span + size
+        count = span // size
+        series: dict[str, list[float]] = {"t": [float(first + size * i) for i in range(count)]}
+        series |= {k: [0.0] * count for k in SERIES}
+        for b in outbox.timeline(first, size):
+            slot = int((b.start - first) // size)
+            if 0 <= slot < count:
+                for k in SERIES:
+                    series[k][slot] += getattr(b, k)
+        out[name] = series
+    return out
+
+
+def capacity(
+    config: Config,
+    outbox_counts: Mapping[tuple[str, str], int],
+    rate_limits: Mapping[str, tuple[RateLimit, float]],
+    now: float,
+) -> dict[str, dict[str, Any]]:
+    """Per destination: X's request budget from its last rate-limit headers (limit, remaining, used,
+    reset; None before the first answer) and the time to drain its waiting rows at that budget's pace.
+
+    Pace: X allows ``limit`` requests per window (``[x] rate_limit_window_seconds``), each of up to
+    ``[x] max_conversions_per_request`` conversions, so the queue needs ``ceil(waiting / per request)``
+    requests; when they fit in what remains, at ``limit / window`` requests a second; otherwise the rest
+    waits for X's reset first. Without headers the configured ``rate_limit_requests`` stands in."""
+    x = config.x
+    out: dict[str, dict[str, Any]] = {}
+    for d in config.destinations:
+        waiting = sum(outbox_counts.get((d.name, s), 0) for s in ("queued", "leased"))
+        requests = math.ceil(waiting / x.max_conversions_per_request)
+        seen = rate_limits.get(d.name)
+        limit = x.rate_limit_requests
+        remaining: int | None = None
+        reset: float | None = None
+        if seen is not None:
+            rate, _ = seen
+            limit = rate.limit or limit
+            remaining, reset = rate.remaining, rate.reset
+        per_second = limit / x.rate_limit_window_seconds
+        drain = requests / per_second
+        if remaining is not None and requests > remaining and reset is not None:
+            drain = max(0.0, reset - now) + (requests - remaining) / per_second
+        out[d.name] = {
+            "limit": limit,
+            "remaining": remaining,
+            "used": (limit - remaining) if remaining is not None else None,
+            "reset_at": reset,
+            "scope": seen[0].scope if seen else None,
+            "seen_at": seen[1] if seen else None,
+            "requests_needed": requests,
+            "drain_seconds": drain if waiting else 0.0,
+        }
+    return out
 
 
 def overview(
@@ -100,12 +172,13 @@ def overview(
     outbox: Outbox,
     metrics: Metrics,
     credential_problems: Callable[[], Mapping[str, list[str]]] | None = None,
+    rate_limits: Callable[[], Mapping[str, tuple[RateLimit, float]]] | None = None,
     *,
     now: float | None = None,
 ) -> dict[str, Any]:
     """Per destination: pixel, rows per state, delivery latency (ingest → X's answer) p50/p99 over recent
-    deliveries, X's answers by outcome and failures by reason, and the connection's health; per source:
-    events received by outcome; and the last hour per minute (stored, delivered, dead)."""
+    deliveries, X's answers by outcome and failures by reason, the connection's health and its capacity
+    (:func:`capacity`); per source: events received by outcome; and the :func:`charts`."""
     now = time.time() if now is None else now
     stats = outbox.stats(now=now)
     states = {
@@ -119,6 +192,7 @@ def overview(
     recent = outbox.rows(limit=SCAN_ROWS)
     deliveries = _labelled(metrics, "xgate_deliveries_total", "outcome")
     failures = _labelled(metrics, "xgate_delivery_failures_total", "reason")
+    budgets = capacity(config, stats.counts, rate_limits() if rate_limits is not None else {}, now)
     destinations = []
     for d in config.destinations:
         counts = {s: stats.counts.get((d.name, s), 0) for s in STATES}
@@ -139,6 +213,7 @@ def overview(
                 "answers": deliveries.get(d.name, {}),
                 "failures": failures.get(d.name, {}),
                 "health": state.as_json(),
+                "capacity": budgets[d.name],
             }
         )
     sources = []
@@ -153,17 +228,6 @@ def overview(
                 **{k: by_status.get(k, 0.0) for k in ("accepted", "duplicate", "skipped", "rejected")},
             }
         )
-    start = int(now // 60) * 60 - 59 * 60
-    minutes = [start + 60 * i for i in range(60)]
-    stored, delivered, dead = [0] * 60, [0] * 60, [0] * 60
-    for r in recent:
-        slot = int((r.created_at - start) // 60)
-        if 0 <= slot < 60:
-            stored[slot] += 1
-            if r.state == "delivered":
-                delivered[slot] += 1
-            elif r.state == "dead":
-                dead[slot] += 1
     waiting = sum(c for (_, s), c in stats.counts.items() if s in ("queued", "leased"))
     return {
         "at": now,
@@ -178,26 +242,286 @@ def overview(
             if waiting and stats.delivered_last_minute
             else None,
         },
-        "hour": {"minutes": minutes, "stored": stored, "delivered": delivered, "dead": dead},
+        "charts": charts(outbox, now),
     }
 
 
-def event_page(outbox: Outbox, row_id: int) -> dict[str, Any] | None:
-    """One conversion with its exact body for X and its dedup diagnostics: every other stored row with
-    the same ``conversion_id`` (another destination, or the same conversion sent again from another
-    source: X counts a pixel event and a Conversions API event with one conversion id once)."""
+def event_page(config: Config, outbox: Outbox, row_id: int) -> dict[str, Any] | None:
+    """One conversion with its exact body for X, every attempt (X's status, error, debug_id) and its
+    dedup diagnostics (:func:`dedup`)."""
     row = outbox.row(row_id)
     if row is None:
         return None
-    same = [r for r in filter_rows(outbox, conversion_id=row.conversion_id, limit=50) if r.id != row.id]
     return {
         "conversion": row_json(row, body=True),
-        "dedup": {
-            "conversion_id": row.conversion_id,
-            "same_conversion_id": [row_json(r) for r in same],
-            "note": (
-                "X counts events that share a conversion_id (and event) once, whether they came from the "
-                "pixel in the browser or from the Conversions API"
-            ),
-        },
+        "attempts": [
+            {
+                "at": a.at,
+                "outcome": a.outcome,
+                "status": a.status,
+                "error": scrub(a.error) if a.error else None,
+                "debug_id": a.debug_id,
+            }
+            for a in outbox.history(row_id)
+        ],
+        "dedup": dedup(config, outbox, row),
     }
+
+
+def source_kind(config: Config, name: str) -> str:
+    """``browser`` (a source with allowed origins: the xgate tag, which also fires X's pixel), ``import``,
+    the kind of a webhook or SDK source (``xgate``, ``segment``, ``shopify``, …), or ``unknown``."""
+    if name.startswith("import:"):
+        return "import"
+    found = next((s for s in config.sources if s.name == name), None)
+    if found is None:
+        return "unknown"
+    if found.allowed_origins:
+        return "browser"
+    return "backend" if found.kind == "xgate" else found.kind
+
+
+def dedup(config: Config, outbox: Outbox, row: OutboxRow) -> dict[str, Any]:
+    """Why X counts this conversion once: every stored row with the same conversion id (an index lookup),
+    each with its source and what X does with it, and the rules that apply.
+
+    X deduplicates on (pixel, X event, conversion_id) across the pixel in the browser and the Conversions
+    API. xgate stores one row per (pixel, X event, conversion_id) within ``[storage] dedup_window_days``:
+    the same conversion sent again by another source (a backend after the browser tag, an import after a
+    backend) is answered ``duplicate`` and never sent, so X gets it once from xgate. A browser source's
+    conversion was also sent by X's pixel in that browser with the same conversion_id: X counts the
+    two once."""
+    kind = source_kind(config, row.source)
+    others = []
+    for r in outbox.rows(conversion_id=row.conversion_id, limit=50):
+        if r.id == row.id:
+            continue
+        same_event = (r.pixel_id, r.event_id) == (row.pixel_id, row.event_id)
+        others.append(
+            row_json(r)
+            | {
+                "source_kind": source_kind(config, r.source),
+                "counted": "once with this one" if same_event else "separately (another pixel or X event)",
+            }
+        )
+    notes = [
+        "xgate stores a conversion once per pixel, X event and conversion_id: the same conversion sent again "
+        f"by any source within {config.storage.dedup_window_days} days (a backend after the browser tag, an "
+        "import after a backend) is answered duplicate and never sent to X"
+    ]
+    if kind == "browser":
+        notes.append(
+            "it came from the browser tag, which also fired X's pixel with this conversion_id: X counts the "
+            "pixel event and this Conversions API event once"
+        )
+    elif kind == "import":
+        notes.append("it came from an import file; a live source sending it later is a duplicate, not sent")
+    else:
+        notes.append("if X's pixel also fired in the browser with this conversion_id, X counts the two once")
+    return {
+        "conversion_id": row.conversion_id,
+        "source": row.source,
+        "source_kind": kind,
+        "same_conversion_id": others,
+        "notes": notes,
+    }
+
+
+#: match quality: name -> (period seconds, bucket seconds); each period is compared with the one before
+PERIODS: dict[str, tuple[int, int]] = {"hour": (3600, 300), "day": (86400, 3600), "week": (7 * 86400, 21600)}
+SIGNAL_FIELDS = ("twclid", "email", "phone", "ip_ua")
+#: a signal's share "drops sharply" when it falls below this fraction of the previous period's share...
+DROP_RATIO = 0.5
+#: ...the previous share was at least this...
+DROP_FLOOR = 0.1
+#: ...and both periods stored at least this many conversions (fewer say nothing)
+DROP_MIN_CONVERSIONS = 10
+
+
+def _share(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def match_quality(config: Config, outbox: Outbox, period: str, *, now: float | None = None) -> dict[str, Any]:
+    """Per destination and X event over ``period`` (a key of :data:`PERIODS`): the share of conversions
+    stored carrying each match signal and the delivered share (delivered / stored in the period), per
+    bucket and in total, against the previous period; a warning per signal whose share dropped sharply
+    (:data:`DROP_RATIO`, :data:`DROP_FLOOR`, :data:`DROP_MIN_CONVERSIONS`). ValueError for another period."""
+    if period not in PERIODS:
+        raise ValueError(f"period: must be one of {', '.join(PERIODS)}")
+    now = time.time() if now is None else now
+    span, size = PERIODS[period]
+    end = (int(now) // size) * size + size
+    start, previous_start = end - span, end - 2 * span
+    count = span // size
+    names = {(d.name, x_event): name for d in config.destinations for name, x_event in d.events.items()}
+    fields = ("stored", "delivered", *SIGNAL_FIELDS)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for b in outbox.timeline(previous_start, size):
+        key = (b.destination, b.event_id)
+        entry = found.setdefault(
+            key,
+            {
+                "now": dict.fromkeys(fields, 0),
+                "before": dict.fromkeys(fields, 0),
+                "buckets": [dict.fromkeys(fields, 0) for _ in range(count)],
+            },
+        )
+        into = entry["now"] if b.start >= start else entry["before"]
+        for f in fields:
+            into[f] += getattr(b, f)
+        slot = int((b.start - start) // size)
+        if 0 <= slot < count:
+            for f in fields:
+                entry["buckets"][slot][f] += getattr(b, f)
+    rows = []
+    for (destination, event_id), entry in sorted(found.items()):
+        current, before = entry["now"], entry["before"]
+        shares = {f: _share(current[f], current["stored"]) for f in (*SIGNAL_FIELDS, "delivered")}
+        previous = {f: _share(before[f], before["stored"]) for f in (*SIGNAL_FIELDS, "delivered")}
+        warnings = []
+        enough = min(current["stored"], before["stored"]) >= DROP_MIN_CONVERSIONS
+        for f in SIGNAL_FIELDS:
+            was, now_share = previous[f], shares[f]
+            dropped = was is not None and now_share is not None and now_share < was * DROP_RATIO
+            if enough and dropped and was is not None and was >= DROP_FLOOR:
+                warnings.append(
+                    f"{f}: {now_share:.0%} of conversions this {period}, {was:.0%} the {period} before"
+                    " (a broken tag, or a form that stopped sending it?)"
+                )
+        rows.append(
+            {
+                "destination": destination,
+                "event_id": event_id,
+                "event_name": names.get((destination, event_id))
+                or names.get((destination, f"tw-{event_id}")),
+                "stored": current["stored"],
+                "stored_before": before["stored"],
+                "shares": shares,
+                "previous": previous,
+                "warnings": warnings,
+                "series": {
+                    f: [_share(b[f], b["stored"]) for b in entry["buckets"]]
+                    for f in (*SIGNAL_FIELDS, "delivered")
+                },
+            }
+        )
+    return {
+        "period": period,
+        "start": start,
+        "bucket_seconds": size,
+        "t": [start + size * i for i in range(count)],
+        "rows": rows,
+    }
+
+
+def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
+    """The configuration as the console shows it, read-only: sources (kind, where the write key comes
+    from: the environment variable's name, or "in the file"; never a key), destinations (pixel, events,
+    filters, consent, the credential variables' names), and ``config check``'s findings."""
+    sources = []
+    for s in config.sources:
+        secret_env = getattr(s, "signing_secret_env", None)
+        sources.append(
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "audience": source_kind(config, s.name),
+                "write_key": f"env {s.write_key_env}"
+                if s.write_key_env
+                else "in the configuration file"
+                if s.write_key
+                else "none",
+                "signing_secret": f"env {secret_env}" if secret_env else None,
+                "allowed_origins": list(s.allowed_origins),
+                "event_names": dict(s.event_names),
+                "mapping": sorted(s.mapping),
+            }
+        )
+    destinations = []
+    for d in config.destinations:
+        destinations.append(
+            {
+                "name": d.name,
+                "pixel_id": d.pixel_id,
+                "auth": d.auth,
+                "credentials": credential_variables(config, d.name),
+                "secrets_file": bool(config.x.secrets_file),
+                "events": dict(d.events),
+                "default_event": d.default_event,
+                "filter": d.filter.model_dump(mode="json", exclude_defaults=True),
+                "consent": d.consent.model_dump(mode="json"),
+                "mapping": sorted(d.mapping),
+                "dpa": d.dpa,
+            }
+        )
+    return {
+        "sources": sources,
+        "destinations": destinations,
+        "x": {"api_url": config.x.api_url, "api_version": config.x.api_version},
+        "findings": findings,
+    }
+
+
+#: events a user may pick on the test page (no personal data: a documentation IP address, a made-up click id)
+SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
+    "purchase": {
+        "event_name": "purchase",
+        "id": "test-order-1",
+        "value": 42.5,
+        "currency": "USD",
+        "context": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"},
+        "partners": {"twitter": {"twclid": "26mmb5rsu6rwaq8h8hhsorrt7m"}},
+    },
+    "lead": {
+        "event_name": "lead",
+        "id": "test-lead-1",
+        "partners": {"twitter": {"twclid": "26mmb5rsu6rwaq8h8hhsorrt7m"}},
+    },
+    "add_to_cart": {
+        "event_name": "add_to_cart",
+        "id": "test-cart-1",
+        "items": [{"id": "sku-1", "name": "Example", "price": 10, "quantity": 1}],
+        "currency": "USD",
+        "context": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"},
+    },
+}
+
+
+def dry_run(config: Config, event: Any) -> dict[str, Any]:
+    """What each destination would send for ``event`` (``xgate map``'s dry run: the same mapper): per
+    destination the request's URL and body (identifiers hashed), or why it refused or skipped the event.
+    Nothing is stored or sent. An event that is no event at all gives ``errors``."""
+    from xgate.events import InvalidEvent
+    from xgate.mapping import Mapper
+    from xgate.x.client import conversions_url
+
+    try:
+        result = Mapper(config).map(event)
+    except InvalidEvent as e:
+        return {"errors": [str(err) for err in e.errors], "destinations": []}
+    out: list[dict[str, Any]] = []
+    by_name = {d.name: d for d in config.destinations}
+    for c in result.conversions:
+        out.append(
+            {
+                "destination": c.destination,
+                "status": "would send",
+                "url": conversions_url(config.x, c.pixel_id),
+                "body": c.body,
+                "match_signals": [s for s in SIGNALS if s in c.match_signals],
+                "notes": list(c.warnings),
+            }
+        )
+    for rejection in result.rejections:
+        out.append(
+            {
+                "destination": rejection.destination,
+                "status": "refused",
+                "notes": [str(e) for e in rejection.errors],
+            }
+        )
+    for name, why in result.skipped.items():
+        out.append({"destination": name, "status": "skipped", "notes": [why]})
+    out.sort(key=lambda d: list(by_name).index(d["destination"]) if d["destination"] in by_name else 0)
+    return {"errors": [], "destinations": out}

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import orjson
 
@@ -53,7 +54,7 @@ from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import LeasedRow, Outbox
 from xgate.x.auth import destination_credential_problems
 from xgate.x.client import Conversion
-from xgate.x.result import SendResult
+from xgate.x.result import RateLimit, SendResult
 
 log = logging.getLogger("xgate.dispatch")
 
@@ -131,6 +132,8 @@ class Dispatcher:
         self._warned: dict[str, tuple[str, float]] = {}
         #: per destination, what keeps this process from building its X client (credentials), for /readyz
         self.credential_problems: dict[str, list[str]] = {}
+        #: per destination: X's last rate-limit headers and when they came (the console's capacity)
+        self.rate_limits: dict[str, tuple[RateLimit, float]] = {}
         #: rows the collector of this process stored already leased to us (wired by ``build_gateway``), room
         #: for a round in flight and the next one waiting
         self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
@@ -256,7 +259,7 @@ class Dispatcher:
         for (destination, pixel_id, _), group in groups.items():
             paused = self._limits.paused_until(self._limit_key(destination, pixel_id))
             if paused is not None:  # known here already: no need to ask the outbox
-                await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
+                await self._defer(group, paused, f"rate_limited: waiting for X's reset at {paused:.0f}", None)
                 continue
             batches += [
                 (destination, pixel_id, group[i : i + self._limit]) for i in range(0, len(group), self._limit)
@@ -339,9 +342,11 @@ class Dispatcher:
         key = self._limit_key(destination, pixel_id)
         paused = await self._limits.take(key)
         if paused is not None:  # another node met X's 429 (or this one did, meanwhile)
-            await self._defer(batch, paused, f"rate_limited: waiting for X's reset at {paused:.0f}")
+            await self._defer(batch, paused, f"rate_limited: waiting for X's reset at {paused:.0f}", None)
             return
         result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
+        if result.rate_limit is not None:
+            self.rate_limits[destination] = (result.rate_limit, time.time())
         hold = result.exhausted_until(time.time())
         if hold is not None:
             await self._limits.pause(key, hold)
@@ -354,17 +359,23 @@ class Dispatcher:
         why = result.describe()
         if result.outcome == "delivered":
             await asyncio.to_thread(
-                self.outbox.mark_delivered, [r.id for r in batch], batch[0].lease_token, result.debug_id
+                functools.partial(
+                    self.outbox.mark_delivered,
+                    [r.id for r in batch],
+                    batch[0].lease_token,
+                    result.debug_id,
+                    status=result.status_code,
+                )
             )
         elif result.outcome == "rate_limited":
             until = await self._limits.pause(
                 key, result.retry_at or time.time() + self._backoff(batch[0].attempts)
             )
-            await self._defer(batch, until, f"{why}; until {until:.0f}")
+            await self._defer(batch, until, f"{why}; until {until:.0f}", result)
         elif result.outcome == "retry":
-            await self._retry(batch, why)
+            await self._retry(batch, why, answer=result)
         else:
-            await self._dead(batch, why)
+            await self._dead(batch, why, result)
         self._report(Attempt(destination, pixel_id, len(batch), result.outcome, result.failure, result), why)
 
     # -- settling ----------------------------------------------------------------------------------
@@ -381,48 +392,67 @@ class Dispatcher:
             (old if now - r.created_at >= self._give_up_after else young).append(r)
         return old, young
 
-    async def _give_up(self, rows: Sequence[LeasedRow], why: str) -> None:
+    async def _give_up(self, rows: Sequence[LeasedRow], why: str, answer: SendResult | None) -> None:
         hours = self._settings.give_up_after_hours
         head, _, detail = why.partition(": ")
-        await self._dead(rows, f"{head}: gave up after {hours:g} h of retries; {detail}")
+        await self._dead(rows, f"{head}: gave up after {hours:g} h of retries; {detail}", answer)
 
-    async def _defer(self, batch: Sequence[LeasedRow], until: float, why: str) -> None:
+    async def _defer(
+        self, batch: Sequence[LeasedRow], until: float, why: str, answer: SendResult | None
+    ) -> None:
         """Back to the queue until ``until`` without an attempt counted (X asked us to wait)."""
         old, rest = self._expired(batch, time.time())
         if old:
-            await self._give_up(old, why)
+            await self._give_up(old, why, answer)
         if rest:
             await asyncio.to_thread(
-                self.outbox.mark_retry,
-                [r.id for r in rest],
-                rest[0].lease_token,
-                until,
-                why,
-                count_attempt=False,
+                functools.partial(
+                    self.outbox.mark_retry,
+                    [r.id for r in rest],
+                    rest[0].lease_token,
+                    until,
+                    why,
+                    count_attempt=False,
+                    **_answer(answer),
+                )
             )
 
     async def _retry(
-        self, batch: Sequence[LeasedRow], why: str, *, count_attempt: bool = True, delay: float | None = None
+        self,
+        batch: Sequence[LeasedRow],
+        why: str,
+        *,
+        count_attempt: bool = True,
+        delay: float | None = None,
+        answer: SendResult | None = None,
     ) -> None:
-        """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead."""
+        """Back to the queue after a backoff (or ``delay``); rows past ``give_up_after_hours`` are dead.
+        ``answer``: X's, recorded in the rows' history."""
         now = time.time()
         old, rest = self._expired(batch, now)
         if old:
-            await self._give_up(old, why)
+            await self._give_up(old, why, answer)
         if not rest:
             return
         wait = delay if delay is not None else self._backoff(max(r.attempts for r in rest))
         await asyncio.to_thread(
-            self.outbox.mark_retry,
-            [r.id for r in rest],
-            rest[0].lease_token,
-            now + wait,
-            why,
-            count_attempt=count_attempt,
+            functools.partial(
+                self.outbox.mark_retry,
+                [r.id for r in rest],
+                rest[0].lease_token,
+                now + wait,
+                why,
+                count_attempt=count_attempt,
+                **_answer(answer),
+            )
         )
 
-    async def _dead(self, batch: Sequence[LeasedRow], why: str) -> None:
-        await asyncio.to_thread(self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why)
+    async def _dead(self, batch: Sequence[LeasedRow], why: str, answer: SendResult | None = None) -> None:
+        await asyncio.to_thread(
+            functools.partial(
+                self.outbox.mark_dead, [r.id for r in batch], batch[0].lease_token, why, **_answer(answer)
+            )
+        )
 
     def _limit_key(self, destination: str, pixel_id: str) -> str:
         """The key of X's rate limit this pixel counts against (:func:`~xgate.dispatch.limits.limit_key`)."""
@@ -456,6 +486,18 @@ class Dispatcher:
         elif attempt.outcome == "delivered":
             self._warned.pop(attempt.destination, None)
         log.info("batch settled", extra={"fields": fields})
+
+
+class _Answer(TypedDict, total=False):
+    status: int | None
+    debug_id: str | None
+
+
+def _answer(result: SendResult | None) -> _Answer:
+    """X's HTTP status and debug id of ``result`` as the settle calls take them (for the history)."""
+    if result is None:
+        return {}
+    return {"status": result.status_code, "debug_id": result.debug_id}
 
 
 __all__ = ["Attempt", "ClientFactory", "Dispatcher", "Observer", "SendsConversions"]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from xgate.conversion import MappedConversion
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import (
+    AttemptRecord,
     DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
@@ -23,6 +24,7 @@ from xgate.outbox.base import (
     OutboxStats,
     RequestGrant,
     RowState,
+    TimelineBucket,
 )
 
 
@@ -84,9 +86,15 @@ class MeteredOutbox:
         return rows
 
     def mark_delivered(
-        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        debug_id: str | None,
+        *,
+        now: float | None = None,
+        status: int | None = None,
     ) -> int:
-        settled = self.inner.mark_delivered(row_ids, lease_token, debug_id, now=now)
+        settled = self.inner.mark_delivered(row_ids, lease_token, debug_id, now=now, status=status)
         return self._settle(row_ids, settled, "delivered")
 
     def mark_retry(
@@ -98,16 +106,32 @@ class MeteredOutbox:
         *,
         now: float | None = None,
         count_attempt: bool = True,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         settled = self.inner.mark_retry(
-            row_ids, lease_token, next_attempt_at, error, now=now, count_attempt=count_attempt
+            row_ids,
+            lease_token,
+            next_attempt_at,
+            error,
+            now=now,
+            count_attempt=count_attempt,
+            status=status,
+            debug_id=debug_id,
         )
         return self._settle(row_ids, settled, "retry" if count_attempt else "deferred")
 
     def mark_dead(
-        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        error: str,
+        *,
+        now: float | None = None,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
-        settled = self.inner.mark_dead(row_ids, lease_token, error, now=now)
+        settled = self.inner.mark_dead(row_ids, lease_token, error, now=now, status=status, debug_id=debug_id)
         return self._settle(row_ids, settled, "dead")
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
@@ -146,9 +170,33 @@ class MeteredOutbox:
         return self.inner.health()
 
     def rows(
-        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+        self,
+        *,
+        state: RowState | None = None,
+        destination: str | None = None,
+        source: str | None = None,
+        event_name: str | None = None,
+        conversion_id: str | None = None,
+        error: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
     ) -> list[OutboxRow]:
-        return self.inner.rows(state=state, destination=destination, limit=limit)
+        return self.inner.rows(
+            state=state,
+            destination=destination,
+            source=source,
+            event_name=event_name,
+            conversion_id=conversion_id,
+            error=error,
+            before=before,
+            limit=limit,
+        )
+
+    def history(self, row_id: int) -> list[AttemptRecord]:
+        return self.inner.history(row_id)
+
+    def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
+        return self.inner.timeline(since, bucket_seconds)
 
     def row(self, row_id: int) -> OutboxRow | None:
         return self.inner.row(row_id)

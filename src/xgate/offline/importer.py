@@ -201,7 +201,7 @@ class Importer:
                 if skipped < checkpoint.rows_done:
                     raise FileError(f"{path.name}: has fewer rows than its checkpoint says were done")
                 for chunk in _chunks(rows, self.chunk_rows):
-                    self._import_chunk(chunk, rows_mapper, summary, report)
+                    self._import_chunk(chunk, rows_mapper, summary, report, f"import:{path.name}")
                     checkpoint.rows_done = summary.rows
                     checkpoint.report_bytes = report.flush()
                     checkpoint.counts = dict(summary.counts)
@@ -224,11 +224,18 @@ class Importer:
         return sum(1 for _ in islice(rows, count))
 
     def _import_chunk(
-        self, chunk: list[Row], rows_mapper: RowMapper, summary: ImportSummary, report: Report
+        self,
+        chunk: list[Row],
+        rows_mapper: RowMapper,
+        summary: ImportSummary,
+        report: Report,
+        source: str,
     ) -> None:
         now = datetime.now(UTC)
         mapped = [self._map_row(row, rows_mapper, now) for row in chunk]
         conversions = [c for m in mapped for c in m.conversions]
+        for c in conversions:
+            c.source = source
         if conversions and self.outbox is not None:
             outcomes = iter(self.outbox.enqueue(conversions))
             for m in mapped:

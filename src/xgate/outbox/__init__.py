@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
+    AttemptRecord,
     DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
@@ -15,11 +16,13 @@ from xgate.outbox.base import (
     OutboxStats,
     RequestGrant,
     RowState,
+    TimelineBucket,
     default_node_id,
 )
 from xgate.outbox.sqlite import SQLiteOutbox
 
 __all__ = [
+    "AttemptRecord",
     "DestinationHealth",
     "EnqueueOutcome",
     "HandoffLease",
@@ -30,6 +33,7 @@ __all__ = [
     "RequestGrant",
     "RowState",
     "SQLiteOutbox",
+    "TimelineBucket",
     "default_node_id",
     "node_id_for",
     "open_outbox",

@@ -24,6 +24,11 @@ Rules for every method:
   not match this code, :class:`~xgate.errors.OutboxNotFound` when opening with ``create=False`` finds no
   outbox. ``ValueError`` only for caller bugs. Nothing else escapes.
 - **Writes are durable when the call returns** (committed; on SQLite ``synchronous=FULL``).
+- **History and timeline** (for the console): every settle call also appends one entry per settled row
+  to the row's attempt history (:meth:`Outbox.history`) and adds its rows to the per-minute counts of
+  their destination and X event (:meth:`Outbox.timeline`), in its own transaction: one multi-row insert
+  and one upsert per (destination, X event) settled, nothing read back. Enqueue adds its rows to the
+  same counts. History goes with its row (purge, discard); minute counts after :data:`TIMELINE_DAYS`.
 - **A lease** is a token and an expiry over a set of rows, recorded with the leasing node's id
   (:attr:`Outbox.node_id`). Settle calls name the token: a row whose lease was lost (it expired and was
   leased again with another token, or was reclaimed or settled already) is left alone and not counted.
@@ -42,6 +47,11 @@ import orjson
 from xgate.conversion import MappedConversion
 
 RowState = Literal["queued", "leased", "delivered", "dead"]
+#: what one settle call did to a row: ``delivered`` (X's 2xx), ``retry`` (a failed attempt, queued again),
+#: ``deferred`` (queued again without an attempt counted: a 429 pause, missing credentials), ``dead``
+AttemptOutcome = Literal["delivered", "retry", "deferred", "dead"]
+#: days of per-minute counts kept (:meth:`Outbox.timeline`): a week, and the week before to compare with
+TIMELINE_DAYS = 15
 
 
 class EnqueueOutcome(NamedTuple):
@@ -110,6 +120,41 @@ class OutboxRow:
     body: dict[str, object]
     #: the node holding the lease (:attr:`Outbox.node_id`) while ``state == "leased"``, else None
     leased_by: str | None = None
+    #: who sent it: the ``[[sources]]`` name it was posted with, ``import:<file name>`` for ``xgate
+    #: import``; ``""`` for rows stored before sources were recorded (SQLite schema version 4, PostgreSQL
+    #: migration 3)
+    source: str = ""
+
+
+class AttemptRecord(NamedTuple):
+    """One settle of one row (:meth:`Outbox.history`): when, what it did, and X's answer when there was
+    one (``status`` None: no HTTP answer, e.g. a timeout or missing credentials)."""
+
+    at: float
+    outcome: AttemptOutcome
+    status: int | None
+    error: str | None
+    debug_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineBucket:
+    """Conversions of one destination and X event (``event_id``) in one time bucket starting at
+    ``start`` (epoch seconds, a multiple of the bucket's length): ``stored`` by enqueue (and of those,
+    how many carried each match signal), and settled by outcome (``retried``: failed attempts queued
+    again, deferrals not counted)."""
+
+    destination: str
+    event_id: str
+    start: float
+    stored: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    twclid: int = 0
+    email: int = 0
+    phone: int = 0
+    ip_ua: int = 0
 
 
 @dataclass(slots=True)
@@ -236,11 +281,18 @@ class Outbox(Protocol):
         ...
 
     def mark_delivered(
-        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        debug_id: str | None,
+        *,
+        now: float | None = None,
+        status: int | None = None,
     ) -> int:
         """Leased → delivered (``attempts`` + 1, X's ``debug_id`` kept, ``last_error`` cleared), and each
-        settled row's destination gets ``last_success_at = now`` (:meth:`health`), in one transaction.
-        Returns how many rows were settled (rows not held with ``lease_token`` are left alone)."""
+        settled row's destination gets ``last_success_at = now`` (:meth:`health`), in one transaction;
+        ``status``: X's HTTP status, for the history. Returns how many rows were settled (rows not held
+        with ``lease_token`` are left alone)."""
         ...
 
     def mark_retry(
@@ -252,17 +304,28 @@ class Outbox(Protocol):
         *,
         now: float | None = None,
         count_attempt: bool = True,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         """Leased → queued, due at ``next_attempt_at``, with ``last_error = error``; ``attempts`` + 1 unless
-        ``count_attempt=False`` (not sent: a 429 pause). Records ``error`` as each settled row's
-        destination's last error at ``now``. Returns how many rows were settled."""
+        ``count_attempt=False`` (not sent: a 429 pause; history outcome ``deferred``, else ``retry``).
+        Records ``error`` as each settled row's destination's last error at ``now``; ``status`` and
+        ``debug_id``: X's answer, when there was one, for the history. Returns how many were settled."""
         ...
 
     def mark_dead(
-        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        error: str,
+        *,
+        now: float | None = None,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         """Leased → dead (a dead letter: kept until :meth:`replay` or :meth:`discard`), ``attempts`` + 1,
-        ``last_error = error``, recorded as the destination's last error. Returns how many were settled."""
+        ``last_error = error``, recorded as the destination's last error; ``status`` / ``debug_id`` as
+        for :meth:`mark_retry`. Returns how many were settled."""
         ...
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
@@ -321,10 +384,36 @@ class Outbox(Protocol):
         ...
 
     def rows(
-        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+        self,
+        *,
+        state: RowState | None = None,
+        destination: str | None = None,
+        source: str | None = None,
+        event_name: str | None = None,
+        conversion_id: str | None = None,
+        error: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
     ) -> list[OutboxRow]:
-        """Up to ``limit`` rows, newest first (id descending), optionally only of ``state`` and/or
-        ``destination``. Cost: an index walk of ``limit`` rows when filtered by state."""
+        """Up to ``limit`` rows matching every given filter, newest first (id descending). ``error``: a
+        case-insensitive substring of ``last_error``. Keyset pagination: ``before`` returns only ids
+        below it (pass the last id of the previous page).
+
+        Cost: ``conversion_id`` is an index lookup; ``state`` walks that state's index; the other filters
+        walk ids downward from ``before`` until ``limit`` rows match (a rare match reads many rows)."""
+        ...
+
+    def history(self, row_id: int) -> list[AttemptRecord]:
+        """Every settle of ``row_id``, oldest first (empty for a row never settled, purged or discarded).
+        Cost: an index lookup."""
+        ...
+
+    def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
+        """Per destination and X event, the conversions stored and settled from ``since`` on, in buckets
+        of ``bucket_seconds`` (a multiple of 60; ValueError otherwise) aligned on the epoch, ordered by
+        (start, destination, event_id); buckets with nothing are absent. Counts are kept per minute by
+        every enqueue and settle call (any node), for :data:`TIMELINE_DAYS` days. Cost: reads
+        (destinations * events * minutes) rows of a small table."""
         ...
 
     def row(self, row_id: int) -> OutboxRow | None:
@@ -367,6 +456,18 @@ def check_take(n: int, rate: float, burst: float) -> None:
         raise ValueError(f"take_requests: rate must be above 0 tokens a second, not {rate}")
     if not burst >= 1:
         raise ValueError(f"take_requests: burst must hold at least 1 token, not {burst}")
+
+
+def minute_of(at: float) -> int:
+    """The minute bucket (epoch seconds, a multiple of 60) of the time ``at``: :meth:`Outbox.timeline`."""
+    return int(at // 60) * 60
+
+
+def check_bucket(bucket_seconds: int) -> int:
+    """``bucket_seconds`` when it is a positive multiple of 60, else ValueError naming the argument."""
+    if bucket_seconds <= 0 or bucket_seconds % 60:
+        raise ValueError(f"bucket_seconds: {bucket_seconds} is not a positive multiple of 60")
+    return bucket_seconds
 
 
 def default_node_id(storage_url: str, role: str = "") -> str:

@@ -55,6 +55,9 @@ from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox import migrations
 from xgate.outbox.base import (
+    TIMELINE_DAYS,
+    AttemptOutcome,
+    AttemptRecord,
     DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
@@ -63,8 +66,11 @@ from xgate.outbox.base import (
     OutboxStats,
     RequestGrant,
     RowState,
+    TimelineBucket,
+    check_bucket,
     check_take,
     default_node_id,
+    minute_of,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +94,7 @@ _RETRY_STATES = frozenset({"40P01", "40001", "57P01", "57P02", "57P03"})
 
 _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
-    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by"
+    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by, source"
 )
 _LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
 
@@ -114,6 +120,34 @@ def _moved(cte: str, source: str | None, target: str | None) -> str:
     return (
         f"INSERT INTO xgate_state_counts AS sc (destination, state, shard, n) {select} ORDER BY 1, 2"
         " ON CONFLICT (destination, state, shard) DO UPDATE SET n = sc.n + excluded.n"
+    )
+
+
+#: the counted columns of xgate_minute_counts
+_MINUTE_COLUMNS = ("stored", "twclid", "email", "phone", "ip_ua", "delivered", "retried", "dead")
+#: what an enqueue adds to them: every new row, and those carrying each signal
+_STORED_MINUTES = {"stored": "count(*)"} | {
+    signal: f"count(*) FILTER (WHERE strpos(match_signals, '{signal}') > 0)"
+    for signal in ("twclid", "email", "phone", "ip_ua")
+}
+#: a CTE deleting the history of the rows a statement deletes (``changed`` returns their ids)
+_FORGET_HISTORY = "DELETE FROM xgate_attempts WHERE row_id IN (SELECT id FROM changed)"
+#: the column a settle outcome adds to (a deferral adds to none)
+_OUTCOME_COLUMN = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
+
+
+def _add_minutes(values: dict[str, str]) -> str:
+    """SQL of a CTE that adds ``values`` (column -> aggregate over the rows of ``changed``, which has
+    ``destination`` and ``event_id``; other columns add 0) to minute ``%(minute)s`` of xgate_minute_counts,
+    in this backend's shard, rows locked in key order (two writers never wait on each other crosswise)."""
+    columns = ", ".join(_MINUTE_COLUMNS)
+    exprs = ", ".join(values.get(c, "0") for c in _MINUTE_COLUMNS)
+    sums = ", ".join(f"{c} = mc.{c} + excluded.{c}" for c in _MINUTE_COLUMNS)
+    return (
+        f"INSERT INTO xgate_minute_counts AS mc (minute, destination, event_id, shard, {columns})"
+        f" SELECT %(minute)s::bigint, destination, event_id, mod(pg_backend_pid(), 16), {exprs}"
+        " FROM changed GROUP BY destination, event_id ORDER BY 2, 3"
+        f" ON CONFLICT (minute, destination, event_id, shard) DO UPDATE SET {sums}"
     )
 
 
@@ -372,8 +406,8 @@ class PostgresOutbox:
             out: list[EnqueueOutcome] = []
             handed: list[LeasedRow] = []
             # the new rows, column by column (unnest): id, destination, pixel, event, conversion, name,
-            # match signals, body, state
-            cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
+            # match signals, body, state, source
+            cols: tuple[list[Any], ...] = tuple([] for _ in range(10))
             for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
                 if i in shadowed:
                     tk = trusted_keys[i]
@@ -411,6 +445,7 @@ class PostgresOutbox:
                     ",".join(sorted(c.match_signals)),
                     body,
                     state,
+                    c.source,
                 )
                 for col, value in zip(cols, values, strict=True):
                     col.append(value)
@@ -419,25 +454,27 @@ class PostgresOutbox:
                 self._count(
                     db,
                     "INSERT INTO xgate_conversions (id, destination, pixel_id, event_id, conversion_id,"
-                    " event_name, match_signals, body, state, created_at, updated_at, next_attempt_at,"
-                    " lease_token, lease_expires_at, leased_by)"
+                    " event_name, match_signals, body, state, source, created_at, updated_at,"
+                    " next_attempt_at, lease_token, lease_expires_at, leased_by)"
                     " SELECT u.*, %(now)s, %(now)s, %(now)s,"
                     " CASE WHEN u.state = 'leased' THEN %(token)s END,"
                     " CASE WHEN u.state = 'leased' THEN %(until)s::double precision END,"
                     " CASE WHEN u.state = 'leased' THEN %(node)s END"
                     " FROM unnest(%(id)s::bigint[], %(d)s::text[], %(p)s::text[], %(e)s::text[],"
-                    " %(c)s::text[], %(n)s::text[], %(m)s::text[], %(b)b::bytea[], %(s)s::text[])"
-                    " AS u(id, d, p, e, c, n, m, b, state)"
-                    " RETURNING destination, state",
+                    " %(c)s::text[], %(n)s::text[], %(m)s::text[], %(b)b::bytea[], %(s)s::text[],"
+                    " %(src)s::text[]) AS u(id, d, p, e, c, n, m, b, state, src)"
+                    " RETURNING destination, state, event_id, match_signals",
                     None,
                     _RETURNED_STATE,
                     {
-                        **dict(zip(("id", "d", "p", "e", "c", "n", "m", "b", "s"), cols, strict=True)),
+                        **dict(zip(("id", "d", "p", "e", "c", "n", "m", "b", "s", "src"), cols, strict=True)),
                         "now": now,
+                        "minute": minute_of(now),
                         "token": lease.token if lease else None,
                         "until": now + lease.seconds if lease else None,
                         "node": self._node_id,
                     },
+                    also=(_add_minutes(_STORED_MINUTES),),
                     wake="state = 'queued'",  # rows in the queue: wake idle dispatchers of every node
                 )
             return out, sorted(handed)
@@ -526,14 +563,14 @@ class PostgresOutbox:
         source: str | None,
         target: str | None,
         params: dict[str, Any],
-        also: str = "",
+        also: Sequence[str] = (),
         wake: str = "",
     ) -> int:
         """Run ``statement`` (it returns ``destination`` per row changed) with the counts kept, and the
-        statement ``also`` (may read the changed rows as ``changed``), in one statement; returns how
+        statements ``also`` (they may read the changed rows as ``changed``), in one statement; returns how
         many rows changed. ``wake``: a condition on the changed rows; when a row meets it, NOTIFY the
         waiters of every node (sent at commit; the caller wakes this process's own after it)."""
-        more = f", also AS ({also})" if also else ""
+        more = "".join(f", also{i} AS ({cte})" for i, cte in enumerate(also))
         notify = (
             f", CASE WHEN count(*) FILTER (WHERE {wake}) > 0 THEN pg_notify(%(channel)s, '') END"
             if wake
@@ -555,20 +592,42 @@ class PostgresOutbox:
         assignments: str,
         params: dict[str, Any],
         health: str = "",
+        attempt: tuple[AttemptOutcome, float, int | None, str | None, str | None] | None = None,
     ) -> int:
+        """Move the rows still held with ``lease_token`` to ``state``, in one statement with: ``health``
+        (an upsert of xgate_health), and for ``attempt`` (outcome, at, status, error, debug_id) one
+        insert of a history entry per settled row and one upsert of the minute counts per destination
+        and X event."""
         if not row_ids:
             return 0
         statement = (
             f"UPDATE xgate_conversions SET state = '{state}', {assignments}, lease_token = NULL,"
             " lease_expires_at = NULL, leased_by = NULL"
             " WHERE id = ANY(%(ids)s::bigint[]) AND state = 'leased' AND lease_token = %(token)s"
-            " RETURNING destination"
+            " RETURNING id, destination, event_id"
         )
         args = {**params, "ids": list(row_ids), "token": lease_token}
+        also = [f"INSERT INTO xgate_health AS h {health}"] if health else []
+        if attempt is not None:
+            outcome, at, status, error, debug_id = attempt
+            also.append(
+                "INSERT INTO xgate_attempts (row_id, at, outcome, status, error, debug_id)"
+                " SELECT id, %(h_at)s, %(h_outcome)s, %(h_status)s::smallint, %(h_error)s::text,"
+                " %(h_debug_id)s::text FROM changed"
+            )
+            args |= {
+                "h_at": at,
+                "h_outcome": outcome,
+                "h_status": status,
+                "h_error": error,
+                "h_debug_id": debug_id,
+                "minute": minute_of(at),
+            }
+            column = _OUTCOME_COLUMN.get(outcome)
+            if column is not None:
+                also.append(_add_minutes({column: "count(*)"}))
 
         def run(db: _Conn) -> int:
-            # the destinations' health in the same statement
-            also = f"INSERT INTO xgate_health AS h {health}" if health else ""
             wake = "true" if doing == "release" else ""  # a retry is due later: its own wake-up
             return self._count(db, statement, "leased", state, args, also, wake)
 
@@ -576,7 +635,13 @@ class PostgresOutbox:
         return self._woke_if(settled) if doing == "release" else settled
 
     def mark_delivered(
-        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        debug_id: str | None,
+        *,
+        now: float | None = None,
+        status: int | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -589,6 +654,7 @@ class PostgresOutbox:
             "(destination, last_success_at) SELECT DISTINCT destination, %(now)s::double precision"
             " FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
             " SET last_success_at = greatest(h.last_success_at, excluded.last_success_at)",
+            ("delivered", now, status, None, debug_id),
         )
 
     _ERROR_HEALTH = (
@@ -607,6 +673,8 @@ class PostgresOutbox:
         *,
         now: float | None = None,
         count_attempt: bool = True,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -618,10 +686,18 @@ class PostgresOutbox:
             " updated_at = %(now)s",
             {"step": int(count_attempt), "due": next_attempt_at, "error": error, "now": now},
             self._ERROR_HEALTH,
+            ("retry" if count_attempt else "deferred", now, status, error, debug_id),
         )
 
     def mark_dead(
-        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        error: str,
+        *,
+        now: float | None = None,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -632,6 +708,7 @@ class PostgresOutbox:
             "attempts = attempts + 1, last_error = %(error)s, updated_at = %(now)s",
             {"error": error, "now": now},
             self._ERROR_HEALTH,
+            ("dead", now, status, error, debug_id),
         )
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
@@ -810,25 +887,75 @@ class PostgresOutbox:
             match_signals=tuple(signals.split(",")) if signals else (),
             body=orjson.loads(r[14]),
             leased_by=r[15],
+            source=r[16],
         )
 
     def rows(
-        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+        self,
+        *,
+        state: RowState | None = None,
+        destination: str | None = None,
+        source: str | None = None,
+        event_name: str | None = None,
+        conversion_id: str | None = None,
+        error: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
     ) -> list[OutboxRow]:
-        where = ["true"]
-        if state:
-            where.append("state = %(state)s")
-        if destination:
-            where.append("destination = %(destination)s")
+        params: dict[str, Any] = {
+            "state": state,
+            "destination": destination,
+            "source": source,
+            "event_name": event_name,
+            "conversion_id": conversion_id,
+        }
+        where = ["true"] + [
+            f"{column} = %({column})s" for column, value in params.items() if value is not None
+        ]
+        if error:
+            where.append("strpos(lower(last_error), lower(%(error)s)) > 0")
+        if before is not None:
+            where.append("id < %(before)s")
+        params |= {"error": error, "before": before, "limit": limit}
         found = self._call(
             "rows",
             lambda db: db.execute(
                 f"SELECT {_ROW_COLUMNS} FROM xgate_conversions WHERE {' AND '.join(where)}"
                 " ORDER BY id DESC LIMIT %(limit)s",
-                {"state": state, "destination": destination, "limit": limit},
+                params,
             ).fetchall(),
         )
         return [self._row(r) for r in found]
+
+    def history(self, row_id: int) -> list[AttemptRecord]:
+        found = self._call(
+            "history",
+            lambda db: db.execute(
+                "SELECT at, outcome, status, error, debug_id FROM xgate_attempts WHERE row_id = %s"
+                " ORDER BY at",
+                (row_id,),
+            ).fetchall(),
+        )
+        return [AttemptRecord(*r) for r in found]
+
+    def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
+        size = check_bucket(bucket_seconds)
+        sums = ", ".join(f"sum({c})" for c in _MINUTE_COLUMNS)
+        found = self._call(
+            "timeline",
+            lambda db: db.execute(
+                f"SELECT minute / %(size)s * %(size)s AS start, destination, event_id, {sums}"
+                " FROM xgate_minute_counts WHERE minute >= %(since)s"
+                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                {"size": size, "since": minute_of(since)},
+            ).fetchall(),
+        )
+        return [
+            TimelineBucket(
+                r[1], r[2], float(r[0]), **{c: int(n) for c, n in zip(_MINUTE_COLUMNS, r[3:], strict=True)}
+            )
+            for r in found
+        ]
 
     def row(self, row_id: int) -> OutboxRow | None:
         found = self._call(
@@ -865,10 +992,11 @@ class PostgresOutbox:
                 db,
                 "DELETE FROM xgate_conversions WHERE state = 'dead'"
                 + ("" if row_ids is None else " AND id = ANY(%(ids)s::bigint[])")
-                + " RETURNING destination",
+                + " RETURNING id, destination",
                 "dead",
                 None,
                 {"ids": list(row_ids or ())},
+                also=(_FORGET_HISTORY,),
             ),
         )
 
@@ -886,16 +1014,25 @@ class PostgresOutbox:
                 db,
                 "DELETE FROM xgate_conversions WHERE id IN (SELECT id FROM xgate_conversions"
                 " WHERE state = 'delivered' AND updated_at < %(cutoff)s ORDER BY updated_at"
-                " LIMIT %(batch)s FOR UPDATE SKIP LOCKED) RETURNING destination",
+                " LIMIT %(batch)s FOR UPDATE SKIP LOCKED) RETURNING id, destination",
                 "delivered",
                 None,
                 {"cutoff": now - self._retention, "batch": _PURGE_BATCH},
+                also=(_FORGET_HISTORY,),
             )
+
+        first_keys_batch = [True]
 
         def keys_batch(db: _Conn) -> int | None:
             got = db.execute(lock).fetchone()
             if not (got and got[0]):
                 return None
+            if first_keys_batch:  # minute counts: a small table, in one statement
+                first_keys_batch.clear()
+                db.execute(
+                    "DELETE FROM xgate_minute_counts WHERE minute < %s",
+                    (minute_of(now - TIMELINE_DAYS * 86400),),
+                )
             return db.execute(
                 "DELETE FROM xgate_dedup_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM xgate_dedup_keys"
                 " WHERE expires_at <= %s LIMIT %s))",

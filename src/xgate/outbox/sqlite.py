@@ -22,6 +22,11 @@ conversion from a public key (:attr:`MappedConversion.public`, a browser source)
 key, ``public`` + the key: it is a duplicate of any earlier conversion with the same key, but it never
 makes a later conversion from a secret key a duplicate (docs/security.md, "Deduplication and trust").
 
+History and timeline (schema version 4): a settle call appends its rows' history with one ``INSERT …
+SELECT`` over the settled ids (``json_each``) and one upsert of ``minute_counts`` per destination and X
+event; enqueue adds one upsert per destination and X event. Measured on 100-row calls (tmpfs, 2 cores):
+``mark_delivered`` 1.1-1.5 ms before, 1.5-1.6 ms after; ``enqueue`` 2.4-3.0 ms before, 2.7-2.9 ms after.
+
 Schema: ``PRAGMA user_version`` says which version a file holds; opening an older file upgrades it in one
 write transaction (an xgate of the previous version still works on the upgraded file), a newer one raises
 :class:`~xgate.errors.OutboxSchemaMismatch`. Every ``sqlite3`` and ``OSError`` is raised as
@@ -48,6 +53,9 @@ from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox.base import (
+    TIMELINE_DAYS,
+    AttemptOutcome,
+    AttemptRecord,
     DestinationHealth,
     EnqueueOutcome,
     HandoffLease,
@@ -56,8 +64,11 @@ from xgate.outbox.base import (
     OutboxStats,
     RequestGrant,
     RowState,
+    TimelineBucket,
+    check_bucket,
     check_take,
     default_node_id,
+    minute_of,
 )
 
 #: what the last settle calls said per destination (Outbox.health)
@@ -90,7 +101,7 @@ _SHARED = (
 _PUBLIC = "public\x1f"
 
 #: the schema of a new file (version _SCHEMA_VERSION); older files are upgraded by _UPGRADES
-_SCHEMA = (
+_SCHEMA: tuple[str, ...] = (
     """CREATE TABLE conversions (
         id               INTEGER PRIMARY KEY,
         destination      TEXT    NOT NULL,
@@ -109,7 +120,8 @@ _SCHEMA = (
         debug_id         TEXT,
         match_signals    TEXT    NOT NULL,
         body             BLOB    NOT NULL,
-        leased_by        TEXT
+        leased_by        TEXT,
+        source           TEXT    NOT NULL DEFAULT ''
     )""",
     # partial indexes: a row sits in the ones of its state, so a state change touches few small indexes
     "CREATE INDEX conversions_queued_due ON conversions (next_attempt_at) WHERE state = 'queued'",
@@ -137,10 +149,43 @@ _SCHEMA = (
     _HEALTH,
     *_SHARED,
 )
+#: version 4: the history of each row's settles, the per-minute counts, and rows found by conversion id
+_HISTORY = (
+    # dedup diagnostics: every row of one conversion id (other destinations, other sources)
+    "CREATE INDEX conversions_conversion_id ON conversions (conversion_id)",
+    # one entry per settle call per row (Outbox.history), append-only, deleted with its row
+    """CREATE TABLE conversion_attempts (
+        row_id   INTEGER NOT NULL,
+        at       REAL    NOT NULL,
+        outcome  TEXT    NOT NULL,
+        status   INTEGER,
+        error    TEXT,
+        debug_id TEXT
+    )""",
+    "CREATE INDEX conversion_attempts_row ON conversion_attempts (row_id)",
+    # per minute, destination and X event: stored (with each signal) and settled by outcome, kept by each
+    # write in its own transaction (Outbox.timeline); at most TIMELINE_DAYS of minutes
+    """CREATE TABLE minute_counts (
+        minute      INTEGER NOT NULL,
+        destination TEXT    NOT NULL,
+        event_id    TEXT    NOT NULL,
+        stored      INTEGER NOT NULL DEFAULT 0,
+        twclid      INTEGER NOT NULL DEFAULT 0,
+        email       INTEGER NOT NULL DEFAULT 0,
+        phone       INTEGER NOT NULL DEFAULT 0,
+        ip_ua       INTEGER NOT NULL DEFAULT 0,
+        delivered   INTEGER NOT NULL DEFAULT 0,
+        retried     INTEGER NOT NULL DEFAULT 0,
+        dead        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (minute, destination, event_id)
+    ) WITHOUT ROWID""",
+)
+_SCHEMA += _HISTORY
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
-#: 3 = request_budgets, duties (shared by the processes on the file)
-_SCHEMA_VERSION = 3
+#: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
+#: minute counts
+_SCHEMA_VERSION = 4
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -171,12 +216,24 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
         _HEALTH,
     ),
     2: _SHARED,
+    3: ("ALTER TABLE conversions ADD COLUMN source TEXT NOT NULL DEFAULT ''", *_HISTORY),
 }
 
 _ROW_COLUMNS = (
     "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
-    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by"
+    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by, source"
 )
+#: the counted columns of minute_counts, in the order _add_minutes takes them
+_MINUTE_COLUMNS = ("stored", "twclid", "email", "phone", "ip_ua", "delivered", "retried", "dead")
+_ADD_MINUTES = (
+    f"INSERT INTO minute_counts (minute, destination, event_id, {', '.join(_MINUTE_COLUMNS)})"
+    f" VALUES (?, ?, ?, {', '.join('?' * len(_MINUTE_COLUMNS))})"
+    " ON CONFLICT (minute, destination, event_id) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _MINUTE_COLUMNS)
+)
+#: the minute_counts column a settle outcome adds to (a deferral adds to none)
+_SIGNAL_COLUMNS = ("twclid", "email", "phone", "ip_ua")
+_OUTCOME_COLUMN = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
 _T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
 
@@ -414,6 +471,7 @@ class SQLiteOutbox:
             rows: list[tuple[object, ...]] = []
             new_keys: list[tuple[str, int, float]] = []
             handed: list[LeasedRow] = []
+            minutes: dict[tuple[str, str], list[int]] = {}  # (destination, event) -> minute_counts
             for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
                 public_key = public_keys.get(i)
                 row_id = known.get(key)
@@ -461,21 +519,28 @@ class SQLiteOutbox:
                         holder,
                         ",".join(sorted(c.match_signals)),
                         body,
+                        c.source,
                     )
                 )
                 new_keys.append((key, row_id, expires))
                 counts[(c.destination, state)] = counts.get((c.destination, state), 0) + 1
+                tally = minutes.setdefault((c.destination, c.event_id), [0] * len(_MINUTE_COLUMNS))
+                tally[0] += 1
+                for i, signal in enumerate(_SIGNAL_COLUMNS, 1):
+                    tally[i] += signal in c.match_signals
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
             db.executemany(
                 "INSERT INTO conversions (id, destination, pixel_id, event_id, conversion_id, event_name,"
                 " state, created_at, updated_at, next_attempt_at, lease_token, lease_expires_at, leased_by,"
-                " match_signals, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " match_signals, body, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             db.executemany(
                 "INSERT OR REPLACE INTO dedup_keys (key, row_id, expires_at) VALUES (?, ?, ?)", new_keys
             )
             _count(db, counts)
+            minute = minute_of(now)
+            db.executemany(_ADD_MINUTES, [(minute, d, e, *tally) for (d, e), tally in minutes.items()])
         if len(rows) > len(handed):
             self._queued()
         return out, handed
@@ -571,27 +636,62 @@ class SQLiteOutbox:
         assignments: str,
         params: tuple[object, ...],
         health: tuple[str, tuple[object, ...]] | None = None,
+        attempt: tuple[AttemptOutcome, float, int | None, str | None, str | None] | None = None,
     ) -> int:
         """Move the rows still held with ``lease_token`` to ``state``; ``health``: an upsert of
-        destination_health and its parameters after the destination, run per destination settled."""
-        settled: list[tuple[str]] = []
+        destination_health and its parameters after the destination, run per destination settled;
+        ``attempt``: (outcome, at, status, error, debug_id) appended to each settled row's history (one
+        INSERT … SELECT over the settled ids) and added to the minute counts (one upsert per destination
+        and X event)."""
+        settled: list[tuple[int, str, str]] = []
         with self._write() as db:
             for chunk in _chunks(row_ids):
                 settled += db.execute(
                     f"UPDATE conversions SET state = '{state}', {assignments}, lease_token = NULL,"
                     f" lease_expires_at = NULL, leased_by = NULL WHERE id IN ({_marks(len(chunk))})"
-                    " AND state = 'leased' AND lease_token = ? RETURNING destination",
+                    " AND state = 'leased' AND lease_token = ? RETURNING id, destination, event_id",
                     (*params, *chunk, lease_token),
                 ).fetchall()
-            _count(db, _moved((r[0] for r in settled), "leased", state))
+            _count(db, _moved((r[1] for r in settled), "leased", state))
             if health is not None and settled:
                 sql, values = health
-                db.executemany(sql, [(d, *values) for d in {r[0] for r in settled}])
+                db.executemany(sql, [(d, *values) for d in {r[1] for r in settled}])
+            if attempt is not None and settled:
+                outcome, at, status, error, debug_id = attempt
+                db.execute(
+                    "INSERT INTO conversion_attempts (row_id, at, outcome, status, error, debug_id)"
+                    " SELECT value, ?, ?, ?, ?, ? FROM json_each(?)",
+                    (at, outcome, status, error, debug_id, orjson.dumps([r[0] for r in settled])),
+                )
+                column = _OUTCOME_COLUMN.get(outcome)
+                if column is not None:
+                    per_event: dict[tuple[str, str], int] = {}
+                    for _, d, e in settled:
+                        per_event[(d, e)] = per_event.get((d, e), 0) + 1
+                    slot = _MINUTE_COLUMNS.index(column)
+                    db.executemany(
+                        _ADD_MINUTES,
+                        [
+                            (
+                                minute_of(at),
+                                d,
+                                e,
+                                *(n if i == slot else 0 for i in range(len(_MINUTE_COLUMNS))),
+                            )
+                            for (d, e), n in per_event.items()
+                        ],
+                    )
         return len(settled)
 
     @_guarded
     def mark_delivered(
-        self, row_ids: Sequence[int], lease_token: str, debug_id: str | None, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        debug_id: str | None,
+        *,
+        now: float | None = None,
+        status: int | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -601,6 +701,7 @@ class SQLiteOutbox:
             "attempts = attempts + 1, debug_id = ?, last_error = NULL, updated_at = ?",
             (debug_id, now),
             (_SUCCESS, (now,)),
+            ("delivered", now, status, None, debug_id),
         )
 
     @_guarded
@@ -613,6 +714,8 @@ class SQLiteOutbox:
         *,
         now: float | None = None,
         count_attempt: bool = True,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -622,11 +725,19 @@ class SQLiteOutbox:
             "attempts = attempts + ?, next_attempt_at = ?, last_error = ?, updated_at = ?",
             (int(count_attempt), next_attempt_at, error, now),
             (_FAILURE, (error, now)),
+            ("retry" if count_attempt else "deferred", now, status, error, debug_id),
         )
 
     @_guarded
     def mark_dead(
-        self, row_ids: Sequence[int], lease_token: str, error: str, *, now: float | None = None
+        self,
+        row_ids: Sequence[int],
+        lease_token: str,
+        error: str,
+        *,
+        now: float | None = None,
+        status: int | None = None,
+        debug_id: str | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -636,6 +747,7 @@ class SQLiteOutbox:
             "attempts = attempts + 1, last_error = ?, updated_at = ?",
             (error, now),
             (_FAILURE, (error, now)),
+            ("dead", now, status, error, debug_id),
         )
 
     @_guarded
@@ -755,25 +867,70 @@ class SQLiteOutbox:
             match_signals=tuple(signals.split(",")) if signals else (),
             body=orjson.loads(r[14]),
             leased_by=r[15],
+            source=r[16],
         )
 
     @_guarded
     def rows(
-        self, *, state: RowState | None = None, destination: str | None = None, limit: int = 50
+        self,
+        *,
+        state: RowState | None = None,
+        destination: str | None = None,
+        source: str | None = None,
+        event_name: str | None = None,
+        conversion_id: str | None = None,
+        error: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
     ) -> list[OutboxRow]:
         where: list[str] = []
         params: list[Any] = []
-        if state:
-            where.append("state = ?")
-            params.append(state)
-        if destination:
-            where.append("destination = ?")
-            params.append(destination)
+        for column, value in (
+            ("state", state),
+            ("destination", destination),
+            ("source", source),
+            ("event_name", event_name),
+            ("conversion_id", conversion_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if error:
+            where.append("instr(lower(last_error), lower(?)) > 0")
+            params.append(error)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
         sql = f"SELECT {_ROW_COLUMNS} FROM conversions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         return [self._row(r) for r in self._db().execute(sql, (*params, limit))]
+
+    @_guarded
+    def history(self, row_id: int) -> list[AttemptRecord]:
+        return [
+            AttemptRecord(*r)
+            for r in self._db().execute(
+                "SELECT at, outcome, status, error, debug_id FROM conversion_attempts WHERE row_id = ?"
+                " ORDER BY at, rowid",
+                (row_id,),
+            )
+        ]
+
+    @_guarded
+    def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
+        size = check_bucket(bucket_seconds)
+        sums = ", ".join(f"sum({c})" for c in _MINUTE_COLUMNS)
+        return [
+            TimelineBucket(d, e, float(start), **dict(zip(_MINUTE_COLUMNS, counts, strict=True)))
+            for start, d, e, *counts in self._db().execute(
+                f"SELECT (minute / ?) * ? AS start, destination, event_id, {sums} FROM minute_counts"
+                " WHERE minute >= ? GROUP BY start, destination, event_id"
+                " ORDER BY start, destination, event_id",
+                (size, size, minute_of(since)),
+            )
+        ]
 
     @_guarded
     def row(self, row_id: int) -> OutboxRow | None:
@@ -818,6 +975,14 @@ class SQLiteOutbox:
     @_guarded
     def discard(self, row_ids: Sequence[int] | None = None) -> int:
         with self._write() as db:
+            history = (
+                "DELETE FROM conversion_attempts WHERE row_id IN"
+                " (SELECT id FROM conversions WHERE state = 'dead'"
+            )
+            if row_ids is None:
+                db.execute(history + ")")
+            for chunk in _chunks(row_ids or ()):
+                db.execute(f"{history} AND id IN ({_marks(len(chunk))}))", tuple(chunk))
             gone = self._dead_in(db, "DELETE FROM conversions", (), row_ids)  # dedup keys stay
             changes: dict[tuple[str, str], int] = {}
             for d in gone:
@@ -834,6 +999,11 @@ class SQLiteOutbox:
                 "SELECT destination FROM state_counts WHERE state = 'delivered' AND n > 0"
             ).fetchall()
             for (destination,) in destinations:  # one destination at a time: its count is then exact
+                db.execute(
+                    "DELETE FROM conversion_attempts WHERE row_id IN (SELECT id FROM conversions"
+                    " WHERE state = 'delivered' AND updated_at < ? AND destination = ?)",
+                    (now - self._retention, destination),
+                )
                 n = db.execute(
                     "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?"
                     " AND destination = ?",
@@ -842,6 +1012,9 @@ class SQLiteOutbox:
                 _count(db, {(destination, "delivered"): -n})
                 purged += n
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
+            db.execute(
+                "DELETE FROM minute_counts WHERE minute < ?", (minute_of(now - TIMELINE_DAYS * 86400),)
+            )
         return purged
 
     # -- health ------------------------------------------------------------------------------------

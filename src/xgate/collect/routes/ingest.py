@@ -127,9 +127,9 @@ async def ingest_events(
     # a public key's conversions never pre-empt a server's with the same key (docs/security.md)
     prepare = partial(gateway.ingest.prepare, public=source.key_is_public)
     if len(events) <= INLINE_EVENTS:  # cheaper than a hop to a thread
-        prepared = prepare(events, facts)
+        prepared = prepare(events, facts, source.name)
     else:  # a big batch would hold up the other requests
-        prepared = await anyio.to_thread.run_sync(prepare, events, facts)
+        prepared = await anyio.to_thread.run_sync(prepare, events, facts, source.name)
     outcomes: list[EnqueueOutcome] = []
     if prepared.conversions:
         try:

@@ -1,21 +1,42 @@
-// xgate console: the hour's chart (uPlot) and the live stream (server-sent events). No inline scripts (CSP).
+// xgate console: charts (uPlot) and the live stream (server-sent events). No inline scripts (CSP).
 "use strict";
 (function () {
   function text(v) { return v === null || v === undefined ? "" : String(v); }
   function time(at) { return new Date(at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"; }
 
-  function chart() {
-    var el = document.getElementById("hour-chart"), data = document.getElementById("hour-data");
-    if (!el || !data || !window.uPlot) return;
-    var d = JSON.parse(data.textContent);
+  // points drawn too: a bucket alone between empty ones is a dot, not an invisible line
+  function line(label, stroke) { return { label: label, stroke: stroke, width: 2, points: { show: true, size: 5 } }; }
+  function plot(el, series, data, percent) {
     var opts = {
-      width: el.clientWidth || 600, height: 220,
-      series: [{}, { label: "stored", stroke: "#3b5bdb", width: 2, points: { show: false } },
-               { label: "delivered", stroke: "#137333", width: 2, points: { show: false } }, { label: "dead", stroke: "#b3261e", width: 2, points: { show: false } }],
-      axes: [{}, { size: 40 }], scales: { x: { time: true } }, points: { show: false }, cursor: { points: { show: false } }
+      width: el.clientWidth || 600, height: 200, series: [{}].concat(series),
+      axes: [{}, percent ? { size: 48, values: function (u, v) { return v.map(function (x) { return Math.round(x * 100) + "%"; }); } } : { size: 40 }],
+      scales: percent ? { x: { time: true }, y: { range: [0, 1] } } : { x: { time: true } },
+      cursor: { points: { show: false } }
     };
-    var plot = new uPlot(opts, [d.minutes, d.stored, d.delivered, d.dead], el);
-    window.addEventListener("resize", function () { plot.setSize({ width: el.clientWidth, height: 220 }); });
+    var p = new uPlot(opts, data, el);
+    window.addEventListener("resize", function () { p.setSize({ width: el.clientWidth, height: 200 }); });
+  }
+
+  function charts() {  // the overview: stored, delivered, retried, dead per bucket, one chart per window
+    var data = document.getElementById("chart-data");
+    if (!data || !window.uPlot) return;
+    var all = JSON.parse(data.textContent);
+    document.querySelectorAll(".timechart").forEach(function (el) {
+      var d = all[el.dataset.window];
+      plot(el, [line("stored", "#3b5bdb"), line("delivered", "#137333"), line("retried", "#b26a00"), line("dead", "#b3261e")],
+           [d.t, d.stored, d.delivered, d.retried, d.dead], false);
+    });
+  }
+
+  function quality() {  // match quality: each signal's share per bucket, one chart per destination and event
+    var data = document.getElementById("quality-data");
+    if (!data || !window.uPlot) return;
+    var all = JSON.parse(data.textContent);
+    document.querySelectorAll(".qchart").forEach(function (el) {
+      var s = all.rows[Number(el.dataset.index)];
+      plot(el, [line("twclid", "#3b5bdb"), line("e-mail", "#137333"), line("phone", "#7b1fa2"), line("ip + ua", "#b26a00"), line("delivered", "#555")],
+           [all.t, s.twclid, s.email, s.phone, s.ip_ua, s.delivered], true);
+    });
   }
 
   function live() {
@@ -28,7 +49,9 @@
       var f = new FormData(form);
       return (!f.get("destination") || f.get("destination") === r.destination) &&
              (!f.get("state") || f.get("state") === r.state) &&
-             (!f.get("event_name") || f.get("event_name") === r.event_name);
+             (!f.get("event_name") || f.get("event_name") === r.event_name) &&
+             (!f.get("source") || f.get("source") === r.source) &&
+             (!f.get("error") || (r.last_error || r.error || "").toLowerCase().indexOf(f.get("error").toLowerCase()) >= 0);
     }
     function cell(tr, value, cls) { var td = document.createElement("td"); if (cls) td.className = cls;
       if (value instanceof Node) td.appendChild(value); else td.textContent = text(value); tr.appendChild(td); }
@@ -39,7 +62,7 @@
       badge = document.createElement("span"); badge.className = "badge state-" + r.state; badge.textContent = r.state;
       sig = document.createElement("span");
       (r.match_signals || []).forEach(function (s) { var p = document.createElement("span"); p.className = "pill"; p.textContent = s; sig.appendChild(p); });
-      cell(tr, a); cell(tr, time(r.updated_at || r.at)); cell(tr, r.event_name); cell(tr, r.destination || r.source);
+      cell(tr, a); cell(tr, time(r.updated_at || r.at)); cell(tr, r.event_name); cell(tr, r.source || "—"); cell(tr, r.destination || "—");
       cell(tr, badge); cell(tr, r.attempts); cell(tr, sig, "signals"); cell(tr, r.last_error || r.error, "err");
       var old = r.id ? body.querySelector('tr[data-id="' + r.id + '"]') : null;
       if (old) old.remove();
@@ -58,5 +81,5 @@
     source.addEventListener("rejected", function (e) { take(JSON.parse(e.data)); });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { chart(); live(); });
+  document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); });
 })();
