@@ -189,8 +189,9 @@ def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
 
 
 def read_event(data: Any) -> tuple[EventData, list[FieldError]]:
-    """``data`` as :data:`EventData`, and a warning per field X can do without that held an unusable
-    value and was dropped (``items.0.price: Input should be a valid number…``; never the value).
+    """``data`` as :data:`EventData`, and the fields X can do without that held a value of the wrong
+    type and were dropped, each with the reason (``items.0.price``: ``Input should be a valid number…``;
+    never the value).
 
     Raises :class:`InvalidEvent` naming each field and reason when a field that cannot be dropped is
     unusable (``value``, ``currency``, ``id``, ``context.event_timestamp``, ...)."""
@@ -212,8 +213,7 @@ def read_event(data: Any) -> tuple[EventData, list[FieldError]]:
     items = cleaned.get("items")
     if isinstance(items, list):
         cleaned["items"] = [i for i in items if i is not None]
-    warnings = [FieldError(e.field, f"{e.reason}; dropped") for e in _field_errors(problems)]
-    return parse_event(cleaned).model_dump(exclude_unset=True), warnings
+    return parse_event(cleaned).model_dump(exclude_unset=True), _field_errors(problems)
 
 
 def _field_errors(problems: Any) -> list[FieldError]:

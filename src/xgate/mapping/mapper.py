@@ -32,6 +32,10 @@ from xgate.validation import (
 )
 
 _USER_AGENT_MAX = MAX_LENGTH["user_agent"]
+#: event fields that feed an identifier: dropped ones are named when no identifier is left
+_IDENTIFIER_FIELDS = frozenset(
+    {"user.email", "user.phone", "partners.twitter.twclid", "context.ip", "context.user_agent"}
+)
 
 #: override keys that feed the identifier pipeline instead of a body field
 IDENTIFIER_SOURCES = ("twclid", "email", "phone", "ip_address", "user_agent")
@@ -194,7 +198,7 @@ class _Plan:
         sources: _Sources,
         result: MappingResult,
         now: datetime,
-        event_warnings: list[str],
+        dropped: list[FieldError],
     ) -> None:
         routed, routing_error = self.routed_event_id(event)
         refusal = self.filter.refusal(event, routed is not None or routing_error is not None)
@@ -212,7 +216,13 @@ class _Plan:
         event_id = routed or self.filter.event_id(event_name)
         assert event_id is not None  # the filter refuses events without one
         errors: list[FieldError] = []
-        warnings: list[str] = list(event_warnings)
+        warnings: list[str] = []
+        unusable: list[FieldError] = []
+        for given in dropped:  # fields of the wrong type, dropped by read_event
+            if given.field in _IDENTIFIER_FIELDS:
+                unusable.append(given)
+            else:
+                warnings.append(f"{given.field}: {given.reason}; dropped")
         body = {**base, "event_id": event_id}
 
         src = sources
@@ -234,7 +244,6 @@ class _Plan:
 
         identifiers: list[dict[str, str]] = []
         signals: set[str] = set()
-        unusable: list[FieldError] = []
         if src.twclid:
             twclid = str(src.twclid).strip()
             if usable_twclid(twclid):
@@ -336,14 +345,13 @@ class Mapper:
     ) -> MappingResult:
         """Raises :class:`xgate.events.InvalidEvent` when ``event`` is not an event at all."""
         ev, dropped = read_event(event)
-        event_warnings = [f"{w.field}: {w.reason}" for w in dropped]
         now = now or datetime.now(UTC)
         received = received_at or now
         base = default_body(ev, received)
         sources = _sources(ev)
         result = MappingResult()
         for plan in self._plans:
-            plan.build(ev, base, sources, result, now, event_warnings)
+            plan.build(ev, base, sources, result, now, dropped)
         return result
 
 
