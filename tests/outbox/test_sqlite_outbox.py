@@ -83,7 +83,7 @@ def test_a_file_of_the_previous_release_is_upgraded_when_opened_and_keeps_its_ro
     stored = write_v1_file(path)
     box = SQLiteOutbox(path, node_id="node-a")
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     rows = {r.conversion_id: r for r in box.rows()}
     assert {c: (r.state, r.leased_by) for c, r in rows.items()} == {
         "c0": ("delivered", None),
@@ -128,7 +128,7 @@ def test_a_file_of_a_newer_release_is_refused_saying_what_to_run(tmp_path: Path)
     SQLiteOutbox(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(2\)"):
+    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(3\)"):
         SQLiteOutbox(path)
 
 
