@@ -298,7 +298,7 @@ def read_cell(raw: Any, column: Column, default_zone: str) -> Any:
     if raw is None:
         return None
     if not isinstance(raw, str):  # JSONL values arrive typed: only text is read further
-        if column.type == "json" or not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        if column.type == "json" or not isinstance(raw, int | float) or isinstance(raw, bool):
             return raw
         if column.type in ("decimal", "money", "integer") and column.values is None:
             return _typed_number(raw, column)
