@@ -195,13 +195,14 @@ def read_event(data: Any) -> tuple[EventData, list[FieldError]]:
 
     Raises :class:`InvalidEvent` naming each field and reason when a field that cannot be dropped is
     unusable (``value``, ``currency``, ``id``, ``context.event_timestamp``, ...)."""
-    if not isinstance(data, dict):
-        return parse_event(data).model_dump(exclude_unset=True), []
-    fast = read_well_formed(data)
-    if fast is not None:
-        return fast, []
     try:
-        return Event.model_validate(data).model_dump(exclude_unset=True), []
+        return event_data(data), []
+    except InvalidEvent:
+        if not isinstance(data, dict):
+            raise
+    try:  # the rare event with an error: read the model's errors by location
+        Event.model_validate(data)
+        problems: list[Any] = []
     except ValidationError as e:
         problems = e.errors()
     refused = [p for p in problems if not _droppable(tuple(p["loc"]))]
