@@ -17,8 +17,7 @@ from rich.text import Text
 
 from xgate.cli.listen import bind_or_exit, serve_on
 from xgate.cli.options import ConfigOption, load_config_or_exit
-from xgate.cli.output import console, fail
-from xgate.errors import OutboxReplaced, OutboxUnavailable
+from xgate.cli.output import console
 from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.runtime import build_flavour, tune_gc
 
@@ -58,7 +57,7 @@ def serve(
     import uvicorn
 
     from xgate.cli.output import fail
-    from xgate.errors import OutboxUnavailable
+    from xgate.errors import OutboxReplaced, OutboxUnavailable
     from xgate.gateway import build_gateway
     from xgate.observe.logs import configure_logging
 
