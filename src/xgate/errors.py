@@ -15,6 +15,8 @@
      │   │                          (ingest answers 503 + Retry-After; the dispatcher backs off)
      │   └─ OutboxSchemaMismatch    the stored schema is older or newer than this code; the message
      │                              says which command to run
+     ├─ OutboxReplaced              the outbox file is not the one this node used (truncated, deleted
+     │                              or replaced while stopped); starting needs --accept-new-outbox
      └─ OutboxNotFound              a read-only command opened an outbox that does not exist
 
 Classes whose callers have always caught ``ValueError`` (bad input: events, credentials, import files, the
@@ -42,6 +44,7 @@ __all__ = [
     "ImportFileError",
     "InvalidEvent",
     "OutboxNotFound",
+    "OutboxReplaced",
     "OutboxSchemaMismatch",
     "OutboxUnavailable",
     "SnippetError",
@@ -119,6 +122,12 @@ class OutboxUnavailable(XgateError):
 
 class OutboxSchemaMismatch(OutboxUnavailable):
     """The stored schema is older or newer than this code; the message says which command to run."""
+
+
+class OutboxReplaced(XgateError):
+    """The outbox found is not the one recorded beside it: its file was truncated, deleted or replaced
+    while xgate was stopped, and what it held is gone. Not retried: the operator decides (restore the
+    file, or accept the new outbox with ``--accept-new-outbox`` / ``[storage] accept_new_outbox``)."""
 
 
 class OutboxNotFound(XgateError):

@@ -5,6 +5,7 @@ Unknown properties are kept at every level so that a destination's field overrid
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
@@ -137,12 +138,91 @@ def parse_event(data: Any) -> Event:
     try:
         return Event.model_validate(data)
     except ValidationError as e:
-        errors = []
-        for err in e.errors():
-            path = ".".join(str(p) for p in err["loc"]) or "event"
-            reason = err["msg"].removeprefix("Value error, ")
-            errors.append(FieldError(path, reason))
-        raise InvalidEvent(errors) from None
+        raise InvalidEvent(_field_errors(e.errors())) from None
+
+
+#: event fields X can do without (by their path; ``items`` entries: by the path inside the entry): a value
+#: of the wrong type there is dropped with a warning instead of refusing the event (docs/events.md, "What
+#: xgate does with an unusable value"). ``value``, ``currency``, ``id``, the timestamp and consent are not
+#: among them: dropping those would change what the conversion says.
+_DROPPABLE: frozenset[tuple[str, ...]] = frozenset(
+    {
+        ("type",),
+        ("search_term",),
+        ("user", "id"),
+        ("user", "email"),
+        ("user", "phone"),
+        ("context", "ip"),
+        ("context", "user_agent"),
+        ("context", "page_url"),
+        ("partners", "twitter", "twclid"),
+    }
+)
+_DROPPABLE_IN_ITEM: frozenset[tuple[str, ...]] = frozenset(
+    {
+        (),
+        ("id",),
+        ("price",),
+        ("quantity",),
+        ("product",),
+        *(("product", key) for key in ("id", "name", "price", "group_id")),
+        *(("product", f"category_{n}") for n in range(1, 6)),
+    }
+)
+
+
+def _droppable(loc: tuple[int | str, ...]) -> bool:
+    if loc in _DROPPABLE:
+        return True
+    return len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int) and loc[2:] in _DROPPABLE_IN_ITEM
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Remove ``loc`` from ``data`` (an item of a list is marked None, then the list is compacted)."""
+    *parents, last = loc
+    for part in parents:
+        data = data[part]
+    if isinstance(data, list):
+        data[int(last)] = None
+    else:
+        data.pop(last, None)
+
+
+def read_event(data: Any) -> tuple[EventData, list[FieldError]]:
+    """``data`` as :data:`EventData`, and the fields X can do without that held a value of the wrong
+    type and were dropped, each with the reason (``items.0.price``: ``Input should be a valid number…``;
+    never the value).
+
+    Raises :class:`InvalidEvent` naming each field and reason when a field that cannot be dropped is
+    unusable (``value``, ``currency``, ``id``, ``context.event_timestamp``, ...)."""
+    try:
+        return event_data(data), []
+    except InvalidEvent:
+        if not isinstance(data, dict):
+            raise
+    try:  # the rare event with an error: read the model's errors by location
+        Event.model_validate(data)
+        problems: list[Any] = []
+    except ValidationError as e:
+        problems = e.errors()
+    refused = [p for p in problems if not _droppable(tuple(p["loc"]))]
+    if refused:
+        raise InvalidEvent(_field_errors(refused))
+    cleaned = copy.deepcopy(data)
+    for p in sorted(problems, key=lambda p: len(p["loc"]), reverse=True):
+        _drop(cleaned, tuple(p["loc"]))
+    items = cleaned.get("items")
+    if isinstance(items, list):
+        cleaned["items"] = [i for i in items if i is not None]
+    return parse_event(cleaned).model_dump(exclude_unset=True), _field_errors(problems)
+
+
+def _field_errors(problems: Any) -> list[FieldError]:
+    errors = []
+    for err in problems:
+        path = ".".join(str(p) for p in err["loc"]) or "event"
+        errors.append(FieldError(path, err["msg"].removeprefix("Value error, ")))
+    return errors
 
 
 def event_data(data: Any) -> EventData:
@@ -167,5 +247,6 @@ __all__ = [
     "get_path",
     "parse_event",
     "parse_timestamp",
+    "read_event",
     "read_well_formed",
 ]

@@ -3,7 +3,9 @@
 - e-mail: trim, lower-case, SHA-256, lower-case hex;
 - phone: E.164 (``+`` country code and number, parsed with ``phonenumbers``; numbers written without a
   country code are read in the configured default region), then SHA-256 of the E.164 text **with** the ``+``;
-- a value that already is a SHA-256 digest (64 hex characters) passes through, lower-cased.
+- a value that already is a SHA-256 digest (64 hex characters) passes through, lower-cased;
+- IP address: parsed by the stdlib ``ipaddress`` (a port and brackets stripped, an IPv4-mapped IPv6
+  address written as IPv4), sent in its canonical text.
 
 A value that cannot be used returns ``None``: the caller drops that identifier (with a warning that never
 quotes the value) and keeps the event.
@@ -12,6 +14,7 @@ quotes the value) and keeps the event.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from functools import lru_cache
 
@@ -111,3 +114,39 @@ def hash_phone(raw: str | None, default_region: str = "US") -> str | None:
         return value.lower()
     e164 = normalize_phone(value, default_region)
     return sha256_hex(e164) if e164 else None
+
+
+#: longer than any IPv6 address with brackets and a port: not an address
+_MAX_IP_TEXT = 64
+
+
+def normalize_ip(raw: str | None) -> str | None:
+    """``198.51.100.23:51234`` → ``198.51.100.23``; ``[2001:DB8::7334]:443`` → ``2001:db8::7334``;
+    ``::ffff:198.51.100.23`` → ``198.51.100.23``; None when absent or not an IP address (a host name,
+    an IPv6 address with a zone, a bad port)."""
+    if not raw or not isinstance(raw, str) or len(raw) > _MAX_IP_TEXT:
+        return None
+    return _normalize_ip(raw.strip())
+
+
+@lru_cache(maxsize=4096)
+def _normalize_ip(text: str) -> str | None:
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1 :]
+        if end < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:  # IPv4 with a port: IPv6 has at least two colons
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
+    if "%" in text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)

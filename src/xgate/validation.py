@@ -2,7 +2,15 @@
 
 Errors name the field as a path into X's body (``identifiers``, ``contents[1].content_price``) and the
 reason. String bounds are ours (X documents none): generous enough for real data, small enough to catch a
-field filled with the wrong thing.
+field filled with the wrong thing. Numbers are bounded the same way: X types amounts as doubles and counts
+as integers, and a value beyond :data:`MAX_AMOUNT` or :data:`MAX_COUNT` is a wrong field (an id, a phone
+number, cents read as units), never a sale; text X receives holds no control or invisible characters
+(``str.isprintable``: no NUL, no zero-width space).
+
+One policy for an unusable value (docs/events.md, "What xgate does with an unusable value"): a field X can
+do without is dropped with a warning and the conversion kept (:func:`drop_unusable`); what X requires, and
+what would change the conversion's meaning if dropped (its value, currency and dedup key), refuses it
+(:func:`validate_conversion`).
 """
 
 from __future__ import annotations
@@ -54,21 +62,140 @@ MAX_LENGTH = {
     "content_type": 500,
 }
 MAX_CONTENTS = 1000
+#: the largest amount (``value``, ``content_price``) passed to X: a trillion in any currency is no one
+#: conversion, and the bound keeps every amount an exact double and a 64-bit integer
+MAX_AMOUNT = 1_000_000_000_000
+#: the largest count (``number_items``, ``num_items``) passed to X (an integer in X's reference)
+MAX_COUNT = 1_000_000
+#: fields X can do without: an unusable one is dropped (:func:`drop_unusable`), not a reason to refuse
+DROPPABLE_TEXT = ("description", "search_string")
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+_AMOUNT_RULE = f"must be a number from 0 to {MAX_AMOUNT:,} (a larger one is a wrong field, not a sale)"
+_COUNT_RULE = f"must be an integer from 1 to {MAX_COUNT:,}"
+_INVISIBLE = "holds control or invisible characters (such as NUL, a line break or a zero-width space)"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def text_problem(v: Any, limit: int) -> str | None:
+    """Why ``v`` cannot be text X receives (at most ``limit`` characters), or None when it can."""
+    if not isinstance(v, str) or not v.strip():
+        return "must be non-empty text"
+    if len(v) > limit:
+        return f"longer than {limit} characters"
+    if not v.isprintable():
+        return _INVISIBLE
+    return None
 
 
 def _text(errors: list[FieldError], path: str, key: str, v: Any) -> None:
-    if not isinstance(v, str) or not v.strip():
-        errors.append(FieldError(path, "must be non-empty text"))
-    elif len(v) > MAX_LENGTH[key]:
-        errors.append(FieldError(path, f"longer than {MAX_LENGTH[key]} characters"))
+    problem = text_problem(v, MAX_LENGTH[key])
+    if problem is not None:
+        errors.append(FieldError(path, problem))
+
+
+def usable_amount(v: Any) -> bool:
+    """An amount X takes: an int or finite float from 0 to :data:`MAX_AMOUNT` (not a bool)."""
+    return (type(v) is int or (type(v) is float and math.isfinite(v))) and 0 <= v <= MAX_AMOUNT
+
+
+def usable_count(v: Any) -> bool:
+    """A count X takes: an int from 1 to :data:`MAX_COUNT` (not a bool)."""
+    return type(v) is int and 0 < v <= MAX_COUNT
+
+
+#: characters of a twclid besides ASCII letters and digits (X's format is undocumented: what its
+#: URLs and the pixel's cookie have carried, read as URL-safe text)
+_TWCLID_MARKS = str.maketrans("", "", "-_.~")
+
+
+def usable_twclid(v: Any) -> bool:
+    """A twclid as X generates it: 1 to 256 ASCII letters, digits and ``- _ . ~`` (two string calls,
+    not a regex: this runs per event)."""
+    return (
+        type(v) is str
+        and 0 < len(v) <= MAX_LENGTH["twclid"]
+        and v.isascii()
+        and v.translate(_TWCLID_MARKS).isalnum()
+    )
+
+
+def clean_text(v: Any, limit: int) -> tuple[str | None, str | None]:
+    """Free text made fit for X: (text, None) unchanged when it already is; (cleaned, note) with runs
+    of white space made one space and invisible characters removed; (None, reason) when nothing usable
+    is left or it is longer than ``limit``. Only met on the slow path (``isprintable`` failed)."""
+    if type(v) is not str:
+        return None, "must be text"
+    problem = text_problem(v, limit)
+    if problem is None:
+        return v, None
+    if problem != _INVISIBLE:
+        return None, problem
+    cleaned = "".join(ch for ch in " ".join(v.split()) if ch.isprintable())
+    if not cleaned.strip():
+        return None, _INVISIBLE
+    return cleaned, "control or invisible characters removed"
+
+
+def drop_unusable(body: dict[str, Any]) -> list[str]:
+    """Drop from ``body`` (in place; ``contents`` is replaced, never changed, as the mapper shares it
+    between destinations) every field X can do without that holds an unusable value; one warning
+    per field, naming it and why (never the value). Free text with invisible characters is cleaned.
+
+    Fields X can do without: ``description``, ``search_string``, ``number_items`` and every field of a
+    ``contents`` entry (an entry left empty goes too). Identifiers are the mapper's (each is dropped
+    there); the rest stays for :func:`validate_conversion` to refuse."""
+    warnings: list[str] = []
+    for key in DROPPABLE_TEXT:
+        if key in body:
+            text, note = clean_text(body[key], MAX_LENGTH[key])
+            if text is None:
+                del body[key]
+                warnings.append(f"{key}: {note}; dropped")
+            elif note is not None:
+                body[key] = text
+                warnings.append(f"{key}: {note}")
+    if "number_items" in body and not usable_count(body["number_items"]):
+        del body["number_items"]
+        warnings.append(f"number_items: {_COUNT_RULE}; dropped")
+    contents = body.get("contents")
+    if type(contents) is list:
+        kept: list[Any] = []
+        for i, content in enumerate(contents):
+            if type(content) is not dict:
+                kept.append(content)
+                continue
+            fixed: dict[str, Any] = {}
+            for key, value in content.items():
+                path = f"contents[{i}].{key}"
+                if key == "content_price":
+                    if usable_amount(value):
+                        fixed[key] = value
+                    else:
+                        warnings.append(f"{path}: {_AMOUNT_RULE}; dropped")
+                elif key == "num_items":
+                    if usable_count(value):
+                        fixed[key] = value
+                    else:
+                        warnings.append(f"{path}: {_COUNT_RULE}; dropped")
+                elif key in CONTENT_KEYS:
+                    text, note = clean_text(value, MAX_LENGTH[key])
+                    if text is None:
+                        warnings.append(f"{path}: {note}; dropped")
+                    else:
+                        fixed[key] = text
+                        if note is not None:
+                            warnings.append(f"{path}: {note}")
+                else:
+                    fixed[key] = value
+            if fixed:
+                kept.append(fixed)
+        if kept:
+            body["contents"] = kept[:MAX_CONTENTS]
+            if len(kept) > MAX_CONTENTS:
+                warnings.append(f"contents: more than {MAX_CONTENTS} items; the rest dropped")
+        else:
+            del body["contents"]
+    return warnings
 
 
 def parse_conversion_time(value: str) -> datetime | None:
@@ -122,13 +249,13 @@ def validate_conversion(
 
     _identifiers(errors, body.get("identifiers"))
 
-    if "value" in body and not (_is_number(body["value"]) and body["value"] >= 0):
-        errors.append(FieldError("value", "must be a finite number ≥ 0"))
+    if "value" in body and not usable_amount(body["value"]):
+        errors.append(FieldError("value", _AMOUNT_RULE))
     currency = body.get("price_currency")
     if currency is not None and (not isinstance(currency, str) or currency not in CURRENCIES):
         errors.append(FieldError("price_currency", f"{excerpt(currency)} is not an ISO 4217 currency code"))
-    if "number_items" in body and not (_is_int(body["number_items"]) and body["number_items"] > 0):
-        errors.append(FieldError("number_items", "must be an integer > 0"))
+    if "number_items" in body and not usable_count(body["number_items"]):
+        errors.append(FieldError("number_items", _COUNT_RULE))
     for key in ("conversion_id", "description", "search_string"):
         if key in body:
             _text(errors, key, key, body[key])
@@ -137,15 +264,8 @@ def validate_conversion(
     return errors
 
 
-def _amount(v: Any) -> bool:
-    return (type(v) is int or (type(v) is float and math.isfinite(v))) and v >= 0
-
-
 def _short_text(v: Any, limit: int) -> bool:
-    return type(v) is str and 0 < len(v) <= limit and not v.isspace()
-
-
-_TWCLID_MAX = MAX_LENGTH["twclid"]
+    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
 
 
 def _sha256_hex(v: Any) -> bool:
@@ -186,7 +306,7 @@ def _plainly_valid(
                     return False
                 matchable = True
             elif key == "twclid":
-                if not _short_text(value, _TWCLID_MAX):
+                if not usable_twclid(value):
                     return False
                 matchable = True
             elif key in IDENTIFIER_KEYS:
@@ -196,15 +316,13 @@ def _plainly_valid(
                 return False
     if not matchable:
         return False
-    if "value" in body and not _amount(body["value"]):
+    if "value" in body and not usable_amount(body["value"]):
         return False
     currency = body.get("price_currency")
     if currency is not None and (type(currency) is not str or currency not in CURRENCIES):
         return False
-    if "number_items" in body:
-        n = body["number_items"]
-        if type(n) is not int or n <= 0:
-            return False
+    if "number_items" in body and not usable_count(body["number_items"]):
+        return False
     for key in ("conversion_id", "description", "search_string"):
         if key in body and not _short_text(body[key], MAX_LENGTH[key]):
             return False
@@ -217,10 +335,10 @@ def _plainly_valid(
                 return False
             for key, value in content.items():
                 if key == "content_price":
-                    if not _amount(value):
+                    if not usable_amount(value):
                         return False
                 elif key == "num_items":
-                    if type(value) is not int or value <= 0:
+                    if not usable_count(value):
                         return False
                 elif key not in CONTENT_KEYS or not _short_text(value, MAX_LENGTH[key]):
                     return False
@@ -245,9 +363,15 @@ def _identifiers(errors: list[FieldError], identifiers: Any) -> None:
                     errors.append(FieldError(f"{path}.{key}", "must be a SHA-256 hash (64 lower-case hex)"))
                 else:
                     matchable = True
+            elif key == "twclid":
+                if usable_twclid(value):
+                    matchable = True
+                else:
+                    errors.append(
+                        FieldError(f"{path}.twclid", "must be 1 to 256 ASCII letters, digits and - _ . ~")
+                    )
             else:
                 _text(errors, f"{path}.{key}", key, value)
-                matchable = matchable or key == "twclid"
     if not matchable:
         errors.append(
             FieldError(
@@ -273,10 +397,10 @@ def _contents(errors: list[FieldError], contents: Any) -> None:
             if key not in CONTENT_KEYS:
                 errors.append(FieldError(f"{path}.{key}", "not a content field"))
             elif key == "content_price":
-                if not (_is_number(value) and value >= 0):
-                    errors.append(FieldError(f"{path}.content_price", "must be a finite number ≥ 0"))
+                if not usable_amount(value):
+                    errors.append(FieldError(f"{path}.content_price", _AMOUNT_RULE))
             elif key == "num_items":
-                if not (_is_int(value) and value > 0):
-                    errors.append(FieldError(f"{path}.num_items", "must be an integer > 0"))
+                if not usable_count(value):
+                    errors.append(FieldError(f"{path}.num_items", _COUNT_RULE))
             else:
                 _text(errors, f"{path}.{key}", key, value)

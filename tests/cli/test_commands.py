@@ -48,6 +48,25 @@ def test_map_an_invalid_event_exits_1_naming_the_fields(tmp_path: Path) -> None:
     assert "value" in result.output
 
 
+def test_map_calls_a_value_of_1e20_invalid_and_warns_of_a_dropped_item_price(tmp_path: Path) -> None:
+    purchase = json.loads(PURCHASE.read_text())
+    events = tmp_path / "events.json"
+    events.write_text(
+        json.dumps(
+            [
+                {**purchase, "value": 1e20},
+                {**purchase, "items": [{"id": "sku-1", "price": "price on request"}]},
+            ]
+        )
+    )
+    result = runner.invoke(app, ["map", str(events), "--config", str(EXAMPLE_CONFIG)], env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    problems = result.output.split("error: invalid events", 1)[1]
+    assert "event 0 → x-main: value: must be a number from 0 to 1,000,000,000,000" in problems
+    assert "event 1" not in problems  # its unusable item price is a warning: the conversion is kept
+    assert "event 1 → x-main: items.0.price" in result.output
+
+
 def test_map_refuses_text_that_is_not_json(tmp_path: Path) -> None:
     event = tmp_path / "bad.json"
     event.write_text("{nope")

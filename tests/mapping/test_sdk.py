@@ -51,7 +51,8 @@ def test_an_event_x_would_refuse_raises_naming_the_field(sandbox: RunningSandbox
     ) as x:
         with pytest.raises(ConversionRejected) as e:
             x.send(Event(event_name="purchase", user=User(phone="12")))
-        assert [err.field for err in e.value.errors] == ["identifiers"]
+        # the refusal names the identifier that was given and why it could not be used
+        assert [err.field for err in e.value.errors] == ["identifiers", "user.phone"]
         with pytest.raises(ConversionRejected, match="no X event"):
             x.map(Event(event_name="page_view", user=User(email="a@example.com")))
     assert sandbox.conversions() == []

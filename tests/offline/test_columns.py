@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,35 @@ def test_money_reads_the_amount_and_its_currency(raw: str, expected: tuple[float
 def test_money_that_is_not_money_is_refused(raw: str) -> None:
     with pytest.raises(CellError):
         cell(raw, type="money", decimal=",")
+
+
+@pytest.mark.parametrize(
+    ("raw", "decimal", "why"),
+    [
+        ("12.50", ",", "is the decimal separator '.'?"),  # not 1250.0
+        ("$1,234.50", ",", "only digits may follow the decimal separator ','"),  # not 1.2345
+        ("12,50", ".", "is the decimal separator ','?"),  # not 1250.0
+        ("1,2345.00", ".", "not groups of three digits"),
+        ("+44 20 7946 0958", ",", "a phone number?"),  # not 442079460958
+        ("+442079460958", ".", "a phone number?"),
+        ("44 20 7946 0958", ",", "not groups of three digits"),
+        ("1.234 567,00", ",", "mixes the thousands separators"),
+        ("1e20", ".", "not an amount"),
+        ("20000000000000", ".", "implausible amount"),
+    ],
+)
+def test_money_read_two_ways_or_implausible_is_refused_never_guessed(
+    raw: str, decimal: str, why: str
+) -> None:
+    with pytest.raises(CellError, match=re.escape(why)):
+        cell(raw, type="money", decimal=decimal)
+
+
+def test_typed_jsonl_numbers_are_not_reread_with_the_columns_separators() -> None:
+    assert cell(12.5, type="money", decimal=",") == (12.5, None)
+    assert cell(3, type="integer", decimal=",") == 3
+    with pytest.raises(CellError, match="implausible"):
+        cell(1e20, type="money")
 
 
 def test_dates_try_each_format_in_order_and_naive_ones_take_the_zone() -> None:

@@ -48,6 +48,22 @@ def test_a_valid_request_passes() -> None:
         ({"price_currency": "EURO"}, "Invalid price_currency: EURO"),
         ({"contents": [{"content_price": "5"}]}, "Invalid type for content_price"),
         ({"color": "red"}, "Unknown parameter color"),
+        # what X's parser answers 400 for beyond its documented messages (issue 15)
+        ({"value": 10**20}, "Invalid type for value"),
+        ({"number_items": 2**64}, "Invalid type for number_items"),
+        ({"contents": [{"num_items": -(2**63) - 1}]}, "Invalid type for num_items"),
+        ({"description": "gift\x00card"}, "Invalid type for description"),
+        ({"conversion_id": "ord\n1"}, "Invalid type for conversion_id"),
+        (
+            {"identifiers": [{"twclid": "abc"}, {"ip_address": "198.51.100.23:51234"}]},
+            "Invalid ip_address: 198.51.100.23:51234",
+        ),
+        (
+            {"identifiers": [{"twclid": "abc"}, {"ip_address": "[2001:db8::7334]:443"}]},
+            "Invalid ip_address: [2001:db8::7334]:443",
+        ),
+        ({"identifiers": [{"twclid": "abc"}, {"user_agent": "UA\x07"}]}, "Invalid user_agent"),
+        ({"identifiers": [{"twclid": "a b"}]}, "Invalid twclid"),
     ],
 )
 def test_each_rule(changes: dict[str, Any], message: str) -> None:

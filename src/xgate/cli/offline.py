@@ -62,6 +62,17 @@ def _summary_table(summary_json: dict[str, object]) -> Table:
     return table
 
 
+def _samples_table(samples: dict[str, list[tuple[str, str]]]) -> Table:
+    table = Table(title="How the mapping reads money and date columns (a sample)", title_justify="left")
+    table.add_column("column")
+    table.add_column("cell")
+    table.add_column("read as", justify="right")
+    for column, pairs in samples.items():
+        for cell, read in pairs or [("(no cell read)", "")]:
+            table.add_row(Text(column), Text(cell), Text(read))
+    return table
+
+
 def import_file(
     file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file, optionally gzipped")],
     mapping_path: Annotated[
@@ -72,7 +83,13 @@ def import_file(
     report: Annotated[
         Path | None, typer.Option(help="report file: row, outcome, field, reason (default: beside the state)")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="map and validate only; queue nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="map and validate only, and show how money and date cells are read; queue nothing",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no table")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     restart: Annotated[
@@ -140,6 +157,8 @@ def import_file(
         if summary.resumed_from:
             console.print(f"resumed after row {summary.resumed_from:,} (an earlier run was interrupted)")
         console.print(_summary_table(result))
+        if dry_run and summary.samples:
+            console.print(_samples_table(summary.samples))
         console.print(f"report: {escape(str(summary.report))}", style="dim")
         if dry_run:
             note("dry run: nothing was queued")

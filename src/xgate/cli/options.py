@@ -20,7 +20,7 @@ import typer
 
 from xgate.cli.output import fail
 from xgate.config import CONFIG_ENV, Config, ConfigError, load_config, resolve_config_path
-from xgate.errors import OutboxNotFound, OutboxUnavailable
+from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxUnavailable
 from xgate.outbox import Outbox, node_id_for, open_outbox
 
 ConfigOption = Annotated[
@@ -68,5 +68,5 @@ def outbox_or_exit(config: Config, *, create: bool = False, role: str = "") -> O
         )
     except OutboxNotFound as e:
         fail(str(e), ["is this the configuration the gateway runs with? (--config / XGATE_CONFIG)"])
-    except OutboxUnavailable as e:
+    except (OutboxUnavailable, OutboxReplaced) as e:
         fail(str(e))

@@ -54,16 +54,27 @@ def serve(
         bool, typer.Option("--no-dispatch", help="collect only; another process delivers")
     ] = False,
     log_level: Annotated[LogLevel, typer.Option(help="the least severe records logged")] = LogLevel.info,
+    accept_new_outbox: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-outbox",
+            help="start on an outbox that is not the one recorded beside it (truncated, deleted or "
+            "replaced while stopped) and record it",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully)."""
     import uvicorn
 
     from xgate.cli.output import fail
-    from xgate.errors import OutboxUnavailable
+    from xgate.errors import OutboxReplaced, OutboxUnavailable
     from xgate.gateway import build_gateway
     from xgate.observe.logs import configure_logging
 
     config = load_config_or_exit(config_path)
+    if accept_new_outbox:
+        storage = config.storage.model_copy(update={"accept_new_outbox": True})
+        config = config.model_copy(update={"storage": storage})
     host = host or config.server.host
     port = port or config.server.port
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
@@ -75,7 +86,7 @@ def serve(
     fit_open_files(config.server.max_connections)
     try:
         gateway = build_gateway(config, dispatch=not no_dispatch)
-    except OutboxUnavailable as e:  # the store is unreachable, or holds a schema of another version
+    except (OutboxReplaced, OutboxUnavailable) as e:  # unreachable, another schema version, replaced
         fail(str(e))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
     # no-op so a graceful stop exits 0 (as process managers expect)

@@ -29,7 +29,7 @@ class EventReport:
     """What became of one event of a request (a plain class: mypyc compiles its ``__init__``, not a
     dataclass's, and one is made per event)."""
 
-    __slots__ = ("conversions", "errors", "event_name", "index", "skipped", "status", "twclid")
+    __slots__ = ("conversions", "errors", "event_name", "index", "skipped", "status", "twclid", "warnings")
 
     def __init__(
         self,
@@ -46,6 +46,8 @@ class EventReport:
         self.conversions: list[dict[str, str]] = []
         self.skipped: dict[str, str] = {}
         self.errors: list[dict[str, str]] = errors if errors is not None else []
+        #: what was dropped or cleaned, per the policy for unusable values (never a value)
+        self.warnings: list[str] = []
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": self.status}
@@ -55,6 +57,8 @@ class EventReport:
             out["skipped"] = self.skipped
         if self.errors:
             out["errors"] = self.errors
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 
@@ -157,6 +161,10 @@ class Ingest:
             c.source = source
         if result.conversions:
             report.status = "accepted"  # settled by the enqueue outcome
+            for c in result.conversions:
+                for warning in c.warnings:
+                    if warning not in report.warnings:
+                        report.warnings.append(warning)
             twclid = get_path(event, "partners.twitter.twclid")
             report.twclid = clean_twclid(twclid) if isinstance(twclid, str) else None
         elif not result.rejections:

@@ -28,6 +28,11 @@ class EventResult(BaseModel):
     conversions: list[ConversionResult] | None = None
     skipped: dict[str, str] | None = None
     errors: list[ErrorItem] | None = None
+    warnings: list[str] | None = Field(
+        default=None,
+        description="fields X can do without that held an unusable value and were dropped (or cleaned), "
+        "each with the reason; the conversion was kept",
+    )
 
 
 class IngestAnswer(BaseModel):

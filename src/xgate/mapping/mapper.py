@@ -4,6 +4,10 @@ Order per destination: filter → consent → prebuilt mapping (shared/events/RE
 → personal data out of the clear-text fields (:mod:`xgate.mapping.privacy`) → normalize + hash identifiers →
 validate by X's rules. The destination-independent part is computed once
 per event and shared.
+
+An unusable value of a field X can do without is dropped with a warning and the conversion kept (an
+identifier here, the others by :func:`xgate.validation.drop_unusable`); only what X requires refuses the
+event. When no identifier is left, the refusal names each one that was given and why it was unusable.
 """
 
 from __future__ import annotations
@@ -15,12 +19,25 @@ from typing import Any
 from xgate.config import Config, Destination, event_id_pixel
 from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
 from xgate.event_reader import EventData, format_x_time
-from xgate.events import Event, event_data
-from xgate.identifiers import hash_email, hash_phone
+from xgate.events import Event, read_event
+from xgate.identifiers import hash_email, hash_phone, normalize_ip
 from xgate.mapping.filters import ConsentRule, EventFilter
 from xgate.mapping.overrides import resolve
 from xgate.mapping.privacy import personal_kind, remove_personal_text
-from xgate.validation import EVENT_ID, validate_conversion
+from xgate.validation import (
+    EVENT_ID,
+    MAX_LENGTH,
+    drop_unusable,
+    text_problem,
+    usable_twclid,
+    validate_conversion,
+)
+
+_USER_AGENT_MAX = MAX_LENGTH["user_agent"]
+#: event fields that feed an identifier: dropped ones are named when no identifier is left
+_IDENTIFIER_FIELDS = frozenset(
+    {"user.email", "user.phone", "partners.twitter.twclid", "context.ip", "context.user_agent"}
+)
 
 #: override keys that feed the identifier pipeline instead of a body field
 IDENTIFIER_SOURCES = ("twclid", "email", "phone", "ip_address", "user_agent")
@@ -177,7 +194,13 @@ class _Plan:
         return value, None
 
     def build(
-        self, event: EventData, base: dict[str, Any], sources: _Sources, result: MappingResult, now: datetime
+        self,
+        event: EventData,
+        base: dict[str, Any],
+        sources: _Sources,
+        result: MappingResult,
+        now: datetime,
+        dropped: list[FieldError],
     ) -> None:
         routed, routing_error = self.routed_event_id(event)
         refusal = self.filter.refusal(event, routed is not None or routing_error is not None)
@@ -196,6 +219,12 @@ class _Plan:
         assert event_id is not None  # the filter refuses events without one
         errors: list[FieldError] = []
         warnings: list[str] = []
+        unusable: list[FieldError] = []
+        for given in dropped:  # fields of the wrong type, dropped by read_event
+            if given.field in _IDENTIFIER_FIELDS:
+                unusable.append(given)
+            else:
+                warnings.append(f"{given.field}: {given.reason}; dropped")
         body = {**base, "event_id": event_id}
 
         src = sources
@@ -225,34 +254,57 @@ class _Plan:
             twclid = str(src.twclid).strip()
             kind = personal_kind(twclid)
             if kind:
-                warnings.append(f"twclid: holds {kind}, which X would receive in clear; identifier dropped")
-            else:
+                unusable.append(
+                    FieldError("partners.twitter.twclid", f"holds {kind}, which X would receive in clear")
+                )
+            elif usable_twclid(twclid):
                 identifiers.append({"twclid": twclid})
                 signals.add("twclid")
+            else:
+                unusable.append(
+                    FieldError(
+                        "partners.twitter.twclid",
+                        "not a click id as X generates it (1 to 256 ASCII letters, digits and - _ . ~)",
+                    )
+                )
         if src.email:
             hashed = hash_email(str(src.email))
             if hashed:
                 identifiers.append({"hashed_email": hashed})
                 signals.add("email")
             else:
-                warnings.append("user.email: not a usable e-mail address; identifier dropped")
+                unusable.append(FieldError("user.email", "not a usable e-mail address"))
         if src.phone:
             hashed = hash_phone(str(src.phone), self.region)
             if hashed:
                 identifiers.append({"hashed_phone_number": hashed})
                 signals.add("phone")
             else:
-                warnings.append("user.phone: not a possible phone number; identifier dropped")
+                unusable.append(FieldError("user.phone", "not a possible phone number"))
         restricted = action == "restricted"
         if not restricted and (src.ip_address or src.user_agent):
-            network = {}
+            network: dict[str, str] = {}
             if src.ip_address:
-                network["ip_address"] = str(src.ip_address).strip()
+                ip = normalize_ip(str(src.ip_address))
+                if ip:
+                    network["ip_address"] = ip
+                else:
+                    unusable.append(FieldError("context.ip", "not an IP address"))
             if src.user_agent:
-                network["user_agent"] = str(src.user_agent).strip()
-            identifiers.append(network)
+                user_agent = str(src.user_agent).strip()
+                problem = text_problem(user_agent, _USER_AGENT_MAX)
+                if problem:
+                    unusable.append(FieldError("context.user_agent", problem))
+                elif src.ip_address and not network:
+                    unusable.append(FieldError("context.user_agent", "left without its unusable IP address"))
+                else:
+                    network["user_agent"] = user_agent
+            if network:
+                identifiers.append(network)
             if len(network) == 2:
                 signals.add("ip_ua")
+        for given in unusable:
+            warnings.append(f"{given.field}: {given.reason}; identifier dropped")
         body["identifiers"] = identifiers
         if restricted:
             if "contents" in body:
@@ -263,7 +315,13 @@ class _Plan:
         if "conversion_id" not in body:
             body["conversion_id"] = stable_conversion_id(event_name, body["conversion_time"], identifiers)
 
-        errors.extend(validate_conversion(body, self.settings, now=now, allowed_extra=self.allowed_extra))
+        problems = validate_conversion(body, self.settings, now=now, allowed_extra=self.allowed_extra)
+        if problems:  # the slow path: drop what X can do without, then ask again
+            warnings.extend(drop_unusable(body))
+            problems = validate_conversion(body, self.settings, now=now, allowed_extra=self.allowed_extra)
+            if unusable and any(p.field == "identifiers" for p in problems):
+                problems.extend(unusable)  # name each identifier given and why it could not be used
+            errors.extend(problems)
         if errors:
             result.rejections.append(Rejection(self.name, tuple(errors)))
             return
@@ -297,14 +355,14 @@ class Mapper:
         now: datetime | None = None,
     ) -> MappingResult:
         """Raises :class:`xgate.events.InvalidEvent` when ``event`` is not an event at all."""
-        ev = event_data(event)
+        ev, dropped = read_event(event)
         now = now or datetime.now(UTC)
         received = received_at or now
         base = default_body(ev, received)
         sources = _sources(ev)
         result = MappingResult()
         for plan in self._plans:
-            plan.build(ev, base, sources, result, now)
+            plan.build(ev, base, sources, result, now, dropped)
         return result
 
 

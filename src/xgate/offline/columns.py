@@ -8,6 +8,7 @@ mistake by its TOML path, like ``xgate config check``.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from xgate.config import ConfigError, ConfigProblem, config_problems, phone_region
 from xgate.errors import CellError as CellError
+from xgate.validation import MAX_AMOUNT
 
 CellType = Literal["text", "decimal", "integer", "money", "datetime", "list", "json"]
 
@@ -179,23 +181,49 @@ def load_column_mapping(path: str | Path) -> ColumnMapping:
 
 
 # -- reading cells ------------------------------------------------------------------------------------
-def _number_text(text: str, column: Column) -> str:
-    thousands = column.thousands
-    if thousands is None:
-        thousands = ". '\u00a0\u202f" if column.decimal == "," else ", '\u00a0\u202f"
-    for sep in thousands:
-        text = text.replace(sep, "")
-    return text.replace(",", ".") if column.decimal == "," else text
+_DIGITS = frozenset("0123456789")
+
+
+def _thousands(column: Column) -> str:
+    if column.thousands is not None:
+        return column.thousands
+    return ". '\u00a0\u202f" if column.decimal == "," else ", '\u00a0\u202f"
+
+
+def _strict_number(text: str, column: Column) -> Decimal:
+    """A number written with the column's separators, refused when it could be read two ways: a
+    thousands separator must sit between groups of three digits, and only digits follow the decimal
+    separator. So ``12.50`` in a column whose decimal separator is ``,`` is refused (not read as 1250),
+    as is ``$1,234.50`` (not 1.2345) and ``+44 20 7946 0958`` (not 442079460958)."""
+    decimal, thousands = column.decimal, _thousands(column)
+    other = "." if decimal == "," else ","
+    sign = ""
+    if text[:1] in ("-", "+"):
+        sign, text = text[0], text[1:]
+    whole, _, fraction = text.partition(decimal)
+    if fraction and not set(fraction) <= _DIGITS:
+        raise CellError(
+            f"only digits may follow the decimal separator {decimal!r} (is the decimal separator {other!r}?)"
+        )
+    marks = {ch for ch in whole if ch not in _DIGITS}
+    if marks - set(thousands) or not (whole or fraction) or whole[:1] in marks:
+        raise CellError(f"not a number (decimal separator {decimal!r})")
+    if len(marks) > 1:
+        raise CellError(f"mixes the thousands separators {''.join(sorted(marks))!r}")
+    if marks:
+        (mark,) = marks
+        groups = whole.split(mark)
+        if not (len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])):
+            raise CellError(
+                f"{mark!r} separates thousands here, but not groups of three digits"
+                + (f" (is the decimal separator {mark!r}?)" if mark == other else "")
+            )
+        whole = whole.replace(mark, "")
+    return Decimal(f"{sign}{whole or '0'}.{fraction or '0'}")
 
 
 def read_decimal(text: str, column: Column) -> float:
-    try:
-        number = Decimal(_number_text(text, column))
-    except InvalidOperation:
-        raise CellError(f"not a number (decimal separator {column.decimal!r})") from None
-    if not number.is_finite():
-        raise CellError("not a finite number")
-    return float(number)
+    return float(_strict_number(text, column))
 
 
 def read_integer(text: str, column: Column) -> int:
@@ -205,11 +233,21 @@ def read_integer(text: str, column: Column) -> int:
     return int(number)
 
 
+def _plausible_amount(amount: float) -> float:
+    if not amount <= MAX_AMOUNT:
+        raise CellError(f"an implausible amount (over {MAX_AMOUNT:,}): a wrong column?")
+    return amount
+
+
 def read_money(text: str, column: Column) -> tuple[float, str | None]:
-    """``€1.234,50`` / ``1,234.50 USD`` / ``12.5`` → (amount, ISO currency or None)."""
+    """``€1.234,50`` / ``1,234.50 USD`` / ``12.5`` → (amount, ISO currency or None). Refused: a cell
+    the column's separators read two ways (see :func:`_strict_number`), a leading ``+`` (a phone number),
+    an amount over :data:`~xgate.validation.MAX_AMOUNT`."""
     m = _MONEY.match(text)
     if not m:
         raise CellError("not an amount such as 12.50, €12,50 or 12.50 EUR")
+    if m["amount"].startswith("+"):
+        raise CellError("an amount is not written with a leading + (a phone number?)")
     marks = (m["pre"].strip() + m["post"].strip()).strip()
     currency: str | None = None
     if marks:
@@ -218,7 +256,20 @@ def read_money(text: str, column: Column) -> tuple[float, str | None]:
         )
         if currency is None:
             raise CellError(f"unknown currency mark {marks!r}")
-    return read_decimal(m["amount"], column), currency
+    return _plausible_amount(read_decimal(m["amount"], column)), currency
+
+
+def _typed_number(number: float, column: Column) -> Any:
+    """A JSON number of a JSONL line: already a number, whatever the column's separators say."""
+    if isinstance(number, float) and not math.isfinite(number):
+        raise CellError("not a finite number")
+    if column.type == "integer":
+        if number != int(number):
+            raise CellError("not a whole number")
+        return int(number)
+    if column.type == "money":
+        return _plausible_amount(float(number)), None
+    return float(number)
 
 
 def read_datetime(text: str, column: Column, default_zone: str) -> int:
@@ -247,8 +298,10 @@ def read_cell(raw: Any, column: Column, default_zone: str) -> Any:
     if raw is None:
         return None
     if not isinstance(raw, str):  # JSONL values arrive typed: only text is read further
-        if column.type == "json" or not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        if column.type == "json" or not isinstance(raw, int | float) or isinstance(raw, bool):
             return raw
+        if column.type in ("decimal", "money", "integer") and column.values is None:
+            return _typed_number(raw, column)
         raw = str(raw)
     text = raw.strip()
     if not text:

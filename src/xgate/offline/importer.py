@@ -46,6 +46,8 @@ class ImportSummary:
     dry_run: bool = False
     report: str | None = None
     seconds: float = 0.0
+    #: a dry run: per money and date column, a few cells and how they were read
+    samples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def outcome_names(self) -> tuple[Outcome, ...]:
         """A dry run validates (valid); a real import queues (queued or duplicate)."""
@@ -57,6 +59,7 @@ class ImportSummary:
         return self.coverage[signal] / self.rows if self.rows else 0.0
 
     def as_json(self) -> dict[str, Any]:
+        samples = {k: [list(p) for p in v] for k, v in self.samples.items()}
         return {
             "file": self.file,
             "rows": self.rows,
@@ -67,6 +70,7 @@ class ImportSummary:
             "report": self.report,
             "seconds": round(self.seconds, 2),
             "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
+            **({"samples": samples} if self.dry_run else {}),
         }
 
 
@@ -156,7 +160,7 @@ class Importer:
         with reader:
             if reader.header is not None and not self.mapping.columns:
                 raise FileError(f"{path.name}: a CSV file needs a column mapping (--mapping)")
-            rows_mapper = RowMapper(self.mapping, reader.header)
+            rows_mapper = RowMapper(self.mapping, reader.header, sample=dry_run)
             if reader.header is not None:
                 missing = rows_mapper.missing_columns(reader.header)
                 if missing:
@@ -192,6 +196,7 @@ class Importer:
                 resumed_from=checkpoint.rows_done,
                 dry_run=dry_run,
                 report=str(report_path),
+                samples=rows_mapper.samples,
             )
             report = Report(report_path, resume_at)
             started = time.perf_counter()

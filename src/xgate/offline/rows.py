@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,11 +25,35 @@ def set_path(event: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-class RowMapper:
-    """Reads rows into events: cells parsed per column, constants added, a stable id when none is mapped."""
+#: parsed values kept per money and date column for a dry run to show
+SAMPLES_PER_COLUMN = 5
 
-    def __init__(self, mapping: ColumnMapping, header: list[str] | None) -> None:
+
+def _shown(value: Any, kind: str) -> str:
+    """A parsed cell as a dry run shows it: an amount with its currency, a date in UTC."""
+    if kind == "money":
+        amount, currency = value
+        return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+class RowMapper:
+    """Reads rows into events: cells parsed per column, constants added, a stable id when none is mapped.
+
+    ``sample``: keep the first few distinct (cell, parsed value) pairs of each money and date column
+    (:attr:`samples`), for a dry run to show how the mapping reads the file."""
+
+    def __init__(self, mapping: ColumnMapping, header: list[str] | None, *, sample: bool = False) -> None:
         self.mapping = mapping
+        self.samples: dict[str, list[tuple[str, str]]] = (
+            {
+                name: []
+                for name, column in mapping.columns.items()
+                if column.type in ("money", "datetime") and not column.personal
+            }
+            if sample
+            else {}
+        )
         self._columns = list(mapping.columns.items())
         self._identity = mapping.identity_columns() if mapping.id_column is None else []
         self._raw_events = not mapping.columns  # JSONL lines that already are events
@@ -59,6 +84,11 @@ class RowMapper:
                 if column.required:
                     errors.append(FieldError(name, "required, but the cell is empty"))
                 continue
+            kept = self.samples.get(name)
+            if kept is not None and len(kept) < SAMPLES_PER_COLUMN:
+                pair = (str(self._cell(data, name)).strip()[:40], _shown(value, column.type))
+                if pair not in kept:
+                    kept.append(pair)
             if column.type == "money":
                 amount, currency = value
                 set_path(event, column.to, amount)

@@ -27,6 +27,16 @@ SELECT`` over the settled ids (``json_each``) and one upsert of ``minute_counts`
 event; enqueue adds one upsert per destination and X event. Measured on 100-row calls (tmpfs, 2 cores):
 ``mark_delivered`` 1.1-1.5 ms before, 1.5-1.6 ms after; ``enqueue`` 2.4-3.0 ms before, 2.7-2.9 ms after.
 
+Every wait on storage is bounded by ``[storage] write_timeout_seconds``: the thread lock is taken with a
+timeout, ``flock`` is polled (``LOCK_NB``), and SQLite's ``busy_timeout`` is what is left; then
+:class:`~xgate.errors.OutboxUnavailable` names the holder (``pid 123 (xgate)`` from ``/proc/locks``), so a
+suspended ``xgate import`` costs ingest a 503 with Retry-After, not a request that never ends.
+
+Identity: a new file gets a random outbox id (table ``outbox_meta``), also written beside it in
+``<db>.id``. A file that no longer holds that id (truncated to zero, deleted, replaced while xgate was
+stopped) raises :class:`~xgate.errors.OutboxReplaced` instead of silently starting empty, unless
+``[storage] accept_new_outbox`` (``xgate serve --accept-new-outbox``) says to record the new one.
+
 Schema: ``PRAGMA user_version`` says which version a file holds; opening an older file upgrades it in one
 write transaction (an xgate of the previous version still works on the upgraded file), a newer one raises
 :class:`~xgate.errors.OutboxSchemaMismatch`. Every ``sqlite3`` and ``OSError`` is raised as
@@ -51,7 +61,7 @@ import orjson
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
+from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox.base import (
     TIMELINE_DAYS,
     AttemptOutcome,
@@ -180,12 +190,14 @@ _HISTORY = (
         PRIMARY KEY (minute, destination, event_id)
     ) WITHOUT ROWID""",
 )
-_SCHEMA += _HISTORY
+#: version 5: facts about the file itself: outbox_id, the identity recorded beside it in <db>.id
+_META = "CREATE TABLE outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+_SCHEMA += (*_HISTORY, _META)
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
 #: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
-#: minute counts
-_SCHEMA_VERSION = 4
+#: minute counts; 5 = outbox_meta (the file's identity)
+_SCHEMA_VERSION = 5
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -217,6 +229,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     ),
     2: _SHARED,
     3: ("ALTER TABLE conversions ADD COLUMN source TEXT NOT NULL DEFAULT ''", *_HISTORY),
+    4: (_META,),
 }
 
 _ROW_COLUMNS = (
@@ -329,6 +342,9 @@ class SQLiteOutbox:
         self._dedup_window = settings.dedup_window_days * 86400.0
         self._retention = settings.retention_days * 86400.0
         self._ping_timeout = ping_timeout
+        self._write_timeout = settings.write_timeout_seconds
+        self._min_free_bytes = settings.min_free_mb * 1024 * 1024
+        self.id_path = self.path.with_name(self.path.name + ".id")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -348,6 +364,7 @@ class SQLiteOutbox:
             raise OutboxUnavailable(f"sqlite outbox {self.path}: {e}") from e
         try:
             self._open_schema(create)
+            self._check_identity(settings.accept_new_outbox)
         except BaseException:
             self.close()
             raise
@@ -376,7 +393,36 @@ class SQLiteOutbox:
                 for v in range(version, _SCHEMA_VERSION):
                     for statement in _UPGRADES[v]:
                         db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO outbox_meta (key, value) VALUES ('outbox_id', ?)", (uuid.uuid4().hex,)
+            )
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    @_guarded
+    def _check_identity(self, accept_new: bool) -> None:
+        """Compare the file's outbox id with the one recorded in ``<db>.id``; record it when there is none
+        (a first start, or a file of an older xgate) or when ``accept_new``."""
+        row = self._db().execute("SELECT value FROM outbox_meta WHERE key = 'outbox_id'").fetchone()
+        found: str = row[0]
+        try:
+            recorded: str | None = self.id_path.read_text(encoding="ascii").split()[0]
+        except FileNotFoundError:
+            recorded = None
+        except (IndexError, UnicodeDecodeError):
+            recorded = ""
+        if recorded == found:
+            return
+        if recorded is not None and not accept_new:
+            raise OutboxReplaced(
+                f"sqlite outbox {self.path} is not the outbox this node used: {self.id_path.name} records"
+                f" outbox {recorded or '(unreadable)'}, the file holds {found} (a new, empty one?). It was"
+                " truncated, deleted or replaced while xgate was stopped: conversions it held and not yet"
+                " delivered are lost unless you restore the file. To start on this file anyway: xgate"
+                " serve --accept-new-outbox (or [storage] accept_new_outbox = true)"
+            )
+        tmp = self.id_path.with_name(self.id_path.name + ".tmp")
+        tmp.write_text(f"{found}\n", encoding="ascii")
+        os.replace(tmp, self.id_path)
 
     def _version(self) -> int:
         version: int = self._db().execute("PRAGMA user_version").fetchone()[0]
@@ -388,47 +434,87 @@ class SQLiteOutbox:
             raise OutboxUnavailable(f"sqlite outbox {self.path}: closed")
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=self._write_timeout, check_same_thread=False
+            )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA busy_timeout={int(self._write_timeout * 1000)}")
             self._local.db = db
             with self._all_lock:
                 self._all.append(db)
         return db
 
+    def _take_write_lock(self, db: sqlite3.Connection, timeout: float) -> None:
+        """Take the thread lock, ``flock`` and SQLite's write lock (``BEGIN IMMEDIATE``), all within
+        ``timeout`` seconds; else release what was taken and raise OutboxUnavailable naming the holder."""
+        deadline = time.monotonic() + timeout
+        if not self._write_lock.acquire(timeout=timeout):
+            raise OutboxUnavailable(
+                f"sqlite outbox {self.path}: the write lock is held by another thread of this process"
+                f" for over {timeout:g} s"
+            )
+        try:
+            pause = 0.0005
+            while True:  # polled: a blocking flock cannot be given up after a timeout
+                try:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise OutboxUnavailable(
+                            f"sqlite outbox {self.path}: the write lock ({self.path.name}.lock) is held by"
+                            f" {_lock_holder(self._lock_file)} for over {timeout:g} s"
+                        ) from None
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, 0.01)
+            try:
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                db.execute(f"PRAGMA busy_timeout={left_ms}")  # SQLite's lock: a process not using flock
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) and "busy" not in str(e):
+                        raise
+                    raise OutboxUnavailable(
+                        f"sqlite outbox {self.path}: SQLite's write lock is held by a process that does not"
+                        f" use {self.path.name}.lock (an sqlite3 shell?) for over {timeout:g} s"
+                    ) from e
+                finally:
+                    db.execute(f"PRAGMA busy_timeout={int(self._write_timeout * 1000)}")
+            except BaseException:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                raise
+        except BaseException:
+            self._write_lock.release()
+            raise
+
+    def _release_write_lock(self) -> None:
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._write_lock.release()
+
     class _Tx:
         """A write transaction: this process's threads queue on a lock, processes on ``flock``, and only
-        then is SQLite's write lock taken — so no writer ever sleeps in SQLite's busy handler."""
+        then is SQLite's write lock taken — so no writer ever sleeps in SQLite's busy handler. Each wait
+        is bounded by ``[storage] write_timeout_seconds``."""
 
-        def __init__(self, db: sqlite3.Connection, lock: threading.Lock, lock_file: BinaryIO) -> None:
+        def __init__(self, outbox: SQLiteOutbox, db: sqlite3.Connection) -> None:
+            self.outbox = outbox
             self.db = db
-            self.lock = lock
-            self.lock_file = lock_file
 
         def __enter__(self) -> sqlite3.Connection:
-            self.lock.acquire()
-            try:
-                fcntl.flock(self.lock_file, fcntl.LOCK_EX)
-                try:
-                    self.db.execute("BEGIN IMMEDIATE")
-                except BaseException:
-                    fcntl.flock(self.lock_file, fcntl.LOCK_UN)
-                    raise
-            except BaseException:
-                self.lock.release()
-                raise
+            self.outbox._take_write_lock(self.db, self.outbox._write_timeout)
             return self.db
 
         def __exit__(self, exc_type: object, *_: object) -> None:
             try:
                 self.db.execute("ROLLBACK" if exc_type else "COMMIT")
             finally:
-                fcntl.flock(self.lock_file, fcntl.LOCK_UN)
-                self.lock.release()
+                self.outbox._release_write_lock()
 
     def _write(self) -> SQLiteOutbox._Tx:
-        return SQLiteOutbox._Tx(self._db(), self._write_lock, self._lock_file)
+        return SQLiteOutbox._Tx(self, self._db())
 
     # -- ingest ------------------------------------------------------------------------------------
     @_guarded
@@ -1020,40 +1106,25 @@ class SQLiteOutbox:
     # -- health ------------------------------------------------------------------------------------
     @_guarded
     def ping(self) -> None:
-        """Take and release the write lock (thread lock, ``flock``, SQLite's own) within
-        ``ping_timeout`` seconds; raise OutboxUnavailable naming the holder when it is held longer."""
+        """What ingest needs, within ``ping_timeout`` seconds: the write lock (thread lock, ``flock``,
+        SQLite's own) taken and released, and ``[storage] min_free_mb`` free on the file's file system;
+        else raise OutboxUnavailable naming the holder or the space left."""
         db = self._db()
-        timeout = self._ping_timeout
-        deadline = time.monotonic() + timeout
-        if not self._write_lock.acquire(timeout=timeout):
-            raise OutboxUnavailable(
-                f"sqlite outbox {self.path}: the write lock is held by another thread of this process"
-                f" for over {timeout:g} s"
-            )
+        self._take_write_lock(db, self._ping_timeout)
         try:
-            while True:
-                try:
-                    fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise OutboxUnavailable(
-                            f"sqlite outbox {self.path}: the write lock ({self.path.name}.lock) is held by"
-                            f" {_lock_holder(self._lock_file)} for over {timeout:g} s"
-                        ) from None
-                    time.sleep(0.005)
-            try:
-                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-                db.execute(f"PRAGMA busy_timeout={left_ms}")  # SQLite's lock: a process not using flock
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("ROLLBACK")
-                finally:
-                    db.execute("PRAGMA busy_timeout=30000")
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            db.execute("ROLLBACK")
         finally:
-            self._write_lock.release()
+            self._release_write_lock()
+        try:
+            fs = os.statvfs(self.path.parent)
+        except OSError as e:
+            raise OutboxUnavailable(f"sqlite outbox {self.path}: {e}") from e
+        free = fs.f_bavail * fs.f_frsize
+        if free < self._min_free_bytes:
+            raise OutboxUnavailable(
+                f"sqlite outbox {self.path}: the disk is full ({free / 2**20:.1f} MiB free, fewer than"
+                f" [storage] min_free_mb = {self._min_free_bytes // 2**20}): writes fail until space is freed"
+            )
 
     def close(self) -> None:
         self._closed = True

@@ -11,8 +11,8 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from xgate.config import ServerSettings
+from xgate.validation import usable_twclid
 
-_TWCLID = re.compile(r"^[A-Za-z0-9_.~-]{1,256}$")
 #: the X pixel's own first-party cookie, read as a fallback
 PIXEL_TWCLID_COOKIE = "_twclid"
 
@@ -22,7 +22,7 @@ def clean_twclid(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip()
-    return value if _TWCLID.match(value) else None
+    return value if usable_twclid(value) else None
 
 
 def twclid_from_url(url: str | None) -> str | None:
