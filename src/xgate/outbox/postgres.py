@@ -609,9 +609,11 @@ class PostgresOutbox:
             {"now": now},
         )
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Return when rows were queued (by any node: ``NOTIFY``) since the call began, or after
-        ``timeout`` seconds. Never raises: while the database is unreachable it just waits the timeout."""
+    def wait_for_work(self, timeout: float) -> bool:
+        """True when rows were queued (by any node: ``NOTIFY``) since the call began, or the outbox was
+        closed; False after ``timeout`` seconds. Never raises: while the database is unreachable it just
+        waits the timeout. The first call starts listening and returns True once it listens (rows may
+        have been queued while no one did)."""
         if self._listener is None:
             with self._work:
                 if self._listener is None and not self._closed:
@@ -621,7 +623,7 @@ class PostgresOutbox:
                     self._listener.start()
         with self._work:
             seen = self._work_seq
-            self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
+            return self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
 
     def _listen(self) -> None:
         """The listener thread: LISTEN on a connection of its own; each notification wakes the waiters.
