@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
+import psutil
 
 from bench.common import (
     PIXEL,
@@ -47,6 +48,9 @@ class Stack:
     write_key: str
     gateway_pids: list[int]
     storage_url: str
+    #: every xgate process of the stack but the sandbox (``serve`` nodes and separate dispatchers)
+    xgate_pids: list[int]
+    sandbox_pid: int
 
     @property
     def gateway(self) -> str:
@@ -113,10 +117,10 @@ def stack(
         _prefill(configs[0], prefill)
     with managed_process(
         xgate_cmd("sandbox", "--host", "127.0.0.1", "--port", str(sb_port)), env, workdir / "sandbox.log"
-    ):
+    ) as sandbox:
         wait_http(f"{sandbox_url}/_sandbox/requests")
         with contextlib.ExitStack() as processes:
-            gateways, pids = [], []
+            gateways, pids, xgate_pids = [], [], []
             for n, cfg in enumerate(configs):
                 serve = xgate_cmd(
                     "serve", "--config", str(cfg), *(["--no-dispatch"] if separate_dispatcher else [])
@@ -124,12 +128,16 @@ def stack(
                 gw = processes.enter_context(managed_process(serve, env, workdir / f"gateway-{n}.log"))
                 if separate_dispatcher:
                     dispatcher = xgate_cmd("dispatch", "--config", str(cfg))
-                    processes.enter_context(managed_process(dispatcher, env, workdir / f"dispatch-{n}.log"))
+                    d = processes.enter_context(
+                        managed_process(dispatcher, env, workdir / f"dispatch-{n}.log")
+                    )
+                    xgate_pids.append(d.pid)
                 gateways.append(f"http://127.0.0.1:{_port_of(cfg)}")
                 pids.append(gw.pid)
+                xgate_pids.append(gw.pid)
             for gateway in gateways:
                 wait_http(f"{gateway}/healthz", timeout=120)
-            yield Stack(gateways, sandbox_url, write_key, pids, storage_url)
+            yield Stack(gateways, sandbox_url, write_key, pids, storage_url, xgate_pids, sandbox.pid)
 
 
 def _port_of(cfg: Path) -> int:
@@ -212,7 +220,8 @@ def end_to_end(
         bodies = [orjson.dumps(e) for e in items]
     else:
         bodies = [orjson.dumps({"events": items[i : i + per_request]}) for i in range(0, events, per_request)]
-    with stack(workdir, separate_dispatcher=separate_dispatcher, storage_url=storage_url, nodes=nodes) as s:
+    setup = stack(workdir, separate_dispatcher=separate_dispatcher, storage_url=storage_url, nodes=nodes)
+    with setup as s, CpuTime(s, storage_url) as cpu:
         start = time.perf_counter()
         asyncio.run(_post_all([f"{g}/v1/events" for g in s.gateways], s.write_key, bodies, concurrency))
         ingested = time.perf_counter() - start
@@ -222,6 +231,8 @@ def end_to_end(
                 raise RuntimeError(f"only {got} of {events} conversions reached the sandbox")
             time.sleep(0.05)
         total = time.perf_counter() - start
+    per_event = {k: round(v * 1e6 / events, 1) for k, v in cpu.seconds.items()}
+    all_us = sum(per_event.values())
     return {
         "events": events,
         "per_request": per_request,
@@ -230,7 +241,66 @@ def end_to_end(
         "nodes": nodes,
         "ingest_events_per_s": round(events / ingested),
         "end_to_end_events_per_s": round(events / total),
+        # CPU time the run took, per event, by component (the load of other work on the machine does not
+        # enter it), and what two cores given to this stack alone would then carry
+        "cpu_us_per_event": per_event,
+        "cpu_bound_events_per_s_on_2_cores": round(2e6 / all_us) if all_us else None,
     }
+
+
+class CpuTime:
+    """CPU seconds (user + system) used while the block runs, per component: ``xgate`` (the nodes),
+    ``sandbox``, ``load`` (this process: the load generator), and ``postgres`` (the server's processes,
+    found by the port of ``storage_url``; backends that exit meanwhile count through their parent)."""
+
+    def __init__(self, s: Stack, storage_url: str | None) -> None:
+        self._procs: dict[str, list[psutil.Process]] = {
+            "xgate": [psutil.Process(p) for p in s.xgate_pids],
+            "sandbox": [psutil.Process(s.sandbox_pid)],
+            "load": [psutil.Process()],
+        }
+        self._server = _postgres_server(storage_url) if storage_url else None
+        self.seconds: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        used = {name: sum(_cpu(p) for p in procs) for name, procs in self._procs.items()}
+        if self._server is not None:
+            t = self._server.cpu_times()
+            used["postgres"] = (
+                t.user
+                + t.system
+                + t.children_user
+                + t.children_system
+                + sum(_cpu(c) for c in self._server.children())
+            )
+        return used
+
+    def __enter__(self) -> CpuTime:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.seconds = {k: end[k] - self._start[k] for k in end}
+
+
+def _cpu(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(t.user + t.system)
+
+
+def _postgres_server(storage_url: str) -> psutil.Process | None:
+    """The postmaster listening on the port of ``storage_url`` on this machine, if there is one."""
+    from urllib.parse import urlsplit
+
+    port = f"port={urlsplit(storage_url).port or 5432}"
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] == "postgres" and any(port in arg for arg in p.info["cmdline"] or ()):
+            return p
+    return None
 
 
 async def _fixed_rate(url: str, key: str, rate: int, seconds: float) -> list[float]:
