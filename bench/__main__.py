@@ -200,7 +200,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a fast check")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--from-json", type=Path, help="write --out from the raw results of an earlier run, measuring nothing"
+    )
     args = parser.parse_args()
+    raw = ROOT / "build" / "bench-results.json"
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        args.out.write_text(render(saved["results"], saved["quick"]))
+        print(f"wrote {args.out}")
+        return
     results: dict[str, Any] = {}
     print("mapping …", flush=True)
     results["mapping"] = mapping_bench.run()
@@ -212,6 +221,8 @@ def main() -> None:
     print(results["import"], flush=True)
     print("postgresql …", flush=True)
     results["postgresql"] = cluster_bench.run(quick=args.quick)
+    raw.parent.mkdir(exist_ok=True)
+    raw.write_text(json.dumps({"results": results, "quick": args.quick}, indent=2))
     args.out.write_text(render(results, args.quick))
     print(f"wrote {args.out}")
 
