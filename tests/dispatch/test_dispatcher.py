@@ -366,3 +366,42 @@ async def test_each_settled_batch_is_logged_with_its_destination_outcome_and_x_d
         200,
         "dbg",
     )
+
+
+class LeaseCalls:
+    """An outbox that counts the dispatcher's calls to ``lease`` (everything else passes through)."""
+
+    def __init__(self, inner: Outbox) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
+        self.calls += 1
+        return self.inner.lease(limit, lease_seconds, now=now)
+
+
+async def test_an_idle_dispatcher_sends_a_row_queued_elsewhere_without_waiting_for_its_poll(
+    tmp_path: Path, outbox_factory: OutboxFactory
+) -> None:
+    """A poll every 60 s: only the outbox's wake-up (``wait_for_work``) sends the row sooner. On
+    PostgreSQL another node queues it (NOTIFY); on SQLite this process, outside the hand-off."""
+    poll_seconds = 60
+    cfg = config(tmp_path, poll_interval_ms=poll_seconds * 1000)
+    box = LeaseCalls(outbox_factory(node_id="dispatching"))
+    elsewhere = outbox_factory(node_id="ingesting") if outbox_factory.engine == "postgresql" else box.inner
+    x = ScriptedX(ok)
+    d = dispatcher(cfg, box, x)  # type: ignore[arg-type]  # an Outbox by delegation
+    run = asyncio.create_task(d.run_forever())
+    try:
+        await until(lambda: box.calls >= 1)  # found nothing: idle, next poll in a minute
+        queued_at = time.monotonic()
+        await asyncio.to_thread(queue, elsewhere, "c1")
+        await until(lambda: x.requests == [["c1"]], timeout=poll_seconds / 3)
+        assert time.monotonic() - queued_at < poll_seconds / 3
+    finally:
+        await d.stop()
+        await run
+    assert states(box.inner) == {"c1": "delivered"}

@@ -815,14 +815,15 @@ def test_an_unknown_storage_url_is_refused_with_the_reason() -> None:
 
 
 # -- waiting for work ------------------------------------------------------------------------------
-def _waited(box: Outbox, timeout: float, meanwhile: object = None) -> float:
-    """Seconds ``box.wait_for_work(timeout)`` took, with ``meanwhile()`` run 0.2 s into the wait."""
-    took: list[float] = []
+def _waited(box: Outbox, timeout: float, meanwhile: object = None) -> tuple[float, bool]:
+    """Seconds ``box.wait_for_work(timeout)`` took and what it returned, with ``meanwhile()`` run 0.2 s
+    into the wait."""
+    took: list[tuple[float, bool]] = []
 
     def wait() -> None:
         started = time.monotonic()
-        box.wait_for_work(timeout)
-        took.append(time.monotonic() - started)
+        woken = box.wait_for_work(timeout)
+        took.append((time.monotonic() - started, woken))
 
     thread = threading.Thread(target=wait)
     thread.start()
@@ -835,7 +836,9 @@ def _waited(box: Outbox, timeout: float, meanwhile: object = None) -> float:
 
 def test_wait_for_work_waits_its_timeout_when_nothing_is_queued(outbox: Outbox) -> None:
     outbox.wait_for_work(1.0)  # PostgreSQL: the first call starts listening (and may return at once)
-    assert _waited(outbox, 0.4) >= 0.39
+    took, woken = _waited(outbox, 0.4)
+    assert took >= 0.39
+    assert woken is False
 
 
 @pytest.mark.parametrize("queue", ["enqueue", "release", "replay"])
@@ -850,11 +853,15 @@ def test_wait_for_work_returns_early_when_rows_are_queued(outbox: Outbox, queue:
         "release": lambda: outbox.release([rows[0].id], rows[0].lease_token),
         "replay": lambda: outbox.replay(),
     }
-    assert _waited(outbox, 20.0, actions[queue]) < 5.0
+    took, woken = _waited(outbox, 20.0, actions[queue])
+    assert took < 5.0
+    assert woken is True
 
 
 def test_wait_for_work_returns_at_once_when_the_outbox_is_closed(outbox: Outbox) -> None:
-    assert _waited(outbox, 20.0, outbox.close) < 5.0
+    took, woken = _waited(outbox, 20.0, outbox.close)
+    assert took < 5.0
+    assert woken is True
 
 
 def test_rows_due_at_the_same_time_are_leased_oldest_first(outbox: Outbox) -> None:

@@ -29,6 +29,10 @@
 - In ``xgate serve`` the collector hands new rows over already leased (:mod:`xgate.dispatch.handoff`): the
   dispatcher sends those first and polls the outbox for the rest every ``poll_interval_ms``, or at once
   while the outbox has a backlog.
+- An idle dispatcher does not only sleep ``poll_interval_ms``: a thread of its own waits in
+  ``Outbox.wait_for_work`` and wakes it as soon as rows are queued (on PostgreSQL by any node, through
+  ``LISTEN``/``NOTIFY``; on SQLite by this process), so a row stored elsewhere goes out at once. The poll
+  stays, for rows that become due by the clock (a retry's backoff) and wake-ups lost on the way.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import contextlib
 import functools
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -96,6 +101,8 @@ _ROUND_BACKOFF_MAX = 30.0
 _WARN_EVERY = 60.0
 #: a batch without credentials waits this long before it is tried again
 _NO_CREDENTIALS_WAIT = 30.0
+#: the longest one ``Outbox.wait_for_work`` call of the watcher thread lasts (how soon it sees a stop)
+_WATCH_SECONDS = 1.0
 
 
 class Dispatcher:
@@ -138,6 +145,10 @@ class Dispatcher:
         #: for a round in flight and the next one waiting
         self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
         self._next_poll = 0.0  # monotonic time of the next look into the outbox while rows are handed over
+        #: set (by the watcher thread) when the outbox says rows were queued; cleared before each lease
+        self._work_queued = asyncio.Event()
+        self._watcher: threading.Thread | None = None
+        self._watching = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -148,6 +159,7 @@ class Dispatcher:
         raises (the outbox unavailable, or any bug) is logged and retried after a capped backoff: the
         loop only ends on :meth:`stop`."""
         self._check_credentials()
+        self._start_watcher()
         failures = 0
         try:
             while not self._stopping.is_set():
@@ -178,7 +190,7 @@ class Dispatcher:
                 if self._stopping.is_set():
                     break
                 if not sent:
-                    await self.handoff.wait(self._settings.poll_interval_ms / 1000)
+                    await self._idle(self._settings.poll_interval_ms / 1000)
                 elif sent < self._limit and self._settings.linger_ms:  # a thin queue: let batches fill
                     await self.handoff.wait(self._settings.linger_ms / 1000, rows=self._limit)
         finally:
@@ -187,6 +199,37 @@ class Dispatcher:
     async def stop(self) -> None:
         self._stopping.set()
         self.handoff.wake()
+
+    def _start_watcher(self) -> None:
+        """The thread that waits in ``outbox.wait_for_work`` and sets ``_work_queued`` on the loop."""
+        loop = asyncio.get_running_loop()
+        if self._watcher is not None:  # run again after a stop: the last run's watcher ends first
+            self._watcher.join()
+        self._watching.set()
+
+        def watch() -> None:
+            while self._watching.is_set():
+                if self.outbox.wait_for_work(_WATCH_SECONDS) and self._watching.is_set():
+                    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                        loop.call_soon_threadsafe(self._work_queued.set)
+
+        self._watcher = threading.Thread(target=watch, name="xgate-dispatch-watch", daemon=True)
+        self._watcher.start()
+
+    async def _idle(self, seconds: float) -> None:
+        """Nothing was due: wait ``seconds``, or until rows are handed over, or until the outbox says rows
+        were queued (since the last lease), or :meth:`stop`."""
+        if self._work_queued.is_set():
+            return
+        waits = {
+            asyncio.ensure_future(self._work_queued.wait()),
+            asyncio.ensure_future(self.handoff.wait(seconds)),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def run_until_idle(self, timeout: float = 60.0) -> None:
         """Deliver until nothing is due (for tests and one-shot runs); rows waiting on backoff stay queued."""
@@ -209,6 +252,7 @@ class Dispatcher:
             )
 
     async def _drain(self) -> None:
+        self._watching.clear()
         unsent = self.handoff.close()
         if unsent:
             try:
@@ -238,7 +282,9 @@ class Dispatcher:
             free = self._settings.concurrency - self._busy
         wanted = free * self._limit
         rows = self.handoff.take(wanted)
-        if len(rows) < wanted and (not rows or time.monotonic() >= self._next_poll):
+        woken = self._work_queued.is_set()
+        if len(rows) < wanted and (not rows or woken or time.monotonic() >= self._next_poll):
+            self._work_queued.clear()  # a wake-up from now on is for rows this lease may not see
             try:
                 more = await asyncio.to_thread(
                     self.outbox.lease, wanted - len(rows), self._settings.lease_seconds

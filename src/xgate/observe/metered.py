@@ -146,8 +146,8 @@ class MeteredOutbox:
     ) -> int:
         return self.inner.extend(row_ids, lease_token, lease_seconds, now=now)
 
-    def wait_for_work(self, timeout: float) -> None:
-        self.inner.wait_for_work(timeout)
+    def wait_for_work(self, timeout: float) -> bool:
+        return self.inner.wait_for_work(timeout)
 
     def reclaim(self, *, now: float | None = None) -> int:
         return self.inner.reclaim(now=now)

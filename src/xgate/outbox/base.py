@@ -333,13 +333,15 @@ class Outbox(Protocol):
         cannot take). Returns how many rows were settled."""
         ...
 
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float) -> bool:
         """Block until rows may have become due, or ``timeout`` seconds passed: an idle dispatcher calls
-        it between empty leases instead of sleeping its poll interval. Returns early when rows were
+        it between empty leases instead of sleeping its poll interval. Returns early, True, when rows were
         queued (enqueued, released, reclaimed, replayed) after the call began — on PostgreSQL by any node
-        (``LISTEN``/``NOTIFY``), on SQLite by this process (another process's rows wait for the timeout).
-        A wake-up is a hint, not a promise: lease again and wait again when nothing came. Never raises
-        (while the store is unreachable it waits the timeout); returns at once after :meth:`close`."""
+        (``LISTEN``/``NOTIFY``), on SQLite by this process (another process's rows wait for the timeout);
+        False when the timeout passed. A wake-up is a hint, not a promise: lease again and wait again when
+        nothing came. Rows that become due by the clock (a retry's backoff) wake no one: poll for those.
+        Never raises (while the store is unreachable it waits the timeout); returns True at once after
+        :meth:`close`."""
         ...
 
     # -- shared between nodes: X's rate limit, housekeeping -------------------------------------------

@@ -358,7 +358,7 @@ class PostgresOutbox:
                     ((p, e, c), row_id)
                     for p, e, c, row_id in db.execute(
                         "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
-                        " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(p, e, c)"
+                        " JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(p, e, c)"
                         " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)"
                         " WHERE k.expires_at > %s",
                         ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted], now),
@@ -375,7 +375,7 @@ class PostgresOutbox:
                     "INSERT INTO xgate_dedup_keys AS k"
                     " (pixel_id, event_id, conversion_id, row_id, expires_at)"
                     " SELECT p, e, c, nextval('xgate_conversions_id_seq'), %s"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS u(p, e, c, i)"
+                    " FROM unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS u(p, e, c, i)"
                     " ORDER BY i"
                     " ON CONFLICT (pixel_id, event_id, conversion_id) DO UPDATE"
                     " SET row_id = excluded.row_id, expires_at = excluded.expires_at"
@@ -397,7 +397,7 @@ class PostgresOutbox:
                     ((p, e, c), row_id)
                     for p, e, c, row_id in db.execute(
                         "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
-                        " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(p, e, c)"
+                        " JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(p, e, c)"
                         " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)",
                         ([k[0] for k in old], [k[1] for k in old], [k[2] for k in old]),
                     )
@@ -460,9 +460,9 @@ class PostgresOutbox:
                     " CASE WHEN u.state = 'leased' THEN %(token)s END,"
                     " CASE WHEN u.state = 'leased' THEN %(until)s::double precision END,"
                     " CASE WHEN u.state = 'leased' THEN %(node)s END"
-                    " FROM unnest(%(id)s::bigint[], %(d)s::text[], %(p)s::text[], %(e)s::text[],"
-                    " %(c)s::text[], %(n)s::text[], %(m)s::text[], %(b)b::bytea[], %(s)s::text[],"
-                    " %(src)s::text[]) AS u(id, d, p, e, c, n, m, b, state, src)"
+                    " FROM unnest(%(id)b::bigint[], %(d)b::text[], %(p)b::text[], %(e)b::text[],"
+                    " %(c)b::text[], %(n)b::text[], %(m)b::text[], %(b)b::bytea[], %(s)b::text[],"
+                    " %(src)b::text[]) AS u(id, d, p, e, c, n, m, b, state, src)"
                     " RETURNING destination, state, event_id, match_signals",
                     None,
                     _RETURNED_STATE,
@@ -531,7 +531,7 @@ class PostgresOutbox:
             "extend",
             lambda db: (
                 db.execute(
-                    "UPDATE xgate_conversions SET lease_expires_at = %s WHERE id = ANY(%s::bigint[])"
+                    "UPDATE xgate_conversions SET lease_expires_at = %s WHERE id = ANY(%b::bigint[])"
                     " AND state = 'leased' AND lease_token = %s",
                     (now + lease_seconds, list(row_ids), lease_token),
                 ).rowcount
@@ -603,7 +603,7 @@ class PostgresOutbox:
         statement = (
             f"UPDATE xgate_conversions SET state = '{state}', {assignments}, lease_token = NULL,"
             " lease_expires_at = NULL, leased_by = NULL"
-            " WHERE id = ANY(%(ids)s::bigint[]) AND state = 'leased' AND lease_token = %(token)s"
+            " WHERE id = ANY(%(ids)b::bigint[]) AND state = 'leased' AND lease_token = %(token)s"
             " RETURNING id, destination, event_id"
         )
         args = {**params, "ids": list(row_ids), "token": lease_token}
@@ -722,9 +722,11 @@ class PostgresOutbox:
             {"now": now},
         )
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Return when rows were queued (by any node: ``NOTIFY``) since the call began, or after
-        ``timeout`` seconds. Never raises: while the database is unreachable it just waits the timeout."""
+    def wait_for_work(self, timeout: float) -> bool:
+        """True when rows were queued (by any node: ``NOTIFY``) since the call began, or the outbox was
+        closed; False after ``timeout`` seconds. Never raises: while the database is unreachable it just
+        waits the timeout. The first call starts listening and returns True once it listens (rows may
+        have been queued while no one did)."""
         if self._listener is None:
             with self._work:
                 if self._listener is None and not self._closed:
@@ -734,7 +736,7 @@ class PostgresOutbox:
                     self._listener.start()
         with self._work:
             seen = self._work_seq
-            self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
+            return self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
 
     def _listen(self) -> None:
         """The listener thread: LISTEN on a connection of its own; each notification wakes the waiters.

@@ -637,11 +637,12 @@ class SQLiteOutbox:
             self._work_seq += 1
             self._work.notify_all()
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Return when this process queues rows, after ``timeout`` seconds, or at :meth:`close`."""
+    def wait_for_work(self, timeout: float) -> bool:
+        """True when this process queued rows (or closed the outbox) since the call began; False after
+        ``timeout`` seconds."""
         with self._work:
             seen = self._work_seq
-            self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
+            return self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
 
     # -- delivery ----------------------------------------------------------------------------------
     @_guarded
