@@ -261,7 +261,9 @@ def test_three_nodes_deliver_everything_once_through_faults_kills_and_a_database
     assert {c["conversion_id"] for c in delivered["conversions"]} == ingest.accepted
     assert delivered["unique"] == EVENTS
     requests = httpx.get(f"{cluster.sandbox}/_sandbox/requests", timeout=60).json()["by_status"]
-    assert requests.get("429", 0) and requests.get("0", 0) and requests.get("500", 0) + requests.get("503", 0)
+    # faults did happen (a dropped connection, status "0", is drawn at random among ~100 requests: most
+    # runs have some, and a run without one still has the SIGKILLs and the database restart)
+    assert requests.get("429", 0) and requests.get("500", 0) + requests.get("503", 0)
     totals = cluster.status()["totals"]
     assert (totals["queued"], totals["leased"], totals["dead"], totals["delivered"]) == (0, 0, 0, EVENTS)
     print(

@@ -541,7 +541,10 @@ async def _select(gateway: Services, selection: DeadSelection) -> list[int]:
     return [r.id for r in await anyio.to_thread.run_sync(_dead_matching, gateway, selection.error)]
 
 
-WRITE: dict[int | str, dict[str, Any]] = READ | {403: {"description": "not an admin, or no CSRF token"}}
+WRITE: dict[int | str, dict[str, Any]] = READ | {
+    400: {"description": "the body is not JSON"},
+    403: {"description": "not an admin, or no CSRF token"},
+}
 
 
 @router.post(
