@@ -339,12 +339,12 @@ async def test_stopping_hands_back_the_rows_still_waiting_in_the_handoff(
     x.answer.set()
     await run
     writer.stop()
+    # the one batch in flight (the handed-over rows, or a row the idle wake-up leased first) is
+    # delivered; every other row is back in the queue, not held by a lease
+    (in_flight,) = x.requests
+    assert 1 <= len(in_flight) <= 2  # batch_size 2
     assert states(box) == {
-        "c1": "delivered",
-        "c2": "delivered",
-        "c3": "queued",
-        "c4": "queued",
-        "c5": "queued",
+        c: "delivered" if c in in_flight else "queued" for c in ("c1", "c2", "c3", "c4", "c5")
     }
     # and nothing more is handed over to a dispatcher that stopped
     assert d.handoff.terms() is None
