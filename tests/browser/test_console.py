@@ -292,7 +292,8 @@ def test_an_events_page_shows_every_attempt_with_x_status_and_why_x_counts_it_on
     console = make_console(sources=[WEB], destinations=[SECOND])
     console.sandbox.set_faults(error_rate=1.0)
     console.send("dup-1", key=BROWSER_KEY, headers={"Origin": SHOP})  # the browser tag (and the pixel)
-    again = console.send("dup-1")  # the backend sends the same conversion: a duplicate, not stored
+    # the thank-you page reloaded: the tag sends the same conversion again, a duplicate, not stored
+    again = console.send("dup-1", key=BROWSER_KEY, headers={"Origin": SHOP})
     assert {c["status"] for c in again.json()["results"][0]["conversions"]} == {"duplicate"}
     wait_for("a failed attempt", lambda: console.gateway.outbox.history(console.row_of("dup-1").id))
     console.sandbox.set_faults(error_rate=0.0)

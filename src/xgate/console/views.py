@@ -287,8 +287,9 @@ def dedup(config: Config, outbox: Outbox, row: OutboxRow) -> dict[str, Any]:
 
     X deduplicates on (pixel, X event, conversion_id) across the pixel in the browser and the Conversions
     API. xgate stores one row per (pixel, X event, conversion_id) within ``[storage] dedup_window_days``:
-    the same conversion sent again by another source (a backend after the browser tag, an import after a
-    backend) is answered ``duplicate`` and never sent, so X gets it once from xgate. A browser source's
+    the same conversion sent again (an import after a backend, a reload of the thank-you page) is answered
+    ``duplicate`` and never sent, so X gets it once from xgate; only a browser (public-key) copy never blocks
+    a later server copy: both are sent and X merges them (docs/security.md). A browser source's
     conversion was also sent by X's pixel in that browser with the same conversion_id: X counts the
     two once."""
     kind = source_kind(config, row.source)
@@ -306,8 +307,9 @@ def dedup(config: Config, outbox: Outbox, row: OutboxRow) -> dict[str, Any]:
         )
     notes = [
         "xgate stores a conversion once per pixel, X event and conversion_id: the same conversion sent again "
-        f"by any source within {config.storage.dedup_window_days} days (a backend after the browser tag, an "
-        "import after a backend) is answered duplicate and never sent to X"
+        f"within {config.storage.dedup_window_days} days (a reload of the thank-you page, an import after a "
+        "backend) is answered duplicate and never sent to X; only a copy from the browser tag never blocks a "
+        "later one from a server source: both are sent and X merges them by conversion_id (docs/security.md)"
     ]
     if kind == "browser":
         notes.append(
