@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -110,6 +111,33 @@ def _gateway_port() -> int:
         except OSError:
             return free_port()
     return PREFERRED_PORT
+
+
+def _start_gateway(
+    stack: ExitStack, command: list[str], env: dict[str, str], var: Path, sandbox: str
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start ``xgate serve`` with the demo's settings; its process, port and admin port once it is ready.
+
+    Ready means its admin listener answers: that port is picked free for this run, so no other server
+    answers there (a gateway that another demo or a test starts on 8080 between :func:`_gateway_port`'s
+    look and this one's bind does answer ``/readyz`` on 8080). A gateway that exits on start (its port
+    taken meanwhile) is started once more on free ports; a second failure raises RuntimeError naming the
+    log."""
+    config, log = var / "xgate.demo.toml", var / "gateway.log"
+    port = _gateway_port()
+    for attempt in (1, 2):
+        admin_port = free_port()
+        config.write_text(demo_config(var, sandbox, port, admin_port), encoding="utf-8")
+        gw = stack.enter_context(managed_process(command, env, log))
+        try:
+            wait_http(f"http://127.0.0.1:{admin_port}/readyz", 60, proc=gw, log=log)
+        except RuntimeError:
+            if attempt == 2 or gw.poll() is None:
+                raise
+            port = free_port()
+            continue
+        return gw, port, admin_port
+    raise AssertionError("unreachable")
 
 
 def demo_config(var: Path, sandbox_url: str, port: int, admin_port: int) -> str:
@@ -234,10 +262,9 @@ def _run(var: Path, *, once: bool) -> int:
         WRITE_KEY_ENV: write_key,
         ADMIN_KEY_ENV: admin_key,
     }
-    sb_port, gw_port, admin_port = free_port(), _gateway_port(), free_port()
-    sandbox, gateway = f"http://127.0.0.1:{sb_port}", f"http://127.0.0.1:{gw_port}"
+    sb_port = free_port()
+    sandbox = f"http://127.0.0.1:{sb_port}"
     config = var / "xgate.demo.toml"
-    config.write_text(demo_config(var, sandbox, gw_port, admin_port), encoding="utf-8")
     xgate = [sys.executable, "-m", "xgate"]
 
     with ExitStack() as stack:
@@ -248,20 +275,28 @@ def _run(var: Path, *, once: bool) -> int:
         )
         wait_http(f"{sandbox}/_sandbox/requests", 60, proc=sb, log=sb_log)
         console.print(f"sandbox (standing in for X): {sandbox}   log: {sb_log}", highlight=False)
-        gw = stack.enter_context(managed_process([*xgate, "serve", "--config", str(config)], env, gw_log))
-        wait_http(f"{gateway}/readyz", 60, proc=gw, log=gw_log)
+        gw, gw_port, admin_port = _start_gateway(
+            stack, [*xgate, "serve", "--config", str(config)], env, var, sandbox
+        )
+        gateway = f"http://127.0.0.1:{gw_port}"
         console.print(f"gateway: {gateway}   log: {gw_log}", highlight=False)
         if gw_port != PREFERRED_PORT:
             console.print(f"(port {PREFERRED_PORT} is taken: the gateway is on {gw_port})", style="yellow")
 
         events = demo_events(run_id)
         console.print(f"\nSending {len(events)} demo events to POST /v1/events:")
-        answer = httpx.post(
+        response = httpx.post(
             f"{gateway}/v1/events",
             json={"events": events},
             headers={"Authorization": f"Bearer {write_key}"},
             timeout=30,
-        ).json()
+        )
+        answer = response.json()
+        if "results" not in answer:  # not the per-event answer: a 4xx / 5xx naming what went wrong
+            raise RuntimeError(
+                f"the gateway answered HTTP {response.status_code} to the demo events: "
+                f"{answer.get('message', response.text)}; see {gw_log}"
+            )
         _show_answer(answer, events)
         expected = {c["conversion_id"] for r in answer["results"] for c in r.get("conversions", [])}
 

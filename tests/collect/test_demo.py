@@ -15,11 +15,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from rich.console import Console
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import xgate.demo as demo_module
+from xgate.testing import serve_app
 
 NEEDED = ("xgate.sandbox", "xgate.dispatch", "xgate.mapping")
 SIGNAL_WORDS = {"twclid", "email", "phone", "ip_ua"}
@@ -234,3 +243,31 @@ def test_a_demo_killed_outright_leaves_no_lock_behind_and_once_mode_exits_after_
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Delivered at the sandbox" in done.stdout and "Running until" not in done.stdout
+
+
+def test_a_server_that_takes_the_gateways_port_first_is_not_taken_for_the_demos_gateway(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another demo (or a test) may start a gateway on 8080 between the demo's look at the port and its own
+    gateway's bind: that server answers ``/readyz`` but not the demo's write key. The demo must wait for its
+    own gateway, move it to a free port, and deliver its events there."""
+
+    async def ready(_request: Request) -> JSONResponse:
+        return JSONResponse({"ready": True})
+
+    async def events(_request: Request) -> JSONResponse:
+        return JSONResponse({"error": "unauthorized", "message": "unknown or missing write key"}, 401)
+
+    other = Starlette(routes=[Route("/readyz", ready), Route("/v1/events", events, methods=["POST"])])
+    with serve_app(other) as other_url:
+        taken = int(other_url.rsplit(":", 1)[1])
+        monkeypatch.setattr(
+            demo_module, "_gateway_port", lambda: taken
+        )  # free when looked at, taken at the bind
+        out = StringIO()
+        monkeypatch.setattr(demo_module, "console", Console(file=out, width=200))
+        monkeypatch.chdir(short_dir)
+        assert demo_module.run(short_dir / "var", once=True) == 0, out.getvalue()
+    text = out.getvalue()
+    assert f"127.0.0.1:{taken}" not in text.split("Delivered at the sandbox")[0].split("gateway:")[1]
+    assert "accepted demo-order-" in text and "delivered, 1 try" in text
