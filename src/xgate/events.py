@@ -22,6 +22,15 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+def _no_boolean(v: Any) -> Any:
+    """An amount or count as sent, unless it is ``true`` / ``false``: pydantic would read those as 1 and 0,
+    which are a wrong field rather than a sale worth 1 (docs/events.md, "What xgate does with an unusable
+    value"). Numeric text (``"12.50"``) is still read as its number."""
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true or false")
+    return v
+
+
 class Product(_Open):
     id: str | None = None
     name: str | None = None
@@ -38,6 +47,8 @@ class Product(_Open):
     def _id_as_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
+    _price = field_validator("price", mode="before")(_no_boolean)
+
 
 class Item(_Open):
     id: str | None = None
@@ -49,6 +60,8 @@ class Item(_Open):
     @classmethod
     def _id_as_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    _amounts = field_validator("quantity", "price", mode="before")(_no_boolean)
 
 
 class User(_Open):
@@ -97,6 +110,8 @@ class Event(_Open):
     @classmethod
     def _id_as_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    _amounts = field_validator("value", "revenue", mode="before")(_no_boolean)
 
     @property
     def twclid(self) -> str | None:

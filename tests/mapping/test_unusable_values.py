@@ -56,11 +56,22 @@ def test_a_value_beyond_the_bound_refuses_the_event_naming_value(value: Any) -> 
     assert "value" in refusal(purchase(value=value, currency="USD"))
 
 
+@pytest.mark.parametrize("field", ["value", "revenue"])
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_boolean_amount_refuses_the_event_instead_of_being_read_as_1_or_0(field: str, flag: bool) -> None:
+    # a data layer's `"value": true` is a wrong field, not a sale worth 1 (docs/events.md: not a number)
+    with pytest.raises(InvalidEvent) as e:
+        mapper().map(purchase(currency="USD", **{field: flag}), now=NOW)
+    assert [(err.field, err.reason) for err in e.value.errors] == [
+        (field, "must be a number, not true or false")
+    ]
+
+
 def test_the_largest_plausible_value_passes_as_a_json_number() -> None:
     assert mapped(purchase(value=MAX_AMOUNT, currency="IDR")).body["value"] == MAX_AMOUNT
 
 
-@pytest.mark.parametrize("price", [1e20, 10**25, -1, "price on request", "12,50 €"])
+@pytest.mark.parametrize("price", [1e20, 10**25, -1, "price on request", "12,50 €", True])
 def test_an_unusable_item_price_is_dropped_with_a_warning_and_the_conversion_kept(price: Any) -> None:
     event = purchase(value=40, currency="EUR", items=[{"id": "sku-1", "price": price, "quantity": 2}])
     c = mapped(event)
@@ -70,7 +81,7 @@ def test_an_unusable_item_price_is_dropped_with_a_warning_and_the_conversion_kep
     assert not any(str(price) in w for w in c.warnings if isinstance(price, str))
 
 
-@pytest.mark.parametrize("quantity", [10**20, MAX_COUNT + 1, 0, -3])
+@pytest.mark.parametrize("quantity", [10**20, MAX_COUNT + 1, 0, -3, True])
 def test_an_unusable_quantity_is_dropped_with_a_warning(quantity: int) -> None:
     c = mapped(purchase(items=[{"id": "sku-1", "quantity": quantity}]))
     assert "num_items" not in c.body["contents"][0]
