@@ -71,6 +71,27 @@ def test_no_option_in_any_help_reads_as_taking_a_value_when_it_is_a_flag() -> No
         assert "<bool>" not in result.output and "BOOLEAN" not in result.output, (path, result.output)
 
 
+def test_every_help_text_prints_as_written_each_paragraph_on_one_line() -> None:
+    # rich markup once ate `[storage]` from `import --state-dir`, and typer kept the docstrings' source
+    # line breaks, so `--help` read "(see the" / "report)" and the command list broke mid-sentence
+    for path, command in command_paths():
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "1000"}).output
+        lines = [" ".join(line.strip(" │").split()) for line in shown.splitlines()]
+        texts = [p.help or "" for p in command.params if isinstance(p, TyperOption)]
+        texts += inspect.cleandoc(command.help or "").split("\n\n")
+        for text in texts:
+            expected = " ".join(text.replace("\\[", "[").split())
+            assert any(expected in line for line in lines), (path, expected, shown)
+    listing = [
+        " ".join(line.strip(" │").split())
+        for line in runner.invoke(app, ["--help"], env=WIDE).output.splitlines()
+    ]
+    for path, command in command_paths():
+        if len(path) == 1:
+            summary = " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())
+            assert f"{path[0]} {summary}" in listing, (path, listing)
+
+
 def test_every_boolean_option_is_a_flag() -> None:
     flags = []
     for path, command in command_paths():

@@ -61,8 +61,10 @@ def status(
     config_path: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Queue depth per destination and state, delivery rate, the oldest undelivered conversion, when the
-    next one is due, each destination's current problem, last dead letters."""
+    """Queue depth per destination and state, delivery rate, problems and last dead letters.
+
+    Also the oldest undelivered conversion, when the next one is due and each destination's current
+    problem."""
     config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
@@ -223,8 +225,10 @@ def dlq_discard(
     all_: Annotated[bool, typer.Option("--all", help="discard every dead letter")] = False,
     config_path: ConfigOption = None,
 ) -> None:
-    """Delete dead letters for good. Their conversion ids stay known until the dedup window ends, so the
-    same conversion ingested again is a duplicate, not sent."""
+    """Delete dead letters for good.
+
+    Their conversion ids stay known until the dedup window ends, so the same conversion ingested again is a
+    duplicate, not sent."""
     if bool(ids) == all_:
         fail("dlq discard: give dead letter ids or --all (not both)")
     config = load_config_or_exit(config_path)

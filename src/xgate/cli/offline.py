@@ -97,7 +97,7 @@ def import_file(
     ] = False,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="where checkpoints and reports go (default: imports/ in [storage] state_dir)"),
+        typer.Option(help="where checkpoints and reports go (default: imports/ in \\[storage] state_dir)"),
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, max=50_000, help="rows per transaction")] = 2000,
 ) -> None:

@@ -40,8 +40,10 @@ def verify_command(
     config_path: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="the reports as JSON")] = False,
 ) -> None:
-    """Check each destination's credentials, signature, ad account, pixel and event ids with X, by
-    requests that record no conversion. Exit status 1 when any check fails."""
+    """Check each destination's credentials, pixel and event ids with X, recording no conversion.
+
+    Per destination: credentials, signature, ad account, user role, pixel, each event id and a conversion
+    request X validates without recording. Exit status 1 when any check fails."""
     config = load_config_or_exit(config_path)
     if not config.destinations:
         fail("the configuration has no destination to verify")
