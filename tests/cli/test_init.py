@@ -123,3 +123,15 @@ def test_interactive_asks_again_until_each_answer_is_valid(tmp_path: Path) -> No
     assert x.events == {"purchase": "tw-o8z6j-o87ne", "page_view": "tw-o8z6j-o87nh", "refund": "o87nz"}
     assert (x.auth, x.ad_account_id, config.identity.default_region) == ("oauth1", "18ce54d4x5t", "GB")
     assert [s.name for s in config.sources] == ["web"] and "export" not in result.stdout
+
+
+def test_interactive_without_answers_fails_with_one_error_line_naming_the_way_out(tmp_path: Path) -> None:
+    # `xgate init < /dev/null` (a Dockerfile, CI): the prompt meets the end of its input
+    path = tmp_path / "xgate.toml"
+    result = runner.invoke(app, ["init", "--path", str(path)], input="o8z6j\n")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: xgate init: no answer (its input ended or was interrupted): answer in a terminal, or pass "
+        "--non-interactive and the flags (docs/x-setup.md)"
+    ]
+    assert "Aborted" not in result.output and not path.exists()

@@ -314,7 +314,13 @@ def init_command(
             region.upper(),
         )
     else:
-        answers = interactive(destination)
+        try:
+            answers = interactive(destination)
+        except typer.Abort:  # end of input (EOFError) or Ctrl-C at a prompt: click would print "Aborted."
+            fail(
+                "xgate init: no answer (its input ended or was interrupted): answer in a terminal, or pass "
+                "--non-interactive and the flags (docs/x-setup.md)"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(answers), encoding="utf-8")
     console.print(f"wrote {path}", markup=False)
