@@ -72,9 +72,13 @@ def test_the_sandbox_command_refuses_bad_options_naming_them() -> None:
     assert result.exit_code == 2 and "--auth" in result.output and "pixel_token" in result.output
 
 
-def test_the_sandbox_command_needs_credentials() -> None:
+def test_the_sandbox_command_needs_credentials_and_says_where_they_come_from() -> None:
     result = runner.invoke(app, ["sandbox"], env={k: "" for k in random_x_credentials()})
     assert result.exit_code == 1 and "XGATE_X_CONSUMER_KEY" in result.output
+    # `make sandbox` in a fresh shell: the sandbox reads no configuration, so no [x] secrets_file hint
+    message = " ".join(result.stderr.split())
+    assert "[x] secrets_file" not in message
+    assert "the gateway signs with" in message and "--credentials-prefix" in message
 
 
 def write_config(tmp_path: Path, url: str) -> tuple[Path, Path]:

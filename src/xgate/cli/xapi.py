@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import console, fail, note
 from xgate.runtime import tune_gc
 from xgate.x import Credentials, CredentialsError, XClient
+from xgate.x.auth import AuthMode, credential_names
 
 
 class Auth(StrEnum):
@@ -117,10 +119,17 @@ def sandbox(
 
     from xgate.sandbox import FaultSettings, accounts_from_config, create_sandbox
 
-    try:
-        credentials = Credentials.from_env(
-            credentials_prefix, "pixel_token" if auth is Auth.pixel_token else "oauth1"
+    mode: AuthMode = "pixel_token" if auth is Auth.pixel_token else "oauth1"
+    # the sandbox reads no configuration: say what the variables are for, without a [x] secrets_file hint
+    missing = [name for name in credential_names(credentials_prefix, mode) if not os.environ.get(name)]
+    if missing:
+        fail(
+            f"missing X credentials: set {', '.join(missing)} in the environment: the sandbox checks each "
+            "request against the credentials the gateway signs with (any values, the same in both; or name "
+            "other variables with --credentials-prefix)"
         )
+    try:
+        credentials = Credentials.from_env(credentials_prefix, mode)
         faults = FaultSettings(
             seed=seed,
             error_rate=error_rate,
