@@ -147,6 +147,7 @@ api_url = "{sandbox_url}"
 
 [storage]
 url = "sqlite:///{(var / "xgate.demo.db").resolve()}"
+state_dir = "."   # this folder: `xgate import` keeps its reports in var/imports/, not var/var/imports/
 
 [server]
 host = "127.0.0.1"

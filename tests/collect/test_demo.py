@@ -158,6 +158,30 @@ def test_the_printed_exports_let_xgate_commands_find_the_demo_from_any_folder(
     assert any(i.startswith("demo-order-") for i in ids)
 
 
+def test_an_import_with_the_demos_settings_keeps_its_report_in_the_demos_folder(
+    demo: RunningDemo, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        json.dumps({"event_name": "purchase", "id": "imp-1", "user": {"email": "a@example.com"}})
+    )
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"source {demo.folder / 'var' / 'demo.env'} && xgate import {events} --dry-run --json",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    report = Path(json.loads(done.stdout)["report"])
+    assert report.parent == (demo.folder / "var" / "imports").resolve()
+
+
 def test_the_tour_lines_the_demo_prints_work_in_a_second_terminal(demo: RunningDemo) -> None:
     lines = demo.out.splitlines()
     start = next(i for i, line in enumerate(lines) if "another terminal" in line)
