@@ -58,3 +58,15 @@ def test_a_bad_write_key_or_no_gateway_exits_1_saying_why(live_gateway: LiveGate
     assert code == 1 and "JSON object" in out
     code, out = track("--gateway", live_gateway.url)
     assert code == 1 and "event_name" in out
+
+
+def test_a_missing_write_key_or_a_gateway_without_scheme_names_the_option() -> None:
+    result = runner.invoke(app, ["track", "purchase"], env={"XGATE_WRITE_KEY": "", "COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert result.stderr == "error: --write-key: not given and XGATE_WRITE_KEY is not set\n"
+    code, out = track("purchase", "--gateway", "127.0.0.1:8080")
+    assert code == 1
+    assert out == (
+        "error: --gateway: must be the gateway's http(s) URL, such as http://127.0.0.1:8080, "
+        "not '127.0.0.1:8080'\n"
+    )

@@ -101,6 +101,11 @@ def track(
         except ValueError:
             parsed = text
         _set(event, path, parsed)
+    # the client would name its own arguments (url, write_key): here they are options
+    if not write_key:
+        fail(f"--write-key: not given and {WRITE_KEY_ENV} is not set")
+    if not gateway.startswith(("http://", "https://")):
+        fail(f"--gateway: must be the gateway's http(s) URL, such as {DEFAULT_URL}, not {gateway!r}")
     try:
         client = GatewayClient(gateway, write_key, timeout=timeout, max_retries=retries, backoff_max=5.0)
     except ValueError as e:
