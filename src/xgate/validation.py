@@ -71,7 +71,19 @@ MAX_COUNT = 1_000_000
 DROPPABLE_TEXT = ("description", "search_string")
 
 
-_AMOUNT_RULE = f"must be a number from 0 to {MAX_AMOUNT:,} (a larger one is a wrong field, not a sale)"
+_AMOUNT_RULE = f"must be a number from 0 to {MAX_AMOUNT:,}"
+
+
+def _amount_problem(v: Any) -> str:
+    """Why ``v`` is no amount X takes (``v`` failed :func:`usable_amount`): the rule, and for a number out
+    of range what such a number usually is."""
+    if type(v) in (int, float) and v < 0:
+        return f"{_AMOUNT_RULE} (a negative amount is a refund or a discount, not a sale)"
+    if type(v) in (int, float) and v > MAX_AMOUNT:
+        return f"{_AMOUNT_RULE} (a larger one is a wrong field, not a sale)"
+    return _AMOUNT_RULE
+
+
 _COUNT_RULE = f"must be an integer from 1 to {MAX_COUNT:,}"
 _INVISIBLE = "holds control or invisible characters (such as NUL, a line break or a zero-width space)"
 
@@ -171,7 +183,7 @@ def drop_unusable(body: dict[str, Any]) -> list[str]:
                     if usable_amount(value):
                         fixed[key] = value
                     else:
-                        warnings.append(f"{path}: {_AMOUNT_RULE}; dropped")
+                        warnings.append(f"{path}: {_amount_problem(value)}; dropped")
                 elif key == "num_items":
                     if usable_count(value):
                         fixed[key] = value
@@ -250,7 +262,7 @@ def validate_conversion(
     _identifiers(errors, body.get("identifiers"))
 
     if "value" in body and not usable_amount(body["value"]):
-        errors.append(FieldError("value", _AMOUNT_RULE))
+        errors.append(FieldError("value", _amount_problem(body["value"])))
     currency = body.get("price_currency")
     if currency is not None and (not isinstance(currency, str) or currency not in CURRENCIES):
         errors.append(FieldError("price_currency", f"{excerpt(currency)} is not an ISO 4217 currency code"))
@@ -398,7 +410,7 @@ def _contents(errors: list[FieldError], contents: Any) -> None:
                 errors.append(FieldError(f"{path}.{key}", "not a content field"))
             elif key == "content_price":
                 if not usable_amount(value):
-                    errors.append(FieldError(f"{path}.content_price", _AMOUNT_RULE))
+                    errors.append(FieldError(f"{path}.content_price", _amount_problem(value)))
             elif key == "num_items":
                 if not usable_count(value):
                     errors.append(FieldError(f"{path}.num_items", _COUNT_RULE))

@@ -115,6 +115,19 @@ def test_value_must_be_a_finite_non_negative_number(value: Any) -> None:
     assert fields(valid(value=value)) == ["value"]
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (-45.0, "(a negative amount is a refund or a discount, not a sale)"),
+        (10**13, "(a larger one is a wrong field, not a sale)"),
+        ("10", ""),
+    ],
+)
+def test_an_unusable_value_is_explained_by_what_is_wrong_with_it(value: Any, why: str) -> None:
+    [error] = validate_conversion(valid(value=value), SETTINGS, now=NOW)
+    assert error.reason == f"must be a number from 0 to 1,000,000,000,000 {why}".strip()
+
+
 @pytest.mark.parametrize("n", [0, -2, 1.5, "3"])
 def test_number_items_must_be_a_positive_integer(n: Any) -> None:
     assert fields(valid(number_items=n)) == ["number_items"]
