@@ -112,3 +112,36 @@ def test_the_old_activity_page_redirects_to_the_console_and_drops_the_key_from_t
     assert page.status_code == 308
     assert page.headers["location"] == "/console/events"
     assert ADMIN_KEY not in page.headers["location"]
+
+
+def test_a_parameter_or_body_the_api_refuses_is_one_problem_naming_the_field_never_echoing_the_value(
+    gateway: Gateway,
+) -> None:
+    # FastAPI's own 422 is {"detail": [{..., "input": <the value>}]}: another shape, and it echoes what was
+    # sent (an e-mail pasted where the console's test form wants an event)
+    refused = gateway.admin.post("/console/api/test", json={"event": "ada.lovelace@example.com"})
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "error": "invalid_request",
+        "message": "event: Input should be a valid dictionary",
+    }
+    assert "lovelace" not in refused.text
+    limit = gateway.admin.get("/v1/activity", params={"limit": "many"})
+    assert limit.status_code == 422
+    assert (
+        limit.json()["message"]
+        == "limit: Input should be a valid integer, unable to parse string as an integer"
+    )
+    not_json = gateway.admin.post(
+        "/console/api/test", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 422 and set(not_json.json()) == {"error", "message"}
+    # and the OpenAPI document says so: every 422 it declares is a problem (or the ingest answer)
+    document = gateway.admin.get("/openapi.json").json()
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                ref = answer["content"]["application/json"]["schema"]["$ref"]
+                assert ref.rsplit("/", 1)[1] in {"Problem", "IngestAnswer"}, (path, ref)

@@ -14,18 +14,19 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from xgate import __version__
 from xgate.collect.admin import AdminGuard
 from xgate.collect.docs import add_pages
 from xgate.collect.ingest import EventMapper
-from xgate.collect.problems import Problem, problem_handler
+from xgate.collect.problems import Problem, problem_handler, validation_problem_handler
 from xgate.collect.routes import activity, health, ingest
 from xgate.collect.routes.ingest import IngestLane
 from xgate.collect.routes.sources import add_source_routes
 from xgate.collect.runner import Background, BackgroundRunner
-from xgate.collect.schema import component_schemas
+from xgate.collect.schema import component_schemas, validation_answers_are_problems
 from xgate.collect.services import Services
 from xgate.collect.writer import TakesLeasedRows
 from xgate.config import Config
@@ -97,7 +98,7 @@ def create_app(
         # served by add_pages with assets from the gateway itself, not a CDN
         docs_url=None,
         redoc_url=None,
-        exception_handlers={Problem: problem_handler},
+        exception_handlers={Problem: problem_handler, RequestValidationError: validation_problem_handler},
     )
     app.state.config = config
     app.state.services = gateway
@@ -119,6 +120,7 @@ def create_app(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+            validation_answers_are_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -8,8 +8,11 @@ and the app's handler (:func:`problem_handler`, installed by ``create_app``) ans
 from __future__ import annotations
 
 import orjson
+from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+
+from xgate.observe.redact import error_text
 
 
 class Problem(Exception):
@@ -36,6 +39,21 @@ async def problem_handler(_: Request, exc: Exception) -> Response:
     """The app's exception handler for :class:`Problem`."""
     assert isinstance(exc, Problem)
     return exc.response()
+
+
+async def validation_problem_handler(_: Request, exc: Exception) -> Response:
+    """The app's handler for a query parameter or a body model FastAPI refused (the console's API,
+    ``/v1/activity``): 422 ``invalid_request`` naming each field and reason (``limit: Input should be a
+    valid integer…``). FastAPI's own answer is another shape and echoes each refused value, e-mails
+    included; here the reasons are scrubbed as every error text is
+    (:func:`xgate.observe.redact.error_text`)."""
+    assert isinstance(exc, RequestValidationError)
+    reasons = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        field = ".".join(loc[1:]) or (loc[0] if loc else "request")  # loc[0]: body, query, path, header
+        reasons.append(f"{field}: {err.get('msg', 'not valid')}")
+    return problem(422, "invalid_request", error_text("; ".join(reasons)))
 
 
 def cors_headers(origin: str, *, credentials: bool = True) -> dict[str, str]:

@@ -83,6 +83,25 @@ def component_schemas() -> dict[str, Any]:
     return out
 
 
+def validation_answers_are_problems(document: dict[str, Any]) -> None:
+    """Make the 422 answers FastAPI declares for every route with parameters or a body model say what the
+    app answers (:func:`xgate.collect.problems.validation_problem_handler`): a :class:`Problem`, not
+    FastAPI's ``HTTPValidationError``, whose schemas are then dropped. Changes ``document`` in place."""
+    fastapi_422 = "#/components/schemas/HTTPValidationError"
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer and answer.get("content", {}).get("application/json", {}).get("schema") == {
+                "$ref": fastapi_422
+            }:
+                operation["responses"]["422"] = _problem(
+                    "A parameter or the body is not valid: each field named"
+                )
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
 def _problem(description: str) -> dict[str, Any]:
     return _json(_ref(Problem), description)
 
