@@ -314,6 +314,10 @@ def test_an_events_page_shows_every_attempt_with_x_status_and_why_x_counts_it_on
     assert "fired X's pixel with this conversion_id" in notes and "answered duplicate and never sent" in notes
     other = page.locator("#same-conversion li")
     assert other.count() == 1 and "x-brand" in other.inner_text() and "separately" in other.inner_text()
+    # the reload's copy was not stored, but the page names who sent it and how often
+    copy = page.locator("#also-sent-by li")
+    assert copy.count() == 1 and copy.inner_text().startswith("by web (browser, public key)")
+    assert copy.locator(".copies").inner_text() == "1" and "sent it again" in copy.inner_text()
     console.shot(page, "event-attempts")
 
     console.send("from-backend-1")

@@ -615,6 +615,56 @@ def test_history_goes_with_its_row_when_discarded_or_purged(outbox_factory: Outb
     assert len(box.history(kept.id)) == 1
 
 
+def test_each_duplicate_records_its_sender_against_the_kept_row_on_any_node(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    t0 = time.time()
+    kept = a.enqueue([conversion(1, source="backend")], now=t0)[0]
+    assert a.duplicates(kept.row_id) == []
+    tag = public(1)
+    tag.source = "web"
+    # the browser tag (public key) sends it twice on node b, an import once on node a, in calls of their own
+    assert b.enqueue([tag], now=t0 + 10)[0].status == "duplicate"
+    assert b.enqueue([tag, tag], now=t0 + 20)[1].status == "duplicate"
+    assert a.enqueue([conversion(1, source="import:orders.csv")], now=t0 + 30)[0].status == "duplicate"
+    # the kept row's own source again, in the call that stores another conversion
+    a.enqueue([conversion(2, source="backend"), conversion(1, source="backend")], now=t0 + 40)
+    senders = b.duplicates(kept.row_id)
+    assert [(d.source, d.public, d.copies) for d in senders] == [
+        ("web", True, 3),
+        ("import:orders.csv", False, 1),
+        ("backend", False, 1),
+    ]
+    assert (senders[0].first_at, senders[0].last_at) == (pytest.approx(t0 + 10), pytest.approx(t0 + 20))
+    assert a.duplicates(kept.row_id) == senders
+    # a new conversion, and the first copy of a conversion in one call, record no sender
+    row_2 = next(r for r in a.rows() if r.conversion_id == "c2")
+    assert a.duplicates(row_2.id) == []
+
+
+def test_duplicate_senders_go_with_their_row_and_after_the_dedup_window(
+    outbox_factory: OutboxFactory,
+) -> None:
+    box = outbox_factory(StorageSettings(retention_days=1, dedup_window_days=30))
+    t0 = time.time()
+    box.enqueue([conversion(i) for i in range(4)], now=t0)
+    box.enqueue([conversion(i, source="again") for i in range(4)], now=t0)
+    old, dead, kept, quiet = box.lease(4, 30)
+    box.mark_delivered([old.id], old.lease_token, "d", now=t0 - 2 * 86400)
+    box.mark_dead([dead.id], dead.lease_token, "HTTP 400")
+    assert box.discard([dead.id]) == 1 and box.purge(now=t0) == 1
+    assert (box.duplicates(old.id), box.duplicates(dead.id)) == ([], [])
+    # a copy of a discarded conversion is still a duplicate, but its row is gone: no sender is kept
+    assert box.enqueue([conversion(1, source="late")], now=t0 + 1)[0].status == "duplicate"
+    assert box.duplicates(dead.id) == []
+    # a sender whose last copy is older than the window goes; one that sent again within it stays
+    box.enqueue([conversion(2, source="again")], now=t0 + 20 * 86400)
+    box.purge(now=t0 + 31 * 86400)
+    assert [d.copies for d in box.duplicates(kept.id)] == [2]
+    assert box.duplicates(quiet.id) == []
+
+
 def test_the_timeline_counts_stored_with_signals_and_settled_per_destination_event_and_bucket(
     outbox: Outbox,
 ) -> None:

@@ -291,8 +291,36 @@ def dedup(config: Config, outbox: Outbox, row: OutboxRow) -> dict[str, Any]:
     ``duplicate`` and never sent, so X gets it once from xgate; only a browser (public-key) copy never blocks
     a later server copy: both are sent and X merges them (docs/security.md). A browser source's
     conversion was also sent by X's pixel in that browser with the same conversion_id: X counts the
-    two once."""
+    two once.
+
+    ``also_sent_by``: every source that sent this conversion again and was answered duplicate
+    (:meth:`~xgate.outbox.base.Outbox.duplicates`, recorded by whichever node took the copy): its kind,
+    its key's trust (``public``: a browser source), how many copies, the first and last (epoch s), and
+    ``why`` xgate did not send them."""
     kind = source_kind(config, row.source)
+    window = config.storage.dedup_window_days
+    also = []
+    for d in outbox.duplicates(row.id):
+        if d.public and kind != "browser":
+            why = (
+                "a copy from the browser tag (a public key) is never stored when a server copy is: X got "
+                "this one, and merges the pixel event the tag fired with it by conversion_id"
+            )
+        elif d.source == row.source:
+            why = f"the same source sent it again within the {window}-day dedup window (a retry or a reload)"
+        else:
+            why = f"a copy within the {window}-day dedup window: X gets the conversion once, from this row"
+        also.append(
+            {
+                "source": d.source,
+                "source_kind": source_kind(config, d.source),
+                "public": d.public,
+                "count": d.copies,
+                "first_at": d.first_at,
+                "last_at": d.last_at,
+                "why": why,
+            }
+        )
     others = []
     for r in outbox.rows(conversion_id=row.conversion_id, limit=50):
         if r.id == row.id:
@@ -325,6 +353,7 @@ def dedup(config: Config, outbox: Outbox, row: OutboxRow) -> dict[str, Any]:
         "source": row.source,
         "source_kind": kind,
         "same_conversion_id": others,
+        "also_sent_by": also,
         "notes": notes,
     }
 

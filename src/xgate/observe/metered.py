@@ -16,6 +16,7 @@ from xgate.observe.metrics import Metrics
 from xgate.outbox.base import (
     AttemptRecord,
     DestinationHealth,
+    DuplicateSender,
     EnqueueOutcome,
     HandoffLease,
     LeasedRow,
@@ -194,6 +195,9 @@ class MeteredOutbox:
 
     def history(self, row_id: int) -> list[AttemptRecord]:
         return self.inner.history(row_id)
+
+    def duplicates(self, row_id: int) -> list[DuplicateSender]:
+        return self.inner.duplicates(row_id)
 
     def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
         return self.inner.timeline(since, bucket_seconds)

@@ -8,6 +8,7 @@ from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
     AttemptRecord,
     DestinationHealth,
+    DuplicateSender,
     EnqueueOutcome,
     HandoffLease,
     LeasedRow,
@@ -24,6 +25,7 @@ from xgate.outbox.sqlite import SQLiteOutbox
 __all__ = [
     "AttemptRecord",
     "DestinationHealth",
+    "DuplicateSender",
     "EnqueueOutcome",
     "HandoffLease",
     "LeasedRow",

@@ -29,6 +29,10 @@ Rules for every method:
   their destination and X event (:meth:`Outbox.timeline`), in its own transaction: one multi-row insert
   and one upsert per (destination, X event) settled, nothing read back. Enqueue adds its rows to the
   same counts. History goes with its row (purge, discard); minute counts after :data:`TIMELINE_DAYS`.
+- **Duplicate senders** (for the console's dedup diagnostics): an enqueue that answers ``duplicate`` also
+  records, per kept row, who sent the copy (:meth:`Outbox.duplicates`): one upsert statement in the same
+  transaction, run only when the call has duplicates. They go with their row (purge, discard) and after
+  ``dedup_window_days`` without a new copy (purge).
 - **A lease** is a token and an expiry over a set of rows, recorded with the leasing node's id
   (:attr:`Outbox.node_id`). Settle calls name the token: a row whose lease was lost (it expired and was
   leased again with another token, or was reclaimed or settled already) is left alone and not counted.
@@ -124,6 +128,21 @@ class OutboxRow:
     #: import``; ``""`` for rows stored before sources were recorded (SQLite schema version 4, PostgreSQL
     #: migration 3)
     source: str = ""
+
+
+class DuplicateSender(NamedTuple):
+    """A source that sent a stored conversion again (:meth:`Outbox.duplicates`): the copies it sent
+    after the kept row, answered ``duplicate`` and never stored nor sent to X.
+
+    ``source`` as :attr:`OutboxRow.source` (a ``[[sources]]`` name, ``import:<file name>``); ``public``:
+    sent with a public key (a browser source: :attr:`MappedConversion.public`); ``copies`` sent, the
+    first at ``first_at`` and the last at ``last_at`` (epoch seconds)."""
+
+    source: str
+    public: bool
+    first_at: float
+    last_at: float
+    copies: int
 
 
 class AttemptRecord(NamedTuple):
@@ -244,8 +263,9 @@ class Outbox(Protocol):
         a stored public conversion never makes a later conversion without ``public`` a duplicate (a
         browser source's public key must not pre-empt a server's conversion; X merges the two by
         conversion_id).
-        Idempotent: storing the same conversions again stores nothing. Raises OutboxUnavailable (then
-        nothing was stored)."""
+        Idempotent: storing the same conversions again stores no row; each duplicate's sender is
+        recorded against the kept row (:meth:`duplicates`) while that row is stored. Raises
+        OutboxUnavailable (then nothing was stored)."""
         ...
 
     def enqueue_leased(
@@ -410,6 +430,12 @@ class Outbox(Protocol):
         Cost: an index lookup."""
         ...
 
+    def duplicates(self, row_id: int) -> list[DuplicateSender]:
+        """Who sent the conversion of ``row_id`` again within the dedup window, one entry per (source,
+        ``public``), ordered by ``first_at`` (empty when no copy came, or the row is gone). Written by
+        :meth:`enqueue` (any node) for each duplicate it answers. Cost: an index lookup."""
+        ...
+
     def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
         """Per destination and X event, the conversions stored and settled from ``since`` on, in buckets
         of ``bucket_seconds`` (a multiple of 60; ValueError otherwise) aligned on the epoch, ordered by
@@ -429,14 +455,16 @@ class Outbox(Protocol):
         ...
 
     def discard(self, row_ids: Sequence[int] | None = None) -> int:
-        """Delete dead rows (these ids, or every dead row when None); ids that are not dead are ignored.
-        Their dedup keys stay until the window ends, so a discarded conversion ingested again (a client's
-        retry) is a duplicate, never sent. Returns how many rows were deleted."""
+        """Delete dead rows (these ids, or every dead row when None), with their history and duplicate
+        senders; ids that are not dead are ignored. Their dedup keys stay until the window ends, so a
+        discarded conversion ingested again (a client's retry) is a duplicate, never sent. Returns how
+        many rows were deleted."""
         ...
 
     def purge(self, *, now: float | None = None) -> int:
-        """Delete delivered rows older than ``[storage] retention_days`` and dedup keys older than
-        ``dedup_window_days``. Returns how many rows were deleted (keys not counted)."""
+        """Delete delivered rows older than ``[storage] retention_days`` (with their history and
+        duplicate senders), dedup keys older than ``dedup_window_days`` and duplicate senders whose last
+        copy is that old. Returns how many rows were deleted (keys and senders not counted)."""
         ...
 
     def ping(self) -> None:

@@ -11,7 +11,8 @@ Every call is one transaction on a pooled connection. Tables (``migrations/postg
   a key comes back only when it was new or its window had ended), then the rows of the keys that came
   back, with ids drawn from the rows' sequence by the key insert. A second writer of the same key waits
   on the first's row lock and then sees a duplicate, so concurrent nodes never store a key twice. The
-  collector groups concurrent requests into one call: one commit for many conversions.
+  collector groups concurrent requests into one call: one commit for many conversions. Duplicates (keys
+  that did not come back) add one upsert of their senders (``xgate_duplicate_senders``) to the call.
 - **Lease** takes due queued rows with ``FOR UPDATE SKIP LOCKED`` (then expired leases the same way), so
   nodes leasing at once each get other rows and never wait on each other.
 - **Counts** per (destination, state) live in ``xgate_state_counts``, written by the statement that moves
@@ -59,6 +60,7 @@ from xgate.outbox.base import (
     AttemptOutcome,
     AttemptRecord,
     DestinationHealth,
+    DuplicateSender,
     EnqueueOutcome,
     HandoffLease,
     LeasedRow,
@@ -130,8 +132,12 @@ _STORED_MINUTES = {"stored": "count(*)"} | {
     signal: f"count(*) FILTER (WHERE strpos(match_signals, '{signal}') > 0)"
     for signal in ("twclid", "email", "phone", "ip_ua")
 }
-#: a CTE deleting the history of the rows a statement deletes (``changed`` returns their ids)
-_FORGET_HISTORY = "DELETE FROM xgate_attempts WHERE row_id IN (SELECT id FROM changed)"
+#: CTEs deleting what goes with the rows a statement deletes (``changed`` returns their ids): their
+#: history and their duplicate senders
+_FORGET_HISTORY = (
+    "DELETE FROM xgate_attempts WHERE row_id IN (SELECT id FROM changed)",
+    "DELETE FROM xgate_duplicate_senders WHERE row_id IN (SELECT id FROM changed)",
+)
 #: the column a settle outcome adds to (a deferral adds to none)
 _OUTCOME_COLUMN = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
 
@@ -408,15 +414,17 @@ class PostgresOutbox:
             # the new rows, column by column (unnest): id, destination, pixel, event, conversion, name,
             # match signals, body, state, source
             cols: tuple[list[Any], ...] = tuple([] for _ in range(10))
+            copies: dict[tuple[int, str, bool], int] = {}  # duplicates: (kept row, source, public) -> n
             for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
                 if i in shadowed:
                     tk = trusted_keys[i]
                     row_id = taken[tk] if tk in taken else known[tk]
+                else:
+                    row_id = known[key]
+                if i in shadowed or key not in new or firsts[key] != i:
                     out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
-                    continue
-                row_id = known[key]
-                if key not in new or firsts[key] != i:
-                    out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
+                    copy = (row_id, c.source, c.public)
+                    copies[copy] = copies.get(copy, 0) + 1
                     continue
                 body = orjson.dumps(c.body)
                 state = "queued"
@@ -476,6 +484,23 @@ class PostgresOutbox:
                     },
                     also=(_add_minutes(_STORED_MINUTES),),
                     wake="state = 'queued'",  # rows in the queue: wake idle dispatchers of every node
+                )
+            if copies:  # the duplicate path only; a copy of a row gone (discarded, purged) is not kept
+                ordered = sorted(copies.items())  # rows locked in key order: no deadlock between nodes
+                db.execute(
+                    "INSERT INTO xgate_duplicate_senders AS d (row_id, source, public, first_at, last_at, n)"
+                    " SELECT u.r, u.s, u.p, %(now)s, %(now)s, u.n"
+                    " FROM unnest(%(r)b::bigint[], %(s)b::text[], %(p)b::boolean[], %(n)b::bigint[])"
+                    " AS u(r, s, p, n) WHERE EXISTS (SELECT 1 FROM xgate_conversions WHERE id = u.r)"
+                    " ON CONFLICT (row_id, source, public) DO UPDATE SET n = d.n + excluded.n,"
+                    " last_at = greatest(d.last_at, excluded.last_at)",
+                    {
+                        "now": now,
+                        "r": [k[0] for k, _ in ordered],
+                        "s": [k[1] for k, _ in ordered],
+                        "p": [k[2] for k, _ in ordered],
+                        "n": [n for _, n in ordered],
+                    },
                 )
             return out, sorted(handed)
 
@@ -940,6 +965,17 @@ class PostgresOutbox:
         )
         return [AttemptRecord(*r) for r in found]
 
+    def duplicates(self, row_id: int) -> list[DuplicateSender]:
+        found = self._call(
+            "duplicates",
+            lambda db: db.execute(
+                "SELECT source, public, first_at, last_at, n FROM xgate_duplicate_senders WHERE row_id = %s"
+                " ORDER BY first_at, source, public",
+                (row_id,),
+            ).fetchall(),
+        )
+        return [DuplicateSender(r[0], bool(r[1]), r[2], r[3], int(r[4])) for r in found]
+
     def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
         size = check_bucket(bucket_seconds)
         sums = ", ".join(f"sum({c})" for c in _MINUTE_COLUMNS)
@@ -998,7 +1034,7 @@ class PostgresOutbox:
                 "dead",
                 None,
                 {"ids": list(row_ids or ())},
-                also=(_FORGET_HISTORY,),
+                also=_FORGET_HISTORY,
             ),
         )
 
@@ -1020,7 +1056,7 @@ class PostgresOutbox:
                 "delivered",
                 None,
                 {"cutoff": now - self._retention, "batch": _PURGE_BATCH},
-                also=(_FORGET_HISTORY,),
+                also=_FORGET_HISTORY,
             )
 
         first_keys_batch = [True]
@@ -1029,11 +1065,14 @@ class PostgresOutbox:
             got = db.execute(lock).fetchone()
             if not (got and got[0]):
                 return None
-            if first_keys_batch:  # minute counts: a small table, in one statement
+            if first_keys_batch:  # minute counts and duplicate senders: small tables, one statement each
                 first_keys_batch.clear()
                 db.execute(
                     "DELETE FROM xgate_minute_counts WHERE minute < %s",
                     (minute_of(now - TIMELINE_DAYS * 86400),),
+                )
+                db.execute(
+                    "DELETE FROM xgate_duplicate_senders WHERE last_at <= %s", (now - self._dedup_window,)
                 )
             return db.execute(
                 "DELETE FROM xgate_dedup_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM xgate_dedup_keys"

@@ -22,6 +22,10 @@ conversion from a public key (:attr:`MappedConversion.public`, a browser source)
 key, ``public`` + the key: it is a duplicate of any earlier conversion with the same key, but it never
 makes a later conversion from a secret key a duplicate (docs/security.md, "Deduplication and trust").
 
+Duplicate senders (schema version 6): an enqueue that answers ``duplicate`` upserts who sent the copy
+(one ``executemany`` in its transaction, only when there are duplicates), for the console's dedup
+diagnostics.
+
 History and timeline (schema version 4): a settle call appends its rows' history with one ``INSERT …
 SELECT`` over the settled ids (``json_each``) and one upsert of ``minute_counts`` per destination and X
 event; enqueue adds one upsert per destination and X event. Measured on 100-row calls (tmpfs, 2 cores):
@@ -67,6 +71,7 @@ from xgate.outbox.base import (
     AttemptOutcome,
     AttemptRecord,
     DestinationHealth,
+    DuplicateSender,
     EnqueueOutcome,
     HandoffLease,
     LeasedRow,
@@ -192,12 +197,26 @@ _HISTORY = (
 )
 #: version 5: facts about the file itself: outbox_id, the identity recorded beside it in <db>.id
 _META = "CREATE TABLE outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-_SCHEMA += (*_HISTORY, _META)
+#: version 6: who sent a stored conversion again (Outbox.duplicates), upserted by enqueue on the duplicate
+#: path only; deleted with its row, and by purge once its last copy is older than the dedup window
+_DUPLICATES = (
+    """CREATE TABLE duplicate_senders (
+        row_id   INTEGER NOT NULL,
+        source   TEXT    NOT NULL,
+        public   INTEGER NOT NULL,
+        first_at REAL    NOT NULL,
+        last_at  REAL    NOT NULL,
+        n        INTEGER NOT NULL,
+        PRIMARY KEY (row_id, source, public)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX duplicate_senders_last_at ON duplicate_senders (last_at)",
+)
+_SCHEMA += (*_HISTORY, _META, *_DUPLICATES)
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
 #: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
-#: minute counts; 5 = outbox_meta (the file's identity)
-_SCHEMA_VERSION = 5
+#: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders
+_SCHEMA_VERSION = 6
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -230,6 +249,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     2: _SHARED,
     3: ("ALTER TABLE conversions ADD COLUMN source TEXT NOT NULL DEFAULT ''", *_HISTORY),
     4: (_META,),
+    5: _DUPLICATES,
 }
 
 _ROW_COLUMNS = (
@@ -558,6 +578,7 @@ class SQLiteOutbox:
             new_keys: list[tuple[str, int, float]] = []
             handed: list[LeasedRow] = []
             minutes: dict[tuple[str, str], list[int]] = {}  # (destination, event) -> minute_counts
+            copies: dict[tuple[int, str, bool], int] = {}  # duplicates: (kept row, source, public) -> n
             for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
                 public_key = public_keys.get(i)
                 row_id = known.get(key)
@@ -565,6 +586,8 @@ class SQLiteOutbox:
                     row_id = known.get(public_key)
                 if row_id is not None:
                     out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
+                    copy = (row_id, c.source, c.public)
+                    copies[copy] = copies.get(copy, 0) + 1
                     continue
                 if public_key is not None:  # stored under its own key: a trusted copy stays welcome
                     key = public_key
@@ -627,6 +650,14 @@ class SQLiteOutbox:
             _count(db, counts)
             minute = minute_of(now)
             db.executemany(_ADD_MINUTES, [(minute, d, e, *tally) for (d, e), tally in minutes.items()])
+            if copies:  # the duplicate path only; a copy of a row gone (discarded, purged) is not kept
+                db.executemany(
+                    "INSERT INTO duplicate_senders (row_id, source, public, first_at, last_at, n)"
+                    " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversions WHERE id = ?)"
+                    " ON CONFLICT (row_id, source, public) DO UPDATE SET n = n + excluded.n,"
+                    " last_at = max(last_at, excluded.last_at)",
+                    [(r, src, int(pub), now, now, n, r) for (r, src, pub), n in copies.items()],
+                )
         if len(rows) > len(handed):
             self._queued()
         return out, handed
@@ -1006,6 +1037,17 @@ class SQLiteOutbox:
         ]
 
     @_guarded
+    def duplicates(self, row_id: int) -> list[DuplicateSender]:
+        return [
+            DuplicateSender(source, bool(public), first_at, last_at, n)
+            for source, public, first_at, last_at, n in self._db().execute(
+                "SELECT source, public, first_at, last_at, n FROM duplicate_senders WHERE row_id = ?"
+                " ORDER BY first_at, source, public",
+                (row_id,),
+            )
+        ]
+
+    @_guarded
     def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
         size = check_bucket(bucket_seconds)
         sums = ", ".join(f"sum({c})" for c in _MINUTE_COLUMNS)
@@ -1062,14 +1104,13 @@ class SQLiteOutbox:
     @_guarded
     def discard(self, row_ids: Sequence[int] | None = None) -> int:
         with self._write() as db:
-            history = (
-                "DELETE FROM conversion_attempts WHERE row_id IN"
-                " (SELECT id FROM conversions WHERE state = 'dead'"
-            )
-            if row_ids is None:
-                db.execute(history + ")")
-            for chunk in _chunks(row_ids or ()):
-                db.execute(f"{history} AND id IN ({_marks(len(chunk))}))", tuple(chunk))
+            for table in ("conversion_attempts", "duplicate_senders"):  # what goes with the row
+                with_row = f"DELETE FROM {table} WHERE row_id IN (SELECT id FROM conversions"
+                with_row += " WHERE state = 'dead'"
+                if row_ids is None:
+                    db.execute(with_row + ")")
+                for chunk in _chunks(row_ids or ()):
+                    db.execute(f"{with_row} AND id IN ({_marks(len(chunk))}))", tuple(chunk))
             gone = self._dead_in(db, "DELETE FROM conversions", (), row_ids)  # dedup keys stay
             changes: dict[tuple[str, str], int] = {}
             for d in gone:
@@ -1086,11 +1127,12 @@ class SQLiteOutbox:
                 "SELECT destination FROM state_counts WHERE state = 'delivered' AND n > 0"
             ).fetchall()
             for (destination,) in destinations:  # one destination at a time: its count is then exact
-                db.execute(
-                    "DELETE FROM conversion_attempts WHERE row_id IN (SELECT id FROM conversions"
-                    " WHERE state = 'delivered' AND updated_at < ? AND destination = ?)",
-                    (now - self._retention, destination),
-                )
+                for table in ("conversion_attempts", "duplicate_senders"):  # what goes with the row
+                    db.execute(
+                        f"DELETE FROM {table} WHERE row_id IN (SELECT id FROM conversions"
+                        " WHERE state = 'delivered' AND updated_at < ? AND destination = ?)",
+                        (now - self._retention, destination),
+                    )
                 n = db.execute(
                     "DELETE FROM conversions WHERE state = 'delivered' AND updated_at < ?"
                     " AND destination = ?",
@@ -1099,6 +1141,7 @@ class SQLiteOutbox:
                 _count(db, {(destination, "delivered"): -n})
                 purged += n
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM duplicate_senders WHERE last_at <= ?", (now - self._dedup_window,))
             db.execute(
                 "DELETE FROM minute_counts WHERE minute < ?", (minute_of(now - TIMELINE_DAYS * 86400),)
             )

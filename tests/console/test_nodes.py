@@ -1,0 +1,105 @@
+"""The console with several gateway nodes on one outbox (SQLite shared by two processes' worth of
+connections, and PostgreSQL): whatever node serves the page shows what every node recorded."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from xgate.collect import create_app
+from xgate.config import Config, parse_config
+from xgate.testing import OutboxFactory, serve_app
+
+ADMIN_ENV, ADMIN_KEY = "XGATE_TEST_NODES_ADMIN", "adm-nodes-4b1e0a"
+SERVER_KEY, BROWSER_KEY = "srv-nodes-key-77c2", "pub-nodes-key-19fe"
+SHOP = "https://shop.example"
+
+
+def config(url: str) -> Config:
+    return parse_config(
+        {
+            "storage": {"url": url},
+            "server": {"admin_key_env": ADMIN_ENV},
+            "sources": [
+                {"name": "backend", "write_key": SERVER_KEY},
+                {"name": "web", "write_key": BROWSER_KEY, "allowed_origins": [SHOP]},
+            ],
+            "destinations": [
+                {"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}
+            ],
+        }
+    )
+
+
+Node = Callable[[str], str]
+
+
+@pytest.fixture
+def nodes(outbox_factory: OutboxFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
+    """``nodes(name)``: the URL of a new gateway app (no dispatcher) with its own outbox connections,
+    node id ``name``, on the test's one store."""
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    with contextlib.ExitStack() as stack:
+
+        def start(name: str) -> str:
+            outbox = outbox_factory(node_id=name)
+            return stack.enter_context(serve_app(create_app(config(outbox_factory.url), outbox)))
+
+        yield start
+
+
+def send(url: str, order: str, *, browser: bool = False) -> dict[str, Any]:
+    key, headers = (BROWSER_KEY, {"Origin": SHOP}) if browser else (SERVER_KEY, {})
+    answer = httpx.post(
+        f"{url}/v1/events",
+        json={
+            "event_name": "purchase",
+            "id": order,
+            "value": 12.5,
+            "currency": "usd",
+            "partners": {"twitter": {"twclid": "26mmb5rsu6rwaq8h8hhsorrt7m"}},
+        },
+        headers={"Authorization": f"Bearer {key}", **headers},
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()["results"][0]["conversions"][0]
+    return result
+
+
+def api(url: str, path: str, **kwargs: Any) -> Any:
+    answer = httpx.get(f"{url}/console/api{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, **kwargs)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_an_events_page_on_one_node_names_every_source_that_sent_it_again_on_any_node(nodes: Node) -> None:
+    a, b = nodes("node-a"), nodes("node-b")
+    kept = send(a, "order-7")
+    assert kept["status"] == "queued"
+    # the browser tag's copy (X's pixel fired with it) reaches node b twice: duplicates of the server's copy
+    assert send(b, "order-7", browser=True)["status"] == "duplicate"
+    assert send(b, "order-7", browser=True)["status"] == "duplicate"
+    assert send(a, "order-7")["status"] == "duplicate"  # the backend's retry
+    row_id = next(r["id"] for r in api(b, "/events", params={"conversion_id": "order-7"})["conversions"])
+    dedup = api(a, f"/events/{row_id}")["dedup"]
+    assert [(d["source"], d["source_kind"], d["public"], d["count"]) for d in dedup["also_sent_by"]] == [
+        ("web", "browser", True, 2),
+        ("backend", "backend", False, 1),
+    ]
+    web, backend = dedup["also_sent_by"]
+    assert "merges the pixel event" in web["why"] and web["last_at"] >= web["first_at"]
+    assert "same source sent it again" in backend["why"]
+    page = httpx.get(f"{b}/console/events/{row_id}", cookies=signed_in(b))
+    assert page.status_code == 200
+    assert 'by <strong>web</strong> (browser, public key) <span class="copies">2</span> times' in page.text
+
+
+def signed_in(url: str) -> dict[str, str]:
+    """The session cookie of an admin signed in at ``url``."""
+    answer = httpx.post(f"{url}/console/sign-in", data={"key": ADMIN_KEY})
+    assert answer.status_code == 303, answer.text
+    return {"xgate_console": answer.cookies["xgate_console"]}
