@@ -79,6 +79,5 @@ def build_gateway(config: Config, *, dispatch: bool = True) -> GatewayProcess:
         handoff=dispatcher.handoff if dispatcher is not None else None,
         metrics=metrics,
         credential_problems=(lambda: dispatcher.credential_problems) if dispatcher is not None else None,
-        rate_limits=(lambda: dispatcher.rate_limits) if dispatcher is not None else None,
     )
     return GatewayProcess(app, outbox, metrics, dispatcher is not None)

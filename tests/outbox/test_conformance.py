@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxUnavailable
-from xgate.outbox import HandoffLease, LeasedRow, Outbox, open_outbox
+from xgate.outbox import CapacityReading, HandoffLease, LeasedRow, Outbox, open_outbox
 from xgate.outbox.base import TIMELINE_DAYS
 from xgate.testing import OutboxFactory
 
@@ -381,6 +381,35 @@ def test_health_records_each_destinations_last_success_and_last_error(outbox: Ou
     assert health["x-a"].problem == "HTTP 400: bad conversion"
     assert health["x-b"].problem is None
     assert health["x-b"].last_error == "HTTP 401: invalid credentials"  # kept, but no longer current
+
+
+def test_x_capacity_reading_is_kept_per_destination_by_any_node_and_the_latest_wins(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    a.enqueue([conversion(i) for i in range(4)] + [conversion(9, destination="x-leads")])
+    rows = a.lease(5, 30)
+    t0 = time.time()
+    main = [r.id for r in rows if r.destination == "x-main"]
+    reading = CapacityReading(2000, 1994, t0 + 900, "account", t0)
+    assert a.mark_delivered(main[:1], rows[0].lease_token, "d", capacity=reading) == 1
+    assert b.health()["x-main"].capacity == reading
+    assert "x-leads" not in b.health()  # never settled
+    # a reading taken earlier (a slower node's answer) does not replace a later one
+    older = CapacityReading(2000, 1999, t0 + 900, "account", t0 - 5)
+    b.mark_retry(main[1:2], rows[0].lease_token, t0 + 60, "HTTP 503", capacity=older)
+    assert a.health()["x-main"].capacity == reading
+    later = CapacityReading(None, 0, None, "user", t0 + 5)  # headers X did not send stay None
+    b.mark_dead(main[2:3], rows[0].lease_token, "HTTP 400", capacity=later)
+    assert a.health()["x-main"].capacity == later
+    # a settle without a reading leaves it; one that settles nothing writes none
+    a.mark_delivered(main[3:], rows[0].lease_token, "d")
+    newest = reading._replace(seen_at=t0 + 9)
+    assert a.mark_delivered(main[:1], rows[0].lease_token, "d", capacity=newest) == 0
+    assert a.health()["x-main"].capacity == later
+    leads = [r.id for r in rows if r.destination == "x-leads"]
+    a.mark_delivered(leads, rows[0].lease_token, "d", capacity=reading)
+    assert (b.health()["x-leads"].capacity, b.health()["x-main"].capacity) == (reading, later)
 
 
 def test_a_settle_that_settles_nothing_records_no_health(outbox: Outbox) -> None:

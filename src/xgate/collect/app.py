@@ -33,7 +33,6 @@ from xgate.config import Config
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import Outbox
 from xgate.tag.routes import router as tag_router
-from xgate.x.result import RateLimit
 
 log = logging.getLogger("xgate.collect")
 
@@ -47,15 +46,13 @@ def create_app(
     mapper: EventMapper | None = None,
     metrics: Metrics | None = None,
     credential_problems: Callable[[], Mapping[str, list[str]]] | None = None,
-    rate_limits: Callable[[], Mapping[str, tuple[RateLimit, float]]] | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app. ``dispatcher`` (if given) runs beside it for the app's lifetime;
     ``handoff`` (the dispatcher's) takes new rows already leased.
 
     ``mapper`` defaults to :class:`xgate.mapping.Mapper` of ``config``; ``metrics`` to a fresh registry that
     also reads the outbox's queue depth at scrape time. ``credential_problems`` (the dispatcher's, per
-    destination) makes ``/readyz`` report a destination this process cannot sign requests for;
-    ``rate_limits`` (the dispatcher's: X's last rate-limit headers per destination) feed the console.
+    destination) makes ``/readyz`` report a destination this process cannot sign requests for.
     """
     if mapper is None:
         from xgate.mapping import Mapper
@@ -69,7 +66,6 @@ def create_app(
         handoff=handoff,
         runner=BackgroundRunner(dispatcher) if dispatcher is not None else None,
         credential_problems=credential_problems,
-        rate_limits=rate_limits,
     )
 
     @asynccontextmanager

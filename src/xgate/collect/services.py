@@ -22,7 +22,6 @@ from xgate.observe.activity import ActivityLog, RejectionRing
 from xgate.observe.metrics import Metrics
 from xgate.observe.redact import register_secrets
 from xgate.outbox.base import Outbox
-from xgate.x.result import RateLimit
 
 
 @dataclass
@@ -42,8 +41,6 @@ class Services:
     writer: GroupWriter
     runner: BackgroundRunner | None = None
     credential_problems: Callable[[], Mapping[str, list[str]]] | None = None
-    #: per destination: X's last rate-limit headers and when they came (this process's dispatcher)
-    rate_limits: Callable[[], Mapping[str, tuple[RateLimit, float]]] | None = None
     rejections: RejectionRing = field(default_factory=RejectionRing)
 
     @classmethod
@@ -57,7 +54,6 @@ class Services:
         handoff: TakesLeasedRows | None = None,
         runner: BackgroundRunner | None = None,
         credential_problems: Callable[[], Mapping[str, list[str]]] | None = None,
-        rate_limits: Callable[[], Mapping[str, tuple[RateLimit, float]]] | None = None,
     ) -> Services:
         keys = Keyring(config)
         register_secrets(keys.secrets)
@@ -72,7 +68,6 @@ class Services:
             writer=GroupWriter(outbox, handoff=handoff),
             runner=runner,
             credential_problems=credential_problems,
-            rate_limits=rate_limits,
             rejections=rejections,
         )
 

@@ -410,9 +410,7 @@ async def rows_fragment(request: Request, who: PageReader, gateway: Gateway, ids
 
 # -- the JSON API -------------------------------------------------------------------------------------
 def _overview(gateway: Services) -> dict[str, Any]:
-    return views.overview(
-        gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems, gateway.rate_limits
-    )
+    return views.overview(gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems)
 
 
 def _dead_matching(gateway: Services, error: str | None) -> list[Any]:

@@ -22,8 +22,7 @@ from xgate.observe.activity import SIGNALS
 from xgate.observe.destinations import destination_states
 from xgate.observe.metrics import Metrics
 from xgate.observe.redact import scrub
-from xgate.outbox.base import Outbox, OutboxRow, RowState
-from xgate.x.result import RateLimit
+from xgate.outbox.base import DestinationHealth, Outbox, OutboxRow, RowState
 
 #: the most recent rows a listing, a latency figure or a chart reads
 SCAN_ROWS = 1000
@@ -127,11 +126,13 @@ def charts(outbox: Outbox, now: float) -> dict[str, dict[str, list[float]]]:
 def capacity(
     config: Config,
     outbox_counts: Mapping[tuple[str, str], int],
-    rate_limits: Mapping[str, tuple[RateLimit, float]],
+    health: Mapping[str, DestinationHealth],
     now: float,
 ) -> dict[str, dict[str, Any]]:
     """Per destination: X's request budget from its last rate-limit headers (limit, remaining, used,
-    reset; None before the first answer) and the time to drain its waiting rows at that budget's pace.
+    reset, when they came; None before the first answer), as the outbox keeps them for every node
+    (:attr:`DestinationHealth.capacity`: whichever node sent last), and the time to drain its waiting
+    rows at that budget's pace.
 
     Pace: X allows ``limit`` requests per window (``[x] rate_limit_window_seconds``), each of up to
     ``[x] max_conversions_per_request`` conversions, so the queue needs ``ceil(waiting / per request)``
@@ -142,14 +143,14 @@ def capacity(
     for d in config.destinations:
         waiting = sum(outbox_counts.get((d.name, s), 0) for s in ("queued", "leased"))
         requests = math.ceil(waiting / x.max_conversions_per_request)
-        seen = rate_limits.get(d.name)
+        found = health.get(d.name)
+        seen = found.capacity if found is not None else None
         limit = x.rate_limit_requests
         remaining: int | None = None
         reset: float | None = None
         if seen is not None:
-            rate, _ = seen
-            limit = rate.limit or limit
-            remaining, reset = rate.remaining, rate.reset
+            limit = seen.limit or limit
+            remaining, reset = seen.remaining, seen.reset_at
         per_second = limit / x.rate_limit_window_seconds
         drain = requests / per_second
         if remaining is not None and requests > remaining and reset is not None:
@@ -159,8 +160,8 @@ def capacity(
             "remaining": remaining,
             "used": (limit - remaining) if remaining is not None else None,
             "reset_at": reset,
-            "scope": seen[0].scope if seen else None,
-            "seen_at": seen[1] if seen else None,
+            "scope": seen.scope if seen else None,
+            "seen_at": seen.seen_at if seen else None,
             "requests_needed": requests,
             "drain_seconds": drain if waiting else 0.0,
         }
@@ -172,7 +173,6 @@ def overview(
     outbox: Outbox,
     metrics: Metrics,
     credential_problems: Callable[[], Mapping[str, list[str]]] | None = None,
-    rate_limits: Callable[[], Mapping[str, tuple[RateLimit, float]]] | None = None,
     *,
     now: float | None = None,
 ) -> dict[str, Any]:
@@ -181,18 +181,19 @@ def overview(
     (:func:`capacity`); per source: events received by outcome; and the :func:`charts`."""
     now = time.time() if now is None else now
     stats = outbox.stats(now=now)
+    health = outbox.health()
     states = {
         s.name: s
         for s in destination_states(
             (d.name for d in config.destinations),
-            outbox.health(),
+            health,
             credential_problems() if credential_problems is not None else None,
         )
     }
     recent = outbox.rows(limit=SCAN_ROWS)
     deliveries = _labelled(metrics, "xgate_deliveries_total", "outcome")
     failures = _labelled(metrics, "xgate_delivery_failures_total", "reason")
-    budgets = capacity(config, stats.counts, rate_limits() if rate_limits is not None else {}, now)
+    budgets = capacity(config, stats.counts, health, now)
     destinations = []
     for d in config.destinations:
         counts = {s: stats.counts.get((d.name, s), 0) for s in STATES}

@@ -56,10 +56,10 @@ from xgate.dispatch.backoff import backoff_delay
 from xgate.dispatch.handoff import Handoff
 from xgate.dispatch.limits import SharedRateLimit, limit_key
 from xgate.errors import OutboxUnavailable
-from xgate.outbox.base import LeasedRow, Outbox
+from xgate.outbox.base import CapacityReading, LeasedRow, Outbox
 from xgate.x.auth import destination_credential_problems
 from xgate.x.client import Conversion
-from xgate.x.result import RateLimit, SendResult
+from xgate.x.result import SendResult
 
 log = logging.getLogger("xgate.dispatch")
 
@@ -139,8 +139,6 @@ class Dispatcher:
         self._warned: dict[str, tuple[str, float]] = {}
         #: per destination, what keeps this process from building its X client (credentials), for /readyz
         self.credential_problems: dict[str, list[str]] = {}
-        #: per destination: X's last rate-limit headers and when they came (the console's capacity)
-        self.rate_limits: dict[str, tuple[RateLimit, float]] = {}
         #: rows the collector of this process stored already leased to us (wired by ``build_gateway``), room
         #: for a round in flight and the next one waiting
         self.handoff = Handoff(2 * config.dispatch.concurrency * self._limit, config.dispatch.lease_seconds)
@@ -391,8 +389,6 @@ class Dispatcher:
             await self._defer(batch, paused, f"rate_limited: waiting for X's reset at {paused:.0f}", None)
             return
         result = await client.send(pixel_id, [orjson.Fragment(row.body_json) for row in batch])
-        if result.rate_limit is not None:
-            self.rate_limits[destination] = (result.rate_limit, time.time())
         hold = result.exhausted_until(time.time())
         if hold is not None:
             await self._limits.pause(key, hold)
@@ -411,6 +407,7 @@ class Dispatcher:
                     batch[0].lease_token,
                     result.debug_id,
                     status=result.status_code,
+                    capacity=_capacity(result),
                 )
             )
         elif result.outcome == "rate_limited":
@@ -537,13 +534,23 @@ class Dispatcher:
 class _Answer(TypedDict, total=False):
     status: int | None
     debug_id: str | None
+    capacity: CapacityReading | None
 
 
 def _answer(result: SendResult | None) -> _Answer:
-    """X's HTTP status and debug id of ``result`` as the settle calls take them (for the history)."""
+    """X's HTTP status and debug id of ``result`` as the settle calls take them (for the history), and its
+    rate-limit headers (the destination's capacity reading, shown by every node's console)."""
     if result is None:
         return {}
-    return {"status": result.status_code, "debug_id": result.debug_id}
+    return {"status": result.status_code, "debug_id": result.debug_id, "capacity": _capacity(result)}
+
+
+def _capacity(result: SendResult) -> CapacityReading | None:
+    """X's rate-limit headers on ``result``, read now (None when it carried none)."""
+    limit = result.rate_limit
+    if limit is None:
+        return None
+    return CapacityReading(limit.limit, limit.remaining, limit.reset, limit.scope, time.time())
 
 
 __all__ = ["Attempt", "ClientFactory", "Dispatcher", "Observer", "SendsConversions"]

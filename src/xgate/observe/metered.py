@@ -15,6 +15,7 @@ from xgate.conversion import MappedConversion
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import (
     AttemptRecord,
+    CapacityReading,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -94,8 +95,11 @@ class MeteredOutbox:
         *,
         now: float | None = None,
         status: int | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
-        settled = self.inner.mark_delivered(row_ids, lease_token, debug_id, now=now, status=status)
+        settled = self.inner.mark_delivered(
+            row_ids, lease_token, debug_id, now=now, status=status, capacity=capacity
+        )
         return self._settle(row_ids, settled, "delivered")
 
     def mark_retry(
@@ -109,6 +113,7 @@ class MeteredOutbox:
         count_attempt: bool = True,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         settled = self.inner.mark_retry(
             row_ids,
@@ -119,6 +124,7 @@ class MeteredOutbox:
             count_attempt=count_attempt,
             status=status,
             debug_id=debug_id,
+            capacity=capacity,
         )
         return self._settle(row_ids, settled, "retry" if count_attempt else "deferred")
 
@@ -131,8 +137,11 @@ class MeteredOutbox:
         now: float | None = None,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
-        settled = self.inner.mark_dead(row_ids, lease_token, error, now=now, status=status, debug_id=debug_id)
+        settled = self.inner.mark_dead(
+            row_ids, lease_token, error, now=now, status=status, debug_id=debug_id, capacity=capacity
+        )
         return self._settle(row_ids, settled, "dead")
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:

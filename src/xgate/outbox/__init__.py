@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 from xgate.config import Config, StorageSettings
 from xgate.outbox.base import (
     AttemptRecord,
+    CapacityReading,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -24,6 +25,7 @@ from xgate.outbox.sqlite import SQLiteOutbox
 
 __all__ = [
     "AttemptRecord",
+    "CapacityReading",
     "DestinationHealth",
     "DuplicateSender",
     "EnqueueOutcome",

@@ -193,15 +193,29 @@ class OutboxStats:
     expired_leases: int = 0
 
 
+class CapacityReading(NamedTuple):
+    """X's rate-limit headers on one answer (SPEC.md, "Rate limits"): ``limit`` requests per window,
+    ``remaining`` of them, the window's ``reset_at`` (epoch s), their ``scope`` (``account`` or ``user``),
+    and when the answer came (``seen_at``, epoch s). None: a header X did not send."""
+
+    limit: int | None
+    remaining: int | None
+    reset_at: float | None
+    scope: str
+    seen_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class DestinationHealth:
     """What the last settle calls said about one destination (written in their transactions).
 
-    The destination's current problem is ``last_error`` when it came after the last success."""
+    The destination's current problem is ``last_error`` when it came after the last success.
+    ``capacity``: X's latest rate-limit reading for it, whichever node got it (None before any)."""
 
     last_success_at: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    capacity: CapacityReading | None = None
 
     @property
     def problem(self) -> str | None:
@@ -308,11 +322,15 @@ class Outbox(Protocol):
         *,
         now: float | None = None,
         status: int | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         """Leased → delivered (``attempts`` + 1, X's ``debug_id`` kept, ``last_error`` cleared), and each
         settled row's destination gets ``last_success_at = now`` (:meth:`health`), in one transaction;
-        ``status``: X's HTTP status, for the history. Returns how many rows were settled (rows not held
-        with ``lease_token`` are left alone)."""
+        ``status``: X's HTTP status, for the history; ``capacity``: X's rate-limit headers on that answer,
+        kept as the settled destination's reading unless a later one is stored (every node's console
+        reads it: :attr:`DestinationHealth.capacity`; no statement of its own on PostgreSQL, one small
+        upsert in the transaction on SQLite). Returns how many rows were settled (rows not held with
+        ``lease_token`` are left alone; when none was, no health and no reading is written)."""
         ...
 
     def mark_retry(
@@ -326,11 +344,13 @@ class Outbox(Protocol):
         count_attempt: bool = True,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         """Leased → queued, due at ``next_attempt_at``, with ``last_error = error``; ``attempts`` + 1 unless
         ``count_attempt=False`` (not sent: a 429 pause; history outcome ``deferred``, else ``retry``).
         Records ``error`` as each settled row's destination's last error at ``now``; ``status`` and
-        ``debug_id``: X's answer, when there was one, for the history. Returns how many were settled."""
+        ``debug_id``: X's answer, when there was one, for the history; ``capacity`` as for
+        :meth:`mark_delivered`. Returns how many were settled."""
         ...
 
     def mark_dead(
@@ -342,10 +362,11 @@ class Outbox(Protocol):
         now: float | None = None,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         """Leased → dead (a dead letter: kept until :meth:`replay` or :meth:`discard`), ``attempts`` + 1,
-        ``last_error = error``, recorded as the destination's last error; ``status`` / ``debug_id`` as
-        for :meth:`mark_retry`. Returns how many were settled."""
+        ``last_error = error``, recorded as the destination's last error; ``status`` / ``debug_id`` /
+        ``capacity`` as for :meth:`mark_retry`. Returns how many were settled."""
         ...
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
@@ -401,8 +422,8 @@ class Outbox(Protocol):
         ...
 
     def health(self) -> dict[str, DestinationHealth]:
-        """Per destination that was ever settled: its last success and last error (text, time), as
-        written by the settle calls. Cost: O(destinations)."""
+        """Per destination that was ever settled: its last success and last error (text, time) and X's
+        latest rate-limit reading, as written by the settle calls of every node. Cost: O(destinations)."""
         ...
 
     def rows(

@@ -59,6 +59,7 @@ from xgate.outbox.base import (
     TIMELINE_DAYS,
     AttemptOutcome,
     AttemptRecord,
+    CapacityReading,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -618,11 +619,12 @@ class PostgresOutbox:
         params: dict[str, Any],
         health: str = "",
         attempt: tuple[AttemptOutcome, float, int | None, str | None, str | None] | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         """Move the rows still held with ``lease_token`` to ``state``, in one statement with: ``health``
         (an upsert of xgate_health), and for ``attempt`` (outcome, at, status, error, debug_id) one
         insert of a history entry per settled row and one upsert of the minute counts per destination
-        and X event."""
+        and X event; ``capacity``: one upsert of the settled destination's reading (the latest wins)."""
         if not row_ids:
             return 0
         statement = (
@@ -652,6 +654,20 @@ class PostgresOutbox:
             if column is not None:
                 also.append(_add_minutes({column: "count(*)"}))
 
+        if capacity is not None:
+            also.append(
+                "INSERT INTO xgate_capacity AS k (destination, request_limit, remaining, reset_at, scope,"
+                " seen_at) SELECT DISTINCT destination, %(c_limit)s::integer, %(c_remaining)s::integer,"
+                " %(c_reset)s::double precision, %(c_scope)s::text, %(c_seen)s::double precision"
+                " FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
+                " SET request_limit = excluded.request_limit, remaining = excluded.remaining,"
+                " reset_at = excluded.reset_at, scope = excluded.scope, seen_at = excluded.seen_at"
+                " WHERE k.seen_at <= excluded.seen_at"
+            )
+            args |= dict(
+                zip(("c_limit", "c_remaining", "c_reset", "c_scope", "c_seen"), capacity, strict=True)
+            )
+
         def run(db: _Conn) -> int:
             wake = "true" if doing == "release" else ""  # a retry is due later: its own wake-up
             return self._count(db, statement, "leased", state, args, also, wake)
@@ -667,6 +683,7 @@ class PostgresOutbox:
         *,
         now: float | None = None,
         status: int | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -680,6 +697,7 @@ class PostgresOutbox:
             " FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
             " SET last_success_at = greatest(h.last_success_at, excluded.last_success_at)",
             ("delivered", now, status, None, debug_id),
+            capacity,
         )
 
     _ERROR_HEALTH = (
@@ -700,6 +718,7 @@ class PostgresOutbox:
         count_attempt: bool = True,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -712,6 +731,7 @@ class PostgresOutbox:
             {"step": int(count_attempt), "due": next_attempt_at, "error": error, "now": now},
             self._ERROR_HEALTH,
             ("retry" if count_attempt else "deferred", now, status, error, debug_id),
+            capacity,
         )
 
     def mark_dead(
@@ -723,6 +743,7 @@ class PostgresOutbox:
         now: float | None = None,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -734,6 +755,7 @@ class PostgresOutbox:
             {"error": error, "now": now},
             self._ERROR_HEALTH,
             ("dead", now, status, error, debug_id),
+            capacity,
         )
 
     def release(self, row_ids: Sequence[int], lease_token: str) -> int:
@@ -889,10 +911,15 @@ class PostgresOutbox:
         rows = self._call(
             "health",
             lambda db: db.execute(
-                "SELECT destination, last_success_at, last_error, last_error_at FROM xgate_health"
+                "SELECT destination, h.last_success_at, h.last_error, h.last_error_at, c.request_limit,"
+                " c.remaining, c.reset_at, c.scope, c.seen_at"
+                " FROM xgate_health AS h LEFT JOIN xgate_capacity AS c USING (destination)"
             ).fetchall(),
         )
-        return {r[0]: DestinationHealth(r[1], r[2], r[3]) for r in rows}
+        return {
+            r[0]: DestinationHealth(r[1], r[2], r[3], CapacityReading(*r[4:]) if r[8] is not None else None)
+            for r in rows
+        }
 
     @staticmethod
     def _row(r: Sequence[Any]) -> OutboxRow:

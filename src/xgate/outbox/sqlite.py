@@ -70,6 +70,7 @@ from xgate.outbox.base import (
     TIMELINE_DAYS,
     AttemptOutcome,
     AttemptRecord,
+    CapacityReading,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -211,12 +212,22 @@ _DUPLICATES = (
     ) WITHOUT ROWID""",
     "CREATE INDEX duplicate_senders_last_at ON duplicate_senders (last_at)",
 )
-_SCHEMA += (*_HISTORY, _META, *_DUPLICATES)
+#: version 7: X's latest rate-limit reading per destination (DestinationHealth.capacity), written by the
+#: settle call of the answer that carried it, read by the console of every process
+_CAPACITY = """CREATE TABLE destination_capacity (
+    destination   TEXT PRIMARY KEY,
+    request_limit INTEGER,
+    remaining     INTEGER,
+    reset_at      REAL,
+    scope         TEXT NOT NULL,
+    seen_at       REAL NOT NULL
+) WITHOUT ROWID"""
+_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY)
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
 #: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
-#: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders
-_SCHEMA_VERSION = 6
+#: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders; 7 = destination_capacity
+_SCHEMA_VERSION = 7
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -250,6 +261,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     3: ("ALTER TABLE conversions ADD COLUMN source TEXT NOT NULL DEFAULT ''", *_HISTORY),
     4: (_META,),
     5: _DUPLICATES,
+    6: (_CAPACITY,),
 }
 
 _ROW_COLUMNS = (
@@ -755,12 +767,14 @@ class SQLiteOutbox:
         params: tuple[object, ...],
         health: tuple[str, tuple[object, ...]] | None = None,
         attempt: tuple[AttemptOutcome, float, int | None, str | None, str | None] | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         """Move the rows still held with ``lease_token`` to ``state``; ``health``: an upsert of
         destination_health and its parameters after the destination, run per destination settled;
         ``attempt``: (outcome, at, status, error, debug_id) appended to each settled row's history (one
         INSERT … SELECT over the settled ids) and added to the minute counts (one upsert per destination
-        and X event)."""
+        and X event); ``capacity``: upserted as each settled destination's reading unless a later one
+        is stored."""
         settled: list[tuple[int, str, str]] = []
         with self._write() as db:
             for chunk in _chunks(row_ids):
@@ -774,6 +788,8 @@ class SQLiteOutbox:
             if health is not None and settled:
                 sql, values = health
                 db.executemany(sql, [(d, *values) for d in {r[1] for r in settled}])
+            if capacity is not None and settled:
+                db.executemany(_READING, [(d, *capacity) for d in {r[1] for r in settled}])
             if attempt is not None and settled:
                 outcome, at, status, error, debug_id = attempt
                 db.execute(
@@ -810,6 +826,7 @@ class SQLiteOutbox:
         *,
         now: float | None = None,
         status: int | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -820,6 +837,7 @@ class SQLiteOutbox:
             (debug_id, now),
             (_SUCCESS, (now,)),
             ("delivered", now, status, None, debug_id),
+            capacity,
         )
 
     @_guarded
@@ -834,6 +852,7 @@ class SQLiteOutbox:
         count_attempt: bool = True,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -844,6 +863,7 @@ class SQLiteOutbox:
             (int(count_attempt), next_attempt_at, error, now),
             (_FAILURE, (error, now)),
             ("retry" if count_attempt else "deferred", now, status, error, debug_id),
+            capacity,
         )
 
     @_guarded
@@ -856,6 +876,7 @@ class SQLiteOutbox:
         now: float | None = None,
         status: int | None = None,
         debug_id: str | None = None,
+        capacity: CapacityReading | None = None,
     ) -> int:
         now = time.time() if now is None else now
         return self._settle(
@@ -866,6 +887,7 @@ class SQLiteOutbox:
             (error, now),
             (_FAILURE, (error, now)),
             ("dead", now, status, error, debug_id),
+            capacity,
         )
 
     @_guarded
@@ -959,9 +981,11 @@ class SQLiteOutbox:
     @_guarded
     def health(self) -> dict[str, DestinationHealth]:
         return {
-            d: DestinationHealth(success, error, error_at)
-            for d, success, error, error_at in self._db().execute(
-                "SELECT destination, last_success_at, last_error, last_error_at FROM destination_health"
+            r[0]: DestinationHealth(r[1], r[2], r[3], CapacityReading(*r[4:]) if r[8] is not None else None)
+            for r in self._db().execute(
+                "SELECT destination, h.last_success_at, h.last_error, h.last_error_at, c.request_limit,"
+                " c.remaining, c.reset_at, c.scope, c.seen_at"
+                " FROM destination_health AS h LEFT JOIN destination_capacity AS c USING (destination)"
             )
         }
 
@@ -1195,4 +1219,12 @@ _FAILURE = (
     " ON CONFLICT (destination) DO UPDATE SET last_error = excluded.last_error,"
     " last_error_at = excluded.last_error_at"
     " WHERE last_error_at IS NULL OR excluded.last_error_at >= last_error_at"
+)
+#: destination_capacity upsert (destination, then a CapacityReading): the latest reading wins
+_READING = (
+    "INSERT INTO destination_capacity (destination, request_limit, remaining, reset_at, scope, seen_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE"
+    " SET request_limit = excluded.request_limit, remaining = excluded.remaining,"
+    " reset_at = excluded.reset_at, scope = excluded.scope, seen_at = excluded.seen_at"
+    " WHERE excluded.seen_at >= seen_at"
 )

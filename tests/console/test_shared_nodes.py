@@ -4,6 +4,7 @@ connections, and PostgreSQL): whatever node serves the page shows what every nod
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from xgate.collect import create_app
 from xgate.config import Config, parse_config
+from xgate.outbox import CapacityReading
 from xgate.testing import OutboxFactory, serve_app
 
 ADMIN_ENV, ADMIN_KEY = "XGATE_TEST_NODES_ADMIN", "adm-nodes-4b1e0a"
@@ -103,3 +105,26 @@ def signed_in(url: str) -> dict[str, str]:
     answer = httpx.post(f"{url}/console/sign-in", data={"key": ADMIN_KEY})
     assert answer.status_code == 303, answer.text
     return {"xgate_console": answer.cookies["xgate_console"]}
+
+
+def test_x_capacity_read_by_one_node_shows_on_every_node_s_overview(
+    nodes: Node, outbox_factory: OutboxFactory
+) -> None:
+    a, b = nodes("node-a"), nodes("node-b")
+    assert api(b, "/overview")["destinations"][0]["capacity"]["remaining"] is None  # no answer yet
+    send(a, "order-8")
+    sender = outbox_factory(node_id="node-a")  # node a's dispatcher, settling X's answer
+    (row,) = sender.lease(1, 30)
+    seen = time.time()
+    reading = CapacityReading(2000, 1990, seen + 600, "account", seen)
+    assert sender.mark_delivered([row.id], row.lease_token, "d", status=200, capacity=reading) == 1
+    capacity = api(b, "/overview")["destinations"][0]["capacity"]
+    assert {k: capacity[k] for k in ("limit", "remaining", "used", "scope")} == {
+        "limit": 2000,
+        "remaining": 1990,
+        "used": 10,
+        "scope": "account",
+    }
+    assert capacity["reset_at"] == pytest.approx(seen + 600) and capacity["seen_at"] == pytest.approx(seen)
+    page = httpx.get(f"{b}/console", cookies=signed_in(b))
+    assert '<strong class="used">10</strong> of 2000 requests used' in page.text
