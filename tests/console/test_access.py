@@ -10,9 +10,9 @@ import pytest
 
 from xgate.collect import create_app
 from xgate.config import Config, parse_config
-from xgate.console.access import ConsoleAccess, SignInThrottle
-from xgate.outbox import open_outbox
-from xgate.testing import serve_app
+from xgate.console.access import ConsoleAccess, SessionUnverifiable, SignInThrottle
+from xgate.outbox import Outbox, open_outbox
+from xgate.testing import OutboxFactory, serve_app
 
 ENV = {"ADMIN": "admin-key-1", "VIEWER": "viewer-key-2"}
 ADMIN_KEY_ENV, ADMIN_KEY = "XGATE_TEST_CONSOLE_ADMIN_KEY", "adm-console-9f0d2c"
@@ -39,36 +39,52 @@ def config(**console: object) -> Config:
     )
 
 
-def test_the_admin_and_viewer_keys_give_their_roles_and_nothing_else_signs_in() -> None:
-    access = ConsoleAccess(config(), ENV)
+def test_the_admin_and_viewer_keys_give_their_roles_and_nothing_else_signs_in(outbox: Outbox) -> None:
+    access = ConsoleAccess(config(), ENV, revocations=outbox)
     assert access.role_for("admin-key-1") == "admin"
     assert access.role_for("viewer-key-2") == "viewer"
     assert access.role_for("admin-key-") is None
     assert access.role_for("") is None
-    assert not ConsoleAccess(config(), {}).configured
+    assert not ConsoleAccess(config(), {}, revocations=outbox).configured
 
 
-def test_a_session_cookie_cannot_be_forged_and_ends_when_it_expires() -> None:
-    access = ConsoleAccess(config(session_hours=1), ENV)
+def test_a_session_cookie_cannot_be_forged_and_ends_when_it_expires(outbox: Outbox) -> None:
+    access = ConsoleAccess(config(session_hours=1), ENV, revocations=outbox)
     cookie, session = access.open_session("viewer", now=1000.0)
     assert access.session(cookie, now=1001.0) == session
     forged = cookie.replace("viewer.", "admin.", 1)
     assert access.session(forged, now=1001.0) is None
     assert access.session(cookie, now=1000.0 + 3601) is None
     # another key set (a rotated admin key) signs differently: old sessions end
-    rotated = ConsoleAccess(config(), {"ADMIN": "admin-key-new", "VIEWER": "viewer-key-2"})
+    rotated = ConsoleAccess(
+        config(), {"ADMIN": "admin-key-new", "VIEWER": "viewer-key-2"}, revocations=outbox
+    )
     assert rotated.session(cookie, now=1001.0) is None
 
 
-def test_a_signed_out_session_is_refused_and_csrf_tokens_belong_to_one_session() -> None:
-    access = ConsoleAccess(config(), ENV)
-    cookie, session = access.open_session("admin")
-    _, other = access.open_session("admin")
-    assert access.csrf_ok(session, access.csrf_token(session))
-    assert not access.csrf_ok(session, access.csrf_token(other))
-    assert not access.csrf_ok(session, None)
-    access.close_session(session)
-    assert access.session(cookie) is None
+def test_a_session_signed_out_on_one_node_is_refused_by_every_node_and_csrf_tokens_belong_to_one_session(
+    outbox_factory: OutboxFactory,
+) -> None:
+    on_a = ConsoleAccess(config(), ENV, revocations=outbox_factory(node_id="node-a"))
+    on_b = ConsoleAccess(config(), ENV, revocations=outbox_factory(node_id="node-b"))
+    cookie, session = on_a.open_session("admin")
+    other_cookie, other = on_a.open_session("admin")
+    assert on_b.session(cookie) == session  # the same keys: any node accepts it
+    assert on_a.csrf_ok(session, on_b.csrf_token(session))
+    assert not on_a.csrf_ok(session, on_a.csrf_token(other))
+    assert not on_a.csrf_ok(session, None)
+    on_a.close_session(session)
+    assert on_a.session(cookie) is None and on_b.session(cookie) is None
+    assert not on_b.is_open(session)
+    assert on_b.session(other_cookie) == other  # only that session ended
+
+
+def test_a_session_is_refused_not_accepted_when_its_sign_out_cannot_be_checked(outbox: Outbox) -> None:
+    access = ConsoleAccess(config(), ENV, revocations=outbox)
+    cookie, _ = access.open_session("viewer")
+    outbox.close()
+    with pytest.raises(SessionUnverifiable):
+        access.session(cookie)
 
 
 def test_each_failed_sign_in_doubles_the_wait_up_to_a_cap_and_success_clears_it() -> None:

@@ -4,6 +4,7 @@ connections, and PostgreSQL): whatever node serves the page shows what every nod
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -128,3 +129,25 @@ def test_x_capacity_read_by_one_node_shows_on_every_node_s_overview(
     assert capacity["reset_at"] == pytest.approx(seen + 600) and capacity["seen_at"] == pytest.approx(seen)
     page = httpx.get(f"{b}/console", cookies=signed_in(b))
     assert '<strong class="used">10</strong> of 2000 requests used' in page.text
+
+
+def test_signing_out_on_one_node_closes_the_session_on_every_node_and_ends_its_live_stream(
+    nodes: Node,
+) -> None:
+    a, b = nodes("node-a"), nodes("node-b")
+    cookies = signed_in(a)
+    assert httpx.get(f"{b}/console/api/overview", cookies=cookies).status_code == 200  # one session, any node
+    with httpx.stream("GET", f"{b}/console/api/stream", cookies=cookies, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 2000"
+        page = httpx.get(f"{a}/console", cookies=cookies)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        out = httpx.post(f"{a}/console/sign-out", data={"csrf": csrf.group(1)}, cookies=cookies)
+        assert out.status_code == 303 and out.headers["location"] == "/console/sign-in"
+        started = time.monotonic()
+        assert "event: signed-out" in list(lines)  # node b's stream ends on its own
+        assert time.monotonic() - started < 3
+    assert httpx.get(f"{b}/console/api/overview", cookies=cookies).status_code == 401
+    refused = httpx.get(f"{b}/console/events", cookies=cookies)
+    assert refused.status_code == 303 and refused.headers["location"] == "/console/sign-in"

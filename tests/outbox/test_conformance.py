@@ -847,6 +847,26 @@ def test_take_requests_refuses_a_bucket_it_cannot_honour(
         outbox.take_requests("pixel:o8z6j", n, rate=rate, burst=burst)
 
 
+def test_a_session_revoked_on_one_node_is_revoked_for_every_node_until_it_expires(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    now = time.time()
+    assert not b.session_revoked("s1", now=now)
+    a.revoke_session("s1", now + 3600, now=now)
+    assert b.session_revoked("s1", now=now) and not b.session_revoked("s2", now=now)
+    b.revoke_session("s1", now + 60, now=now)  # revoking again never shortens it
+    assert a.session_revoked("s1", now=now + 600)
+    assert not a.session_revoked("s1", now=now + 3600)  # the session has ended by itself
+    # expired records go at the next revoke and at purge
+    a.revoke_session("s2", now + 10, now=now)
+    b.revoke_session("s3", now + 7200, now=now + 3601)
+    a.purge(now=now + 3601)
+    assert b.session_revoked("s3", now=now + 3601)
+    with pytest.raises(ValueError, match="session_id: must be 1 to 128 characters, not 0"):
+        a.revoke_session("", now + 60)
+
+
 def test_one_node_at_a_time_holds_a_duty_until_its_claim_lapses(outbox_factory: OutboxFactory) -> None:
     a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
     now = time.time()

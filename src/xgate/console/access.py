@@ -5,7 +5,12 @@
 - **Sessions** are stateless, signed cookies (``role.expiry.nonce.signature``, HMAC-SHA256 under a secret
   derived from the keys), so every node that shares the keys accepts a session any node made. The cookie is
   HttpOnly, ``SameSite=Strict``, ``Path=/console`` and ``Secure`` when the request came over https.
-  Sign-out forgets the nonce in this process (and clears the cookie); a changed key ends every session.
+  A changed key ends every session.
+- **Sign-out** records the session in the outbox (:meth:`~xgate.outbox.base.Outbox.revoke_session`: a
+  SHA-256 of its nonce, until the session would have expired) and clears the cookie; every session check
+  of every node reads that record (one primary-key read per request: no cache, so a signed-out cookie is
+  refused everywhere from the next request on, and a live stream ends within a poll, a second). When the
+  outbox cannot be read, the session is refused (:class:`SessionUnverifiable`), never accepted.
 - **CSRF**: every state-changing request with a session carries ``X-CSRF-Token`` (or a ``csrf`` form field)
   equal to HMAC(secret, nonce): a page of another site cannot read it (OWASP "synchronizer token").
   Requests with the key in ``Authorization: Bearer`` (scripts) need no token: a browser never sends it
@@ -25,9 +30,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from xgate.config import Config
+from xgate.errors import OutboxUnavailable
 
 Role = Literal["admin", "viewer"]
 COOKIE = "xgate_console"
@@ -48,6 +54,19 @@ class Session:
         return self.role == "admin"
 
 
+class Revocations(Protocol):
+    """Where sign-outs are shared by every node: the outbox (:class:`~xgate.outbox.base.Outbox`)."""
+
+    def revoke_session(self, session_id: str, expires_at: float, *, now: float | None = None) -> None: ...
+
+    def session_revoked(self, session_id: str, *, now: float | None = None) -> bool: ...
+
+
+class SessionUnverifiable(Exception):
+    """A session's cookie is well signed but whether it was signed out cannot be read now (the outbox is
+    unavailable): the request is refused with 503, not let in."""
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -55,7 +74,9 @@ def _b64(data: bytes) -> str:
 class ConsoleAccess:
     """The console's keys, sessions and CSRF tokens (one per app; safe across threads)."""
 
-    def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Config, env: Mapping[str, str] | None = None, *, revocations: Revocations
+    ) -> None:
         env = os.environ if env is None else env
         admin_env = config.server.admin_key_env
         viewer_env = config.console.viewer_key_env
@@ -67,8 +88,7 @@ class ConsoleAccess:
         material = b"\x1f".join(k for k, _ in self._keys)
         self._secret = hashlib.sha256(b"xgate-console-session\x1f" + material).digest()
         self._lifetime = config.console.session_hours * 3600
-        self._signed_out: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._revocations = revocations
 
     @property
     def configured(self) -> bool:
@@ -92,12 +112,14 @@ class ConsoleAccess:
     def open_session(self, role: Role, *, now: float | None = None) -> tuple[str, Session]:
         """A new session for ``role``: the cookie value and the session."""
         now = time.time() if now is None else now
-        session = Session(role, now + self._lifetime, secrets.token_urlsafe(16))
+        session = Session(role, float(int(now + self._lifetime)), secrets.token_urlsafe(16))  # as the cookie
         payload = f"{role}.{int(session.expires_at)}.{session.nonce}"
         return f"{payload}.{self._sign(payload)}", session
 
     def session(self, cookie: str | None, *, now: float | None = None) -> Session | None:
-        """The session a cookie value proves, or None (absent, forged, expired or signed out)."""
+        """The session a cookie value proves, or None (absent, forged, expired or signed out on any node).
+        Raises :class:`SessionUnverifiable` when the sign-outs cannot be read. Blocking: one read of the
+        outbox for a well-signed cookie."""
         if not cookie or not self._keys:
             return None
         parts = cookie.split(".")
@@ -108,20 +130,24 @@ class ConsoleAccess:
             return None
         if role not in ("admin", "viewer") or not expiry.isdigit():
             return None
+        session = Session("admin" if role == "admin" else "viewer", float(expiry), nonce)
+        return session if self.is_open(session, now=now) else None
+
+    def is_open(self, session: Session, *, now: float | None = None) -> bool:
+        """Whether ``session`` has neither expired nor been signed out on any node (a live stream asks
+        again as it goes). Raises :class:`SessionUnverifiable`. Blocking: one read of the outbox."""
         now = time.time() if now is None else now
-        if int(expiry) <= now:
-            return None
-        with self._lock:
-            if nonce in self._signed_out:
-                return None
-        return Session("admin" if role == "admin" else "viewer", float(expiry), nonce)
+        if session.expires_at <= now:
+            return False
+        try:
+            return not self._revocations.session_revoked(_session_id(session), now=now)
+        except OutboxUnavailable as e:
+            raise SessionUnverifiable(str(e)) from e
 
     def close_session(self, session: Session) -> None:
-        """Sign out: this process refuses the session's cookie from now on."""
-        with self._lock:
-            now = time.time()
-            self._signed_out = {n: t for n, t in self._signed_out.items() if t > now}
-            self._signed_out[session.nonce] = session.expires_at
+        """Sign out: every node sharing the outbox refuses the session's cookie from now on. Raises
+        OutboxUnavailable (then nothing was recorded: the sign-out failed)."""
+        self._revocations.revoke_session(_session_id(session), session.expires_at)
 
     def csrf_token(self, session: Session) -> str:
         """The CSRF token of ``session`` (put in pages, sent back as ``X-CSRF-Token``)."""
@@ -129,6 +155,12 @@ class ConsoleAccess:
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(session), token or "")
+
+
+def _session_id(session: Session) -> str:
+    """What the outbox records of a signed-out session: a hash of its nonce (the nonce itself never
+    leaves the cookie)."""
+    return hashlib.sha256(b"xgate-console-signed-out\x1f" + session.nonce.encode()).hexdigest()
 
 
 class SignInThrottle:

@@ -32,7 +32,8 @@ from xgate.collect.problems import Problem
 from xgate.collect.services import Services, services
 from xgate.config_check import findings
 from xgate.console import views
-from xgate.console.access import COOKIE, ConsoleAccess, Session, SignInThrottle
+from xgate.console.access import COOKIE, ConsoleAccess, Session, SessionUnverifiable, SignInThrottle
+from xgate.errors import OutboxUnavailable
 from xgate.observe.redact import scrub
 from xgate.outbox.base import RowState
 
@@ -120,8 +121,13 @@ def _access(request: Request) -> ConsoleAccess:
 
 
 def _who(request: Request) -> Viewer | None:
+    """Who sent ``request``. Blocking (a session check reads the outbox's sign-outs): call it from a
+    thread. Raises Problem 503 when a session cannot be checked."""
     access = _access(request)
-    session = access.session(request.cookies.get(COOKIE))
+    try:
+        session = access.session(request.cookies.get(COOKIE))
+    except SessionUnverifiable as e:
+        raise Problem(503, "storage_unavailable", f"cannot check the session now ({e}): try again") from e
     if session is not None:
         return Viewer(session.role, session)
     auth = request.headers.get("authorization", "")
@@ -194,7 +200,7 @@ def _client(request: Request) -> str:
 # -- sign-in ------------------------------------------------------------------------------------------
 @router.get("/sign-in", include_in_schema=False)
 async def sign_in_page(request: Request) -> Response:
-    if _who(request) is not None and request.cookies.get(COOKIE):
+    if request.cookies.get(COOKIE) and await anyio.to_thread.run_sync(_who, request) is not None:
         return RedirectResponse(PREFIX, status_code=303)
     return _render(request, "sign_in.html", None, configured=_access(request).configured)
 
@@ -234,7 +240,10 @@ async def sign_out(request: Request, who: Annotated[Viewer, Depends(page_reader)
     assert who.session is not None
     if not _access(request).csrf_ok(who.session, form.get("csrf", [""])[0]):
         raise Problem(403, "csrf", "missing or wrong CSRF token: reload the page and try again")
-    _access(request).close_session(who.session)
+    try:
+        await anyio.to_thread.run_sync(_access(request).close_session, who.session)
+    except OutboxUnavailable as e:
+        raise Problem(503, "storage_unavailable", f"could not sign out ({e}): try again") from e
     response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX)
     return response
@@ -481,7 +490,8 @@ async def api_event(row_id: int, who: Reader, gateway: Gateway) -> Response:
 
 @router.get(
     "/api/stream",
-    summary="Server-sent events: each conversion stored or changing state, and each rejected event",
+    summary="Server-sent events: each conversion stored or changing state, and each rejected event; "
+    "a session's stream ends (event signed-out) within a second of its sign-out on any node",
     tags=["console"],
     response_class=StreamingResponse,
     responses={
@@ -490,12 +500,23 @@ async def api_event(row_id: int, who: Reader, gateway: Gateway) -> Response:
     },
 )
 async def api_stream(request: Request, who: Reader, gateway: Gateway) -> StreamingResponse:
+    access = _access(request)
+
+    def still_open(session: Session) -> bool:
+        try:
+            return access.is_open(session)
+        except SessionUnverifiable:
+            return False
+
     async def stream() -> Any:
         seen: dict[int, tuple[str, float]] = {}
         rejected_seen: set[tuple[float, str, str]] = set()
         ends = time.monotonic() + STREAM_LIFE_SECONDS
         yield b"retry: 2000\n\n"
         while time.monotonic() < ends and not await request.is_disconnected():
+            if who.session is not None and not await anyio.to_thread.run_sync(still_open, who.session):
+                yield b"event: signed-out\ndata: {}\n\n"  # signed out on some node, or expired
+                return
             rows = await anyio.to_thread.run_sync(lambda: gateway.outbox.rows(limit=100))
             for r in reversed(rows):
                 mark = (r.state, r.updated_at)
@@ -665,7 +686,7 @@ async def _sign_in_redirect(request: Request, exc: Exception) -> Response:
 
 def include_console(app: FastAPI, gateway: Services) -> None:
     """Serve the console in ``app``: its routes, its static files and its access state."""
-    app.state.console_access = ConsoleAccess(gateway.config)
+    app.state.console_access = ConsoleAccess(gateway.config, revocations=gateway.outbox)
     app.state.console_throttle = SignInThrottle()
     app.add_exception_handler(SignInRequired, _sign_in_redirect)
     app.include_router(router)

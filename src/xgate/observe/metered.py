@@ -170,6 +170,12 @@ class MeteredOutbox:
     def pause(self, key: str, until: float, *, now: float | None = None) -> float:
         return self.inner.pause(key, until, now=now)
 
+    def revoke_session(self, session_id: str, expires_at: float, *, now: float | None = None) -> None:
+        self.inner.revoke_session(session_id, expires_at, now=now)
+
+    def session_revoked(self, session_id: str, *, now: float | None = None) -> bool:
+        return self.inner.session_revoked(session_id, now=now)
+
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         return self.inner.claim_duty(duty, seconds, now=now)
 

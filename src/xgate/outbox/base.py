@@ -248,8 +248,8 @@ class Outbox(Protocol):
     the dispatcher takes rows with :meth:`lease` and settles each with :meth:`mark_delivered`,
     :meth:`mark_retry`, :meth:`mark_dead` or :meth:`release`; ``status``, ``dlq``, ``activity`` and
     ``/metrics`` read with :meth:`stats`, :meth:`health`, :meth:`rows`, :meth:`row`. Besides the queue,
-    the nodes of one store share X's rate limit (:meth:`take_requests`, :meth:`pause`) and take turns at
-    housekeeping (:meth:`claim_duty`).
+    the nodes of one store share X's rate limit (:meth:`take_requests`, :meth:`pause`), take turns at
+    housekeeping (:meth:`claim_duty`) and share the console's sign-outs (:meth:`revoke_session`).
     """
 
     @property
@@ -406,6 +406,19 @@ class Outbox(Protocol):
         Returns the pause now in force (epoch s). Raises OutboxUnavailable."""
         ...
 
+    def revoke_session(self, session_id: str, expires_at: float, *, now: float | None = None) -> None:
+        """Record the console session ``session_id`` (an opaque id, at most 128 characters; the console
+        passes a hash of its cookie's nonce) as signed out, for every node, until ``expires_at`` (epoch s,
+        when the session would have ended anyway); also deletes the records that expired by ``now``. One
+        small transaction. Raises ValueError for an empty or longer id; OutboxUnavailable."""
+        ...
+
+    def session_revoked(self, session_id: str, *, now: float | None = None) -> bool:
+        """Whether :meth:`revoke_session` recorded ``session_id`` (on any node) and its record has not
+        expired by ``now``. A read by primary key: the console calls it on every request with a
+        session. Raises OutboxUnavailable (the caller must then refuse the session, not accept it)."""
+        ...
+
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         """Hold the named ``duty`` (``housekeeping``: purges) for ``seconds``, so that one node at a time
         does it: True when this :attr:`node_id` holds it now (taken free or expired, or renewed: its
@@ -485,7 +498,8 @@ class Outbox(Protocol):
     def purge(self, *, now: float | None = None) -> int:
         """Delete delivered rows older than ``[storage] retention_days`` (with their history and
         duplicate senders), dedup keys older than ``dedup_window_days`` and duplicate senders whose last
-        copy is that old. Returns how many rows were deleted (keys and senders not counted)."""
+        copy is that old, and expired console sign-outs. Returns how many rows were deleted (keys,
+        senders and sign-outs not counted)."""
         ...
 
     def ping(self) -> None:
@@ -497,6 +511,13 @@ class Outbox(Protocol):
     def close(self) -> None:
         """Close every connection. Calls after close raise OutboxUnavailable."""
         ...
+
+
+def check_session_id(session_id: str) -> str:
+    """``session_id`` when :meth:`Outbox.revoke_session` can store it, else ValueError naming why."""
+    if not 0 < len(session_id) <= 128:
+        raise ValueError(f"session_id: must be 1 to 128 characters, not {len(session_id)}")
+    return session_id
 
 
 def check_take(n: int, rate: float, burst: float) -> None:

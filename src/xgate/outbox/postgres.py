@@ -71,6 +71,7 @@ from xgate.outbox.base import (
     RowState,
     TimelineBucket,
     check_bucket,
+    check_session_id,
     check_take,
     default_node_id,
     minute_of,
@@ -862,6 +863,30 @@ class PostgresOutbox:
         assert row is not None
         return float(row[0])
 
+    def revoke_session(self, session_id: str, expires_at: float, *, now: float | None = None) -> None:
+        check_session_id(session_id)
+        now = time.time() if now is None else now
+
+        def run(db: _Conn) -> None:
+            db.execute("DELETE FROM xgate_revoked_sessions WHERE expires_at <= %s", (now,))
+            db.execute(
+                "INSERT INTO xgate_revoked_sessions AS r (id, expires_at) VALUES (%s, %s) ON CONFLICT (id)"
+                " DO UPDATE SET expires_at = greatest(r.expires_at, excluded.expires_at)",
+                (session_id, expires_at),
+            )
+
+        self._call("revoke_session", run)
+
+    def session_revoked(self, session_id: str, *, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        found = self._call(
+            "session_revoked",
+            lambda db: db.execute(
+                "SELECT 1 FROM xgate_revoked_sessions WHERE id = %s AND expires_at > %s", (session_id, now)
+            ).fetchone(),
+        )
+        return found is not None
+
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         """A row lease rather than an advisory lock: a session lock lives on one connection, which the
         pool hands to other callers and a server restart drops unnoticed; the row outlives both and
@@ -1092,7 +1117,7 @@ class PostgresOutbox:
             got = db.execute(lock).fetchone()
             if not (got and got[0]):
                 return None
-            if first_keys_batch:  # minute counts and duplicate senders: small tables, one statement each
+            if first_keys_batch:  # small tables, one statement each
                 first_keys_batch.clear()
                 db.execute(
                     "DELETE FROM xgate_minute_counts WHERE minute < %s",
@@ -1101,6 +1126,7 @@ class PostgresOutbox:
                 db.execute(
                     "DELETE FROM xgate_duplicate_senders WHERE last_at <= %s", (now - self._dedup_window,)
                 )
+                db.execute("DELETE FROM xgate_revoked_sessions WHERE expires_at <= %s", (now,))
             return db.execute(
                 "DELETE FROM xgate_dedup_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM xgate_dedup_keys"
                 " WHERE expires_at <= %s LIMIT %s))",

@@ -82,6 +82,7 @@ from xgate.outbox.base import (
     RowState,
     TimelineBucket,
     check_bucket,
+    check_session_id,
     check_take,
     default_node_id,
     minute_of,
@@ -222,12 +223,15 @@ _CAPACITY = """CREATE TABLE destination_capacity (
     scope         TEXT NOT NULL,
     seen_at       REAL NOT NULL
 ) WITHOUT ROWID"""
-_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY)
+#: version 8: the console's signed-out sessions (Outbox.revoke_session), until they would have expired
+_SIGNED_OUT = "CREATE TABLE revoked_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID"
+_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY, _SIGNED_OUT)
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
 #: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
-#: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders; 7 = destination_capacity
-_SCHEMA_VERSION = 7
+#: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders; 7 = destination_capacity;
+#: 8 = revoked_sessions
+_SCHEMA_VERSION = 8
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -262,6 +266,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     4: (_META,),
     5: _DUPLICATES,
     6: (_CAPACITY,),
+    7: (_SIGNED_OUT,),
 }
 
 _ROW_COLUMNS = (
@@ -942,6 +947,28 @@ class SQLiteOutbox:
         return float(paused)
 
     @_guarded
+    def revoke_session(self, session_id: str, expires_at: float, *, now: float | None = None) -> None:
+        check_session_id(session_id)
+        now = time.time() if now is None else now
+        with self._write() as db:
+            db.execute("DELETE FROM revoked_sessions WHERE expires_at <= ?", (now,))
+            db.execute(
+                "INSERT INTO revoked_sessions (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET expires_at = max(expires_at, excluded.expires_at)",
+                (session_id, expires_at),
+            )
+
+    @_guarded
+    def session_revoked(self, session_id: str, *, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        found = (
+            self._db()
+            .execute("SELECT 1 FROM revoked_sessions WHERE id = ? AND expires_at > ?", (session_id, now))
+            .fetchone()
+        )
+        return found is not None
+
+    @_guarded
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         with self._write() as db:
@@ -1166,6 +1193,7 @@ class SQLiteOutbox:
                 purged += n
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM duplicate_senders WHERE last_at <= ?", (now - self._dedup_window,))
+            db.execute("DELETE FROM revoked_sessions WHERE expires_at <= ?", (now,))
             db.execute(
                 "DELETE FROM minute_counts WHERE minute < ?", (minute_of(now - TIMELINE_DAYS * 86400),)
             )

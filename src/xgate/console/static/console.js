@@ -79,6 +79,8 @@
     source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
     source.addEventListener("conversion", function (e) { take(JSON.parse(e.data)); });
     source.addEventListener("rejected", function (e) { take(JSON.parse(e.data)); });
+    // signed out (on this node or another): the stream ends; the pages are closed too
+    source.addEventListener("signed-out", function () { source.close(); window.location.href = prefix + "/sign-in"; });
   }
 
   document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); });
