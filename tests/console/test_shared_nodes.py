@@ -4,6 +4,7 @@ connections, and PostgreSQL): whatever node serves the page shows what every nod
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -151,3 +152,35 @@ def test_signing_out_on_one_node_closes_the_session_on_every_node_and_ends_its_l
     assert httpx.get(f"{b}/console/api/overview", cookies=cookies).status_code == 401
     refused = httpx.get(f"{b}/console/events", cookies=cookies)
     assert refused.status_code == 303 and refused.headers["location"] == "/console/sign-in"
+
+
+def test_a_live_stream_on_one_node_shows_events_stored_and_rejected_by_another(nodes: Node) -> None:
+    a, b = nodes("node-a"), nodes("node-b")
+    cookies = signed_in(a)
+    with httpx.stream("GET", f"{a}/console/api/stream", cookies=cookies, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 2000"
+        send(b, "order-9")
+        refused = httpx.post(
+            f"{b}/v1/events",
+            json={
+                "event_name": "purchase",
+                "id": "order-10",
+                "value": "lots",
+                "user": {"email": "a@example.com"},
+            },
+            headers={"Authorization": f"Bearer {SERVER_KEY}"},
+        )
+        assert refused.status_code == 422
+        seen: dict[str, dict[str, Any]] = {}
+        event = ""
+        for line in lines:
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                seen[event] = json.loads(line.removeprefix("data: "))
+            if {"conversion", "rejected"} <= seen.keys():
+                break
+    assert seen["conversion"]["conversion_id"] == "order-9"
+    assert (seen["rejected"]["source"], seen["rejected"]["state"]) == ("backend", "rejected")
+    assert "a@example.com" not in json.dumps(seen["rejected"])

@@ -17,7 +17,7 @@ from xgate.cli.serve import activity_table
 from xgate.config import Config, parse_config
 from xgate.conversion import FieldError
 from xgate.mapping import Mapper
-from xgate.observe import ActivityLog, MeteredOutbox, Metrics, RejectionRing
+from xgate.observe import ActivityLog, MeteredOutbox, Metrics, RejectionLog
 from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.outbox.base import Outbox
 from xgate.testing import OutboxFactory
@@ -58,14 +58,17 @@ def test_conversions_show_destination_signals_and_state(config: Config, outbox: 
     assert all(set(e.match_signals) == {"twclid", "email"} for e in entries)
 
 
-def test_rejections_keep_field_and_reason_newest_first_and_bounded() -> None:
-    ring = RejectionRing(size=3)
+def test_rejections_keep_field_and_reason_newest_first_for_every_reader_of_the_outbox(
+    outbox_factory: OutboxFactory,
+) -> None:
+    log = RejectionLog(outbox_factory(node_id="node-a"), flush_seconds=0.01)
     for i in range(5):
-        ring.add("web", f"purchase-{i}", [FieldError("user.email", "not an e-mail: bob@example.com")], at=i)
-    recent = ring.recent(10)
+        log.add("web", f"purchase-{i}", [FieldError("user.email", "not an e-mail: bob@example.com")], at=i)
+    log.close()  # written
+    recent = ActivityLog(outbox_factory(node_id="node-b")).recent(3)
     assert [e.event_name for e in recent] == ["purchase-4", "purchase-3", "purchase-2"]
     assert recent[0].error == "user.email: not an e-mail: [redacted]"
-    assert recent[0].state == "rejected"
+    assert (recent[0].state, recent[0].source) == ("rejected", "web")
 
 
 def test_delivery_outcomes_are_counted_per_destination(config: Config, outbox: Outbox) -> None:

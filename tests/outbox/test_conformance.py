@@ -20,7 +20,7 @@ from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxUnavailable
 from xgate.outbox import CapacityReading, HandoffLease, LeasedRow, Outbox, open_outbox
-from xgate.outbox.base import TIMELINE_DAYS
+from xgate.outbox.base import REJECTIONS_KEPT, TIMELINE_DAYS, RejectionRecord
 from xgate.testing import OutboxFactory
 
 
@@ -865,6 +865,30 @@ def test_a_session_revoked_on_one_node_is_revoked_for_every_node_until_it_expire
     assert b.session_revoked("s3", now=now + 3601)
     with pytest.raises(ValueError, match="session_id: must be 1 to 128 characters, not 0"):
         a.revoke_session("", now + 60)
+
+
+def test_rejections_of_every_node_are_read_newest_first_and_each_source_keeps_its_newest(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    a.record_rejections([RejectionRecord(1.0, "backend", "purchase", "x-main", "value: not a number")])
+    flood = [
+        RejectionRecord(10.0 + i, "web", f"e{i}", None, "identifiers: none")
+        for i in range(REJECTIONS_KEPT + 5)
+    ]
+    b.record_rejections(flood[:100])
+    b.record_rejections(flood[100:])
+    b.record_rejections([])
+    newest = a.rejections(3)
+    assert [r.event_name for r in newest] == [
+        f"e{REJECTIONS_KEPT + 4}",
+        f"e{REJECTIONS_KEPT + 3}",
+        f"e{REJECTIONS_KEPT + 2}",
+    ]
+    everything = b.rejections(10_000)
+    assert len(everything) == REJECTIONS_KEPT + 1  # the flood kept its newest; the backend's one stays
+    assert everything[-1] == RejectionRecord(1.0, "backend", "purchase", "x-main", "value: not a number")
+    assert min(r.at for r in everything if r.source == "web") == 15.0
 
 
 def test_one_node_at_a_time_holds_a_duty_until_its_claim_lapses(outbox_factory: OutboxFactory) -> None:

@@ -83,7 +83,7 @@ def test_a_file_of_the_previous_release_is_upgraded_when_opened_and_keeps_its_ro
     stored = write_v1_file(path)
     box = SQLiteOutbox(path, node_id="node-a")
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 9
     assert box.take_requests("pixel:o8z6j", 1, rate=1, burst=5).granted == 1  # the shared tables exist
     rows = {r.conversion_id: r for r in box.rows()}
     assert {r.source for r in rows.values()} == {""}  # stored before sources were recorded
@@ -133,7 +133,7 @@ def test_a_file_of_a_newer_release_is_refused_saying_what_to_run(tmp_path: Path)
     SQLiteOutbox(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(8\)"):
+    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(9\)"):
         SQLiteOutbox(path)
 
 

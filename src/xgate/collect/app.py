@@ -85,6 +85,7 @@ def create_app(
             if gateway.runner:
                 await gateway.runner.stop()
             await anyio.to_thread.run_sync(gateway.writer.stop)
+            await anyio.to_thread.run_sync(gateway.rejections.close)
 
     app = FastAPI(
         title="xgate",

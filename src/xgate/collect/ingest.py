@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 from xgate.collect.enrich import RequestFacts, enrich
 from xgate.conversion import FieldError, MappedConversion, MappingResult
 from xgate.events import InvalidEvent, get_path
-from xgate.observe.activity import RejectionRing
+from xgate.observe.activity import RejectionLog
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import EnqueueOutcome
 from xgate.tag.twclid import clean_twclid
@@ -127,7 +127,7 @@ class Prepared:
 class Ingest:
     """Enrich → map (:meth:`prepare`), then settle by the outbox's outcomes (:meth:`finish`)."""
 
-    def __init__(self, mapper: EventMapper, metrics: Metrics, rejections: RejectionRing) -> None:
+    def __init__(self, mapper: EventMapper, metrics: Metrics, rejections: RejectionLog) -> None:
         self._mapper = mapper
         self._metrics = metrics
         self._rejections = rejections

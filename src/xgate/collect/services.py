@@ -8,7 +8,7 @@ handler repeats a key check.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
@@ -18,7 +18,7 @@ from xgate.collect.problems import Problem
 from xgate.collect.runner import BackgroundRunner
 from xgate.collect.writer import GroupWriter, TakesLeasedRows
 from xgate.config import Config
-from xgate.observe.activity import ActivityLog, RejectionRing
+from xgate.observe.activity import ActivityLog, RejectionLog
 from xgate.observe.metrics import Metrics
 from xgate.observe.redact import register_secrets
 from xgate.outbox.base import Outbox
@@ -39,9 +39,10 @@ class Services:
     activity: ActivityLog
     ingest: Ingest
     writer: GroupWriter
+    #: rejected events, kept in the outbox for every node's console
+    rejections: RejectionLog
     runner: BackgroundRunner | None = None
     credential_problems: Callable[[], Mapping[str, list[str]]] | None = None
-    rejections: RejectionRing = field(default_factory=RejectionRing)
 
     @classmethod
     def build(
@@ -57,7 +58,7 @@ class Services:
     ) -> Services:
         keys = Keyring(config)
         register_secrets(keys.secrets)
-        rejections = RejectionRing()
+        rejections = RejectionLog(outbox)
         return cls(
             config=config,
             outbox=outbox,

@@ -523,7 +523,8 @@ async def api_stream(request: Request, who: Reader, gateway: Gateway) -> Streami
                 if seen.get(r.id) != mark:
                     seen[r.id] = mark
                     yield b"event: conversion\ndata: " + orjson.dumps(views.row_json(r)) + b"\n\n"
-            for e in reversed(gateway.rejections.recent(50)):
+            rejected = await anyio.to_thread.run_sync(gateway.rejections.recent, 50)  # every node's
+            for e in reversed(rejected):
                 key = (e.at, e.event_name, e.error or "")
                 if key not in rejected_seen:
                     rejected_seen.add(key)

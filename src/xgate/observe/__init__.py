@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from xgate.observe.activity import ActivityEntry, ActivityLog, RejectionRing
+    from xgate.observe.activity import ActivityEntry, ActivityLog, RejectionLog
     from xgate.observe.logs import JsonFormatter, configure_logging
     from xgate.observe.metered import MeteredOutbox
     from xgate.observe.metrics import Metrics
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "ActivityEntry": "activity",
     "ActivityLog": "activity",
-    "RejectionRing": "activity",
+    "RejectionLog": "activity",
     "JsonFormatter": "logs",
     "configure_logging": "logs",
     "MeteredOutbox": "metered",
@@ -36,7 +36,7 @@ __all__ = [
     "JsonFormatter",
     "MeteredOutbox",
     "Metrics",
-    "RejectionRing",
+    "RejectionLog",
     "configure_logging",
     "register_secrets",
     "scrub",

@@ -1,12 +1,13 @@
 """The activity log: recent events as X's Events Manager shows them, newest first.
 
 Conversions come from the outbox rows (destination, event, conversion id, match signals, delivery state,
-attempts, X's debug id or error); rejected events from an in-memory ring that keeps the field and the reason,
-never the rejected value.
+attempts, X's debug id or error); rejected events from the outbox too (:class:`RejectionLog`), which keeps
+the field and the reason, never the rejected value.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -15,8 +16,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from xgate.conversion import FieldError
+from xgate.errors import OutboxUnavailable
 from xgate.observe.redact import scrub
-from xgate.outbox.base import Outbox, OutboxRow
+from xgate.outbox.base import Outbox, OutboxRow, RejectionRecord
+
+log = logging.getLogger(__name__)
 
 #: match signals in display order
 SIGNALS = ("twclid", "email", "phone", "ip_ua")
@@ -62,15 +66,24 @@ def entry_from_row(row: OutboxRow) -> ActivityEntry:
     )
 
 
-class RejectionRing:
-    """The last ``size`` rejected events of each source (field and reason only), safe to share between
-    threads. One ring per source: a flood of rejections sent with a browser source's public key never
-    pushes a server source's rejections out of sight (docs/security.md)."""
+class RejectionLog:
+    """Rejected events (field and reason only, scrubbed), kept in the outbox so that every node's console
+    and ``/activity`` show the rejections of every node (:meth:`~xgate.outbox.base.Outbox.
+    record_rejections`: the newest :data:`~xgate.outbox.base.REJECTIONS_KEPT` of each source, so a flood
+    sent with a browser source's public key never pushes a server source's out of sight; docs/security.md).
 
-    def __init__(self, size: int = 200) -> None:
-        self._size = size
-        self._by_source: dict[str | None, deque[ActivityEntry]] = {}
-        self._lock = threading.Lock()
+    :meth:`add` only buffers (it runs on the event loop, and a rejected request must not cost a write of its
+    own): a thread writes the buffer in one transaction at most every ``flush_seconds``. While the outbox
+    is unavailable, at most ``buffered`` rejections wait (the oldest go first) and a failed write is
+    dropped with a warning: rejections are a diagnostic, not data. Thread-safe."""
+
+    def __init__(self, outbox: Outbox, *, flush_seconds: float = 0.25, buffered: int = 1000) -> None:
+        self._outbox = outbox
+        self._flush_seconds = flush_seconds
+        self._pending: deque[RejectionRecord] = deque(maxlen=buffered)
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def add(
         self,
@@ -81,37 +94,80 @@ class RejectionRing:
         destination: str | None = None,
         at: float | None = None,
     ) -> None:
-        reasons = "; ".join(scrub(str(e)) for e in errors)[:1000]
-        entry = ActivityEntry(
+        """Buffer one rejected event (never blocks; written within ``flush_seconds``)."""
+        record = RejectionRecord(
             at=time.time() if at is None else at,
+            source=source or "",
             event_name=scrub(event_name[:200]) if isinstance(event_name, str) and event_name else "(none)",
-            state="rejected",
             destination=destination,
-            error=reasons,
-            source=source,
+            error="; ".join(scrub(str(e)) for e in errors)[:1000],
         )
-        with self._lock:
-            ring = self._by_source.get(source)
-            if ring is None:  # sources are the configuration's: a bounded number of rings
-                ring = self._by_source[source] = deque(maxlen=self._size)
-            ring.append(entry)
+        with self._wake:
+            if self._closed:
+                return
+            self._pending.append(record)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="xgate-rejections", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: bool(self._pending) or self._closed)
+                if self._closed:
+                    return
+            time.sleep(self._flush_seconds)  # gather what comes meanwhile into the same write
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered now (blocking: one transaction); a failed write is dropped, logged."""
+        with self._wake:
+            batch = list(self._pending)
+            self._pending.clear()
+        if not batch:
+            return
+        try:
+            self._outbox.record_rejections(batch)
+        except OutboxUnavailable as e:
+            log.warning(
+                "rejected events not kept for the console: %s", e, extra={"fields": {"events": len(batch)}}
+            )
+
+    def close(self) -> None:
+        """Write what is buffered and stop the thread."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self.flush()
 
     def recent(self, limit: int) -> list[ActivityEntry]:
-        """Up to ``limit`` rejections of every source, newest first."""
-        if limit <= 0:
-            return []
-        with self._lock:
-            entries = [e for ring in self._by_source.values() for e in list(ring)[-limit:]]
-        entries.sort(key=lambda e: e.at, reverse=True)
-        return entries[:limit]
+        """Up to ``limit`` rejections recorded by any node, newest first, this process's own buffered ones
+        written first (blocking: a write when some are buffered, and a read of the outbox)."""
+        self.flush()
+        return [entry_from_rejection(r) for r in self._outbox.rejections(limit)] if limit > 0 else []
+
+
+def entry_from_rejection(record: RejectionRecord) -> ActivityEntry:
+    return ActivityEntry(
+        at=record.at,
+        event_name=record.event_name,
+        state="rejected",
+        destination=record.destination,
+        error=record.error,
+        source=record.source or None,
+    )
 
 
 class ActivityLog:
-    """Recent conversions from the outbox merged with recent rejections."""
+    """Recent conversions merged with recent rejections, both from the outbox (every node's); a gateway
+    passes its :class:`RejectionLog` so that its own buffered rejections are written first."""
 
-    def __init__(self, outbox: Outbox, rejections: RejectionRing | None = None) -> None:
+    def __init__(self, outbox: Outbox, rejections: RejectionLog | None = None) -> None:
         self.outbox = outbox
-        self.rejections = rejections if rejections is not None else RejectionRing()
+        self.rejections = rejections if rejections is not None else RejectionLog(outbox)
 
     def recent(self, limit: int = 50) -> list[ActivityEntry]:
         rows = [entry_from_row(r) for r in self.outbox.rows(limit=limit)]

@@ -24,6 +24,7 @@ from xgate.outbox.base import (
     Outbox,
     OutboxRow,
     OutboxStats,
+    RejectionRecord,
     RequestGrant,
     RowState,
     TimelineBucket,
@@ -175,6 +176,12 @@ class MeteredOutbox:
 
     def session_revoked(self, session_id: str, *, now: float | None = None) -> bool:
         return self.inner.session_revoked(session_id, now=now)
+
+    def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        self.inner.record_rejections(records)
+
+    def rejections(self, limit: int) -> list[RejectionRecord]:
+        return self.inner.rejections(limit)
 
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         return self.inner.claim_duty(duty, seconds, now=now)

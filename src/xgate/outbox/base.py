@@ -56,6 +56,8 @@ RowState = Literal["queued", "leased", "delivered", "dead"]
 AttemptOutcome = Literal["delivered", "retry", "deferred", "dead"]
 #: days of per-minute counts kept (:meth:`Outbox.timeline`): a week, and the week before to compare with
 TIMELINE_DAYS = 15
+#: rejected events kept per source (:meth:`Outbox.record_rejections`)
+REJECTIONS_KEPT = 200
 
 
 class EnqueueOutcome(NamedTuple):
@@ -143,6 +145,18 @@ class DuplicateSender(NamedTuple):
     first_at: float
     last_at: float
     copies: int
+
+
+class RejectionRecord(NamedTuple):
+    """A rejected event (:meth:`Outbox.record_rejections`): when, which source, its event name and the
+    first destination that refused it, and the reasons (``field: reason; ...``, already scrubbed: never
+    the rejected value)."""
+
+    at: float
+    source: str
+    event_name: str
+    destination: str | None
+    error: str
 
 
 class AttemptRecord(NamedTuple):
@@ -417,6 +431,18 @@ class Outbox(Protocol):
         """Whether :meth:`revoke_session` recorded ``session_id`` (on any node) and its record has not
         expired by ``now``. A read by primary key: the console calls it on every request with a
         session. Raises OutboxUnavailable (the caller must then refuse the session, not accept it)."""
+        ...
+
+    def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        """Keep rejected events for the console of every node, in one transaction: one multi-row insert,
+        then each source named in ``records`` is trimmed to its newest :data:`REJECTIONS_KEPT` (so a
+        flood from one source never pushes another's out). The caller batches (a rejected request must
+        not cost a transaction of its own). Raises OutboxUnavailable (then none was kept)."""
+        ...
+
+    def rejections(self, limit: int) -> list[RejectionRecord]:
+        """Up to ``limit`` rejected events recorded by any node, newest first, at most ``limit`` of each
+        source. Cost: a walk of at most :data:`REJECTIONS_KEPT` rows per source."""
         ...
 
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:

@@ -56,6 +56,7 @@ from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox import migrations
 from xgate.outbox.base import (
+    REJECTIONS_KEPT,
     TIMELINE_DAYS,
     AttemptOutcome,
     AttemptRecord,
@@ -67,6 +68,7 @@ from xgate.outbox.base import (
     LeasedRow,
     OutboxRow,
     OutboxStats,
+    RejectionRecord,
     RequestGrant,
     RowState,
     TimelineBucket,
@@ -886,6 +888,39 @@ class PostgresOutbox:
             ).fetchone(),
         )
         return found is not None
+
+    def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        if not records:
+            return
+        columns = list(zip(*records, strict=True))
+
+        def run(db: _Conn) -> None:
+            db.execute(
+                "INSERT INTO xgate_rejections (at, source, event_name, destination, error)"
+                " SELECT * FROM unnest(%b::double precision[], %b::text[], %b::text[], %b::text[],"
+                " %b::text[])",
+                [list(c) for c in columns],
+            )
+            db.execute(
+                "DELETE FROM xgate_rejections AS r USING unnest(%b::text[]) AS s(source)"
+                " WHERE r.source = s.source AND r.id <= (SELECT id FROM xgate_rejections"
+                " WHERE source = s.source ORDER BY id DESC LIMIT 1 OFFSET %b)",
+                (sorted({r.source for r in records}), REJECTIONS_KEPT),
+            )
+
+        self._call("record_rejections", run)
+
+    def rejections(self, limit: int) -> list[RejectionRecord]:
+        found = self._call(
+            "rejections",
+            lambda db: db.execute(
+                "SELECT at, source, event_name, destination, error FROM (SELECT *, row_number() OVER"
+                " (PARTITION BY source ORDER BY id DESC) AS n FROM xgate_rejections) AS r"
+                " WHERE n <= %(limit)s ORDER BY at DESC, id DESC LIMIT %(limit)s",
+                {"limit": limit},
+            ).fetchall(),
+        )
+        return [RejectionRecord(*r) for r in found]
 
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         """A row lease rather than an advisory lock: a session lock lives on one connection, which the

@@ -67,6 +67,7 @@ from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox.base import (
+    REJECTIONS_KEPT,
     TIMELINE_DAYS,
     AttemptOutcome,
     AttemptRecord,
@@ -78,6 +79,7 @@ from xgate.outbox.base import (
     LeasedRow,
     OutboxRow,
     OutboxStats,
+    RejectionRecord,
     RequestGrant,
     RowState,
     TimelineBucket,
@@ -225,13 +227,25 @@ _CAPACITY = """CREATE TABLE destination_capacity (
 ) WITHOUT ROWID"""
 #: version 8: the console's signed-out sessions (Outbox.revoke_session), until they would have expired
 _SIGNED_OUT = "CREATE TABLE revoked_sessions (id TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID"
-_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY, _SIGNED_OUT)
+#: version 9: rejected events for the console of every process, the newest REJECTIONS_KEPT per source
+_REJECTIONS = (
+    """CREATE TABLE rejections (
+        id          INTEGER PRIMARY KEY,
+        at          REAL NOT NULL,
+        source      TEXT NOT NULL,
+        event_name  TEXT NOT NULL,
+        destination TEXT,
+        error       TEXT NOT NULL
+    )""",
+    "CREATE INDEX rejections_source ON rejections (source, id)",
+)
+_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY, _SIGNED_OUT, *_REJECTIONS)
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
 #: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
 #: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders; 7 = destination_capacity;
-#: 8 = revoked_sessions
-_SCHEMA_VERSION = 8
+#: 8 = revoked_sessions; 9 = rejections
+_SCHEMA_VERSION = 9
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -267,6 +281,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     5: _DUPLICATES,
     6: (_CAPACITY,),
     7: (_SIGNED_OUT,),
+    8: _REJECTIONS,
 }
 
 _ROW_COLUMNS = (
@@ -967,6 +982,33 @@ class SQLiteOutbox:
             .fetchone()
         )
         return found is not None
+
+    @_guarded
+    def record_rejections(self, records: Sequence[RejectionRecord]) -> None:
+        if not records:
+            return
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO rejections (at, source, event_name, destination, error) VALUES (?, ?, ?, ?, ?)",
+                records,
+            )
+            db.executemany(
+                "DELETE FROM rejections WHERE source = ?1 AND id <= (SELECT id FROM rejections"
+                " WHERE source = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                [(source, REJECTIONS_KEPT) for source in {r.source for r in records}],
+            )
+
+    @_guarded
+    def rejections(self, limit: int) -> list[RejectionRecord]:
+        return [
+            RejectionRecord(*r)
+            for r in self._db().execute(
+                "SELECT at, source, event_name, destination, error FROM (SELECT *, row_number() OVER"
+                " (PARTITION BY source ORDER BY id DESC) AS n FROM rejections) WHERE n <= ?1"
+                " ORDER BY at DESC, id DESC LIMIT ?1",
+                (limit,),
+            )
+        ]
 
     @_guarded
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
