@@ -2,7 +2,8 @@
 
 Starts the sandbox and ``xgate serve`` on loopback with credentials generated at random for this run (handed
 over in environment variables), sends a few demo events, shows them delivered, prints the lines that make the
-README's tour work from a second terminal (``export XGATE_CONFIG=…``, the write key, the ``curl`` line), and
+README's tour work from a second terminal (``export XGATE_CONFIG=…``, the write key as ``WRITE_KEY`` for
+``curl`` and ``XGATE_WRITE_KEY`` for ``xgate track``, ``XGATE_GATEWAY_URL``, the ``curl`` line), and
 keeps running until Ctrl-C or SIGTERM. ``--once`` (or ``XGATE_DEMO_ONCE=1``) exits after showing delivery.
 
 The gateway listens on 127.0.0.1:8080 as the README's ``curl`` line says, or on a free port when 8080 is
@@ -37,6 +38,8 @@ from rich.markup import escape
 
 from xgate.cli.output import err
 from xgate.cli.serve import activity_table
+from xgate.client.common import URL_ENV as CLIENT_URL_ENV
+from xgate.client.common import WRITE_KEY_ENV as CLIENT_WRITE_KEY_ENV
 from xgate.observe.activity import ActivityEntry
 from xgate.testing import free_port, managed_process, wait_http
 
@@ -91,7 +94,8 @@ def hold_run_dir(var: Path) -> Iterator[None]:
             holder = lock.read().strip() or "?"
             raise DemoRunning(
                 f"a demo is already running from this folder (pid {holder}) and owns {var}/: use it "
-                f"(`source {var / 'demo.env'}` in another terminal sets its XGATE_CONFIG and WRITE_KEY), "
+                f"(`source {var / 'demo.env'}` in another terminal sets its XGATE_CONFIG, write key and "
+                f"gateway URL), "
                 f"or stop it (Ctrl-C in its terminal, or kill {holder}) and run again"
             ) from None
         lock.seek(0)
@@ -230,6 +234,10 @@ def _tour_lines(config: Path, gateway: str, write_key: str) -> tuple[list[str], 
     exports = [
         f"export XGATE_CONFIG={shlex.quote(str(config.resolve()))}",
         f"export WRITE_KEY={shlex.quote(write_key)}",
+        # what `xgate track` and GatewayClient read: the key by reference (printed once), the address as
+        # served (8080 or the free port the gateway moved to)
+        f'export {CLIENT_WRITE_KEY_ENV}="$WRITE_KEY"',
+        f"export {CLIENT_URL_ENV}={shlex.quote(gateway)}",
     ]
     bin_dir = Path(sys.executable).parent
     if shutil.which("xgate") != str(bin_dir / "xgate") and (bin_dir / "xgate").exists():

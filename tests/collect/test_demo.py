@@ -60,7 +60,8 @@ def short_dir() -> Iterator[Path]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"XGATE_CONFIG", "WRITE_KEY"}}
+    exported = {"XGATE_CONFIG", "WRITE_KEY", "XGATE_WRITE_KEY", "XGATE_GATEWAY_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in exported}
     return {**env, "COLUMNS": "80", "NO_COLOR": "1", **extra}
 
 
@@ -156,6 +157,39 @@ def test_the_printed_exports_let_xgate_commands_find_the_demo_from_any_folder(
     assert activity.returncode == 0, activity.stderr
     ids = {e["conversion_id"] for e in json.loads(activity.stdout) if e["state"] != "rejected"}
     assert any(i.startswith("demo-order-") for i in ids)
+
+
+def test_xgate_track_from_a_terminal_with_the_demos_exports_reaches_the_demos_gateway(
+    demo: RunningDemo, tmp_path: Path
+) -> None:
+    exports = _exports(demo.folder / "var")
+    assert exports["XGATE_GATEWAY_URL"] == demo.gateway
+    assert demo.out.count(exports["XGATE_WRITE_KEY"]) == 1  # the key is shown once, as WRITE_KEY
+    tracked = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"source {demo.folder / 'var' / 'demo.env'} && "
+            "xgate track sign_up --id track-1 --email you@example.com --json",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tracked.returncode == 0, tracked.stderr
+    assert json.loads(tracked.stdout)["status"] == "accepted"
+
+
+def test_the_exports_name_the_gateway_where_it_runs_when_8080_was_taken(tmp_path: Path) -> None:
+    gateway = "http://127.0.0.1:18093"
+    exports, _ = demo_module._tour_lines(tmp_path / "xgate.demo.toml", gateway, "wk-demo-1")
+    (tmp_path / "demo.env").write_text("\n".join(exports) + "\n")
+    seen = _exports(tmp_path)
+    assert (seen["WRITE_KEY"], seen["XGATE_WRITE_KEY"]) == ("wk-demo-1", "wk-demo-1")
+    assert seen["XGATE_GATEWAY_URL"] == gateway
+    assert sum("wk-demo-1" in line for line in exports) == 1  # printed once, referenced after
 
 
 def test_an_import_with_the_demos_settings_keeps_its_report_in_the_demos_folder(
