@@ -3,6 +3,8 @@
 - flags read as flags in ``--help`` (no ``--json <bool>``), every parameter in the ``Annotated`` style;
 - a missing, unreadable or invalid configuration, an unreadable input file and a port in use each end in
   the same one-line ``error: …`` on stderr and exit status 1, whatever the command;
+- a command line that cannot be parsed ends in one ``error: …`` line naming the option or argument, a
+  ``Try 'xgate CMD --help'.`` hint and exit status 2, not in typer's boxed panel;
 - text from outside (file names, X's answers, event ids) prints verbatim: rich markup never eats ``[x]``.
 """
 
@@ -220,6 +222,47 @@ def test_sandbox_on_a_port_in_use_exits_1_with_one_line(busy_port: int) -> None:
     assert result.stderr == (
         f"error: port {busy_port} on 127.0.0.1 is already in use: stop the other process or pass --port\n"
     )
+
+
+# -- usage errors -------------------------------------------------------------------------------------
+#: a command line click cannot parse, the error line xgate prints for it, and the command of the hint
+USAGE_ERRORS: list[tuple[list[str], str, str]] = [
+    (["dlq", "show", "abc"], "row_id: 'abc' is not a valid int", "xgate dlq show"),
+    (["track", "--value", "abc"], "--value: 'abc' is not a valid float", "xgate track"),
+    (["track", "--bogus"], "--bogus: no such option", "xgate track"),
+    (
+        ["import", "rows.csv", "--reprot", "r.json"],
+        "--reprot: no such option; did you mean --report?",
+        "xgate import",
+    ),
+    (["track", "--id"], "--id: requires an argument", "xgate track"),
+    (["map"], "EVENT.json: missing argument", "xgate map"),
+    (["status", "--json", "true"], "got unexpected extra argument(s) (true)", "xgate status"),
+    (["frob"], "no such command 'frob'", "xgate"),
+    (["dlq", "frob"], "no such command 'frob'", "xgate dlq"),
+    (["--bogus"], "--bogus: no such option", "xgate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "command"), USAGE_ERRORS, ids=[" ".join(a) for a, _, _ in USAGE_ERRORS]
+)
+def test_a_usage_error_is_one_error_line_naming_the_parameter_a_hint_and_exit_2(
+    args: list[str], error: str, command: str
+) -> None:
+    result = runner.invoke(app, args, prog_name="xgate")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: {error}", f"Try '{command} --help'."]
+
+
+def test_a_group_without_its_command_still_shows_its_help() -> None:
+    for args, usage in (
+        ([], "Usage: xgate [OPTIONS] COMMAND"),
+        (["dlq"], "Usage: xgate dlq [OPTIONS] COMMAND"),
+    ):
+        result = runner.invoke(app, args, prog_name="xgate")
+        assert result.exit_code == 2 and usage in result.output and "error:" not in result.output
 
 
 # -- outside text is never markup ---------------------------------------------------------------------

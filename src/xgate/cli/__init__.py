@@ -1,7 +1,8 @@
 """The ``xgate`` command line: one typer app; each area registers its commands from its own module.
 
-Every command prints through :mod:`xgate.cli.output`, takes ``--config`` and loads its inputs through
-:mod:`xgate.cli.options`, and binds its port (``serve``, ``sandbox``) through :mod:`xgate.cli.listen`.
+Every command prints through :mod:`xgate.cli.output` (usage errors too, through :mod:`xgate.cli.usage`),
+takes ``--config`` and loads its inputs through :mod:`xgate.cli.options`, and binds its port (``serve``,
+``sandbox``) through :mod:`xgate.cli.listen`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Annotated
 import typer
 
 from xgate.cli import browser, core, db, gateway, init, offline, serve, track, verify, xapi
+from xgate.cli.usage import XgateGroup
 
 app = typer.Typer(
     name="xgate",
+    cls=XgateGroup,  # usage errors as one `error: …` line, exit 2
     help="Self-hosted gateway for X's Conversions API.",
     no_args_is_help=True,
     add_completion=False,
