@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,28 @@ def test_every_help_text_prints_as_written_each_paragraph_on_one_line() -> None:
         if len(path) == 1:
             summary = " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())
             assert f"{path[0]} {summary}" in listing, (path, listing)
+
+
+def test_no_option_help_repeats_the_default_or_variable_that_help_shows_after_it() -> None:
+    # `track --help` read "the gateway's URL ($XGATE_GATEWAY_URL, default http://127.0.0.1:8080)
+    # [env var: XGATE_GATEWAY_URL] [default: http://127.0.0.1:8080]"
+    checked = 0
+    for path, command in command_paths():
+        for param in command.params:
+            if not isinstance(param, TyperOption) or not param.help:
+                continue
+            shown_after = []
+            if param.envvar and param.show_envvar:
+                shown_after += [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
+            if param.show_default is not False and param.default is not None and not param.is_flag:
+                shown_after.append(f"default {param.default}")
+            for text in shown_after:
+                checked += 1
+                repeated = re.search(re.escape(text).replace("default\\ ", r"default:?\s+"), param.help)
+                assert repeated is None, (path, param.opts[0], param.help)
+    assert checked > 10
+    shown = runner.invoke(app, ["track", "--help"], env={"COLUMNS": "1000"}).output
+    assert shown.count("http://127.0.0.1:8080") == 1 and shown.count("XGATE_GATEWAY_URL") == 1
 
 
 def test_every_boolean_option_is_a_flag() -> None:

@@ -60,13 +60,11 @@ def track(
         Path | None, typer.Option("--file", "-f", help="the event as a JSON file (- for stdin)")
     ] = None,
     gateway: Annotated[
-        str, typer.Option(envvar=URL_ENV, help=f"the gateway's URL (${URL_ENV}, default {DEFAULT_URL})")
-    ] = DEFAULT_URL,
+        str, typer.Option(envvar=URL_ENV, help="the gateway's URL")
+    ] = DEFAULT_URL,  # --help shows the variable and the default after the text
     write_key: Annotated[
         str | None,
-        typer.Option(
-            envvar=WRITE_KEY_ENV, show_default=False, help=f"a server source's write key (${WRITE_KEY_ENV})"
-        ),
+        typer.Option(envvar=WRITE_KEY_ENV, show_default=False, help="a server source's write key"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the gateway's answer as JSON")] = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds per request")] = 10.0,
