@@ -124,13 +124,16 @@ class MappingResult:
     """The outcome of mapping one event to every configured destination (a plain class, for the reason
     given on :class:`MappedConversion`)."""
 
-    __slots__ = ("conversions", "rejections", "skipped")
+    __slots__ = ("conversions", "rejections", "skipped", "warnings")
 
     def __init__(self) -> None:
         self.conversions: list[MappedConversion] = []
         self.rejections: list[Rejection] = []
         #: destinations that did not take the event, with why (filter, no event id, consent drop)
         self.skipped: dict[str, str] = {}
+        #: what concerns the event whatever became of it (a key spelled almost like a known field); each
+        #: conversion repeats these in its own ``warnings``
+        self.warnings: list[str] = []
 
     @property
     def ok(self) -> bool:

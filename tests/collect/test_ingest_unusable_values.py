@@ -40,3 +40,31 @@ def test_price_on_request_is_dropped_with_a_warning_and_the_conversion_stored(ga
     (row,) = gateway.outbox.rows()
     assert row.body["contents"] == [{"content_id": "sku-1"}]
     assert {"ip_address": "198.51.100.23"} in row.body["identifiers"]
+
+
+def test_a_misspelled_identifier_is_kept_with_a_warning_naming_the_key_it_was_meant_for(
+    gateway: Gateway,
+) -> None:
+    kept = purchase(
+        "ord-typo",
+        valeu=3,
+        user={"emial": "ada@example.com", "phone": "+1 415 555 0134"},
+        context={"user_agnet": "Mozilla/5.0", "page_url": "https://shop.example/done"},
+        custom={"channel": "web"},
+    )
+    refused = purchase("ord-phon", user={"phon": "+1 415 555 0134"})
+    r = gateway.send({"events": [kept, refused]})
+    assert r.status_code == 200, r.text
+    accepted, rejected = r.json()["results"]
+    assert accepted["status"] == "accepted"  # a near miss never refuses the event
+    assert accepted["warnings"] == [
+        "valeu is not a known field; did you mean value?",
+        "user.emial is not a known field; did you mean user.email?",
+        "context.user_agnet is not a known field; did you mean context.user_agent?",
+    ]
+    assert "ada@example.com" not in r.text and "555" not in r.text and "Mozilla" not in r.text
+    (row,) = gateway.outbox.rows()
+    assert [set(i) for i in row.body["identifiers"]] == [{"hashed_phone_number"}]  # the e-mail was lost
+    # refused for want of an identifier, the warning says which key it lacked
+    assert rejected["status"] == "rejected"
+    assert rejected["warnings"] == ["user.phon is not a known field; did you mean user.phone?"]

@@ -154,6 +154,7 @@ class Ingest:
             )
             report.errors = [{"field": "event", "reason": "could not be mapped (internal error, logged)"}]
             return report, []
+        report.warnings.extend(result.warnings)  # whatever became of the event: a rejected one too
         for rejection in result.rejections:
             report.errors.extend(_errors(rejection.errors, rejection.destination))
         report.skipped = dict(result.skipped)

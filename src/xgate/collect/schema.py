@@ -31,7 +31,8 @@ class EventResult(BaseModel):
     warnings: list[str] | None = Field(
         default=None,
         description="fields X can do without that held an unusable value and were dropped (or cleaned), "
-        "each with the reason; the conversion was kept",
+        "each with the reason; the conversion was kept. Also keys spelled almost like a known field "
+        "(user.emial: did you mean user.email?), kept as they are, on any event",
     )
 
 

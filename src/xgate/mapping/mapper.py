@@ -3,7 +3,8 @@
 Order per destination: filter → consent → prebuilt mapping (shared/events/REFERENCE.md) → field overrides
 → personal data out of the clear-text fields (:mod:`xgate.mapping.privacy`) → normalize + hash identifiers →
 validate by X's rules. The destination-independent part is computed once
-per event and shared.
+per event and shared, with the event's own warnings (a key spelled almost like a known field,
+:func:`xgate.events.near_misses`), which every conversion carries.
 
 An unusable value of a field X can do without is dropped with a warning and the conversion kept (an
 identifier here, the others by :func:`xgate.validation.drop_unusable`); only what X requires refuses the
@@ -19,7 +20,7 @@ from typing import Any
 from xgate.config import Config, Destination, event_id_pixel
 from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
 from xgate.event_reader import EventData, format_x_time
-from xgate.events import Event, read_event
+from xgate.events import Event, near_misses, read_event
 from xgate.identifiers import hash_email, hash_phone, normalize_ip
 from xgate.mapping.filters import ConsentRule, EventFilter
 from xgate.mapping.overrides import resolve
@@ -202,6 +203,8 @@ class _Plan:
         now: datetime,
         dropped: list[FieldError],
     ) -> None:
+        """Add this destination's conversion, rejection or skip to ``result``; the conversion's warnings
+        start with the event's own (``result.warnings``)."""
         routed, routing_error = self.routed_event_id(event)
         refusal = self.filter.refusal(event, routed is not None or routing_error is not None)
         if refusal:
@@ -218,7 +221,7 @@ class _Plan:
         event_id = routed or self.filter.event_id(event_name)
         assert event_id is not None  # the filter refuses events without one
         errors: list[FieldError] = []
-        warnings: list[str] = []
+        warnings: list[str] = list(result.warnings)
         unusable: list[FieldError] = []
         for given in dropped:  # fields of the wrong type, dropped by read_event
             if given.field in _IDENTIFIER_FIELDS:
@@ -361,6 +364,7 @@ class Mapper:
         base = default_body(ev, received)
         sources = _sources(ev)
         result = MappingResult()
+        result.warnings = near_misses(ev)
         for plan in self._plans:
             plan.build(ev, base, sources, result, now, dropped)
         return result
