@@ -20,7 +20,7 @@ from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxUnavailable
 from xgate.outbox import CapacityReading, HandoffLease, LeasedRow, Outbox, open_outbox
-from xgate.outbox.base import REJECTIONS_KEPT, TIMELINE_DAYS, RejectionRecord
+from xgate.outbox.base import REJECTIONS_KEPT, TIMELINE_DAYS, OutcomeCount, RejectionRecord, minute_of
 from xgate.testing import OutboxFactory
 
 
@@ -734,13 +734,21 @@ def test_the_timeline_counts_stored_with_signals_and_settled_per_destination_eve
         outbox.timeline(t0, 90)
 
 
-def test_minutes_older_than_the_timeline_days_are_purged(outbox: Outbox) -> None:
+def test_minutes_and_outcome_counts_older_than_the_timeline_days_are_purged(outbox: Outbox) -> None:
     old = time.time() - (TIMELINE_DAYS + 1) * 86400
     outbox.enqueue([conversion(1)], now=old)
     outbox.enqueue([conversion(2)])
+    outbox.add_counts(
+        [
+            OutcomeCount(minute_of(old), "event", "backend", "accepted", 5),
+            OutcomeCount(minute_of(time.time()), "event", "backend", "accepted", 1),
+        ]
+    )
     assert sum(b.stored for b in outbox.timeline(old)) == 2
+    assert outbox.counts(old) == {("event", "backend", "accepted"): 6}
     outbox.purge()
     assert sum(b.stored for b in outbox.timeline(old)) == 1
+    assert outbox.counts(old) == {("event", "backend", "accepted"): 1}
 
 
 # -- replay, discard, purge ------------------------------------------------------------------------
@@ -889,6 +897,74 @@ def test_rejections_of_every_node_are_read_newest_first_and_each_source_keeps_it
     assert len(everything) == REJECTIONS_KEPT + 1  # the flood kept its newest; the backend's one stays
     assert everything[-1] == RejectionRecord(1.0, "backend", "purchase", "x-main", "value: not a number")
     assert min(r.at for r in everything if r.source == "web") == 15.0
+
+
+def test_outcome_counts_of_every_node_add_up_per_key_over_the_minutes_asked_for(
+    outbox_factory: OutboxFactory,
+) -> None:
+    a, b = outbox_factory(node_id="node-a"), outbox_factory(node_id="node-b")
+    now = minute_of(time.time())
+    hour_ago, earlier = now - 3600, now - 7200
+    a.add_counts(
+        [
+            OutcomeCount(now, "event", "backend", "accepted", 3),
+            OutcomeCount(now, "event", "backend", "accepted", 2),  # same key in one call: summed
+            OutcomeCount(now, "event", "web", "rejected", 1),
+            OutcomeCount(hour_ago, "delivery", "x-main", "delivered", 4),
+            OutcomeCount(earlier, "failure", "x-main", "server_error", 7),
+        ]
+    )
+    b.add_counts(
+        [
+            OutcomeCount(now, "event", "backend", "accepted", 1),  # another node, same minute: added
+            OutcomeCount(now, "event", "backend", "skipped", 2),
+            OutcomeCount(now, "failure", "x-main", "server_error", 1),
+            OutcomeCount(now, "delivery", "x-main", "retry", 0),  # nothing: stays absent
+        ]
+    )
+    b.add_counts([])
+    assert a.counts(now) == {
+        ("event", "backend", "accepted"): 6,
+        ("event", "backend", "skipped"): 2,
+        ("event", "web", "rejected"): 1,
+        ("failure", "x-main", "server_error"): 1,
+    }
+    last_two_hours = b.counts(earlier + 30)  # from that minute on
+    assert last_two_hours[("failure", "x-main", "server_error")] == 8
+    assert last_two_hours[("delivery", "x-main", "delivered")] == 4
+    assert a.counts(now + 60) == {}
+
+
+def test_add_counts_refuses_a_minute_off_the_minute_or_an_unknown_kind(outbox: Outbox) -> None:
+    with pytest.raises(ValueError, match="minute 61 is not a multiple of 60"):
+        outbox.add_counts([OutcomeCount(61, "event", "backend", "accepted", 1)])
+    with pytest.raises(ValueError, match="kind 'answers'"):
+        outbox.add_counts([OutcomeCount(60, "answers", "x-main", "200", 1)])  # type: ignore[arg-type]
+    assert outbox.counts(0) == {}
+
+
+def test_add_counts_from_threads_at_once_loses_nothing(outbox_factory: OutboxFactory) -> None:
+    minute = minute_of(time.time())
+    boxes = [outbox_factory(node_id=f"node-{i}") for i in range(4)]
+
+    def add(box: Outbox) -> None:
+        for _ in range(10):
+            box.add_counts(
+                [
+                    OutcomeCount(minute, "event", "backend", "accepted", 1),
+                    OutcomeCount(minute, "delivery", "x-main", "delivered", 2),
+                ]
+            )
+
+    threads = [threading.Thread(target=add, args=(box,)) for box in boxes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert boxes[0].counts(minute) == {
+        ("event", "backend", "accepted"): 40,
+        ("delivery", "x-main", "delivered"): 80,
+    }
 
 
 def test_one_node_at_a_time_holds_a_duty_until_its_claim_lapses(outbox_factory: OutboxFactory) -> None:

@@ -16,6 +16,7 @@ import pytest
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox import SQLiteOutbox, default_node_id, open_outbox
+from xgate.outbox.base import OutcomeCount, minute_of
 
 #: the schema of the previous release (PRAGMA user_version 1), as its files are on disk
 SCHEMA_V1 = """
@@ -83,7 +84,7 @@ def test_a_file_of_the_previous_release_is_upgraded_when_opened_and_keeps_its_ro
     stored = write_v1_file(path)
     box = SQLiteOutbox(path, node_id="node-a")
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 9
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10
     assert box.take_requests("pixel:o8z6j", 1, rate=1, burst=5).granted == 1  # the shared tables exist
     rows = {r.conversion_id: r for r in box.rows()}
     assert {r.source for r in rows.values()} == {""}  # stored before sources were recorded
@@ -109,6 +110,8 @@ def test_a_file_of_the_previous_release_is_upgraded_when_opened_and_keeps_its_ro
     assert [(a.outcome, a.status) for a in box.history(held[0].id)] == [("delivered", 200)]
     assert sum(b.delivered for b in box.timeline(stored - 60)) == 2
     assert [r.conversion_id for r in box.lease(10, 30, now=stored + 61)] == ["c1"]
+    box.add_counts([OutcomeCount(minute_of(stored), "event", "backend", "accepted", 2)])  # version 10's table
+    assert box.counts(stored) == {("event", "backend", "accepted"): 2}
     box.close()
     SQLiteOutbox(path).close()  # opening again is a no-op
 

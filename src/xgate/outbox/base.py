@@ -29,6 +29,9 @@ Rules for every method:
   their destination and X event (:meth:`Outbox.timeline`), in its own transaction: one multi-row insert
   and one upsert per (destination, X event) settled, nothing read back. Enqueue adds its rows to the
   same counts. History goes with its row (purge, discard); minute counts after :data:`TIMELINE_DAYS`.
+- **Outcome counts** (the console's events received per source and X's answers per destination, for
+  every node): each node counts in memory and adds what it counted to per-minute totals from a
+  background thread (:meth:`Outbox.add_counts`), nothing per event; kept for :data:`TIMELINE_DAYS`.
 - **Duplicate senders** (for the console's dedup diagnostics): an enqueue that answers ``duplicate`` also
   records, per kept row, who sent the copy (:meth:`Outbox.duplicates`): one upsert statement in the same
   transaction, run only when the call has duplicates. They go with their row (purge, discard) and after
@@ -58,6 +61,12 @@ AttemptOutcome = Literal["delivered", "retry", "deferred", "dead"]
 TIMELINE_DAYS = 15
 #: rejected events kept per source (:meth:`Outbox.record_rejections`)
 REJECTIONS_KEPT = 200
+#: what an :class:`OutcomeCount` counts: ``event`` (per source: an event's outcome at ingest, ``accepted``,
+#: ``duplicate``, ``skipped`` or ``rejected``), ``delivery`` (per destination: conversions settled, by
+#: :data:`AttemptOutcome`) and ``failure`` (per destination: attempts that did not deliver, by reason:
+#: ``auth``, ``forbidden``, ``not_found``, ``invalid``, ``rejected``, ``rate_limited``, ``server_error``,
+#: ``timeout``, ``connection``, ``credentials``, ``unconfigured``; :attr:`xgate.dispatch.Attempt.failure`)
+CountKind = Literal["event", "delivery", "failure"]
 
 
 class EnqueueOutcome(NamedTuple):
@@ -157,6 +166,18 @@ class RejectionRecord(NamedTuple):
     event_name: str
     destination: str | None
     error: str
+
+
+class OutcomeCount(NamedTuple):
+    """``n`` more of ``outcome`` (:data:`CountKind` says which outcomes) for the source or destination
+    ``name`` in the minute starting at ``minute`` (epoch seconds, a multiple of 60: :func:`minute_of`),
+    as one node counted them since its last write (:meth:`Outbox.add_counts`)."""
+
+    minute: int
+    kind: CountKind
+    name: str
+    outcome: str
+    n: int
 
 
 class AttemptRecord(NamedTuple):
@@ -445,6 +466,21 @@ class Outbox(Protocol):
         source. Cost: a walk of at most :data:`REJECTIONS_KEPT` rows per source."""
         ...
 
+    def add_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        """Add each node's event and delivery counts to the shared per-minute totals (:meth:`counts`), in
+        one transaction: one upsert that adds ``n`` to the (minute, kind, name, outcome) total (entries
+        with the same key are summed first; ``n`` may be any integer). The caller batches: each node
+        writes what it counted at most every second or so, from a thread of its own, never per event.
+        Raises ValueError for a ``minute`` that is not a multiple of 60 or an unknown ``kind``;
+        OutboxUnavailable (then none was added: the caller may add them again later)."""
+        ...
+
+    def counts(self, since: float) -> dict[tuple[CountKind, str, str], int]:
+        """``{(kind, name, outcome): n}``: the totals :meth:`add_counts` received from every node for the
+        minutes from ``minute_of(since)`` on; keys with nothing are absent. Kept for :data:`TIMELINE_DAYS`
+        days (purge). Cost: reads (minutes * names * outcomes) rows of a small table."""
+        ...
+
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         """Hold the named ``duty`` (``housekeeping``: purges) for ``seconds``, so that one node at a time
         does it: True when this :attr:`node_id` holds it now (taken free or expired, or renewed: its
@@ -559,6 +595,24 @@ def check_take(n: int, rate: float, burst: float) -> None:
 def minute_of(at: float) -> int:
     """The minute bucket (epoch seconds, a multiple of 60) of the time ``at``: :meth:`Outbox.timeline`."""
     return int(at // 60) * 60
+
+
+COUNT_KINDS: tuple[CountKind, ...] = ("event", "delivery", "failure")
+
+
+def summed_counts(counts: Sequence[OutcomeCount]) -> list[OutcomeCount]:
+    """``counts`` with one entry per (minute, kind, name, outcome), ``n`` summed, zeros left out, in key
+    order (so two nodes' upserts take their row locks in the same order); ValueError for a minute that
+    is not a multiple of 60 or a kind not in :data:`COUNT_KINDS` (:meth:`Outbox.add_counts`)."""
+    totals: dict[tuple[int, CountKind, str, str], int] = {}
+    for c in counts:
+        if c.minute % 60:
+            raise ValueError(f"add_counts: minute {c.minute} is not a multiple of 60")
+        if c.kind not in COUNT_KINDS:
+            raise ValueError(f"add_counts: kind {c.kind!r} is not one of {', '.join(COUNT_KINDS)}")
+        key = (c.minute, c.kind, c.name, c.outcome)
+        totals[key] = totals.get(key, 0) + c.n
+    return [OutcomeCount(*key, n) for key, n in sorted(totals.items()) if n]
 
 
 def check_bucket(bucket_seconds: int) -> int:

@@ -61,6 +61,7 @@ from xgate.outbox.base import (
     AttemptOutcome,
     AttemptRecord,
     CapacityReading,
+    CountKind,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -68,6 +69,7 @@ from xgate.outbox.base import (
     LeasedRow,
     OutboxRow,
     OutboxStats,
+    OutcomeCount,
     RejectionRecord,
     RequestGrant,
     RowState,
@@ -77,6 +79,7 @@ from xgate.outbox.base import (
     check_take,
     default_node_id,
     minute_of,
+    summed_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -922,6 +925,32 @@ class PostgresOutbox:
         )
         return [RejectionRecord(*r) for r in found]
 
+    def add_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        rows = summed_counts(counts)
+        if not rows:
+            return
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        self._call(
+            "add_counts",
+            lambda db: db.execute(
+                "INSERT INTO xgate_outcome_counts AS c (minute, kind, name, outcome, n)"
+                " SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[])"
+                " ON CONFLICT (minute, kind, name, outcome) DO UPDATE SET n = c.n + excluded.n",
+                columns,
+            ),
+        )
+
+    def counts(self, since: float) -> dict[tuple[CountKind, str, str], int]:
+        found = self._call(
+            "counts",
+            lambda db: db.execute(
+                "SELECT kind, name, outcome, sum(n)::bigint FROM xgate_outcome_counts WHERE minute >= %s"
+                " GROUP BY kind, name, outcome",
+                (minute_of(since),),
+            ).fetchall(),
+        )
+        return {(kind, name, outcome): n for kind, name, outcome, n in found if n}
+
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         """A row lease rather than an advisory lock: a session lock lives on one connection, which the
         pool hands to other callers and a server restart drops unnoticed; the row outlives both and
@@ -1154,10 +1183,9 @@ class PostgresOutbox:
                 return None
             if first_keys_batch:  # small tables, one statement each
                 first_keys_batch.clear()
-                db.execute(
-                    "DELETE FROM xgate_minute_counts WHERE minute < %s",
-                    (minute_of(now - TIMELINE_DAYS * 86400),),
-                )
+                oldest = (minute_of(now - TIMELINE_DAYS * 86400),)
+                db.execute("DELETE FROM xgate_minute_counts WHERE minute < %s", oldest)
+                db.execute("DELETE FROM xgate_outcome_counts WHERE minute < %s", oldest)
                 db.execute(
                     "DELETE FROM xgate_duplicate_senders WHERE last_at <= %s", (now - self._dedup_window,)
                 )

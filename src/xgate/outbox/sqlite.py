@@ -72,6 +72,7 @@ from xgate.outbox.base import (
     AttemptOutcome,
     AttemptRecord,
     CapacityReading,
+    CountKind,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -79,6 +80,7 @@ from xgate.outbox.base import (
     LeasedRow,
     OutboxRow,
     OutboxStats,
+    OutcomeCount,
     RejectionRecord,
     RequestGrant,
     RowState,
@@ -88,6 +90,7 @@ from xgate.outbox.base import (
     check_take,
     default_node_id,
     minute_of,
+    summed_counts,
 )
 
 #: what the last settle calls said per destination (Outbox.health)
@@ -239,13 +242,23 @@ _REJECTIONS = (
     )""",
     "CREATE INDEX rejections_source ON rejections (source, id)",
 )
-_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY, _SIGNED_OUT, *_REJECTIONS)
+#: version 10: per minute, the events each source received by outcome and X's answers per destination, as
+#: every node adds what it counted (Outbox.add_counts); at most TIMELINE_DAYS of minutes
+_OUTCOMES = """CREATE TABLE outcome_counts (
+    minute  INTEGER NOT NULL,
+    kind    TEXT    NOT NULL,
+    name    TEXT    NOT NULL,
+    outcome TEXT    NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (minute, kind, name, outcome)
+) WITHOUT ROWID"""
+_SCHEMA += (*_HISTORY, _META, *_DUPLICATES, _CAPACITY, _SIGNED_OUT, *_REJECTIONS, _OUTCOMES)
 
 #: PRAGMA user_version: 1 = state_counts kept (version 0 counted with an index); 2 = leased_by, health;
 #: 3 = request_budgets, duties (shared by the processes on the file); 4 = source, attempt history,
 #: minute counts; 5 = outbox_meta (the file's identity); 6 = duplicate_senders; 7 = destination_capacity;
-#: 8 = revoked_sessions; 9 = rejections
-_SCHEMA_VERSION = 9
+#: 8 = revoked_sessions; 9 = rejections; 10 = outcome_counts
+_SCHEMA_VERSION = 10
 
 #: version -> the statements that bring a file of that version to the next one
 _UPGRADES: dict[int, tuple[str, ...]] = {
@@ -282,6 +295,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     6: (_CAPACITY,),
     7: (_SIGNED_OUT,),
     8: _REJECTIONS,
+    9: (_OUTCOMES,),
 }
 
 _ROW_COLUMNS = (
@@ -1011,6 +1025,30 @@ class SQLiteOutbox:
         ]
 
     @_guarded
+    def add_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        rows = summed_counts(counts)
+        if not rows:
+            return
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO outcome_counts (minute, kind, name, outcome, n) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (minute, kind, name, outcome) DO UPDATE SET n = n + excluded.n",
+                rows,
+            )
+
+    @_guarded
+    def counts(self, since: float) -> dict[tuple[CountKind, str, str], int]:
+        return {
+            (kind, name, outcome): n
+            for kind, name, outcome, n in self._db().execute(
+                "SELECT kind, name, outcome, sum(n) FROM outcome_counts WHERE minute >= ?"
+                " GROUP BY kind, name, outcome",
+                (minute_of(since),),
+            )
+            if n
+        }
+
+    @_guarded
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         with self._write() as db:
@@ -1236,9 +1274,8 @@ class SQLiteOutbox:
             db.execute("DELETE FROM dedup_keys WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM duplicate_senders WHERE last_at <= ?", (now - self._dedup_window,))
             db.execute("DELETE FROM revoked_sessions WHERE expires_at <= ?", (now,))
-            db.execute(
-                "DELETE FROM minute_counts WHERE minute < ?", (minute_of(now - TIMELINE_DAYS * 86400),)
-            )
+            for table in ("minute_counts", "outcome_counts"):
+                db.execute(f"DELETE FROM {table} WHERE minute < ?", (minute_of(now - TIMELINE_DAYS * 86400),))
         return purged
 
     # -- health ------------------------------------------------------------------------------------
