@@ -136,7 +136,7 @@ def test_a_file_of_a_newer_release_is_refused_saying_what_to_run(tmp_path: Path)
     SQLiteOutbox(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(9\)"):
+    with pytest.raises(OutboxSchemaMismatch, match=r"schema version 99, newer than this xgate's \(10\)"):
         SQLiteOutbox(path)
 
 

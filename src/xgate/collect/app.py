@@ -86,6 +86,7 @@ def create_app(
                 await gateway.runner.stop()
             await anyio.to_thread.run_sync(gateway.writer.stop)
             await anyio.to_thread.run_sync(gateway.rejections.close)
+            await anyio.to_thread.run_sync(gateway.metrics.close)
 
     app = FastAPI(
         title="xgate",

@@ -249,10 +249,18 @@ async def sign_out(request: Request, who: Annotated[Viewer, Depends(page_reader)
     return response
 
 
+#: the overview's window for events received and X's answers, every node's (views.WINDOWS)
+OverviewWindow = Annotated[
+    views.Window, Query(description="the last hour, day or week: events and X's answers of every node in it")
+]
+
+
 # -- pages --------------------------------------------------------------------------------------------
 @router.get("", include_in_schema=False)
-async def overview_page(request: Request, who: PageReader, gateway: Gateway) -> Response:
-    data = await anyio.to_thread.run_sync(_overview, gateway)
+async def overview_page(
+    request: Request, who: PageReader, gateway: Gateway, window: OverviewWindow = "day"
+) -> Response:
+    data = await anyio.to_thread.run_sync(_overview, gateway, window)
     return _render(
         request, "overview.html", who, page="overview", data=data, chart=orjson.dumps(data["charts"]).decode()
     )
@@ -418,8 +426,10 @@ async def rows_fragment(request: Request, who: PageReader, gateway: Gateway, ids
 
 
 # -- the JSON API -------------------------------------------------------------------------------------
-def _overview(gateway: Services) -> dict[str, Any]:
-    return views.overview(gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems)
+def _overview(gateway: Services, window: views.Window) -> dict[str, Any]:
+    return views.overview(
+        gateway.config, gateway.outbox, gateway.metrics, gateway.credential_problems, window=window
+    )
 
 
 def _dead_matching(gateway: Services, error: str | None) -> list[Any]:
@@ -440,8 +450,8 @@ READ: dict[int | str, dict[str, Any]] = {401: {"description": "not signed in and
     tags=TAGS,
     responses=READ,
 )
-async def api_overview(who: Reader, gateway: Gateway) -> Response:
-    return _json(await anyio.to_thread.run_sync(_overview, gateway))
+async def api_overview(who: Reader, gateway: Gateway, window: OverviewWindow = "day") -> Response:
+    return _json(await anyio.to_thread.run_sync(_overview, gateway, window))
 
 
 @router.get("/api/events", summary="Stored conversions, newest first, filtered", tags=TAGS, responses=READ)

@@ -1,7 +1,7 @@
-"""What each console page shows, as JSON-ready dicts built from the outbox contract and the metrics.
+"""What each console page shows, as JSON-ready dicts built from the outbox contract.
 
 Only :class:`~xgate.outbox.base.Outbox` methods (``stats``, ``health``, ``rows``, ``row``, ``history``,
-``duplicates``, ``timeline``) are used, so the numbers are the same on SQLite and PostgreSQL and include
+``duplicates``, ``timeline``, ``counts``) are used, so the numbers are the same on SQLite and PostgreSQL and include
 every node's conversions. Bodies hold hashed identifiers only (the mapper hashes before storing); error
 texts are scrubbed again before display.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from xgate.config import Config
 from xgate.config_check import credential_variables
@@ -62,15 +62,12 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def _labelled(metrics: Metrics, metric: str, key: str) -> dict[str, dict[str, float]]:
-    """``{destination-or-source: {label: value}}`` of a two-label counter, read from the registry."""
-    out: dict[str, dict[str, float]] = {}
-    for family in metrics.registry.collect():
-        for sample in family.samples:
-            if sample.name == metric:
-                labels = sample.labels
-                first = labels.get("destination") or labels.get("source") or ""
-                out.setdefault(first, {})[labels.get(key, "")] = sample.value
+def _by_name(totals: Mapping[tuple[str, str, str], int], kind: str) -> dict[str, dict[str, int]]:
+    """``{source-or-destination: {outcome: n}}`` of one kind of :meth:`Outbox.counts`."""
+    out: dict[str, dict[str, int]] = {}
+    for (k, name, outcome), n in sorted(totals.items()):
+        if k == kind:
+            out.setdefault(name, {})[outcome] = n
     return out
 
 
@@ -168,18 +165,29 @@ def capacity(
     return out
 
 
+Window = Literal["hour", "day", "week"]
+
+
 def overview(
     config: Config,
     outbox: Outbox,
     metrics: Metrics,
     credential_problems: Callable[[], Mapping[str, list[str]]] | None = None,
     *,
+    window: Window = "day",
     now: float | None = None,
 ) -> dict[str, Any]:
     """Per destination: pixel, rows per state, delivery latency (ingest → X's answer) p50/p99 over recent
     deliveries, X's answers by outcome and failures by reason, the connection's health and its capacity
-    (:func:`capacity`); per source: events received by outcome; and the :func:`charts`."""
+    (:func:`capacity`); per source: events received by outcome; and the :func:`charts`.
+
+    Answers, failures and events are every node's over ``window`` (:data:`WINDOWS`; from the start of
+    the minute ``window`` ago), from the outbox's outcome counts (:meth:`Outbox.counts`), this process's
+    own written first (``metrics.shared``); a node's last second of counts may not be written yet."""
     now = time.time() if now is None else now
+    if metrics.shared is not None:
+        metrics.shared.flush()
+    totals = outbox.counts(now - WINDOWS[window][0])
     stats = outbox.stats(now=now)
     health = outbox.health()
     states = {
@@ -191,8 +199,8 @@ def overview(
         )
     }
     recent = outbox.rows(limit=SCAN_ROWS)
-    deliveries = _labelled(metrics, "xgate_deliveries_total", "outcome")
-    failures = _labelled(metrics, "xgate_delivery_failures_total", "reason")
+    deliveries = _by_name(totals, "delivery")
+    failures = _by_name(totals, "failure")
     budgets = capacity(config, stats.counts, health, now)
     destinations = []
     for d in config.destinations:
@@ -218,7 +226,7 @@ def overview(
             }
         )
     sources = []
-    events = _labelled(metrics, "xgate_events_total", "status")
+    events = _by_name(totals, "event")
     for s in config.sources:
         by_status = events.get(s.name, {})
         sources.append(
@@ -226,12 +234,13 @@ def overview(
                 "name": s.name,
                 "kind": "browser" if s.allowed_origins else "server",
                 "received": sum(by_status.values()),
-                **{k: by_status.get(k, 0.0) for k in ("accepted", "duplicate", "skipped", "rejected")},
+                **{k: by_status.get(k, 0) for k in ("accepted", "duplicate", "skipped", "rejected")},
             }
         )
     waiting = sum(c for (_, s), c in stats.counts.items() if s in ("queued", "leased"))
     return {
         "at": now,
+        "window": window,
         "destinations": destinations,
         "sources": sources,
         "queue": {

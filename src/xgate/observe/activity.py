@@ -8,7 +8,6 @@ the field and the reason, never the rejected value.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 from xgate.conversion import FieldError
 from xgate.errors import OutboxUnavailable
+from xgate.observe.batched import BatchedWriter
 from xgate.observe.redact import scrub
 from xgate.outbox.base import Outbox, OutboxRow, RejectionRecord
 
@@ -66,7 +66,7 @@ def entry_from_row(row: OutboxRow) -> ActivityEntry:
     )
 
 
-class RejectionLog:
+class RejectionLog(BatchedWriter):
     """Rejected events (field and reason only, scrubbed), kept in the outbox so that every node's console
     and ``/activity`` show the rejections of every node (:meth:`~xgate.outbox.base.Outbox.
     record_rejections`: the newest :data:`~xgate.outbox.base.REJECTIONS_KEPT` of each source, so a flood
@@ -78,12 +78,9 @@ class RejectionLog:
     dropped with a warning: rejections are a diagnostic, not data. Thread-safe."""
 
     def __init__(self, outbox: Outbox, *, flush_seconds: float = 0.25, buffered: int = 1000) -> None:
+        super().__init__(flush_seconds=flush_seconds, name="xgate-rejections")
         self._outbox = outbox
-        self._flush_seconds = flush_seconds
         self._pending: deque[RejectionRecord] = deque(maxlen=buffered)
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closed = False
 
     def add(
         self,
@@ -106,19 +103,10 @@ class RejectionLog:
             if self._closed:
                 return
             self._pending.append(record)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="xgate-rejections", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+            self._started()
 
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: bool(self._pending) or self._closed)
-                if self._closed:
-                    return
-            time.sleep(self._flush_seconds)  # gather what comes meanwhile into the same write
-            self.flush()
+    def _pending_work(self) -> bool:
+        return bool(self._pending)
 
     def flush(self) -> None:
         """Write what is buffered now (blocking: one transaction); a failed write is dropped, logged."""
@@ -133,15 +121,6 @@ class RejectionLog:
             log.warning(
                 "rejected events not kept for the console: %s", e, extra={"fields": {"events": len(batch)}}
             )
-
-    def close(self) -> None:
-        """Write what is buffered and stop the thread."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-        self.flush()
 
     def recent(self, limit: int) -> list[ActivityEntry]:
         """Up to ``limit`` rejections recorded by any node, newest first, this process's own buffered ones

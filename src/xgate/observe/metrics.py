@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from xgate.observe.counts import SharedCounts
+
 if TYPE_CHECKING:
     from xgate.outbox.base import Outbox
 
@@ -53,9 +55,14 @@ class _QueueDepth(Collector):
 
 
 class Metrics:
-    """The gateway's counters; call the ``record_*`` methods from the stage that knows the fact."""
+    """The gateway's counters; call the ``record_*`` methods from the stage that knows the fact.
+
+    The Prometheus counters are this process's. With an ``outbox``, the events per source and outcome and
+    the deliveries and failures per destination are also counted for the console of every node
+    (:attr:`shared`: written to the outbox by a background thread; :meth:`close` writes the last)."""
 
     def __init__(self, outbox: Outbox | None = None) -> None:
+        self.shared = SharedCounts(outbox) if outbox is not None else None
         self.registry = CollectorRegistry(auto_describe=True)
         self.events_received = Counter(
             "xgate_events_received_total", "Events received, per source", ["source"], registry=self.registry
@@ -108,6 +115,8 @@ class Metrics:
                 self._event_children[(source, status)] = children
             children[0].inc(count)
             children[1].inc(count)
+        if self.shared is not None:
+            self.shared.add("event", source, statuses)
 
     def record_queued(self, destinations: Mapping[str, int]) -> None:
         """Conversions newly queued, per destination."""
@@ -119,10 +128,19 @@ class Metrics:
 
     def record_delivery(self, destination: str, outcome: str, count: int = 1) -> None:
         self.deliveries.labels(destination, outcome).inc(count)
+        if self.shared is not None:
+            self.shared.add("delivery", destination, {outcome: count})
 
     def record_failure(self, destination: str, reason: str) -> None:
         """One delivery attempt that did not deliver, and why (:attr:`xgate.dispatch.Attempt.failure`)."""
         self.failures.labels(destination, reason).inc()
+        if self.shared is not None:
+            self.shared.add("failure", destination, {reason: 1})
+
+    def close(self) -> None:
+        """Write the last shared counts (blocking) and stop their thread."""
+        if self.shared is not None:
+            self.shared.close()
 
     def record_request(self, code: int, seconds: float) -> None:
         self.requests.labels(str(code)).observe(seconds)
