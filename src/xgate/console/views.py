@@ -1,9 +1,9 @@
 """What each console page shows, as JSON-ready dicts built from the outbox contract.
 
 Only :class:`~xgate.outbox.base.Outbox` methods (``stats``, ``health``, ``rows``, ``row``, ``history``,
-``duplicates``, ``timeline``, ``counts``) are used, so the numbers are the same on SQLite and PostgreSQL and include
-every node's conversions. Bodies hold hashed identifiers only (the mapper hashes before storing); error
-texts are scrubbed again before display.
+``duplicates``, ``timeline``, ``counts``) are used, so the numbers are the same on SQLite and PostgreSQL
+and include every node's conversions and events. Bodies hold hashed identifiers only (the mapper hashes
+before storing); error texts are scrubbed again before display.
 
 Bounds: listings are filtered by the outbox (``rows``, keyset pages); latency reads the :data:`SCAN_ROWS`
 most recent rows; charts and match quality read the outbox's per-minute counts (``timeline``).
