@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,12 +16,14 @@ import pytest
 
 from xgate.collect import create_app
 from xgate.config import Config, parse_config
+from xgate.gateway import GatewayProcess, build_gateway
 from xgate.outbox import CapacityReading
-from xgate.testing import OutboxFactory, serve_app
+from xgate.testing import OutboxFactory, RunningSandbox, serve_app
 
 ADMIN_ENV, ADMIN_KEY = "XGATE_TEST_NODES_ADMIN", "adm-nodes-4b1e0a"
 SERVER_KEY, BROWSER_KEY = "srv-nodes-key-77c2", "pub-nodes-key-19fe"
 SHOP = "https://shop.example"
+AUTH_SERVER, AUTH_ADMIN = {"Authorization": f"Bearer {SERVER_KEY}"}, {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def config(url: str) -> Config:
@@ -184,3 +187,102 @@ def test_a_live_stream_on_one_node_shows_events_stored_and_rejected_by_another(n
     assert seen["conversion"]["conversion_id"] == "order-9"
     assert (seen["rejected"]["source"], seen["rejected"]["state"]) == ("backend", "rejected")
     assert "a@example.com" not in json.dumps(seen["rejected"])
+
+
+@pytest.fixture
+def delivering_nodes(
+    outbox_factory: OutboxFactory, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], tuple[str, GatewayProcess]]]:
+    """``delivering_nodes(name)``: the URL and process of a new gateway (``xgate serve``'s, with its
+    dispatcher sending to the sandbox), node id ``name``, on the test's one store."""
+    monkeypatch.setenv(ADMIN_ENV, ADMIN_KEY)
+    for variable, value in sandbox.env.items():
+        monkeypatch.setenv(variable, value)
+    with contextlib.ExitStack() as stack:
+
+        def start(name: str) -> tuple[str, GatewayProcess]:
+            settings = config(outbox_factory.url).model_dump(mode="json", exclude_defaults=True)
+            settings["server"]["node_id"] = name
+            settings["x"] = {"api_url": sandbox.url, "timeout_seconds": 2}
+            settings["dispatch"] = {
+                "linger_ms": 20,
+                "poll_interval_ms": 20,
+                "backoff_base_seconds": 0.1,
+                "backoff_max_seconds": 0.2,
+            }
+            gateway = build_gateway(parse_config(settings))
+            stack.callback(gateway.close)
+            return stack.enter_context(serve_app(gateway.app)), gateway
+
+        yield start
+
+
+def until(check: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.05)
+
+
+def labelled(gateway: GatewayProcess, metric: str, label: str) -> Counter[str]:
+    """This process's Prometheus counter ``metric`` for x-main, by ``label``."""
+    found: Counter[str] = Counter()
+    for family in gateway.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == metric and sample.labels.get("destination") == "x-main":
+                found[sample.labels[label]] += int(sample.value)
+    return found
+
+
+def test_events_and_x_answers_of_every_node_add_up_on_any_node_s_overview(
+    delivering_nodes: Callable[[str], tuple[str, GatewayProcess]], sandbox: RunningSandbox
+) -> None:
+    (a, node_a), (b, node_b) = delivering_nodes("node-a"), delivering_nodes("node-b")
+    sandbox.set_faults(error_rate=1.0)  # X answers 5xx: each node's dispatcher retries its own rows
+    send(a, "order-1")
+    send(a, "order-2")
+    send(b, "order-3")
+    skipped = httpx.post(f"{a}/v1/events", json={"event_name": "page_view", "id": "p-1"}, headers=AUTH_SERVER)
+    assert skipped.json()["results"][0]["status"] == "skipped", skipped.text
+    refused = httpx.post(
+        f"{b}/v1/events",
+        json={"event_name": "purchase", "id": "order-4", "value": "lots"},
+        headers=AUTH_SERVER,
+    )
+    assert refused.status_code == 422
+    for node in (node_a, node_b):
+        until(
+            lambda n=node: sum(labelled(n, "xgate_delivery_failures_total", "reason").values()) > 0,
+            "failures",
+        )
+    sandbox.set_faults(error_rate=0.0)
+    until(lambda: node_a.outbox.stats().counts.get(("x-main", "delivered")) == 3, "delivered")
+    answers = labelled(node_a, "xgate_deliveries_total", "outcome")
+    answers += labelled(node_b, "xgate_deliveries_total", "outcome")
+    failures = labelled(node_a, "xgate_delivery_failures_total", "reason")
+    failures += labelled(node_b, "xgate_delivery_failures_total", "reason")
+    assert answers["delivered"] == 3 and answers["retry"] > 0 and set(failures) == {"server_error"}
+
+    def overview_adds_up() -> bool:
+        x_main = api(a, "/overview")["destinations"][0]  # node b writes its counts within a second
+        return x_main["answers"] == dict(answers) and x_main["failures"] == dict(failures)
+
+    until(overview_adds_up, "node a's overview shows both nodes' answers")
+    (backend, web) = api(a, "/overview", params={"window": "hour"})["sources"]
+    assert {k: backend[k] for k in ("received", "accepted", "duplicate", "skipped", "rejected")} == {
+        "received": 5,
+        "accepted": 3,
+        "duplicate": 0,
+        "skipped": 1,
+        "rejected": 1,
+    }
+    assert web["received"] == 0
+    page = httpx.get(f"{b}/console", params={"window": "week"}, cookies=signed_in(b))
+    assert "X's answers in the last week, every node:" in page.text
+    assert '<span class="pill">delivered 3</span>' in page.text
+    assert f'<span class="pill bad">server_error {failures["server_error"]}</span>' in page.text
+    assert "this process" not in page.text
+    assert (
+        httpx.get(f"{a}/console/api/overview", params={"window": "year"}, headers=AUTH_ADMIN).status_code
+        == 422
+    )

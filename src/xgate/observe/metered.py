@@ -16,6 +16,7 @@ from xgate.observe.metrics import Metrics
 from xgate.outbox.base import (
     AttemptRecord,
     CapacityReading,
+    CountKind,
     DestinationHealth,
     DuplicateSender,
     EnqueueOutcome,
@@ -24,6 +25,7 @@ from xgate.outbox.base import (
     Outbox,
     OutboxRow,
     OutboxStats,
+    OutcomeCount,
     RejectionRecord,
     RequestGrant,
     RowState,
@@ -182,6 +184,12 @@ class MeteredOutbox:
 
     def rejections(self, limit: int) -> list[RejectionRecord]:
         return self.inner.rejections(limit)
+
+    def add_counts(self, counts: Sequence[OutcomeCount]) -> None:
+        self.inner.add_counts(counts)
+
+    def counts(self, since: float) -> dict[tuple[CountKind, str, str], int]:
+        return self.inner.counts(since)
 
     def claim_duty(self, duty: str, seconds: float, *, now: float | None = None) -> bool:
         return self.inner.claim_duty(duty, seconds, now=now)
