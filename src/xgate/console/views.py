@@ -22,7 +22,7 @@ from xgate.observe.activity import SIGNALS
 from xgate.observe.destinations import destination_states
 from xgate.observe.metrics import Metrics
 from xgate.observe.redact import scrub
-from xgate.outbox.base import DestinationHealth, Outbox, OutboxRow, RowState
+from xgate.outbox.base import CountKind, DestinationHealth, Outbox, OutboxRow, RowState
 
 #: the most recent rows a listing, a latency figure or a chart reads
 SCAN_ROWS = 1000
@@ -62,7 +62,7 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def _by_name(totals: Mapping[tuple[str, str, str], int], kind: str) -> dict[str, dict[str, int]]:
+def _by_name(totals: Mapping[tuple[CountKind, str, str], int], kind: CountKind) -> dict[str, dict[str, int]]:
     """``{source-or-destination: {outcome: n}}`` of one kind of :meth:`Outbox.counts`."""
     out: dict[str, dict[str, int]] = {}
     for (k, name, outcome), n in sorted(totals.items()):
