@@ -34,9 +34,9 @@ def test_counts_written_while_the_outbox_is_down_are_added_with_the_next_write(
 ) -> None:
     outbox = FlakyTotals()
     counts = SharedCounts(outbox, flush_seconds=3600)  # type: ignore[arg-type]
-    counts.add("source", "web", {"accepted": 2, "rejected": 1}, at=MINUTE + 5)
+    counts.add("event", "web", {"accepted": 2, "rejected": 1}, at=MINUTE + 5)
     counts.flush()
-    counts.add("source", "web", {"accepted": 3}, at=MINUTE + 30)
+    counts.add("event", "web", {"accepted": 3}, at=MINUTE + 30)
     counts.flush()
     assert outbox.totals == {}
     assert [r.message for r in caplog.records].count(
@@ -46,11 +46,11 @@ def test_counts_written_while_the_outbox_is_down_are_added_with_the_next_write(
     outbox.down = False
     counts.flush()
     assert outbox.totals == {
-        (MINUTE, "source", "web", "accepted"): 5,
-        (MINUTE, "source", "web", "rejected"): 1,
+        (MINUTE, "event", "web", "accepted"): 5,
+        (MINUTE, "event", "web", "rejected"): 1,
     }
     counts.flush()  # nothing twice
-    assert outbox.totals[(MINUTE, "source", "web", "accepted")] == 5
+    assert outbox.totals[(MINUTE, "event", "web", "accepted")] == 5
     counts.close()
 
 
@@ -60,14 +60,14 @@ def test_a_full_buffer_drops_the_oldest_minutes_first_with_a_warning(
     outbox = FlakyTotals()
     counts = SharedCounts(outbox, flush_seconds=3600, kept=2)  # type: ignore[arg-type]
     for i in range(4):
-        counts.add("source", "web", {"accepted": 1}, at=MINUTE + 60 * i)
+        counts.add("event", "web", {"accepted": 1}, at=MINUTE + 60 * i)
     counts.flush()
     assert any("counts dropped" in r.message for r in caplog.records)
 
     outbox.down = False
     counts.flush()
     assert outbox.totals == {
-        (MINUTE + 120, "source", "web", "accepted"): 1,
-        (MINUTE + 180, "source", "web", "accepted"): 1,
+        (MINUTE + 120, "event", "web", "accepted"): 1,
+        (MINUTE + 180, "event", "web", "accepted"): 1,
     }
     counts.close()
