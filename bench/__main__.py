@@ -179,7 +179,7 @@ def render(results: dict[str, Any], quick: bool) -> str:
             f"xgate build measured: {m.get('build', 'plain Python')} — `make bench` installs the wheel that",
             "`make wheel` builds, its per-event hot path compiled with mypyc (docs/performance.md).",
             "Gateway figures run `xgate serve` (SQLite outbox, dispatcher in process) and `xgate sandbox` as",
-            "separate processes on loopback; the load generator (aiohttp) shares the same two cores.",
+            "separate processes on loopback; the load generator (`bench/loadgen.py`: raw HTTP/1.1 keep-alive on uvloop) shares the two cores.",
             *pg_note,
             "",
             "| benchmark | figure | target | |",

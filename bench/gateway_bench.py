@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import signal
 import tempfile
@@ -29,6 +28,7 @@ import httpx
 import orjson
 import psutil
 
+from bench import loadgen
 from bench.common import (
     PIXEL,
     PeakRSS,
@@ -186,27 +186,6 @@ def sandbox_accepted(sandbox: str) -> int:
     return int(body["total"])
 
 
-async def _post_all(urls: list[str], key: str, bodies: list[bytes], concurrency: int) -> None:
-    """POST every body with ``concurrency`` clients; client ``i`` sends to ``urls[i % len(urls)]`` (the
-    load spread evenly across the nodes, as a round-robin load balancer would)."""
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for b in bodies:
-        queue.put_nowait(b)
-
-    async def worker(session: aiohttp.ClientSession, url: str) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
-            async with session.post(url, data=body, headers=headers) as resp:
-                if resp.status != 200:
-                    raise RuntimeError(f"ingest answered {resp.status}: {await resp.text()}")
-                await resp.read()
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        targets = itertools.cycle(urls)
-        await asyncio.gather(*(worker(session, next(targets)) for _ in range(concurrency)))
-
-
 def end_to_end(
     workdir: Path,
     *,
@@ -226,8 +205,11 @@ def end_to_end(
     setup = stack(workdir, separate_dispatcher=separate_dispatcher, storage_url=storage_url, nodes=nodes)
     with setup as s, CpuTime(s, storage_url) as cpu:
         start = time.perf_counter()
-        asyncio.run(_post_all([f"{g}/v1/events" for g in s.gateways], s.write_key, bodies, concurrency))
+        headers = {"Authorization": f"Bearer {s.write_key}", "Content-Type": "application/json"}
+        stored = loadgen.post_all([f"{g}/v1/events" for g in s.gateways], headers, bodies, concurrency)
         ingested = time.perf_counter() - start
+        if stored != events:
+            raise RuntimeError(f"the gateways answered {stored} of {events} events as stored")
         deadline = time.monotonic() + 300
         while (got := sandbox_accepted(s.sandbox)) < events:
             if time.monotonic() > deadline:
