@@ -4,12 +4,15 @@ Driver: psycopg 3 with psycopg_pool. Called synchronously from threads (the :cla
 Outbox` contract), it measured as fast as asyncpg driven through an event-loop thread, without that thread
 and its hop per call (figures: docs/performance.md, "PostgreSQL driver").
 
-Every call is one transaction on a pooled connection. Tables (``migrations/postgresql/``) carry an
+Every call is one transaction on a pooled connection; a call that is one statement (the enqueue, the
+settles) runs it in autocommit, which PostgreSQL makes atomic as well, saving ``BEGIN`` and ``COMMIT``'s
+round trips. Tables (``migrations/postgresql/``) carry an
 ``xgate_`` prefix; the URL's ``options=-csearch_path=…`` puts them in a schema of their own.
 
-- **Enqueue** inserts the dedup keys first (``INSERT … ON CONFLICT DO UPDATE … WHERE expired RETURNING``:
-  a key comes back only when it was new or its window had ended), then the rows of the keys that came
-  back, with ids drawn from the rows' sequence by the key insert. A second writer of the same key waits
+- **Enqueue** is one statement (``_ENQUEUE``): it inserts the dedup keys (``INSERT … ON CONFLICT DO
+  UPDATE … WHERE expired RETURNING``: a key comes back only when it was new or its window had ended),
+  then, in a data-modifying CTE, the rows of the keys that came back, with ids drawn from the rows'
+  sequence by the key insert, their counts and the wake-up. A second writer of the same key waits
   on the first's row lock and then sees a duplicate, so concurrent nodes never store a key twice. The
   collector groups concurrent requests into one call: one commit for many conversions. Duplicates (keys
   that did not come back) add one upsert of their senders (``xgate_duplicate_senders``) to the call.
@@ -43,6 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -164,6 +168,57 @@ def _add_minutes(values: dict[str, str]) -> str:
     )
 
 
+#: the enqueue in one statement (so it runs in autocommit: one round trip, atomic), given the first
+#: conversion of each key in call order, its key's pixel as ``kp`` (prefixed for a public key). A key
+#: comes back from the insert only when it was new or its window had ended, with a row id drawn in call
+#: order; its row is then inserted, leased (the first ``limit`` of them, for the hand-off) or queued,
+#: with the counts kept and ``NOTIFY`` sent when a row went to the queue. A second writer of the same key
+#: waits on the first's row lock and then sees a duplicate. Returns the new keys with their rows' ids;
+#: those of keys stored already are read by a second statement (``_known_keys``: rare; joining them here
+#: slowed every call).
+_ENQUEUE = (
+    "WITH keys AS (INSERT INTO xgate_dedup_keys AS k (pixel_id, event_id, conversion_id, row_id, expires_at)"
+    " SELECT kp, e, c, nextval('xgate_conversions_id_seq'), %(expires)s"
+    " FROM unnest(%(kp)b::text[], %(e)b::text[], %(c)b::text[]) WITH ORDINALITY AS u(kp, e, c, i) ORDER BY i"
+    " ON CONFLICT (pixel_id, event_id, conversion_id) DO UPDATE"
+    " SET row_id = excluded.row_id, expires_at = excluded.expires_at WHERE k.expires_at <= %(now)s"
+    " RETURNING pixel_id, event_id, conversion_id, row_id),"
+    " new AS (SELECT keys.row_id, r.*, row_number() OVER (ORDER BY keys.row_id) <= %(limit)s AS leased"
+    " FROM keys JOIN unnest(%(kp)b::text[], %(p)b::text[], %(e)b::text[], %(c)b::text[], %(d)b::text[],"
+    " %(n)b::text[], %(m)b::text[], %(b)b::bytea[], %(src)b::text[]) AS r(kp, p, e, c, d, n, m, b, src)"
+    " ON (keys.pixel_id, keys.event_id, keys.conversion_id) = (r.kp, r.e, r.c)),"
+    " changed AS (INSERT INTO xgate_conversions (id, destination, pixel_id, event_id, conversion_id,"
+    " event_name, match_signals, body, state, source, created_at, updated_at, next_attempt_at,"
+    " lease_token, lease_expires_at, leased_by)"
+    " SELECT row_id, d, p, e, c, n, m, b, CASE WHEN leased THEN 'leased' ELSE 'queued' END,"
+    " src, %(now)s, %(now)s, %(now)s, CASE WHEN leased THEN %(token)s END,"
+    " CASE WHEN leased THEN %(until)s::double precision END, CASE WHEN leased THEN %(node)s END"
+    " FROM new RETURNING destination, state, event_id, match_signals),"
+    f" counted AS ({_moved('changed', None, _RETURNED_STATE)}),"
+    f" minutes AS ({_add_minutes(_STORED_MINUTES)}),"
+    " woke AS MATERIALIZED (SELECT CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0"
+    " THEN pg_notify(%(channel)s, '') END FROM changed)"
+    " SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM keys AS k CROSS JOIN woke"
+)
+
+
+def _known_keys(
+    db: _Conn, keys: Sequence[tuple[str, str, str]], unexpired_at: float | None = None
+) -> dict[tuple[str, str, str], int]:
+    """The row id stored under each of ``keys`` (pixel, event, conversion) that has one; with
+    ``unexpired_at``, only keys whose dedup window is still open then."""
+    return {
+        (p, e, c): row_id
+        for p, e, c, row_id in db.execute(
+            "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
+            " JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(p, e, c)"
+            " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)"
+            " WHERE %s::double precision IS NULL OR k.expires_at > %s",
+            ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], unexpired_at, unexpired_at),
+        )
+    }
+
+
 class _ConnectErrors(logging.Handler):
     """The last connection error psycopg_pool logged per pool: its workers connect in the background,
     and a caller only gets "couldn't get a connection after 5 s"; messages add this reason. (Being a
@@ -278,16 +333,27 @@ class PostgresOutbox:
         return self._where.where
 
     # -- running a transaction -------------------------------------------------------------------
-    def _call(self, doing: str, fn: Callable[[_Conn], _T], timeout: float | None = None) -> _T:
+    def _call(
+        self,
+        doing: str,
+        fn: Callable[[_Conn], _T],
+        timeout: float | None = None,
+        *,
+        one_statement: bool = False,
+    ) -> _T:
         """``fn(connection)`` in one transaction, committed on return; errors become OutboxUnavailable.
         Retried at once when the connection was dead (a server restart) or on a deadlock. ``timeout``:
-        seconds to wait for a pooled connection (default ``_CONNECT_TIMEOUT``)."""
+        seconds to wait for a pooled connection (default ``_CONNECT_TIMEOUT``). ``one_statement``: ``fn``
+        runs a single statement, which PostgreSQL makes atomic by itself: it runs in autocommit, one round
+        trip instead of three (``BEGIN``, the statement, ``COMMIT``), committed when it returns."""
         if self._closed:
             raise OutboxUnavailable(f"{self._where.where}: the outbox is closed")
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._pool.connection(timeout=timeout) as db:
                     try:
+                        if one_statement:
+                            db.autocommit = True
                         return fn(db)
                     except psycopg.Error as exc:
                         if attempt == _ATTEMPTS or not (db.broken or exc.sqlstate in _RETRY_STATES):
@@ -297,6 +363,9 @@ class PostgresOutbox:
                         if not broken:
                             with contextlib.suppress(psycopg.Error):
                                 db.rollback()
+                    finally:
+                        if one_statement and not db.closed:
+                            db.autocommit = False  # idle again: the next caller gets a transaction
                 if broken:  # the server restarted: its other pooled connections are dead too
                     self._pool.check()
                 log.info("outbox: %s retried after %s", doing, type(retry).__name__)
@@ -363,158 +432,136 @@ class PostgresOutbox:
         for i, key in enumerate(keys):
             firsts.setdefault(key, i)
 
-        def store(db: _Conn) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
-            taken: dict[tuple[str, str, str], int] = {}  # trusted copies of public conversions, stored
-            if trusted_keys:
-                wanted = list(set(trusted_keys.values()))
-                taken.update(
-                    ((p, e, c), row_id)
-                    for p, e, c, row_id in db.execute(
-                        "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
-                        " JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(p, e, c)"
-                        " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)"
-                        " WHERE k.expires_at > %s",
-                        ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted], now),
-                    )
-                )
-            # public conversions whose trusted copy is stored, or comes earlier in this call: duplicates
-            shadowed = {
-                i for i, tk in trusted_keys.items() if tk in taken or firsts.get(tk, len(conversions)) < i
-            }
-            unique = list(dict.fromkeys(k for i, k in enumerate(keys) if i not in shadowed))
-            new = {
-                (p, e, c): row_id
-                for p, e, c, row_id in db.execute(
-                    "INSERT INTO xgate_dedup_keys AS k"
-                    " (pixel_id, event_id, conversion_id, row_id, expires_at)"
-                    " SELECT p, e, c, nextval('xgate_conversions_id_seq'), %s"
-                    " FROM unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS u(p, e, c, i)"
-                    " ORDER BY i"
-                    " ON CONFLICT (pixel_id, event_id, conversion_id) DO UPDATE"
-                    " SET row_id = excluded.row_id, expires_at = excluded.expires_at"
-                    " WHERE k.expires_at <= %s"
-                    " RETURNING pixel_id, event_id, conversion_id, row_id",
-                    (
-                        now + self._dedup_window,
-                        [k[0] for k in unique],
-                        [k[1] for k in unique],
-                        [k[2] for k in unique],
-                        now,
-                    ),
-                )
-            }
-            known = dict(new)
-            if len(new) < len(unique):  # the others are stored already: their rows' ids
-                old = [k for k in unique if k not in new]
-                known.update(
-                    ((p, e, c), row_id)
-                    for p, e, c, row_id in db.execute(
-                        "SELECT k.pixel_id, k.event_id, k.conversion_id, k.row_id FROM xgate_dedup_keys AS k"
-                        " JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(p, e, c)"
-                        " ON (k.pixel_id, k.event_id, k.conversion_id) = (u.p, u.e, u.c)",
-                        ([k[0] for k in old], [k[1] for k in old], [k[2] for k in old]),
-                    )
-                )
-            to_lease = lease.limit if lease else 0
-            out: list[EnqueueOutcome] = []
-            handed: list[LeasedRow] = []
-            # the new rows, column by column (unnest): id, destination, pixel, event, conversion, name,
-            # match signals, body, state, source
-            cols: tuple[list[Any], ...] = tuple([] for _ in range(10))
-            copies: dict[tuple[int, str, bool], int] = {}  # duplicates: (kept row, source, public) -> n
-            for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
-                if i in shadowed:
-                    tk = trusted_keys[i]
-                    row_id = taken[tk] if tk in taken else known[tk]
-                else:
-                    row_id = known[key]
-                if i in shadowed or key not in new or firsts[key] != i:
-                    out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
-                    copy = (row_id, c.source, c.public)
-                    copies[copy] = copies.get(copy, 0) + 1
-                    continue
-                body = orjson.dumps(c.body)
-                state = "queued"
-                if lease is not None and len(handed) < to_lease:
-                    state = "leased"
-                    handed.append(
-                        LeasedRow(
-                            row_id,
-                            c.destination,
-                            c.pixel_id,
-                            c.event_id,
-                            c.conversion_id,
-                            body,
-                            0,
-                            lease.token,
-                            now,
-                        )
-                    )
-                values = (
-                    row_id,
-                    c.destination,
-                    c.pixel_id,
-                    c.event_id,
-                    c.conversion_id,
-                    c.event_name,
-                    ",".join(sorted(c.match_signals)),
-                    body,
-                    state,
-                    c.source,
-                )
-                for col, value in zip(cols, values, strict=True):
-                    col.append(value)
-                out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
-            if cols[0]:
-                self._count(
-                    db,
-                    "INSERT INTO xgate_conversions (id, destination, pixel_id, event_id, conversion_id,"
-                    " event_name, match_signals, body, state, source, created_at, updated_at,"
-                    " next_attempt_at, lease_token, lease_expires_at, leased_by)"
-                    " SELECT u.*, %(now)s, %(now)s, %(now)s,"
-                    " CASE WHEN u.state = 'leased' THEN %(token)s END,"
-                    " CASE WHEN u.state = 'leased' THEN %(until)s::double precision END,"
-                    " CASE WHEN u.state = 'leased' THEN %(node)s END"
-                    " FROM unnest(%(id)b::bigint[], %(d)b::text[], %(p)b::text[], %(e)b::text[],"
-                    " %(c)b::text[], %(n)b::text[], %(m)b::text[], %(b)b::bytea[], %(s)b::text[],"
-                    " %(src)b::text[]) AS u(id, d, p, e, c, n, m, b, state, src)"
-                    " RETURNING destination, state, event_id, match_signals",
-                    None,
-                    _RETURNED_STATE,
-                    {
-                        **dict(zip(("id", "d", "p", "e", "c", "n", "m", "b", "s", "src"), cols, strict=True)),
-                        "now": now,
-                        "minute": minute_of(now),
-                        "token": lease.token if lease else None,
-                        "until": now + lease.seconds if lease else None,
-                        "node": self._node_id,
-                    },
-                    also=(_add_minutes(_STORED_MINUTES),),
-                    wake="state = 'queued'",  # rows in the queue: wake idle dispatchers of every node
-                )
-            if copies:  # the duplicate path only; a copy of a row gone (discarded, purged) is not kept
-                ordered = sorted(copies.items())  # rows locked in key order: no deadlock between nodes
-                db.execute(
-                    "INSERT INTO xgate_duplicate_senders AS d (row_id, source, public, first_at, last_at, n)"
-                    " SELECT u.r, u.s, u.p, %(now)s, %(now)s, u.n"
-                    " FROM unnest(%(r)b::bigint[], %(s)b::text[], %(p)b::boolean[], %(n)b::bigint[])"
-                    " AS u(r, s, p, n) WHERE EXISTS (SELECT 1 FROM xgate_conversions WHERE id = u.r)"
-                    " ON CONFLICT (row_id, source, public) DO UPDATE SET n = d.n + excluded.n,"
-                    " last_at = greatest(d.last_at, excluded.last_at)",
-                    {
-                        "now": now,
-                        "r": [k[0] for k, _ in ordered],
-                        "s": [k[1] for k, _ in ordered],
-                        "p": [k[2] for k, _ in ordered],
-                        "n": [n for _, n in ordered],
-                    },
-                )
-            return out, sorted(handed)
+        # a public conversion is a duplicate when its trusted copy is stored already (read first) or
+        # comes earlier in this call
+        taken: dict[tuple[str, str, str], int] = {}
+        if trusted_keys:
+            taken = self._call(
+                "enqueue",
+                lambda db: _known_keys(db, list(set(trusted_keys.values())), now),
+                one_statement=True,
+            )
+        shadowed = {
+            i for i, tk in trusted_keys.items() if tk in taken or firsts.get(tk, len(conversions)) < i
+        }
+        # the first conversion of each key: a new row unless its key is stored already
+        candidates = [i for i, key in enumerate(keys) if i not in shadowed and firsts[key] == i]
+        bodies = {i: orjson.dumps(conversions[i].body) for i in candidates}
+        cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
+        for i in candidates:
+            c = conversions[i]
+            values = (
+                keys[i][0],
+                c.pixel_id,
+                c.event_id,
+                c.conversion_id,
+                c.destination,
+                c.event_name,
+                ",".join(sorted(c.match_signals)),
+                bodies[i],
+                c.source,
+            )
+            for col, value in zip(cols, values, strict=True):
+                col.append(value)
+        to_lease = lease.limit if lease else 0
+        params = {
+            **dict(zip(("kp", "p", "e", "c", "d", "n", "m", "b", "src"), cols, strict=True)),
+            "now": now,
+            "expires": now + self._dedup_window,
+            "minute": minute_of(now),
+            "limit": to_lease,
+            "token": lease.token if lease else None,
+            "until": now + lease.seconds if lease else None,
+            "node": self._node_id,
+            "channel": self._channel,
+        }
 
-        outcomes, handed = self._call("enqueue", store)
-        if sum(o.status == "queued" for o in outcomes) > len(handed):
+        def store(db: _Conn) -> dict[tuple[str, str, str], int]:
+            return {(p, e, c): row_id for p, e, c, row_id in db.execute(_ENQUEUE, params)}
+
+        # one statement (the keys, the rows, their counts and the wake-up): atomic, one round trip
+        new = self._call("enqueue", store, one_statement=True)
+        copied = [i for i, key in enumerate(keys) if i in shadowed or key not in new or firsts[key] != i]
+        known = dict(new)
+        if copied:  # the duplicate path only: the stored rows' ids, and who sent the copies
+            copies = partial(self._copies, conversions, keys, copied, shadowed, new, taken, now)
+            known.update(self._call("enqueue", copies))
+        out: list[EnqueueOutcome] = []
+        handed: list[LeasedRow] = []
+        for i, (c, key) in enumerate(zip(conversions, keys, strict=True)):
+            if i in shadowed:
+                tk = trusted_keys[i]
+                row_id = taken[tk] if tk in taken else known[tk]
+                out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
+                continue
+            row_id = known[key]
+            if key not in new or firsts[key] != i:
+                out.append(EnqueueOutcome("duplicate", row_id, c.conversion_id, c.destination))
+                continue
+            out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
+            if lease is not None and len(handed) < to_lease:  # as the statement leased them: in order
+                handed.append(
+                    LeasedRow(
+                        row_id,
+                        c.destination,
+                        c.pixel_id,
+                        c.event_id,
+                        c.conversion_id,
+                        bodies[i],
+                        0,
+                        lease.token,
+                        now,
+                    )
+                )
+        if sum(o.status == "queued" for o in out) > len(handed):
             self._woken()
-        return outcomes, handed
+        return out, sorted(handed)
+
+    @staticmethod
+    def _copies(
+        conversions: Sequence[MappedConversion],
+        keys: list[tuple[str, str, str]],
+        copied: list[int],
+        shadowed: set[int],
+        new: dict[tuple[str, str, str], int],
+        taken: dict[tuple[str, str, str], int],
+        now: float,
+        db: _Conn,
+    ) -> dict[tuple[str, str, str], int]:
+        """The duplicates of an enqueue (``copied``: their indexes), in a transaction after its statement:
+        reads the ids of the rows stored before under their keys (returned), and adds each copy to the
+        senders of the row it duplicates (``xgate_duplicate_senders``; a copy of a row gone, discarded or
+        purged, is not kept). Should this fail, the call fails though its new rows are stored: the sender
+        retries and gets duplicates, never a 2xx for an event not stored."""
+        stored = _known_keys(db, list({keys[i] for i in copied if i not in shadowed and keys[i] not in new}))
+        ids = {**new, **stored}
+        copies: dict[tuple[int, str, bool], int] = {}  # (kept row, source, public) -> n
+        for i in copied:
+            c = conversions[i]
+            if i in shadowed:  # a public copy of a trusted conversion: that one's row
+                trusted = (c.pixel_id, c.event_id, c.conversion_id)
+                row_id = taken[trusted] if trusted in taken else ids[trusted]
+            else:
+                row_id = ids[keys[i]]
+            copy = (row_id, c.source, c.public)
+            copies[copy] = copies.get(copy, 0) + 1
+        ordered = sorted(copies.items())  # rows locked in key order: no deadlock between nodes
+        db.execute(
+            "INSERT INTO xgate_duplicate_senders AS d (row_id, source, public, first_at, last_at, n)"
+            " SELECT u.r, u.s, u.p, %(now)s, %(now)s, u.n"
+            " FROM unnest(%(r)b::bigint[], %(s)b::text[], %(p)b::boolean[], %(n)b::bigint[])"
+            " AS u(r, s, p, n) WHERE EXISTS (SELECT 1 FROM xgate_conversions WHERE id = u.r)"
+            " ON CONFLICT (row_id, source, public) DO UPDATE SET n = d.n + excluded.n,"
+            " last_at = greatest(d.last_at, excluded.last_at)",
+            {
+                "now": now,
+                "r": [k[0] for k, _ in ordered],
+                "s": [k[1] for k, _ in ordered],
+                "p": [k[2] for k, _ in ordered],
+                "n": [n for _, n in ordered],
+            },
+        )
+        return stored
 
     # -- delivery ----------------------------------------------------------------------------------
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
@@ -678,7 +725,7 @@ class PostgresOutbox:
             wake = "true" if doing == "release" else ""  # a retry is due later: its own wake-up
             return self._count(db, statement, "leased", state, args, also, wake)
 
-        settled = self._call(doing, run)
+        settled = self._call(doing, run, one_statement=True)
         return self._woke_if(settled) if doing == "release" else settled
 
     def mark_delivered(
