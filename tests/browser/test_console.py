@@ -470,3 +470,17 @@ def test_every_page_fits_a_phone_s_width_without_scrolling_sideways(
         # wide content (tables, JSON bodies) scrolls inside its own box; the page itself never does
         widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         assert widths[0] <= widths[1], f"/console{path} is {widths[0]} px wide on a {widths[1]} px screen"
+
+
+def test_no_page_breaks_its_own_content_security_policy(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.send("csp-1")
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    console.sign_in(page)
+    for path in PAGES:
+        page.goto(f"{console.url}/console{path}")
+        page.wait_for_load_state("load")
+    assert refused == []
