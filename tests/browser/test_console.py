@@ -484,3 +484,34 @@ def test_no_page_breaks_its_own_content_security_policy(
         page.goto(f"{console.url}/console{path}")
         page.wait_for_load_state("load")
     assert refused == []
+
+
+def test_a_refused_action_or_filter_is_explained_on_a_page_not_in_raw_json(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console(give_up_after_hours=0.0005)
+    _dead_row(console, "explain-1")
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/dead")
+    page.click("button[value=replay]")  # nothing selected
+    assert page.inner_text("#problem-title") == "That could not be done"
+    assert page.inner_text("#problem-message") == "id: select at least one dead letter"
+    assert page.locator("nav a").count() == 6  # still in the console, the menu at hand
+    page.click("#problem-back")
+    page.wait_for_url(f"{console.url}/console/dead")
+
+    answer = page.goto(f"{console.url}/console/events?state=sent")
+    assert answer.status == 422
+    assert "state: Input should be 'queued'" in page.inner_text("#problem-message")
+    page.goto(f"{console.url}/console/no-such-page")
+    assert page.inner_text("#problem-title") == "Not found"
+
+    # a test send whose CSRF token went stale: htmx shows why in place of X's answer
+    page.goto(f"{console.url}/console/test")
+    page.evaluate("document.body.setAttribute('hx-headers', JSON.stringify({'X-CSRF-Token': 'stale'}))")
+    page.click("button[value=send]")
+    page.wait_for_selector("#outcome #problem")
+    assert "missing or wrong CSRF token" in page.inner_text("#outcome #problem-message")
+    # scripts keep the JSON answer
+    api = page.request.get(f"{console.url}/console/api/events?state=sent")
+    assert api.status == 422 and api.json()["error"] == "invalid_request"

@@ -20,15 +20,18 @@ from urllib.parse import parse_qs, urlencode
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from xgate import __version__
 from xgate.collect.auth import key_from_headers
 from xgate.collect.enrich import request_facts
-from xgate.collect.problems import Problem
+from xgate.collect.problems import Problem, problem_handler, validation_problem_handler
 from xgate.collect.services import Services, services
 from xgate.config_check import findings
 from xgate.console import views
@@ -695,10 +698,61 @@ async def _sign_in_redirect(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
 
 
+def _is_page(request: Request) -> bool:
+    """Whether ``request`` came from a person on a console page (HTML), not from a script (the API)."""
+    path = request.url.path
+    return path.startswith(PREFIX) and not path.startswith((f"{PREFIX}/api/", f"{PREFIX}/static/"))
+
+
+#: the heading of a console page's error, by HTTP status (others: the first)
+_ERROR_HEADINGS = {
+    400: "That could not be done",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    413: "Too large",
+    422: "That request is not valid",
+    503: "Not available right now",
+}
+
+
+def _html_errors(json_handler: Any) -> Any:
+    """An exception handler answering a console page's error as a page (or, to htmx, as a fragment it
+    swaps into its target) that says what went wrong in words; every other route keeps ``json_handler``'s
+    JSON answer (``{"error", "message"}``, :mod:`xgate.collect.problems`), whose message the page shows."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer: Response = await json_handler(request, exc)
+        if not _is_page(request) or answer.media_type != "application/json":
+            return answer
+        found = orjson.loads(bytes(answer.body))
+        message = found.get("message") or found.get("detail") or "something went wrong"
+        try:
+            who = await anyio.to_thread.run_sync(_who, request)
+        except Problem:  # the session cannot be checked: the page has no menu
+            who = None
+        referer = request.headers.get("referer", "")
+        back = referer if referer.startswith(f"{request.base_url}{PREFIX.lstrip('/')}") else None
+        return _render(
+            request,
+            "_error.html" if request.headers.get("hx-request") else "error.html",
+            who,
+            status=answer.status_code,
+            heading=_ERROR_HEADINGS.get(answer.status_code, _ERROR_HEADINGS[400]),
+            message=str(message),
+            back=back,
+        )
+
+    return handle
+
+
 def include_console(app: FastAPI, gateway: Services) -> None:
     """Serve the console in ``app``: its routes, its static files and its access state."""
     app.state.console_access = ConsoleAccess(gateway.config, revocations=gateway.outbox)
     app.state.console_throttle = SignInThrottle()
     app.add_exception_handler(SignInRequired, _sign_in_redirect)
+    app.add_exception_handler(Problem, _html_errors(problem_handler))
+    app.add_exception_handler(RequestValidationError, _html_errors(validation_problem_handler))
+    app.add_exception_handler(StarletteHTTPException, _html_errors(http_exception_handler))
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
