@@ -515,3 +515,22 @@ def test_a_refused_action_or_filter_is_explained_on_a_page_not_in_raw_json(
     # scripts keep the JSON answer
     api = page.request.get(f"{console.url}/console/api/events?state=sent")
     assert api.status == 422 and api.json()["error"] == "invalid_request"
+
+
+def test_pausing_the_live_stream_says_so_at_once_and_holds_new_events_until_resumed(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/events")
+    page.wait_for_selector("#live-status:text('live')")
+    page.focus("#live-pause")
+    page.keyboard.press("Enter")  # the keyboard is enough
+    assert page.inner_text("#live-status") == "paused"
+    assert page.get_attribute("#live-pause", "aria-pressed") == "true"
+    console.send("held-1")
+    page.wait_for_selector("#live-status:text('paused, 1 waiting')")
+    assert page.locator("#live-rows tr").count() == 0
+    page.keyboard.press("Enter")
+    assert page.inner_text("#live-status") == "live"
+    assert page.locator(f"#live-rows tr[data-id='{console.row_of('held-1').id}']").count() == 1

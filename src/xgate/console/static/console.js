@@ -43,7 +43,8 @@
     var body = document.getElementById("live-rows");
     if (!body || !window.EventSource) return;
     var form = document.getElementById("filters"), status = document.getElementById("live-status");
-    var pause = document.getElementById("live-pause"), paused = false, held = [];
+    // held while paused: the latest of each conversion (its state changes are one wait, not several)
+    var pause = document.getElementById("live-pause"), paused = false, held = new Map(), unnamed = 0;
     var prefix = document.querySelector(".brand").getAttribute("href");
     function wanted(r) {
       var f = new FormData(form);
@@ -69,13 +70,21 @@
       body.insertBefore(tr, body.firstChild);
       while (body.children.length > 200) body.removeChild(body.lastChild);
     }
-    function take(r) { if (!wanted(r)) return; if (paused) { held.push(r); status.textContent = "paused, " + held.length + " waiting"; } else show(r); }
+    function take(r) {
+      if (!wanted(r)) return;
+      if (!paused) { show(r); return; }
+      var key = r.id ? "c" + r.id : "r" + (unnamed++);
+      held.delete(key); held.set(key, r);  // the newest last
+      status.textContent = pausedText();
+    }
+    function pausedText() { return held.size ? "paused, " + held.size + " waiting" : "paused"; }
     pause.addEventListener("click", function () {
       paused = !paused; pause.setAttribute("aria-pressed", String(paused)); pause.textContent = paused ? "Resume" : "Pause";
-      if (!paused) { held.forEach(show); held = []; status.textContent = "live"; }
+      if (paused) { status.textContent = pausedText(); return; }
+      held.forEach(show); held.clear(); status.textContent = "live";
     });
     var source = new EventSource(prefix + "/api/stream");
-    source.addEventListener("open", function () { if (!paused) status.textContent = "live"; });
+    source.addEventListener("open", function () { status.textContent = paused ? pausedText() : "live"; });
     source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
     source.addEventListener("conversion", function (e) { take(JSON.parse(e.data)); });
     source.addEventListener("rejected", function (e) { take(JSON.parse(e.data)); });
