@@ -534,3 +534,25 @@ def test_pausing_the_live_stream_says_so_at_once_and_holds_new_events_until_resu
     page.keyboard.press("Enter")
     assert page.inner_text("#live-status") == "live"
     assert page.locator(f"#live-rows tr[data-id='{console.row_of('held-1').id}']").count() == 1
+
+
+def test_replay_all_names_how_many_it_replays_when_the_page_shows_only_the_newest(
+    make_console: Callable[..., Console], page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xgate.console import routes
+
+    monkeypatch.setattr(routes, "DEAD_PAGE_ROWS", 2)
+    console = make_console(give_up_after_hours=0.0005)
+    console.sandbox.set_faults(error_rate=1.0)
+    for order in ("many-1", "many-2", "many-3"):
+        console.send(order)
+    for order in ("many-1", "many-2", "many-3"):
+        wait_for("a dead letter", lambda o=order: console.row_of(o).state == "dead", timeout=20)
+    console.sandbox.set_faults(error_rate=0.0)
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/dead")
+    assert page.locator("tbody tr").count() == 2
+    assert page.inner_text("button[value=replay_all]") == "Replay all matching (more than 2)"
+    assert "The newest 2 are shown" in page.inner_text("#dead-more")
+    page.click("button[value=replay_all]")
+    assert page.inner_text("#result") == "Replayed 3 conversions."

@@ -53,8 +53,9 @@ PAGE_HEADERS = {
 }
 #: seconds between two looks at the outbox by a live stream, and a stream's life (the browser reconnects)
 STREAM_POLL_SECONDS = 1.0
-#: rows per page of the events page; dead letters one action may select
+#: rows per page of the events page; dead letters on the dead letters page; dead letters one action may select
 PAGE_ROWS = 100
+DEAD_PAGE_ROWS = 500
 DEAD_ROWS = 10_000
 STREAM_LIFE_SECONDS = 300.0
 
@@ -331,10 +332,17 @@ async def dead_page(
     request: Request, who: PageReader, gateway: Gateway, error: str | None = None
 ) -> Response:
     rows = await anyio.to_thread.run_sync(
-        lambda: views.filter_rows(gateway.outbox, state="dead", error=error, limit=500)
+        lambda: views.filter_rows(gateway.outbox, state="dead", error=error, limit=DEAD_PAGE_ROWS + 1)
     )
     return _render(
-        request, "dead.html", who, page="dead", rows=[views.row_json(r) for r in rows], error=error or ""
+        request,
+        "dead.html",
+        who,
+        page="dead",
+        rows=[views.row_json(r) for r in rows[:DEAD_PAGE_ROWS]],
+        more=len(rows) > DEAD_PAGE_ROWS,  # then "replay all" acts on more than the page shows
+        most=DEAD_ROWS,
+        error=error or "",
     )
 
 
