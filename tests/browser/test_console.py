@@ -556,3 +556,6 @@ def test_replay_all_names_how_many_it_replays_when_the_page_shows_only_the_newes
     assert "The newest 2 are shown" in page.inner_text("#dead-more")
     page.click("button[value=replay_all]")
     assert page.inner_text("#result") == "Replayed 3 conversions."
+    assert page.inner_text("#followed") == "Following the first 2 of them."
+    page.wait_for_selector("#replayed tr >> nth=1")
+    assert page.locator("#replayed tr").count() == 2

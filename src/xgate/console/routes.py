@@ -362,7 +362,10 @@ async def dead_action(request: Request, who: Admin, gateway: Gateway) -> Respons
         moved = await anyio.to_thread.run_sync(gateway.outbox.discard, ids)
         return _render(request, "dead_result.html", who, page="dead", action="discarded", moved=moved, ids=[])
     moved = await anyio.to_thread.run_sync(gateway.outbox.replay, ids)
-    return _render(request, "dead_result.html", who, page="dead", action="replayed", moved=moved, ids=ids)
+    # followed as it happens: as many as a page lists (every id rides in the fragment's URL)
+    return _render(
+        request, "dead_result.html", who, page="dead", action="replayed", moved=moved, ids=ids[:DEAD_PAGE_ROWS]
+    )
 
 
 @router.get("/quality", include_in_schema=False)
