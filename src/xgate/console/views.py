@@ -532,7 +532,9 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
 def dry_run(config: Config, event: Any) -> dict[str, Any]:
     """What each destination would send for ``event`` (``xgate map``'s dry run: the same mapper): per
     destination the request's URL and body (identifiers hashed), or why it refused or skipped the event.
-    Nothing is stored or sent. An event that is no event at all gives ``errors``."""
+    Nothing is stored or sent. An event that is no event at all gives ``errors``. Errors and notes quote
+    no e-mail address or phone number of the event (masked, :func:`xgate.observe.redact.scrub`): an
+    event named with one is skipped, and its reason would quote the name."""
     from xgate.events import InvalidEvent
     from xgate.mapping import Mapper
     from xgate.x.client import conversions_url
@@ -540,7 +542,7 @@ def dry_run(config: Config, event: Any) -> dict[str, Any]:
     try:
         result = Mapper(config).map(event)
     except InvalidEvent as e:
-        return {"errors": [str(err) for err in e.errors], "destinations": []}
+        return {"errors": [scrub(str(err)) for err in e.errors], "destinations": []}
     out: list[dict[str, Any]] = []
     by_name = {d.name: d for d in config.destinations}
     for c in result.conversions:
@@ -551,7 +553,7 @@ def dry_run(config: Config, event: Any) -> dict[str, Any]:
                 "url": conversions_url(config.x, c.pixel_id),
                 "body": c.body,
                 "match_signals": [s for s in SIGNALS if s in c.match_signals],
-                "notes": list(c.warnings),
+                "notes": [scrub(w) for w in c.warnings],
             }
         )
     for rejection in result.rejections:
@@ -559,10 +561,10 @@ def dry_run(config: Config, event: Any) -> dict[str, Any]:
             {
                 "destination": rejection.destination,
                 "status": "refused",
-                "notes": [str(e) for e in rejection.errors],
+                "notes": [scrub(str(e)) for e in rejection.errors],
             }
         )
     for name, why in result.skipped.items():
-        out.append({"destination": name, "status": "skipped", "notes": [why]})
+        out.append({"destination": name, "status": "skipped", "notes": [scrub(why)]})
     out.sort(key=lambda d: list(by_name).index(d["destination"]) if d["destination"] in by_name else 0)
     return {"errors": [], "destinations": out}
