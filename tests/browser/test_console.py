@@ -559,3 +559,27 @@ def test_replay_all_names_how_many_it_replays_when_the_page_shows_only_the_newes
     assert page.inner_text("#followed") == "Following the first 2 of them."
     page.wait_for_selector("#replayed tr >> nth=1")
     assert page.locator("#replayed tr").count() == 2
+
+
+def test_discarding_dead_letters_asks_first_and_keeps_them_when_the_admin_says_no(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console(give_up_after_hours=0.0005)
+    row = _dead_row(console, "discard-1")
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/dead")
+    page.check(f"input[name=id][value='{row.id}']")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.click("button[value=discard]")
+    assert asked == ["Discard 1 dead letter? They are deleted and never sent to X; this cannot be undone."]
+    assert page.url.endswith("/console/dead") and console.row_of("discard-1").state == "dead"
+    page.once("dialog", lambda d: answer(d, True))
+    page.click("button[value=discard]")
+    assert page.inner_text("#result") == "Discarded 1 conversion."
+    assert [r for r in console.gateway.outbox.rows(conversion_id="discard-1") if r.destination == "x-main"] == []

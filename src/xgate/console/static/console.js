@@ -92,5 +92,15 @@
     source.addEventListener("signed-out", function () { source.close(); window.location.href = prefix + "/sign-in"; });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); });
+  function discardAsks() {  // discarding deletes for good: ask first (replay can be done again, this not)
+    var form = document.getElementById("dead-form");
+    if (!form) return;
+    form.addEventListener("submit", function (e) {
+      if (!e.submitter || e.submitter.value !== "discard") return;
+      var n = form.querySelectorAll("input[name=id]:checked").length;
+      if (n && !window.confirm("Discard " + n + " dead letter" + (n === 1 ? "" : "s") + "? They are deleted and never sent to X; this cannot be undone.")) e.preventDefault();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); discardAsks(); });
 })();
