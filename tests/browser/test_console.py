@@ -583,3 +583,25 @@ def test_discarding_dead_letters_asks_first_and_keeps_them_when_the_admin_says_n
     page.click("button[value=discard]")
     assert page.inner_text("#result") == "Discarded 1 conversion."
     assert [r for r in console.gateway.outbox.rows(conversion_id="discard-1") if r.destination == "x-main"] == []
+
+
+def test_wrong_keys_are_refused_with_a_clear_message_that_names_the_slowdown(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    page.goto(f"{console.url}/console/sign-in")
+
+    def wrong_key() -> None:
+        page.fill("#key", "not-a-key")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+
+    for _ in range(2):
+        wrong_key()
+        assert page.inner_text("#sign-in-error") == "That key is not a console key."
+    wrong_key()
+    assert page.inner_text("#sign-in-error") == (
+        "That key is not a console key. After several wrong keys from this address, the next try is "
+        "answered after 1.0 s."
+    )
+    assert "not-a-key" not in page.content()

@@ -221,7 +221,15 @@ async def sign_in(request: Request, gateway: Gateway) -> Response:
     role = access.role_for(key.strip())
     if role is None:
         throttle.failed(client)
-        return _render(request, "sign_in.html", None, status=401, failed=True, configured=access.configured)
+        return _render(
+            request,
+            "sign_in.html",
+            None,
+            status=401,
+            failed=True,
+            configured=access.configured,
+            wait=throttle.delay(client),  # said, so a slow answer to the next try is no mystery
+        )
     throttle.succeeded(client)
     cookie, session = access.open_session(role)
     secure = request_facts(request, gateway.config.server, datetime.now(UTC)).secure
