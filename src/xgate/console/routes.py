@@ -371,8 +371,9 @@ async def dead_action(request: Request, who: Admin, gateway: Gateway) -> Respons
         return _render(request, "dead_result.html", who, page="dead", action="discarded", moved=moved, ids=[])
     moved = await anyio.to_thread.run_sync(gateway.outbox.replay, ids)
     # followed as it happens: as many as a page lists (every id rides in the fragment's URL)
+    followed = ids[:DEAD_PAGE_ROWS]
     return _render(
-        request, "dead_result.html", who, page="dead", action="replayed", moved=moved, ids=ids[:DEAD_PAGE_ROWS]
+        request, "dead_result.html", who, page="dead", action="replayed", moved=moved, ids=followed
     )
 
 
