@@ -605,3 +605,18 @@ def test_wrong_keys_are_refused_with_a_clear_message_that_names_the_slowdown(
         "answered after 1.0 s."
     )
     assert "not-a-key" not in page.content()
+
+
+def test_a_page_whose_session_ended_elsewhere_goes_to_sign_in_instead_of_nesting_it(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/test")
+    csrf = page.get_attribute("body", "data-csrf")
+    # signed out from another tab: this page stays open with its session gone
+    signed_out = page.request.post(f"{console.url}/console/sign-out", form={"csrf": csrf}, max_redirects=0)
+    assert signed_out.status == 303
+    page.click("button[value=dry_run]")  # htmx asks for the result
+    page.wait_for_url(f"{console.url}/console/sign-in")
+    assert page.locator("#key").count() == 1 and page.locator("#outcome").count() == 0

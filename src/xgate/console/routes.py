@@ -715,6 +715,8 @@ async def api_test(test: TestEvent, request: Request, who: Reader, gateway: Gate
 
 # -- wiring -------------------------------------------------------------------------------------------
 async def _sign_in_redirect(request: Request, exc: Exception) -> Response:
+    if request.headers.get("hx-request"):  # htmx would put the sign-in page inside the page: it goes there
+        return Response(status_code=200, headers={"HX-Redirect": f"{PREFIX}/sign-in", **PAGE_HEADERS})
     return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
 
 
