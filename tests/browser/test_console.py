@@ -338,6 +338,7 @@ def test_the_overview_shows_x_request_budget_and_charts_over_hour_day_and_week(
     card = page.locator(".dest[data-destination='x-main'] .capacity")
     assert re.search(r"\d+ of \d+ requests used", card.inner_text())  # from X's rate-limit headers
     assert int(card.locator(".used").inner_text()) >= 1
+    assert re.search(r"resets [0-9: -]+ UTC\. Nothing is waiting for X\.$", card.inner_text())
     for window in ("hour", "day", "week"):
         page.wait_for_selector(f"#{window}-chart canvas")
     data = page.request.get(f"{console.url}/console/api/overview").json()
