@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -848,6 +849,13 @@ class Config(_Strict):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     sources: list[AnySource] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list, validate_default=True)
+    #: the file it was loaded from (absolute; None when built from a document in code), set by load_config
+    _loaded_from: str | None = PrivateAttr(default=None)
+
+    @property
+    def loaded_from(self) -> str | None:
+        """The absolute path of the file :func:`load_config` read this configuration from, else None."""
+        return self._loaded_from
 
     @field_validator("destinations")
     @classmethod
@@ -973,4 +981,6 @@ def load_config(path: str | Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(p), [ConfigProblem("", f"not valid TOML: {e}")]) from None
-    return parse_config(data, str(p), base_dir=p.parent)
+    config = parse_config(data, str(p), base_dir=p.parent)
+    config._loaded_from = str(p.resolve())
+    return config

@@ -459,7 +459,8 @@ def match_quality(config: Config, outbox: Outbox, period: str, *, now: float | N
 def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
     """The configuration as the console shows it, read-only: sources (kind, where the write key comes
     from: the environment variable's name, or "in the file"; never a key), destinations (pixel, events,
-    filters, consent, the credential variables' names), and ``config check``'s findings."""
+    filters, consent, the credential variables' names), ``config check``'s findings, and ``file``: the
+    configuration file every other value comes from (absolute path; None when built in code)."""
     sources = []
     for s in config.sources:
         secret_env = getattr(s, "signing_secret_env", None)
@@ -500,6 +501,7 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
         "sources": sources,
         "destinations": destinations,
         "x": {"api_url": config.x.api_url, "api_version": config.x.api_version},
+        "file": config.loaded_from,
         "findings": findings,
     }
 
