@@ -25,6 +25,10 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: an IPv4 address already in canonical text (ASCII digits, no leading zeros): what ``ipaddress`` would
+#: give back unchanged, so the common case skips the parse (tests pin the two together)
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def sha256_hex(text: str) -> str:
@@ -126,7 +130,10 @@ def normalize_ip(raw: str | None) -> str | None:
     an IPv6 address with a zone, a bad port)."""
     if not raw or not isinstance(raw, str) or len(raw) > _MAX_IP_TEXT:
         return None
-    return _normalize_ip(raw.strip())
+    text = raw.strip()
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text
+    return _normalize_ip(text)
 
 
 @lru_cache(maxsize=4096)

@@ -3,7 +3,8 @@
 - ``read_well_formed`` (plain dicts) must read every event exactly as the :class:`Event` model does, or
   step aside (None) so the model decides, errors included;
 - ``validate_conversion``'s quick acceptance must never accept a body the detailed checks refuse;
-- ``format_x_time`` writes what ``isoformat`` writes.
+- ``format_x_time`` writes what ``isoformat`` writes;
+- ``normalize_ip``'s shortcut for canonical IPv4 text gives what the ``ipaddress`` parse gives.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from xgate.config import XSettings
 from xgate.events import Event, InvalidEvent, event_data, format_x_time, parse_event, read_well_formed
+from xgate.identifiers import _normalize_ip, normalize_ip
 from xgate.validation import _plainly_valid, validate_conversion
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -305,3 +307,16 @@ def test_quick_acceptance_agrees_at_every_rules_edge() -> None:
 def test_x_time_is_isoformat_in_utc_to_the_millisecond(when: datetime) -> None:
     expected = when.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
     assert format_x_time(when) == expected
+
+
+octets = st.one_of(
+    st.integers(0, 999).map(str),
+    st.sampled_from(["00", "01", "007", "255", "256", "", " 1", "\u0661", "+1", "1_0"]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(octets, min_size=3, max_size=5).map(".".join), st.sampled_from(["", ":443", ":x", " "]))
+def test_the_ipv4_shortcut_gives_what_the_ipaddress_parse_gives(address: str, tail: str) -> None:
+    text = address + tail
+    assert normalize_ip(text) == _normalize_ip(text.strip())
