@@ -275,6 +275,12 @@ _LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+#: each level's known fields as a set: a known key (nearly every key) is settled without the lookup below
+_KNOWN: tuple[tuple[str, str, frozenset[str]], ...] = tuple(
+    (prefix, prefix[:-1], frozenset(known)) for prefix, known in _LEVELS
+)
+
+
 @lru_cache(maxsize=4096)  # the same few custom keys come with every event of a site
 def _near_miss(prefix: str, key: str) -> str | None:
     known = dict(_LEVELS)[prefix]
@@ -292,12 +298,12 @@ def near_misses(data: Mapping[str, Any]) -> list[str]:
     event is never refused for it; but a misspelled identifier is a match signal lost without a word. The
     warning names the key, never its value."""
     warnings = []
-    for prefix, _ in _LEVELS:
-        level = data.get(prefix[:-1]) if prefix else data
-        if not isinstance(level, Mapping):
+    for prefix, name, known in _KNOWN:
+        level = data.get(name) if name else data
+        if type(level) is not dict and not isinstance(level, Mapping):
             continue
         for key in level:
-            if isinstance(key, str):
+            if key not in known and isinstance(key, str):
                 meant = _near_miss(prefix, key)
                 if meant is not None:
                     warnings.append(f"{prefix}{key} is not a known field; did you mean {prefix}{meant}?")
