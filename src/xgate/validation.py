@@ -276,34 +276,41 @@ def validate_conversion(
     return errors
 
 
-def _short_text(v: Any, limit: int) -> bool:
-    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
-
-
-def _sha256_hex(v: Any) -> bool:
-    return type(v) is str and SHA256_HEX.match(v) is not None
-
-
 @lru_cache(maxsize=16)
 def _margins(max_age_days: int, max_skew_seconds: int) -> tuple[timedelta, timedelta]:
     return timedelta(days=max_age_days), timedelta(seconds=max_skew_seconds)
+
+
+#: the text fields the quick acceptance checks, with their bounds (MAX_LENGTH's, looked up once)
+_TOP_TEXT = tuple((key, MAX_LENGTH[key]) for key in ("conversion_id", "description", "search_string"))
+_NETWORK_TEXT = {key: MAX_LENGTH[key] for key in IDENTIFIER_KEYS.difference(MATCH_KEYS)}
+_CONTENT_TEXT = {key: MAX_LENGTH[key] for key in CONTENT_KEYS.difference({"content_price", "num_items"})}
+_TWCLID_MAX = MAX_LENGTH["twclid"]
 
 
 def _plainly_valid(
     body: dict[str, Any], oldest: datetime, latest: datetime, allowed_extra: frozenset[str]
 ) -> bool:
     """True when ``body`` breaks none of the rules below: the common case, decided without building
-    errors. Any doubt answers False and the detailed checks decide (tests pin the two together)."""
-    if not (body.keys() <= TOP_KEYS or body.keys() <= TOP_KEYS | allowed_extra):
+    errors. Any doubt answers False and the detailed checks decide (tests pin the two together).
+
+    The per-field checks are written out here rather than called (:func:`usable_amount`,
+    :func:`usable_count`, :func:`usable_twclid`, :func:`text_problem`): this runs for every conversion,
+    and a float's ``0 <= v <= MAX_AMOUNT`` already refuses NaN and the infinities."""
+    keys = body.keys()
+    if not (keys <= TOP_KEYS or keys <= TOP_KEYS | allowed_extra):
         return False
     ct = body.get("conversion_time")
     if type(ct) is not str:
         return False
-    when = parse_conversion_time(ct)
-    if when is None or not oldest <= when <= latest:
+    try:
+        when = datetime.fromisoformat(ct)
+    except ValueError:
+        return False
+    if not when.tzinfo or not oldest <= when <= latest:
         return False
     event_id = body.get("event_id")
-    if type(event_id) is not str or not EVENT_ID.match(event_id):
+    if type(event_id) is not str or EVENT_ID.match(event_id) is None:
         return False
     identifiers = body.get("identifiers")
     if type(identifiers) is not list or not identifiers:
@@ -312,32 +319,44 @@ def _plainly_valid(
     for ident in identifiers:
         if type(ident) is not dict or not ident:
             return False
-        for key, value in ident.items():
+        for key, v in ident.items():
             if key == "hashed_email" or key == "hashed_phone_number":
-                if not _sha256_hex(value):
+                if type(v) is not str or SHA256_HEX.match(v) is None:
                     return False
                 matchable = True
             elif key == "twclid":
-                if not usable_twclid(value):
+                if not (
+                    type(v) is str
+                    and 0 < len(v) <= _TWCLID_MAX
+                    and v.isascii()
+                    and v.translate(_TWCLID_MARKS).isalnum()
+                ):
                     return False
                 matchable = True
-            elif key in IDENTIFIER_KEYS:
-                if not _short_text(value, MAX_LENGTH[key]):
-                    return False
             else:
-                return False
+                limit = _NETWORK_TEXT.get(key)
+                if limit is None or not (
+                    type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+                ):
+                    return False
     if not matchable:
         return False
-    if "value" in body and not usable_amount(body["value"]):
-        return False
+    if "value" in body:
+        v = body["value"]
+        if not ((type(v) is float or type(v) is int) and 0 <= v <= MAX_AMOUNT):
+            return False
     currency = body.get("price_currency")
     if currency is not None and (type(currency) is not str or currency not in CURRENCIES):
         return False
-    if "number_items" in body and not usable_count(body["number_items"]):
-        return False
-    for key in ("conversion_id", "description", "search_string"):
-        if key in body and not _short_text(body[key], MAX_LENGTH[key]):
+    if "number_items" in body:
+        v = body["number_items"]
+        if not (type(v) is int and 0 < v <= MAX_COUNT):
             return False
+    for key, limit in _TOP_TEXT:
+        if key in body:
+            v = body[key]
+            if not (type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()):
+                return False
     if "contents" in body:
         contents = body["contents"]
         if type(contents) is not list or len(contents) > MAX_CONTENTS:
@@ -345,15 +364,19 @@ def _plainly_valid(
         for content in contents:
             if type(content) is not dict:
                 return False
-            for key, value in content.items():
+            for key, v in content.items():
                 if key == "content_price":
-                    if not usable_amount(value):
+                    if not ((type(v) is float or type(v) is int) and 0 <= v <= MAX_AMOUNT):
                         return False
                 elif key == "num_items":
-                    if not usable_count(value):
+                    if not (type(v) is int and 0 < v <= MAX_COUNT):
                         return False
-                elif key not in CONTENT_KEYS or not _short_text(value, MAX_LENGTH[key]):
-                    return False
+                else:
+                    limit = _CONTENT_TEXT.get(key)
+                    if limit is None or not (
+                        type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+                    ):
+                        return False
     return True
 
 
