@@ -47,11 +47,18 @@ def _dropped(field: str, kind: str) -> str:
 def remove_personal_text(body: dict[str, Any]) -> tuple[list[FieldError], list[str]]:
     """Apply the policy to a conversion ``body`` (its own dict; nested lists are replaced, never changed):
     the errors that refuse it (a personal
-    ``conversion_id``) and the warnings of the fields dropped (never the value)."""
+    ``conversion_id``) and the warnings of the fields dropped (never the value).
+
+    A text without ``@`` and ``+`` holds neither an e-mail address nor a phone number: that test, two
+    string searches, settles nearly every field before :func:`personal_kind` is asked."""
     errors: list[FieldError] = []
     warnings: list[str] = []
     conversion_id = body.get("conversion_id")
-    if isinstance(conversion_id, str) and (kind := personal_kind(conversion_id)):
+    if (
+        isinstance(conversion_id, str)
+        and ("@" in conversion_id or "+" in conversion_id)
+        and (kind := personal_kind(conversion_id))
+    ):
         errors.append(
             FieldError(
                 "conversion_id",
@@ -60,7 +67,7 @@ def remove_personal_text(body: dict[str, Any]) -> tuple[list[FieldError], list[s
         )
     for key in DROPPED_FIELDS:
         value = body.get(key)
-        if isinstance(value, str) and (kind := personal_kind(value)):
+        if isinstance(value, str) and ("@" in value or "+" in value) and (kind := personal_kind(value)):
             del body[key]
             warnings.append(_dropped(key, kind))
     contents = body.get("contents")
@@ -71,7 +78,11 @@ def remove_personal_text(body: dict[str, Any]) -> tuple[list[FieldError], list[s
                 continue
             for key in CONTENT_TEXT_FIELDS:
                 value = content.get(key)
-                if isinstance(value, str) and (kind := personal_kind(value)):
+                if (
+                    isinstance(value, str)
+                    and ("@" in value or "+" in value)
+                    and (kind := personal_kind(value))
+                ):
                     if kept is None:
                         kept = list(contents)
                     content = kept[i] = {k: v for k, v in content.items() if k != key}
