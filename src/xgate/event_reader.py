@@ -1,12 +1,16 @@
 """Reading events without the model: timestamps, X's time format, and the fast reader for plain dicts.
 
 Kept free of pydantic so that it compiles with mypyc (see ``docs/performance.md``); tests pin every
-function here to the :class:`xgate.events.Event` model.
+function here, and :data:`KNOWN_FIELDS`, to the :class:`xgate.events.Event` model. Also here, compiled for
+the same reason: :func:`near_misses`, the warning for a key spelled almost like a known field.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from xgate.observe.redact import excerpt
@@ -216,3 +220,68 @@ def read_well_formed(data: dict[str, Any]) -> EventData | None:
         return out
     except _NotPlain:
         return None
+
+
+#: how alike (difflib's ratio, case ignored) an unknown key must be to a known field to be taken for a
+#: misspelling of it: 0.8 catches one letter swapped, missing or added (``emial``, ``phon``, ``valeu``)
+#: and leaves names merely sharing a word alone (``page`` / ``page_url``, ``timestamp``)
+NEAR_MISS_RATIO = 0.8
+
+#: the levels checked for misspelled keys, with the fields REFERENCE.md gives each: the fields of the
+#: ``Event``, ``User`` and ``Context`` models, written out so that this module stays free of pydantic (a
+#: test keeps them equal)
+KNOWN_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "",
+        (
+            "event_name",
+            "id",
+            "value",
+            "revenue",
+            "currency",
+            "type",
+            "search_term",
+            "user",
+            "items",
+            "context",
+            "partners",
+        ),
+    ),
+    ("user.", ("id", "email", "phone", "consent_categories")),
+    ("context.", ("event_timestamp", "ip", "user_agent", "page_url")),
+)
+#: per level: its prefix, the key holding it (top level: none) and its fields as a set, which settles a
+#: known key (nearly every key) without the search below
+_LEVELS: tuple[tuple[str, str, frozenset[str]], ...] = tuple(
+    (prefix, prefix[:-1], frozenset(known)) for prefix, known in KNOWN_FIELDS
+)
+_BY_PREFIX: dict[str, tuple[str, ...]] = dict(KNOWN_FIELDS)
+
+
+@lru_cache(maxsize=4096)  # the same few custom keys come with every event of a site
+def _near_miss(prefix: str, key: str) -> str | None:
+    known = _BY_PREFIX[prefix]
+    if key in known:
+        return None
+    close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=NEAR_MISS_RATIO)
+    return close[0] if close else None
+
+
+def near_misses(data: Mapping[str, Any]) -> list[str]:
+    """A warning for each key of the event (top level, ``user``, ``context``) that is not a known field but
+    is spelled almost like one: ``"user.emial is not a known field; did you mean user.email?"``.
+
+    The key is kept as every unknown property is (REFERENCE.md: "anything else is kept as is"), so the
+    event is never refused for it; but a misspelled identifier is a match signal lost without a word. The
+    warning names the key, never its value."""
+    warnings: list[str] = []
+    for prefix, name, known in _LEVELS:
+        level = data.get(name) if name else data
+        if type(level) is not dict and not isinstance(level, Mapping):
+            continue
+        for key in level:
+            if key not in known and isinstance(key, str):
+                meant = _near_miss(prefix, key)
+                if meant is not None:
+                    warnings.append(f"{prefix}{key} is not a known field; did you mean {prefix}{meant}?")
+    return warnings

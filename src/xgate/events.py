@@ -7,17 +7,20 @@ is spelled almost like a known field (``user.emial``) is named in a warning (:fu
 from __future__ import annotations
 
 import copy
-import difflib
-from collections.abc import Mapping
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xgate.conversion import FieldError
 from xgate.errors import InvalidEvent as InvalidEvent
-from xgate.event_reader import EventData, format_x_time, parse_timestamp, read_well_formed
+from xgate.event_reader import (
+    EventData,
+    format_x_time,
+    near_misses,
+    parse_timestamp,
+    read_well_formed,
+)
 
 
 class _Open(BaseModel):
@@ -255,59 +258,6 @@ def event_data(data: Any) -> EventData:
         if fast is not None:
             return fast
     return parse_event(data).model_dump(exclude_unset=True)
-
-
-#: how alike (difflib's ratio, case ignored) an unknown key must be to a known field to be taken for a
-#: misspelling of it: 0.8 catches one letter swapped, missing or added (``emial``, ``phon``, ``valeu``)
-#: and leaves names merely sharing a word alone (``page`` / ``page_url``, ``timestamp``)
-NEAR_MISS_RATIO = 0.8
-
-
-def _known(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(model.model_fields)
-
-
-#: the levels checked for misspelled keys, with the fields REFERENCE.md gives each
-_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("", _known(Event)),
-    ("user.", _known(User)),
-    ("context.", _known(Context)),
-)
-
-
-#: each level's known fields as a set: a known key (nearly every key) is settled without the lookup below
-_KNOWN: tuple[tuple[str, str, frozenset[str]], ...] = tuple(
-    (prefix, prefix[:-1], frozenset(known)) for prefix, known in _LEVELS
-)
-
-
-@lru_cache(maxsize=4096)  # the same few custom keys come with every event of a site
-def _near_miss(prefix: str, key: str) -> str | None:
-    known = dict(_LEVELS)[prefix]
-    if key in known:
-        return None
-    close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=NEAR_MISS_RATIO)
-    return close[0] if close else None
-
-
-def near_misses(data: Mapping[str, Any]) -> list[str]:
-    """A warning for each key of the event (top level, ``user``, ``context``) that is not a known field but
-    is spelled almost like one: ``"user.emial is not a known field; did you mean user.email?"``.
-
-    The key is kept as every unknown property is (REFERENCE.md: "anything else is kept as is"), so the
-    event is never refused for it; but a misspelled identifier is a match signal lost without a word. The
-    warning names the key, never its value."""
-    warnings = []
-    for prefix, name, known in _KNOWN:
-        level = data.get(name) if name else data
-        if type(level) is not dict and not isinstance(level, Mapping):
-            continue
-        for key in level:
-            if key not in known and isinstance(key, str):
-                meant = _near_miss(prefix, key)
-                if meant is not None:
-                    warnings.append(f"{prefix}{key} is not a known field; did you mean {prefix}{meant}?")
-    return warnings
 
 
 __all__ = [

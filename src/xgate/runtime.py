@@ -32,6 +32,7 @@ HOT_MODULES = (
     "xgate.mapping.filters",
     "xgate.mapping.mapper",
     "xgate.mapping.overrides",
+    "xgate.mapping.privacy",
     "xgate.collect.enrich",
     "xgate.collect.ingest",
     "xgate.tag.twclid",

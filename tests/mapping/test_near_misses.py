@@ -3,7 +3,8 @@ in a warning with the field it was likely meant for; other unknown keys pass sil
 
 from __future__ import annotations
 
-from xgate.events import near_misses
+from xgate.event_reader import KNOWN_FIELDS
+from xgate.events import Context, Event, User, near_misses
 
 
 def test_keys_spelled_almost_like_a_known_field_are_named_with_the_field_meant() -> None:
@@ -39,3 +40,10 @@ def test_known_fields_and_keys_of_ones_own_pass_without_a_word() -> None:
 def test_the_warning_names_the_key_never_the_value() -> None:
     (warning,) = near_misses({"event_name": "sign_up", "user": {"emial": "ada.lovelace@example.com"}})
     assert "ada" not in warning and "example" not in warning
+
+
+def test_the_known_fields_are_the_models_fields() -> None:
+    models = {"": Event, "user.": User, "context.": Context}
+    assert [(prefix, list(known)) for prefix, known in KNOWN_FIELDS] == [
+        (prefix, list(model.model_fields)) for prefix, model in models.items()
+    ]

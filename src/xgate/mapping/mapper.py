@@ -4,7 +4,7 @@ Order per destination: filter → consent → prebuilt mapping (shared/events/RE
 → personal data out of the clear-text fields (:mod:`xgate.mapping.privacy`) → normalize + hash identifiers →
 validate by X's rules. The destination-independent part is computed once
 per event and shared, with the event's own warnings (a key spelled almost like a known field,
-:func:`xgate.events.near_misses`), which every conversion carries.
+:func:`xgate.event_reader.near_misses`), which every conversion carries.
 
 An unusable value of a field X can do without is dropped with a warning and the conversion kept (an
 identifier here, the others by :func:`xgate.validation.drop_unusable`); only what X requires refuses the
@@ -19,8 +19,8 @@ from typing import Any
 
 from xgate.config import Config, Destination, event_id_pixel
 from xgate.conversion import FieldError, MappedConversion, MappingResult, Rejection
-from xgate.event_reader import EventData, format_x_time
-from xgate.events import Event, near_misses, read_event
+from xgate.event_reader import EventData, format_x_time, near_misses
+from xgate.events import Event, read_event
 from xgate.identifiers import hash_email, hash_phone, normalize_ip
 from xgate.mapping.filters import ConsentRule, EventFilter
 from xgate.mapping.overrides import resolve
