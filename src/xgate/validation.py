@@ -118,16 +118,17 @@ def usable_count(v: Any) -> bool:
 #: characters of a twclid besides ASCII letters and digits (X's format is undocumented: what its
 #: URLs and the pixel's cookie have carried, read as URL-safe text)
 _TWCLID_MARKS = str.maketrans("", "", "-_.~")
+_TWCLID_MAX = MAX_LENGTH["twclid"]
 
 
 def usable_twclid(v: Any) -> bool:
-    """A twclid as X generates it: 1 to 256 ASCII letters, digits and ``- _ . ~`` (two string calls,
-    not a regex: this runs per event)."""
+    """A twclid as X generates it: 1 to 256 ASCII letters, digits and ``- _ . ~`` (string calls, not a
+    regex: this runs per event; one of letters and digits only needs no translation)."""
     return (
         type(v) is str
-        and 0 < len(v) <= MAX_LENGTH["twclid"]
+        and 0 < len(v) <= _TWCLID_MAX
         and v.isascii()
-        and v.translate(_TWCLID_MARKS).isalnum()
+        and (v.isalnum() or v.translate(_TWCLID_MARKS).isalnum())
     )
 
 
@@ -285,7 +286,6 @@ def _margins(max_age_days: int, max_skew_seconds: int) -> tuple[timedelta, timed
 _TOP_TEXT = tuple((key, MAX_LENGTH[key]) for key in ("conversion_id", "description", "search_string"))
 _NETWORK_TEXT = {key: MAX_LENGTH[key] for key in IDENTIFIER_KEYS.difference(MATCH_KEYS)}
 _CONTENT_TEXT = {key: MAX_LENGTH[key] for key in CONTENT_KEYS.difference({"content_price", "num_items"})}
-_TWCLID_MAX = MAX_LENGTH["twclid"]
 
 
 def _plainly_valid(
@@ -329,7 +329,7 @@ def _plainly_valid(
                     type(v) is str
                     and 0 < len(v) <= _TWCLID_MAX
                     and v.isascii()
-                    and v.translate(_TWCLID_MARKS).isalnum()
+                    and (v.isalnum() or v.translate(_TWCLID_MARKS).isalnum())
                 ):
                     return False
                 matchable = True
