@@ -36,7 +36,8 @@ def sha256_hex(text: str) -> str:
 
 
 def is_sha256(value: str) -> bool:
-    return bool(_SHA256.match(value))
+    # the length first: nearly every value is a raw e-mail or phone, far shorter than a digest
+    return len(value) >= 64 and _SHA256.match(value) is not None
 
 
 def normalize_email(raw: str) -> str | None:

@@ -255,7 +255,7 @@ class _Plan:
         signals: set[str] = set()
         if src.twclid:
             twclid = str(src.twclid).strip()
-            kind = personal_kind(twclid)
+            kind = personal_kind(twclid) if "@" in twclid or "+" in twclid else None
             if kind:
                 unusable.append(
                     FieldError("partners.twitter.twclid", f"holds {kind}, which X would receive in clear")
@@ -295,7 +295,9 @@ class _Plan:
                     unusable.append(FieldError("context.ip", "not an IP address"))
             if src.user_agent:
                 user_agent = str(src.user_agent).strip()
-                problem = text_problem(user_agent, _USER_AGENT_MAX)
+                # stripped already: any length up to the bound and printable is text X takes
+                fine = 0 < len(user_agent) <= _USER_AGENT_MAX and user_agent.isprintable()
+                problem = None if fine else text_problem(user_agent, _USER_AGENT_MAX)
                 if problem:
                     unusable.append(FieldError("context.user_agent", problem))
                 elif src.ip_address and not network:
