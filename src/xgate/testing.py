@@ -62,6 +62,17 @@ def managed_process(args: list[str], env: Mapping[str, str], log: Path) -> Itera
             proc.wait()
 
 
+def console_sign_in(http: httpx.Client, key: str) -> httpx.Response:
+    """Sign ``http`` in to the console as a browser does: open the sign-in page (its pre-session cookie
+    and form token), then post ``key`` with that token. The POST's answer (303 when the key is right)."""
+    import re
+
+    page = http.get("/console/sign-in")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, f"no sign-in form token on the page ({page.status_code})"
+    return http.post("/console/sign-in", data={"key": key, "csrf": found.group(1)})
+
+
 def random_x_credentials(prefix: str = "XGATE_X_") -> dict[str, str]:
     """Random OAuth 1.0a credentials for one run of the sandbox and the gateway (never real secrets)."""
     return {

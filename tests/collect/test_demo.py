@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import xgate.demo as demo_module
-from xgate.testing import serve_app
+from xgate.testing import console_sign_in, serve_app
 
 NEEDED = ("xgate.sandbox", "xgate.dispatch", "xgate.mapping")
 SIGNAL_WORDS = {"twclid", "email", "phone", "ip_ua"}
@@ -237,8 +237,8 @@ def test_the_printed_one_time_key_signs_in_to_the_console_which_shows_the_demos_
     found = re.search(r"console sign-in key \(this run only\): (\S+)", demo.out)
     assert found, demo.out
     http = httpx.Client(base_url=demo.gateway)
-    assert http.post("/console/sign-in", data={"key": "not-the-key"}).status_code == 401
-    assert http.post("/console/sign-in", data={"key": found.group(1)}).status_code == 303
+    assert console_sign_in(http, "not-the-key").status_code == 401
+    assert console_sign_in(http, found.group(1)).status_code == 303
     conversions = http.get("/console/api/events").json()["conversions"]
     assert any(c["conversion_id"].startswith("demo-order-") for c in conversions)
     assert "x-demo" in http.get("/console").text

@@ -12,7 +12,7 @@ from xgate.collect import create_app
 from xgate.config import Config, parse_config
 from xgate.console.access import ConsoleAccess, SessionUnverifiable, SignInThrottle
 from xgate.outbox import Outbox, open_outbox
-from xgate.testing import OutboxFactory, serve_app
+from xgate.testing import OutboxFactory, console_sign_in, serve_app
 
 ENV = {"ADMIN": "admin-key-1", "VIEWER": "viewer-key-2"}
 ADMIN_KEY_ENV, ADMIN_KEY = "XGATE_TEST_CONSOLE_ADMIN_KEY", "adm-console-9f0d2c"
@@ -101,6 +101,45 @@ def test_each_failed_sign_in_doubles_the_wait_up_to_a_cap_and_success_clears_it(
     assert throttle.delay("1.2.3.4", now=9) == 0
 
 
+def test_a_sign_in_form_is_good_only_with_its_own_unexpired_pre_session_cookie(outbox: Outbox) -> None:
+    access = ConsoleAccess(config(), ENV, revocations=outbox)
+    cookie, token = access.sign_in_form(now=1000)
+    _, other_token = access.sign_in_form(now=1000)
+    assert access.sign_in_form_ok(cookie, token, now=1001)
+    assert not access.sign_in_form_ok(cookie, other_token, now=1001)  # another form's token
+    assert not access.sign_in_form_ok(None, token, now=1001)  # no cookie: a cross-site POST has none
+    assert not access.sign_in_form_ok(cookie, None, now=1001)
+    assert not access.sign_in_form_ok(cookie, token, now=1000 + 3601)  # expired
+    forged = ConsoleAccess(config(), {"ADMIN": "attacker-key"}, revocations=outbox)
+    assert not access.sign_in_form_ok(*forged.sign_in_form(now=1000), now=1001)  # signed elsewhere
+
+
+def test_over_http_a_sign_in_post_without_its_form_token_is_refused_and_signs_no_one_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ADMIN_KEY_ENV, ADMIN_KEY)
+    cfg = gateway_config(tmp_path)
+    outbox = open_outbox(cfg.storage.url)
+    try:
+        with serve_app(create_app(cfg, outbox)) as url:
+            # another site's form posts the attacker's (valid) key: no pre-session cookie, no token
+            http = httpx.Client(base_url=url)
+            forged = http.post("/console/sign-in", data={"key": ADMIN_KEY})
+            assert forged.status_code == 403
+            assert "not issued by this console" in forged.text
+            assert "xgate_console" not in forged.cookies
+            assert http.get("/console").status_code == 303  # still signed out
+            # with the cookie of a real form but a token of the attacker's choosing
+            http.get("/console/sign-in")
+            assert http.post("/console/sign-in", data={"key": ADMIN_KEY, "csrf": "x"}).status_code == 403
+            assert console_sign_in(http, ADMIN_KEY).status_code == 303  # a real form signs in
+            # scripts are unaffected: the key as Authorization: Bearer, no form, no token
+            api = httpx.get(f"{url}/console/api/overview", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert api.status_code == 200
+    finally:
+        outbox.close()
+
+
 def test_over_http_a_wrong_key_is_refused_slower_each_time_and_the_key_never_lands_in_a_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,12 +152,12 @@ def test_over_http_a_wrong_key_is_refused_slower_each_time_and_the_key_never_lan
             timings = []
             for _ in range(3):
                 started = time.monotonic()
-                answer = http.post("/console/sign-in", data={"key": "wrong"})
+                answer = console_sign_in(http, "wrong")
                 timings.append(time.monotonic() - started)
                 assert answer.status_code == 401
                 assert "not a console key" in answer.text
             assert timings[2] >= 0.45  # 0.25 s after the first failure, 0.5 s after the second
-            ok = http.post("/console/sign-in", data={"key": ADMIN_KEY})
+            ok = console_sign_in(http, ADMIN_KEY)
             assert ok.status_code == 303 and ok.headers["location"] == "/console"
             assert ADMIN_KEY not in ok.headers["location"]
             assert http.get("/console").status_code == 200

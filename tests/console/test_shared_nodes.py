@@ -18,7 +18,7 @@ from xgate.collect import create_app
 from xgate.config import Config, parse_config
 from xgate.gateway import GatewayProcess, build_gateway
 from xgate.outbox import CapacityReading
-from xgate.testing import OutboxFactory, RunningSandbox, serve_app
+from xgate.testing import OutboxFactory, RunningSandbox, console_sign_in, serve_app
 
 ADMIN_ENV, ADMIN_KEY = "XGATE_TEST_NODES_ADMIN", "adm-nodes-4b1e0a"
 SERVER_KEY, BROWSER_KEY = "srv-nodes-key-77c2", "pub-nodes-key-19fe"
@@ -107,7 +107,7 @@ def test_an_events_page_on_one_node_names_every_source_that_sent_it_again_on_any
 
 def signed_in(url: str) -> dict[str, str]:
     """The session cookie of an admin signed in at ``url``."""
-    answer = httpx.post(f"{url}/console/sign-in", data={"key": ADMIN_KEY})
+    answer = console_sign_in(httpx.Client(base_url=url), ADMIN_KEY)
     assert answer.status_code == 303, answer.text
     return {"xgate_console": answer.cookies["xgate_console"]}
 

@@ -15,6 +15,11 @@
   equal to HMAC(secret, nonce): a page of another site cannot read it (OWASP "synchronizer token").
   Requests with the key in ``Authorization: Bearer`` (scripts) need no token: a browser never sends it
   on its own.
+- **Sign-in form** (OWASP "login CSRF": another site must not sign a browser in under its own key): the
+  sign-in page sets a signed pre-session cookie (:data:`SIGN_IN_COOKIE`, ``expiry.nonce.signature``,
+  HttpOnly, ``SameSite=Strict``, ``Path=/console``, :data:`SIGN_IN_FORM_SECONDS`) and puts HMAC(secret,
+  nonce) in the form; a sign-in POST is checked against both (a signed double-submit cookie) before its key
+  is looked at. Scripts never sign in: they send ``Authorization: Bearer``.
 - **Slowdown** after failed sign-ins per client address: each failure doubles a wait (0.25 s, 0.5 s, ...,
   at most :data:`MAX_DELAY_SECONDS`) applied before the next answer to that address.
 """
@@ -37,6 +42,9 @@ from xgate.errors import OutboxUnavailable
 
 Role = Literal["admin", "viewer"]
 COOKIE = "xgate_console"
+#: the pre-session cookie of the sign-in form, and how long a sign-in form may be used
+SIGN_IN_COOKIE = "xgate_console_sign_in"
+SIGN_IN_FORM_SECONDS = 3600
 #: the longest wait a client's failed sign-ins impose
 MAX_DELAY_SECONDS = 8.0
 #: failures are forgotten this long after the last one
@@ -155,6 +163,30 @@ class ConsoleAccess:
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(session), token or "")
+
+    def sign_in_form(self, *, now: float | None = None) -> tuple[str, str]:
+        """A new sign-in form's pre-session cookie value and the token its form carries (field ``csrf``)."""
+        now = time.time() if now is None else now
+        payload = f"{int(now + SIGN_IN_FORM_SECONDS)}.{secrets.token_urlsafe(16)}"
+        return f"{payload}.{self._sign('sign-in-cookie.' + payload)}", self._sign_in_token(payload)
+
+    def _sign_in_token(self, payload: str) -> str:
+        return self._sign("sign-in-form." + payload)
+
+    def sign_in_form_ok(self, cookie: str | None, token: str | None, *, now: float | None = None) -> bool:
+        """Whether a sign-in POST carries this console's unexpired pre-session ``cookie`` and the ``token``
+        of the form issued with it (a page of another site can set neither)."""
+        now = time.time() if now is None else now
+        parts = (cookie or "").split(".")
+        if len(parts) != 3 or not token:
+            return False
+        expiry, nonce, signature = parts
+        payload = f"{expiry}.{nonce}"
+        if not hmac.compare_digest(self._sign("sign-in-cookie." + payload), signature):
+            return False
+        if not expiry.isdigit() or int(expiry) <= now:
+            return False
+        return hmac.compare_digest(self._sign_in_token(payload), token)
 
 
 def _session_id(session: Session) -> str:

@@ -35,7 +35,15 @@ from xgate.collect.problems import Problem, problem_handler, validation_problem_
 from xgate.collect.services import Services, services
 from xgate.config_check import findings
 from xgate.console import views
-from xgate.console.access import COOKIE, ConsoleAccess, Session, SessionUnverifiable, SignInThrottle
+from xgate.console.access import (
+    COOKIE,
+    SIGN_IN_COOKIE,
+    SIGN_IN_FORM_SECONDS,
+    ConsoleAccess,
+    Session,
+    SessionUnverifiable,
+    SignInThrottle,
+)
 from xgate.errors import OutboxUnavailable
 from xgate.observe.redact import scrub
 from xgate.outbox.base import RowState
@@ -202,17 +210,43 @@ def _client(request: Request) -> str:
 
 
 # -- sign-in ------------------------------------------------------------------------------------------
+def _secure(request: Request, gateway: Services) -> bool:
+    return request_facts(request, gateway.config.server, datetime.now(UTC)).secure
+
+
+def _sign_in_page(request: Request, gateway: Services, status: int = 200, **context: Any) -> Response:
+    """The sign-in page with a fresh form: its token in the page, its pre-session cookie set."""
+    access = _access(request)
+    cookie, token = access.sign_in_form()
+    context |= {"configured": access.configured, "form_token": token}
+    response = _render(request, "sign_in.html", None, status=status, **context)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        cookie,
+        max_age=SIGN_IN_FORM_SECONDS,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, gateway),
+    )
+    return response
+
+
 @router.get("/sign-in", include_in_schema=False)
-async def sign_in_page(request: Request) -> Response:
+async def sign_in_page(request: Request, gateway: Gateway) -> Response:
     if request.cookies.get(COOKIE) and await anyio.to_thread.run_sync(_who, request) is not None:
         return RedirectResponse(PREFIX, status_code=303)
-    return _render(request, "sign_in.html", None, configured=_access(request).configured)
+    return _sign_in_page(request, gateway)
 
 
 @router.post("/sign-in", include_in_schema=False)
 async def sign_in(request: Request, gateway: Gateway) -> Response:
-    key = (await _form(request)).get("key", [""])[0]
+    form = await _form(request)
     access = _access(request)
+    if not access.sign_in_form_ok(request.cookies.get(SIGN_IN_COOKIE), form.get("csrf", [""])[0]):
+        # login CSRF: a form this console did not just issue (another site's, or an expired one)
+        return _sign_in_page(request, gateway, status=403, stale=True)
+    key = form.get("key", [""])[0]
     throttle: SignInThrottle = request.app.state.console_throttle
     client = _client(request)
     wait = throttle.delay(client)
@@ -221,19 +255,18 @@ async def sign_in(request: Request, gateway: Gateway) -> Response:
     role = access.role_for(key.strip())
     if role is None:
         throttle.failed(client)
-        return _render(
+        return _sign_in_page(
             request,
-            "sign_in.html",
-            None,
+            gateway,
             status=401,
             failed=True,
-            configured=access.configured,
             wait=throttle.delay(client),  # said, so a slow answer to the next try is no mystery
         )
     throttle.succeeded(client)
     cookie, session = access.open_session(role)
-    secure = request_facts(request, gateway.config.server, datetime.now(UTC)).secure
+    secure = _secure(request, gateway)
     response = RedirectResponse(PREFIX, status_code=303)
+    response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
     response.set_cookie(
         COOKIE,
         cookie,
