@@ -621,3 +621,38 @@ def test_a_page_whose_session_ended_elsewhere_goes_to_sign_in_instead_of_nesting
     page.click("button[value=dry_run]")  # htmx asks for the result
     page.wait_for_url(f"{console.url}/console/sign-in")
     assert page.locator("#key").count() == 1 and page.locator("#outcome").count() == 0
+
+
+def test_a_live_row_takes_its_new_state_in_place_and_filter_edits_wait_for_the_filter_button(
+    make_console: Callable[..., Console], page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("xgate.console.routes.STREAM_ROWS", 1)  # the dead letter is not among the newest
+    console = make_console(give_up_after_hours=0.0005)
+    row = _dead_row(console, "dead-live")
+    console.send("newer-1")
+    wait_for("delivered", lambda: console.row_of("newer-1").state == "delivered", timeout=20)
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/events?state=dead")
+    page.wait_for_selector("#live-status:text('live')")
+    assert page.inner_text(f"#live-rows tr[data-id='{row.id}'] .badge") == "dead"
+
+    replayed = httpx.post(
+        f"{console.url}/console/api/dead/replay",
+        json={"ids": [row.id]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert replayed.json()["replayed"] == 1
+    # the row shown becomes delivered where it is, though "delivered" is outside the page's filter
+    page.wait_for_selector(f"#live-rows tr[data-id='{row.id}'] .state-delivered", timeout=20_000)
+    assert page.locator("#live-rows tr").count() == 1
+
+    page.select_option("select[name=state]", "delivered")
+    assert page.is_visible("#filters-changed")  # an edit not yet applied says so
+    console.send("newer-2")
+    wait_for("delivered", lambda: console.row_of("newer-2").state == "delivered", timeout=20)
+    page.wait_for_timeout(2500)  # two polls of the stream
+    assert page.locator("#live-rows tr").count() == 1  # new rows follow the applied filter (dead)
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"state=delivered"))
+    assert not page.is_visible("#filters-changed")
+    assert page.locator("#live-rows tr").count() == 3

@@ -66,6 +66,9 @@ PAGE_ROWS = 100
 DEAD_PAGE_ROWS = 500
 DEAD_ROWS = 10_000
 STREAM_LIFE_SECONDS = 300.0
+#: a live stream's look at the outbox: the newest rows, and at most this many rows watched besides them
+STREAM_ROWS = 100
+STREAM_WATCH = 500
 
 _templates = Environment(
     loader=PackageLoader("xgate.console", "templates"), autoescape=select_autoescape(["html"])
@@ -565,8 +568,33 @@ async def api_event(row_id: int, who: Reader, gateway: Gateway) -> Response:
         401: {"description": "not signed in"},
     },
 )
-async def api_stream(request: Request, who: Reader, gateway: Gateway) -> StreamingResponse:
+async def api_stream(
+    request: Request,
+    who: Reader,
+    gateway: Gateway,
+    watch: Annotated[
+        str,
+        Query(
+            description="comma-separated ids of conversions the client shows: each change of their state is "
+            f"sent too, even when they are not among the newest {STREAM_ROWS} (at most {STREAM_WATCH} ids)"
+        ),
+    ] = "",
+) -> StreamingResponse:
     access = _access(request)
+    # conversions whose next state change is sent even when they are not among the newest: those the
+    # client shows and those this stream sent, until they are delivered (a delivered row changes no more)
+    watched = {int(i) for i in watch.split(",")[:STREAM_WATCH] if i.isdigit()}
+
+    def changed_rows() -> list[Any]:
+        rows = gateway.outbox.rows(limit=STREAM_ROWS)
+        newest = {r.id for r in rows}
+        for i in sorted(watched - newest):
+            row = gateway.outbox.row(i)
+            if row is None:
+                watched.discard(i)  # purged or discarded
+            else:
+                rows.append(row)
+        return sorted(rows, key=lambda r: r.updated_at)
 
     def still_open(session: Session) -> bool:
         try:
@@ -583,8 +611,11 @@ async def api_stream(request: Request, who: Reader, gateway: Gateway) -> Streami
             if who.session is not None and not await anyio.to_thread.run_sync(still_open, who.session):
                 yield b"event: signed-out\ndata: {}\n\n"  # signed out on some node, or expired
                 return
-            rows = await anyio.to_thread.run_sync(lambda: gateway.outbox.rows(limit=100))
-            for r in reversed(rows):
+            for r in await anyio.to_thread.run_sync(changed_rows):
+                if r.state == "delivered":
+                    watched.discard(r.id)
+                elif len(watched) < STREAM_WATCH:
+                    watched.add(r.id)
                 mark = (r.state, r.updated_at)
                 if seen.get(r.id) != mark:
                     seen[r.id] = mark

@@ -43,11 +43,23 @@
     var body = document.getElementById("live-rows");
     if (!body || !window.EventSource) return;
     var form = document.getElementById("filters"), status = document.getElementById("live-status");
+    var changed = document.getElementById("filters-changed");
     // held while paused: the latest of each conversion (its state changes are one wait, not several)
     var pause = document.getElementById("live-pause"), paused = false, held = new Map(), unnamed = 0;
     var prefix = document.querySelector(".brand").getAttribute("href");
-    function wanted(r) {
+    // the filters the rows shown were chosen by (the page's address): new rows are chosen by the same ones;
+    // edits in the form apply when it is submitted (Filter), and say so until then
+    var applied = new URLSearchParams(window.location.search);
+    function formDiffers() {
       var f = new FormData(form);
+      return ["destination", "state", "source", "event_name", "error"].some(function (k) {
+        return (f.get(k) || "") !== (applied.get(k) || "");
+      });
+    }
+    function noteChanges() { changed.hidden = !formDiffers(); }
+    form.addEventListener("input", noteChanges); form.addEventListener("change", noteChanges);
+    function wanted(r) {
+      var f = applied;
       return (!f.get("destination") || f.get("destination") === r.destination) &&
              (!f.get("state") || f.get("state") === r.state) &&
              (!f.get("event_name") || f.get("event_name") === r.event_name) &&
@@ -56,22 +68,26 @@
     }
     function cell(tr, value, cls) { var td = document.createElement("td"); if (cls) td.className = cls;
       if (value instanceof Node) td.appendChild(value); else td.textContent = text(value); tr.appendChild(td); }
+    function shownRow(r) { return r.id ? body.querySelector('tr[data-id="' + r.id + '"]') : null; }
     function show(r) {
-      var tr = document.createElement("tr"), a, badge, sig;
-      tr.dataset.id = r.id || ""; tr.className = "fresh";
+      var tr = document.createElement("tr"), a, badge, sig, old = shownRow(r);
+      if (old && Number(old.dataset.updated) > (r.updated_at || 0)) return;  // an older state: the row is newer
+      if (old && Number(old.dataset.updated) === r.updated_at && old.dataset.state === r.state) return;
+      tr.dataset.id = r.id || ""; tr.dataset.state = r.state; tr.dataset.updated = text(r.updated_at || r.at); tr.className = "fresh";
       if (r.id) { a = document.createElement("a"); a.href = prefix + "/events/" + r.id; a.textContent = r.id; } else { a = "—"; }
       badge = document.createElement("span"); badge.className = "badge state-" + r.state; badge.textContent = r.state;
       sig = document.createElement("span");
       (r.match_signals || []).forEach(function (s) { var p = document.createElement("span"); p.className = "pill"; p.textContent = s; sig.appendChild(p); });
       cell(tr, a); cell(tr, time(r.updated_at || r.at)); cell(tr, r.event_name); cell(tr, r.source || "—"); cell(tr, r.destination || "—");
       cell(tr, badge); cell(tr, r.attempts); cell(tr, sig, "signals"); cell(tr, r.last_error || r.error, "err");
-      var old = r.id ? body.querySelector('tr[data-id="' + r.id + '"]') : null;
-      if (old) old.remove();
+      if (old) { body.replaceChild(tr, old); return; }  // a conversion shown changed state: updated in place
       body.insertBefore(tr, body.firstChild);
       while (body.children.length > 200) body.removeChild(body.lastChild);
     }
     function take(r) {
-      if (!wanted(r)) return;
+      // a row shown takes its newer state even when that state is outside the filter (a replayed dead
+      // letter is shown delivered, not left dead); a new row is shown when the filter wants it
+      if (!shownRow(r) && !wanted(r)) return;
       if (!paused) { show(r); return; }
       var key = r.id ? "c" + r.id : "r" + (unnamed++);
       held.delete(key); held.set(key, r);  // the newest last
@@ -83,7 +99,9 @@
       if (paused) { status.textContent = pausedText(); return; }
       held.forEach(show); held.clear(); status.textContent = "live";
     });
-    var source = new EventSource(prefix + "/api/stream");
+    // the rows the page shows are watched by the stream: their changes come even when they are not the newest
+    var ids = Array.prototype.map.call(body.querySelectorAll("tr[data-id]"), function (tr) { return tr.dataset.id; });
+    var source = new EventSource(prefix + "/api/stream" + (ids.length ? "?watch=" + ids.join(",") : ""));
     source.addEventListener("open", function () { status.textContent = paused ? pausedText() : "live"; });
     source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
     source.addEventListener("conversion", function (e) { take(JSON.parse(e.data)); });
