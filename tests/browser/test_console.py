@@ -411,6 +411,19 @@ def test_an_event_is_dry_run_for_every_destination_and_an_admin_sends_it_to_x(
     )
     assert console.gateway.outbox.rows(conversion_id="try-1") == [] and console.sandbox.conversions() == []
     console.shot(page, "test-dry-run")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.focus("button[value=send]")
+    page.keyboard.press("Enter")  # the keyboard is enough, and it asks first
+    page.wait_for_timeout(500)
+    assert asked and asked[0].startswith("Send this event to X for real")
+    assert page.locator("#sent").count() == 0 and console.sandbox.conversions() == []  # "no": nothing sent
+    page.once("dialog", lambda d: answer(d, True))
     page.click("button[value=send]")
     page.wait_for_selector("#sent p[data-destination='x-main'] .status")
     assert page.inner_text("#sent p[data-destination='x-main'] .status") == "200"
@@ -431,12 +444,12 @@ def test_an_event_is_dry_run_for_every_destination_and_an_admin_sends_it_to_x(
     viewer.goto(f"{console.url}/console/test")
     assert viewer.locator("button[value=send]").count() == 0
     csrf = viewer.get_attribute("body", "data-csrf")
-    answer = viewer.request.post(
+    as_viewer = viewer.request.post(
         f"{console.url}/console/api/test",
         data={"event": pasted, "send": True},
         headers={"X-CSRF-Token": csrf},
     )
-    assert answer.status == 403
+    assert as_viewer.status == 403
     assert [c["conversion_id"] for c in console.sandbox.conversions()].count("try-1") == 1
 
 

@@ -110,15 +110,22 @@
     source.addEventListener("signed-out", function () { source.close(); window.location.href = prefix + "/sign-in"; });
   }
 
-  function discardAsks() {  // discarding deletes for good: ask first (replay can be done again, this not)
-    var form = document.getElementById("dead-form");
-    if (!form) return;
-    form.addEventListener("submit", function (e) {
-      if (!e.submitter || e.submitter.value !== "discard") return;
-      var n = form.querySelectorAll("input[name=id]:checked").length;
-      if (n && !window.confirm("Discard " + n + " dead letter" + (n === 1 ? "" : "s") + "? They are deleted and never sent to X; this cannot be undone.")) e.preventDefault();
-    });
+  // a button whose action cannot be taken back asks first: its data-confirm is the question ({n}: how many
+  // of its form's data-confirm-count are chosen; none chosen, nothing to ask). Listened to before htmx
+  // (capture): a "no" stops the submit before htmx would send it. window.confirm is keyboard-accessible.
+  function confirmFirst() {
+    document.addEventListener("submit", function (e) {
+      var b = e.submitter, question, n;
+      if (!b || !b.dataset.confirm) return;
+      question = b.dataset.confirm;
+      if (b.dataset.confirmCount) {
+        n = e.target.querySelectorAll(b.dataset.confirmCount).length;
+        if (!n) return;
+        question = question.replace("{n}", n).replace("{s}", n === 1 ? "" : "s");
+      }
+      if (!window.confirm(question)) { e.preventDefault(); e.stopPropagation(); }
+    }, true);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); discardAsks(); });
+  document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); confirmFirst(); });
 })();
