@@ -463,6 +463,14 @@ def test_the_configuration_page_names_where_secrets_come_from_and_never_shows_on
     assert "sources.crm: XGATE_TEST_UNSET_KEY is not set" in page.inner_text("#findings")
     assert page.inner_text("#sources tr[data-source='crm'] td:nth-child(3)") == "env XGATE_TEST_UNSET_KEY"
     assert "XGATE_X_CONSUMER_KEY" in page.inner_text("[data-destination='x-main'] .credentials")
+    # the dispatch and server settings, each marked as set (here in code, not a file) or xgate's default
+    concurrency = page.locator("[data-section='dispatch'] tr[data-setting='concurrency']")
+    assert concurrency.locator(".value").inner_text() == "4"
+    assert concurrency.locator(".badge").inner_text() == "default"
+    linger = page.locator("[data-section='dispatch'] tr[data-setting='linger_ms']")
+    assert (linger.locator(".value").inner_text(), linger.locator(".badge").inner_text()) == ("20", "set")
+    admin_key = page.locator("[data-section='server'] tr[data-setting='admin_key_env'] .value")
+    assert admin_key.inner_text() == f"env {ADMIN_ENV}"
     html = page.content()
     for secret in (SERVER_KEY, BROWSER_KEY, ADMIN_KEY, VIEWER_KEY, *console.sandbox.env.values()):
         assert secret not in html

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from xgate.config import Config
 from xgate.config_check import credential_variables
 from xgate.observe.activity import SIGNALS
@@ -501,9 +503,29 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
         "sources": sources,
         "destinations": destinations,
         "x": {"api_url": config.x.api_url, "api_version": config.x.api_version},
+        "settings": [
+            {"section": name, "settings": _settings(getattr(config, name))}
+            for name in ("server", "dispatch", "console", "x")
+        ],
         "file": config.loaded_from,
         "findings": findings,
     }
+
+
+def _settings(section: BaseModel) -> list[dict[str, Any]]:
+    """Every setting of a section of the configuration: ``name``, ``value`` and ``origin``: ``set`` (in
+    the file, or the document given in code) or ``default`` (xgate's own: the section leaves it out). A
+    setting naming an environment variable (``*_env``) shows that name only, ``env NAME``: the section holds
+    no secret itself (the storage URL, which may hold a password, is in no section shown)."""
+    shown = []
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if name.endswith("_env"):
+            value = f"env {value}" if value else None
+        shown.append(
+            {"name": name, "value": value, "origin": "set" if name in section.model_fields_set else "default"}
+        )
+    return shown
 
 
 #: events a user may pick on the test page (no personal data: a documentation IP address, a made-up click id)
