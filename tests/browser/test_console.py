@@ -494,6 +494,27 @@ def test_every_page_fits_a_phone_s_width_without_scrolling_sideways(
         assert widths[0] <= widths[1], f"/console{path} is {widths[0]} px wide on a {widths[1]} px screen"
 
 
+def test_on_a_phone_the_menu_takes_two_short_lines_and_every_link_is_reached_with_the_keyboard(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    console = make_console()
+    console.sign_in(page)
+    page.set_viewport_size({"width": 375, "height": 812})
+    for path in PAGES:
+        page.goto(f"{console.url}/console{path}")
+        header = page.locator("header.top").bounding_box()
+        assert header["height"] <= 100, f"/console{path}: the header is {header['height']} px of 812"
+    page.goto(f"{console.url}/console")
+    page.focus(".brand")
+    for _ in range(6):  # Overview … Configuration, in order, each scrolled into view when it has focus
+        page.keyboard.press("Tab")
+        box = page.evaluate("document.activeElement.getBoundingClientRect().toJSON()")
+        assert box["left"] >= 0 and box["right"] <= 375, box
+    assert page.evaluate("document.activeElement.textContent") == "Configuration"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{console.url}/console/config")
+
+
 def test_no_page_breaks_its_own_content_security_policy(
     make_console: Callable[..., Console], page: Any
 ) -> None:

@@ -127,5 +127,15 @@
     }, true);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { charts(); quality(); live(); confirmFirst(); });
+  // a phone's menu scrolls sideways in its own line: the current page's link and a link given focus
+  // (Tab) are scrolled fully into it
+  function menu() {
+    var nav = document.querySelector(".top nav");
+    if (!nav) return;
+    function reveal(a) { if (a) a.scrollIntoView({ block: "nearest", inline: "nearest" }); }
+    reveal(nav.querySelector("[aria-current]"));
+    nav.addEventListener("focusin", function (e) { reveal(e.target); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { menu(); charts(); quality(); live(); confirmFirst(); });
 })();
