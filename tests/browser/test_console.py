@@ -552,6 +552,7 @@ def test_a_refused_action_or_filter_is_explained_on_a_page_not_in_raw_json(
     # a test send whose CSRF token went stale: htmx shows why in place of X's answer
     page.goto(f"{console.url}/console/test")
     page.evaluate("document.body.setAttribute('hx-headers', JSON.stringify({'X-CSRF-Token': 'stale'}))")
+    page.once("dialog", lambda d: d.accept())  # "send to X for real?" yes
     page.click("button[value=send]")
     page.wait_for_selector("#outcome #problem")
     assert "missing or wrong CSRF token" in page.inner_text("#outcome #problem-message")
