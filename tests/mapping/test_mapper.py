@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from mappingkit import NOW, PIXEL, mapper, purchase
 
 from xgate.config import parse_config
 from xgate.events import InvalidEvent
 from xgate.mapping import Mapper
-
-NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
-PIXEL = "o8z6j"
-
-
-def mapper(**destination: Any) -> Mapper:
-    dest = {"name": "x-main", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87ne"}, **destination}
-    return Mapper(parse_config({"destinations": [dest]}))
-
-
-def purchase(**extra: Any) -> dict[str, Any]:
-    return {
-        "event_name": "purchase",
-        "id": "ord-1",
-        "user": {"email": "ada@example.com"},
-        "context": {"event_timestamp": "2026-11-22T11:00:00Z"},
-        **extra,
-    }
 
 
 def body(event: dict[str, Any], m: Mapper | None = None) -> dict[str, Any]:

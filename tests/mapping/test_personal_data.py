@@ -3,13 +3,13 @@ carry one, and ``config check`` refuses overrides that would put one there (docs
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mappingkit import NOW, config, purchase
 
-from xgate.config import ConfigError, load_config, parse_config
+from xgate.config import ConfigError, load_config
 from xgate.conversion import FieldError
 from xgate.events import InvalidEvent
 from xgate.mapping import Mapper
@@ -17,29 +17,12 @@ from xgate.observe.redact import excerpt
 from xgate.offline import Importer, load_column_mapping
 from xgate.outbox import open_outbox
 
-NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
-PIXEL = "o8z6j"
 EMAIL = "jane.doe@example.test"
 PHONE = "+44 20 7946 0958"
 
 
-def config(**destination: Any) -> Any:
-    dest = {"name": "x-main", "pixel_id": PIXEL, "events": {"purchase": f"tw-{PIXEL}-o87ne"}, **destination}
-    return parse_config({"destinations": [dest]})
-
-
 def mapped(event: dict[str, Any], **destination: Any) -> Any:
     return Mapper(config(**destination)).map(event, now=NOW, received_at=NOW)
-
-
-def purchase(**extra: Any) -> dict[str, Any]:
-    return {
-        "event_name": "purchase",
-        "id": "ord-1",
-        "user": {"email": "ada@example.com"},
-        "context": {"event_timestamp": "2026-11-22T11:00:00Z"},
-        **extra,
-    }
 
 
 def all_text(result: Any) -> str:

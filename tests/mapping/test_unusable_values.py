@@ -4,35 +4,16 @@ dedup key) refuses the event, naming the field; numbers are bounded by X's types
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from mappingkit import NOW, mapper, purchase
 
-from xgate.config import parse_config
 from xgate.conversion import MappedConversion
 from xgate.events import InvalidEvent
 from xgate.identifiers import normalize_ip
-from xgate.mapping import Mapper
 from xgate.validation import MAX_AMOUNT, MAX_COUNT
-
-NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
-
-
-def mapper() -> Mapper:
-    destination = {"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}
-    return Mapper(parse_config({"destinations": [destination]}))
-
-
-def purchase(**extra: Any) -> dict[str, Any]:
-    return {
-        "event_name": "purchase",
-        "id": "ord-1",
-        "user": {"email": "ada@example.com"},
-        "context": {"event_timestamp": "2026-11-22T11:00:00Z"},
-        **extra,
-    }
 
 
 def mapped(event: dict[str, Any]) -> MappedConversion:
