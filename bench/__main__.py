@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cluster_bench, gateway_bench, import_bench, mapping_bench
-from bench.common import ROOT, machine, now_iso
+from bench.common import ROOT, load_average, machine, measured_commit, now_iso
 
 
 def _row(what: str, figure: str, target: str, ok: bool | None) -> str:
@@ -153,6 +153,16 @@ def render(results: dict[str, Any], quick: bool) -> str:
             )
         )
     scope = "quick run (reduced counts)" if quick else "full run"
+    cond = results.get("conditions")
+    conditions = (
+        [
+            f"Code measured: commit {cond['commit']}. Load average (1 min): "
+            f"{cond['load_average_at_start']:g} at the start, {cond['load_average_at_end']:g} at the end",
+            "(the end counts the run's own processes too).",
+        ]
+        if cond
+        else []
+    )
     server = (pg or {}).get("server", {})
     pg_note = (
         [
@@ -176,6 +186,7 @@ def render(results: dict[str, Any], quick: bool) -> str:
             f"Written by `make bench` on {now_iso()} ({scope}). Machine: {machine()}.",
             "The machine is shared and noisy: compare figures measured in the same run (ratios),",
             "not across runs.",
+            *conditions,
             f"xgate build measured: {m.get('build', 'plain Python')} — `make bench` installs the wheel that",
             "`make wheel` builds, its per-event hot path compiled with mypyc (docs/performance.md).",
             "Gateway figures run `xgate serve` (SQLite outbox, dispatcher in process) and `xgate sandbox` as",
@@ -211,7 +222,9 @@ def main() -> None:
         args.out.write_text(render(saved["results"], saved["quick"]))
         print(f"wrote {args.out}")
         return
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {
+        "conditions": {"commit": measured_commit(), "load_average_at_start": load_average()}
+    }
     print("mapping …", flush=True)
     results["mapping"] = mapping_bench.run()
     print(results["mapping"], flush=True)
@@ -222,6 +235,7 @@ def main() -> None:
     print(results["import"], flush=True)
     print("postgresql …", flush=True)
     results["postgresql"] = cluster_bench.run(quick=args.quick)
+    results["conditions"]["load_average_at_end"] = load_average()
     raw.parent.mkdir(exist_ok=True)
     raw.write_text(json.dumps({"results": results, "quick": args.quick}, indent=2))
     args.out.write_text(render(results, args.quick))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -23,6 +24,23 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
     )
+
+
+def measured_commit() -> str:
+    """The commit measured: its short hash, ``+changes`` when the work tree differs from it."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return (head or "unknown") + (" +changes" if dirty.stdout.strip() else "")
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average: how much other work shared the cores around a figure."""
+    return round(os.getloadavg()[0], 2)
 
 
 def sample_event(i: int, *, now_ms: int | None = None) -> dict[str, Any]:
