@@ -173,8 +173,9 @@ def render(results: dict[str, Any], quick: bool) -> str:
             + ", a fresh database per figure; two nodes are two `xgate serve`",
             "processes on that database, the load generator's clients alternating between them.",
             "CPU µs/event adds up the CPU time each component used during a run (xgate: the nodes; load: the",
-            'load generator), which other work on the machine does not inflate; "on 2 idle cores" is',
-            "2 s / that sum: what the stack would carry with both cores to itself (derived, not measured).",
+            "load generator), which other work on the machine inflates less than wall time (but still does:",
+            'docs/performance.md); "on 2 idle cores" is 2 s / that sum: what the stack would carry with both',
+            "cores to itself (derived, not measured).",
         ]
         if pg
         else []
