@@ -461,8 +461,20 @@ def test_the_configuration_page_names_where_secrets_come_from_and_never_shows_on
     console.sign_in(page)
     page.goto(f"{console.url}/console/config")
     assert "sources.crm: XGATE_TEST_UNSET_KEY is not set" in page.inner_text("#findings")
-    assert page.inner_text("#sources tr[data-source='crm'] td:nth-child(3)") == "env XGATE_TEST_UNSET_KEY"
     assert "XGATE_X_CONSUMER_KEY" in page.inner_text("[data-destination='x-main'] .credentials")
+
+    def setting(where: str, name: str) -> tuple[str, str]:
+        row = page.locator(f"{where} tr[data-setting='{name}']")
+        return row.locator(".value").inner_text(), row.locator(".badge").inner_text()
+
+    # a source's and a destination's settings, each marked as set (here in code) or xgate's default
+    assert setting("[data-source='crm']", "write_key_env") == ("env XGATE_TEST_UNSET_KEY", "set")
+    assert setting("[data-source='web']", "write_key") == ("a key, not shown", "set")
+    assert setting("[data-source='web']", "allowed_origins") == (f'["{SHOP}"]', "set")
+    assert setting("[data-source='web']", "request_context") == ("—", "default")
+    assert setting("[data-destination='x-main']", "pixel_id") == (PIXEL, "set")
+    assert setting("[data-destination='x-main']", "auth") == ("oauth1", "default")
+    assert setting("[data-destination='x-main']", "consent.denied") == ("drop", "default")
     # the dispatch and server settings, each marked as set (here in code, not a file) or xgate's default
     concurrency = page.locator("[data-section='dispatch'] tr[data-setting='concurrency']")
     assert concurrency.locator(".value").inner_text() == "4"

@@ -4,7 +4,9 @@ variable, everything else by the file the gateway loaded."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from xgate.config import load_config, parse_config
@@ -64,3 +66,70 @@ def test_each_server_and_dispatch_setting_says_whether_the_file_set_it_or_it_is_
         "origin": "default",
     }
     assert "adm-secret-value-1" not in str(shown)
+
+
+SOURCES_AND_DESTINATIONS = """
+[[sources]]
+name = "web"
+write_key = "pub-config-key-3e1f"
+allowed_origins = ["https://shop.example"]
+
+[[sources]]
+name = "segment"
+kind = "segment"
+write_key_env = "XGATE_TEST_SEGMENT_KEY"
+mapping = { value = "properties.total_with_tax" }
+
+[[destinations]]
+name = "x-main"
+pixel_id = "p1"
+events = { purchase = "tw-p1-e1" }
+filter = { when = [{ path = "value", op = "gt", value = 0 }] }
+
+[[destinations]]
+name = "x-brand"
+pixel_id = "p2"
+default_event = "tw-p2-b1"
+consent = { denied = "restricted" }
+"""
+
+
+def _origins(entry: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    return {s["name"]: (s["value"], s["origin"]) for s in entry["settings"]}
+
+
+def test_each_source_and_destination_setting_says_whether_the_file_set_it_or_it_is_xgate_s_default(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "xgate.toml").write_text(SOURCES_AND_DESTINATIONS)
+    shown = configuration(load_config(tmp_path / "xgate.toml"), [])
+    web, segment = (_origins(s) for s in shown["sources"])
+    assert web["allowed_origins"] == (["https://shop.example"], "set")
+    assert web["kind"] == ("xgate", "default")  # the file leaves kind out
+    assert web["request_context"] == (None, "default")
+    assert "name" not in web  # the card's heading
+    assert segment["kind"] == ("segment", "set")
+    assert segment["write_key_env"] == ("env XGATE_TEST_SEGMENT_KEY", "set")
+    assert segment["write_key"] == (None, "default")
+    # a table of settings shows what the file wrote (the shorthand read as a path)
+    assert segment["mapping"] == ({"value": {"path": "properties.total_with_tax"}}, "set")
+
+    main, brand = (_origins(d) for d in shown["destinations"])
+    assert main["pixel_id"] == ("p1", "set")
+    assert main["auth"] == ("oauth1", "default")
+    assert main["credentials_env_prefix"] == ("XGATE_X_", "default")
+    # a table the file sets marks its own settings; one the file leaves out is all defaults
+    assert main["filter.when"] == ([{"path": "value", "op": "gt", "value": 0}], "set")
+    assert main["filter.exclude_events"] == ([], "default")
+    assert main["consent.denied"] == ("drop", "default")
+    assert brand["consent.denied"] == ("restricted", "set")
+    assert brand["consent.granted"] == ("send", "default")
+    assert brand["default_event"] == ("tw-p2-b1", "set")
+    assert brand["events"] == ({}, "default")
+
+
+def test_a_write_key_in_the_file_is_marked_as_set_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "xgate.toml").write_text(SOURCES_AND_DESTINATIONS)
+    shown = configuration(load_config(tmp_path / "xgate.toml"), [])
+    assert _origins(shown["sources"][0])["write_key"] == ("a key, not shown", "set")
+    assert "pub-config-key-3e1f" not in orjson.dumps(shown).decode()  # the API's answer: JSON throughout

@@ -10,6 +10,7 @@ gateway only (the console's scripts are static files; nothing comes from a CDN).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from enum import Enum
@@ -91,7 +92,16 @@ def _seconds(value: float | None) -> str:
     )
 
 
+def _setting(value: Any) -> str:
+    """A setting's value: text as it is, anything else as JSON (``false``, ``[]``,
+    ``{"path": "custom.channel"}``, spaced so that a long one wraps); ``—`` when unset."""
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
 _templates.filters["time"] = _time
+_templates.filters["setting"] = _setting
 _templates.filters["seconds"] = _seconds
 _templates.filters["share"] = lambda v: "—" if v is None else f"{v:.0%}"
 _templates.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()

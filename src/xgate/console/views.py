@@ -462,7 +462,10 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
     """The configuration as the console shows it, read-only: sources (kind, where the write key comes
     from: the environment variable's name, or "in the file"; never a key), destinations (pixel, events,
     filters, consent, the credential variables' names), ``config check``'s findings, and ``file``: the
-    configuration file every other value comes from (absolute path; None when built in code)."""
+    configuration file every other value comes from (absolute path; None when built in code).
+
+    Each source, destination and section of settings also has ``settings``: every setting with the
+    origin of its value (:func:`_settings`), the same for all of them."""
     sources = []
     for s in config.sources:
         secret_env = getattr(s, "signing_secret_env", None)
@@ -480,6 +483,7 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
                 "allowed_origins": list(s.allowed_origins),
                 "event_names": dict(s.event_names),
                 "mapping": sorted(s.mapping),
+                "settings": _settings(s, skip=("name",)),
             }
         )
     destinations = []
@@ -497,6 +501,7 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
                 "consent": d.consent.model_dump(mode="json"),
                 "mapping": sorted(d.mapping),
                 "dpa": d.dpa,
+                "settings": _settings(d, skip=("name",)),
             }
         )
     return {
@@ -512,19 +517,40 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
     }
 
 
-def _settings(section: BaseModel) -> list[dict[str, Any]]:
-    """Every setting of a section of the configuration: ``name``, ``value`` and ``origin``: ``set`` (in
-    the file, or the document given in code) or ``default`` (xgate's own: the section leaves it out). A
-    setting naming an environment variable (``*_env``) shows that name only, ``env NAME``: the section holds
-    no secret itself (the storage URL, which may hold a password, is in no section shown)."""
+#: settings that hold a secret itself, not the name of a variable holding it: shown as set or not, never
+#: by value (a browser source's key is public by nature, yet the page has no need to show it)
+SECRET_SETTINGS = frozenset({"write_key"})
+
+
+def _settings(section: BaseModel, *, skip: tuple[str, ...] = (), prefix: str = "") -> list[dict[str, Any]]:
+    """Every setting of ``section`` (a section of the configuration, a source or a destination):
+    ``name``, ``value`` (JSON) and ``origin``: ``set`` (in the file, or the document given in code) or
+    ``default`` (xgate's own: the file leaves it out), from pydantic's ``model_fields_set``.
+
+    A setting that is a table of its own (a destination's ``filter``, ``consent``) gives one row per
+    setting in it, named ``filter.when``: a table the file leaves out is all defaults. Inside a list or a
+    map of tables (``mapping``, ``filter.when``) the value shows what the file wrote. A setting naming an
+    environment variable (``*_env``) shows that name only, ``env NAME``, and one holding a secret itself
+    (:data:`SECRET_SETTINGS`) never shows it: no secret is shown (the storage URL, which may hold a
+    password, is in no section shown)."""
     shown = []
+    written = section.model_dump(mode="json", exclude_unset=True)
+    everything = section.model_dump(mode="json")
     for name in type(section).model_fields:
+        if name in skip:
+            continue
         value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            shown += _settings(value, prefix=f"{prefix}{name}.")
+            continue
+        origin = "set" if name in section.model_fields_set else "default"
         if name.endswith("_env"):
             value = f"env {value}" if value else None
-        shown.append(
-            {"name": name, "value": value, "origin": "set" if name in section.model_fields_set else "default"}
-        )
+        elif name in SECRET_SETTINGS:
+            value = "a key, not shown" if value else None
+        else:
+            value = written[name] if origin == "set" else everything[name]
+        shown.append({"name": prefix + name, "value": value, "origin": origin})
     return shown
 
 
