@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -47,7 +48,7 @@ from xgate.console.access import (
 )
 from xgate.errors import OutboxUnavailable
 from xgate.observe.redact import scrub
-from xgate.outbox.base import RowState
+from xgate.outbox.base import Outbox, OutboxRow, RowState
 
 PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
@@ -324,52 +325,61 @@ async def overview_page(
     )
 
 
-@router.get("/events", include_in_schema=False)
-async def events_page(
-    request: Request,
-    who: PageReader,
-    gateway: Gateway,
+@dataclass(frozen=True)
+class EventFilters:
+    """The filters of the events page and of ``/api/events`` (None: no filter), and ``before``: only ids
+    below it (the next page)."""
+
+    destination: str | None = None
+    state: RowState | None = None
+    event_name: str | None = None
+    source: str | None = None
+    error: str | None = None
+    before: int | None = None
+
+    def rows(self, outbox: Outbox, *, limit: int, conversion_id: str | None = None) -> list[OutboxRow]:
+        """Newest first, at most ``limit`` stored conversions these filters (and ``conversion_id``) take."""
+        return views.filter_rows(outbox, **asdict(self), conversion_id=conversion_id, limit=limit)
+
+    def form(self) -> dict[str, str]:
+        """The filters as the page's form shows them (empty: none)."""
+        return {k: v or "" for k, v in asdict(self).items() if k != "before"}
+
+
+def event_filters(
     destination: str | None = None,
     state: RowState | None = None,
     event_name: str | None = None,
     source: str | None = None,
-    error: str | None = None,
-    before: int | None = None,
-) -> Response:
-    filters = {
-        "destination": destination or "",
-        "state": state or "",
-        "event_name": event_name or "",
-        "source": source or "",
-        "error": error or "",
-    }
-    rows = await anyio.to_thread.run_sync(
-        lambda: views.filter_rows(
-            gateway.outbox,
-            state=state,
-            destination=destination,
-            event_name=event_name,
-            source=source,
-            error=error,
-            before=before,
-            limit=PAGE_ROWS,
-        )
-    )
+    error: Annotated[str | None, Query(description="a case-insensitive substring of the last error")] = None,
+    before: Annotated[int | None, Query(description="only ids below this one: the next page")] = None,
+) -> EventFilters:
+    """Dependency: the :class:`EventFilters` of a request's query."""
+    return EventFilters(destination, state, event_name, source, error, before)
+
+
+Filters = Annotated[EventFilters, Depends(event_filters)]
+
+
+@router.get("/events", include_in_schema=False)
+async def events_page(request: Request, who: PageReader, gateway: Gateway, filters: Filters) -> Response:
+    rows = await anyio.to_thread.run_sync(lambda: filters.rows(gateway.outbox, limit=PAGE_ROWS))
+    shown = filters.form()
     older = None
     if len(rows) == PAGE_ROWS:
-        older = urlencode({k: v for k, v in filters.items() if v} | {"before": rows[-1].id})
+        older = urlencode({k: v for k, v in shown.items() if v} | {"before": rows[-1].id})
     return _render(
         request,
         "events.html",
         who,
         page="events",
         rows=[views.row_json(r) for r in rows],
-        filters=filters,
+        filters=shown,
         destinations=[d.name for d in gateway.config.destinations],
         sources=[s.name for s in gateway.config.sources],
         states=views.STATES,
         older=older,
-        paged=before is not None,
+        paged=filters.before is not None,
     )
 
 
@@ -409,13 +419,13 @@ async def dead_action(request: Request, who: Admin, gateway: Gateway) -> Respons
     if action not in ("replay", "replay_all", "discard"):
         raise Problem(400, "invalid_action", "action: must be replay, replay_all or discard")
     if action == "replay_all":
-        ids = [r.id for r in await anyio.to_thread.run_sync(_dead_matching, gateway, error)]
+        ids = await _dead_ids(gateway, error)
     if not ids:
         raise Problem(400, "nothing_selected", "id: select at least one dead letter")
     if action == "discard":
-        moved = await anyio.to_thread.run_sync(gateway.outbox.discard, ids)
+        moved = await _settle_dead(gateway, "discard", ids)
         return _render(request, "dead_result.html", who, page="dead", action="discarded", moved=moved, ids=[])
-    moved = await anyio.to_thread.run_sync(gateway.outbox.replay, ids)
+    moved = await _settle_dead(gateway, "replay", ids)
     # followed as it happens: as many as a page lists (every id rides in the fragment's URL)
     followed = ids[:DEAD_PAGE_ROWS]
     return _render(
@@ -505,6 +515,24 @@ def _dead_matching(gateway: Services, error: str | None) -> list[Any]:
     return views.filter_rows(gateway.outbox, state="dead", error=error, limit=DEAD_ROWS)
 
 
+async def _dead_ids(gateway: Services, error: str | None) -> list[int]:
+    """The ids of the dead letters whose error contains ``error`` (all when None), newest first."""
+    return [r.id for r in await anyio.to_thread.run_sync(_dead_matching, gateway, error)]
+
+
+#: what the console does to dead letters: replay (queued again, due now) or discard (deleted, never sent)
+DeadAction = Literal["replay", "discard"]
+
+
+async def _settle_dead(gateway: Services, action: DeadAction, ids: list[int]) -> int:
+    """Replay or discard the dead letters ``ids`` (the page's and the API's one way): how many moved
+    (those still dead)."""
+    if not ids:
+        return 0
+    act = gateway.outbox.replay if action == "replay" else gateway.outbox.discard
+    return await anyio.to_thread.run_sync(act, ids)
+
+
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
@@ -527,27 +555,12 @@ async def api_overview(who: Reader, gateway: Gateway, window: OverviewWindow = "
 async def api_events(
     who: Reader,
     gateway: Gateway,
-    destination: str | None = None,
-    state: RowState | None = None,
-    event_name: str | None = None,
+    filters: Filters,
     conversion_id: str | None = None,
-    source: str | None = None,
-    error: Annotated[str | None, Query(description="a case-insensitive substring of the last error")] = None,
-    before: Annotated[int | None, Query(description="only ids below this one: the next page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     rows = await anyio.to_thread.run_sync(
-        lambda: views.filter_rows(
-            gateway.outbox,
-            state=state,
-            destination=destination,
-            event_name=event_name,
-            conversion_id=conversion_id,
-            source=source,
-            error=error,
-            before=before,
-            limit=limit,
-        )
+        lambda: filters.rows(gateway.outbox, limit=limit, conversion_id=conversion_id)
     )
     page: dict[str, Any] = {"conversions": [views.row_json(r) for r in rows]}
     page["next_before"] = rows[-1].id if len(rows) == limit else None
@@ -663,9 +676,7 @@ class DeadSelection(BaseModel):
 
 
 async def _select(gateway: Services, selection: DeadSelection) -> list[int]:
-    if selection.ids is not None:
-        return selection.ids
-    return [r.id for r in await anyio.to_thread.run_sync(_dead_matching, gateway, selection.error)]
+    return selection.ids if selection.ids is not None else await _dead_ids(gateway, selection.error)
 
 
 WRITE: dict[int | str, dict[str, Any]] = READ | {
@@ -674,28 +685,27 @@ WRITE: dict[int | str, dict[str, Any]] = READ | {
 }
 
 
-@router.post(
-    "/api/dead/replay",
-    summary="Replay dead letters (admin): queued again, due now",
-    tags=TAGS,
-    responses=WRITE,
-)
-async def api_replay(selection: DeadSelection, who: Admin, gateway: Gateway) -> Response:
-    ids = await _select(gateway, selection)
-    moved = await anyio.to_thread.run_sync(gateway.outbox.replay, ids) if ids else 0
-    return _json({"replayed": moved, "ids": ids})
+def _dead_letters_route(action: DeadAction, done: str, summary: str) -> None:
+    """``POST /api/dead/{action}`` (admin): the selected dead letters replayed or discarded; answers
+    ``{done: how many moved, "ids": the ids selected}``. One handler for both actions."""
+
+    async def settle(selection: DeadSelection, who: Admin, gateway: Gateway) -> Response:
+        ids = await _select(gateway, selection)
+        return _json({done: await _settle_dead(gateway, action, ids), "ids": ids})
+
+    router.add_api_route(
+        f"/api/dead/{action}",
+        settle,
+        methods=["POST"],
+        name=f"api_{action}",
+        summary=summary,
+        tags=TAGS,
+        responses=WRITE,
+    )
 
 
-@router.post(
-    "/api/dead/discard",
-    summary="Discard dead letters (admin): deleted, never sent",
-    tags=TAGS,
-    responses=WRITE,
-)
-async def api_discard(selection: DeadSelection, who: Admin, gateway: Gateway) -> Response:
-    ids = await _select(gateway, selection)
-    moved = await anyio.to_thread.run_sync(gateway.outbox.discard, ids) if ids else 0
-    return _json({"discarded": moved, "ids": ids})
+_dead_letters_route("replay", "replayed", "Replay dead letters (admin): queued again, due now")
+_dead_letters_route("discard", "discarded", "Discard dead letters (admin): deleted, never sent")
 
 
 Period = Literal["hour", "day", "week"]
