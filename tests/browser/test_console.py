@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -711,3 +712,51 @@ def test_a_live_row_takes_its_new_state_in_place_and_filter_edits_wait_for_the_f
     page.wait_for_url(re.compile(r"state=delivered"))
     assert not page.is_visible("#filters-changed")
     assert page.locator("#live-rows tr").count() == 3
+
+
+def test_a_row_that_arrived_live_keeps_updating_after_the_stream_is_renewed(
+    make_console: Callable[..., Console], page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xgate.console import routes
+
+    monkeypatch.setattr(routes, "STREAM_LIFE_SECONDS", 2.0)  # a stream lives 2 s, not 5 minutes
+    monkeypatch.setattr(routes, "STREAM_ROWS", 1)  # a row is followed while it is the newest, or watched
+    console = make_console()
+    streams: list[list[str]] = []  # the ids each stream the page opened was told to watch
+
+    def opened(request: Any) -> None:
+        if "/console/api/stream" in request.url:
+            streams.append(parse_qs(urlsplit(request.url).query).get("watch", [""])[0].split(","))
+
+    page.on("request", opened)
+    console.sign_in(page)
+    page.goto(f"{console.url}/console/events")  # nothing stored yet: the page's first stream watches nothing
+    page.wait_for_selector("#live-status:text('live')")
+    assert streams == [[""]]
+    console.sandbox.set_faults(error_rate=1.0)  # X fails: the conversion waits, retried
+    console.send("arrived-live")
+    row = console.row_of("arrived-live")
+    page.wait_for_selector(f"#live-rows tr[data-id='{row.id}']")
+    console.send("newer")  # the newest now: "arrived-live" is followed only if the page's stream watches it
+    newer = console.row_of("newer")
+    page.wait_for_selector(f"#live-rows tr[data-id='{newer.id}']")
+    rejected = httpx.post(
+        f"{console.url}/v1/events",
+        json={"event_name": "purchase", "id": "no-identifier", "value": 1, "currency": "usd"},
+        headers={"Authorization": f"Bearer {SERVER_KEY}"},
+    )
+    assert rejected.status_code == 422
+    page.wait_for_selector("#live-rows .state-rejected")
+
+    # the stream's life ends: the page opens the next one itself, watching the rows it shows by then
+    opened_before = len(streams)
+    wait_for("a renewed stream", lambda: len(streams) > opened_before, page=page)
+    assert streams[-1] == [str(newer.id), str(row.id)]
+    assert page.inner_text("#live-status") == "live"
+    console.sandbox.set_faults(error_rate=0.0)
+    wait_for("delivered", lambda: console.row_of("arrived-live").state == "delivered", timeout=20)
+    page.wait_for_selector(f"#live-rows tr[data-id='{row.id}'] .state-delivered", timeout=20_000)
+    # the renewed stream sent the latest rejection again: it is still shown once
+    assert page.locator("#live-rows .state-rejected").count() == 1
+    assert page.locator(f"#live-rows tr[data-id='{row.id}']").count() == 1
+    console.shot(page, "events-renewed")

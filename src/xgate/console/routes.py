@@ -61,13 +61,15 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
-#: seconds between two looks at the outbox by a live stream, and a stream's life (the browser reconnects)
+#: seconds between two looks at the outbox by a live stream
 STREAM_POLL_SECONDS = 1.0
+#: a live stream's life: then it sends ``event: renew`` and ends, and the page opens the next one, watching
+#: the rows it shows by then (an EventSource reconnecting on its own would reuse its first address)
+STREAM_LIFE_SECONDS = 300.0
 #: rows per page of the events page; dead letters on the dead letters page; dead letters one action may select
 PAGE_ROWS = 100
 DEAD_PAGE_ROWS = 500
 DEAD_ROWS = 10_000
-STREAM_LIFE_SECONDS = 300.0
 #: a live stream's look at the outbox: the newest rows, and at most this many rows watched besides them
 STREAM_ROWS = 100
 STREAM_WATCH = 500
@@ -374,6 +376,7 @@ async def events_page(request: Request, who: PageReader, gateway: Gateway, filte
         who,
         page="events",
         rows=[views.row_json(r) for r in rows],
+        watch_most=STREAM_WATCH,
         filters=shown,
         destinations=[d.name for d in gateway.config.destinations],
         sources=[s.name for s in gateway.config.sources],
@@ -583,7 +586,9 @@ async def api_event(row_id: int, who: Reader, gateway: Gateway) -> Response:
 @router.get(
     "/api/stream",
     summary="Server-sent events: each conversion stored or changing state, and each rejected event; "
-    "a session's stream ends (event signed-out) within a second of its sign-out on any node",
+    "a session's stream ends (event signed-out) within a second of its sign-out on any node; "
+    f"every stream ends after {STREAM_LIFE_SECONDS:.0f} s (event renew): open the next one, watching the "
+    "conversions shown by then",
     tags=["console"],
     response_class=StreamingResponse,
     responses={
@@ -630,7 +635,10 @@ async def api_stream(
         rejected_seen: set[tuple[float, str, str]] = set()
         ends = time.monotonic() + STREAM_LIFE_SECONDS
         yield b"retry: 2000\n\n"
-        while time.monotonic() < ends and not await request.is_disconnected():
+        while not await request.is_disconnected():
+            if time.monotonic() >= ends:
+                yield b"event: renew\ndata: {}\n\n"  # the client opens the next stream, with its rows now
+                return
             if who.session is not None and not await anyio.to_thread.run_sync(still_open, who.session):
                 yield b"event: signed-out\ndata: {}\n\n"  # signed out on some node, or expired
                 return

@@ -99,15 +99,39 @@
       if (paused) { status.textContent = pausedText(); return; }
       held.forEach(show); held.clear(); status.textContent = "live";
     });
-    // the rows the page shows are watched by the stream: their changes come even when they are not the newest
-    var ids = Array.prototype.map.call(body.querySelectorAll("tr[data-id]"), function (tr) { return tr.dataset.id; });
-    var source = new EventSource(prefix + "/api/stream" + (ids.length ? "?watch=" + ids.join(",") : ""));
-    source.addEventListener("open", function () { status.textContent = paused ? pausedText() : "live"; });
-    source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
-    source.addEventListener("conversion", function (e) { take(JSON.parse(e.data)); });
-    source.addEventListener("rejected", function (e) { take(JSON.parse(e.data)); });
-    // signed out (on this node or another): the stream ends; the pages are closed too
-    source.addEventListener("signed-out", function () { source.close(); window.location.href = prefix + "/sign-in"; });
+    // the rows the page shows are watched by the stream: their changes come even when they are not the
+    // newest. An EventSource reconnects with the address it was opened with, so the page opens each stream
+    // itself, with the conversions it shows at that moment (the table's and those held while paused, at
+    // most data-watch): when a stream's life ends (event renew) and after a failure (2 s, then longer)
+    var watchMost = Number(body.dataset.watch) || 500, retry = 2000, wait = retry;
+    function watching() {
+      var ids = new Set();
+      body.querySelectorAll("tr[data-id]").forEach(function (tr) { if (tr.dataset.id) ids.add(tr.dataset.id); });
+      held.forEach(function (r) { if (r.id) ids.add(String(r.id)); });
+      return Array.from(ids).slice(0, watchMost);
+    }
+    // a new stream sends the latest rejections again (50): each is shown once (the last 5000 are known)
+    var rejections = new Set();
+    function rejectedOnce(r) {
+      var key = JSON.stringify([r.at, r.event_name, r.error, r.source]);
+      if (rejections.has(key)) return;
+      rejections.add(key); take(r);
+      if (rejections.size > 5000) rejections.delete(rejections.values().next().value);
+    }
+    function connect() {
+      var ids = watching(), stream = new EventSource(prefix + "/api/stream" + (ids.length ? "?watch=" + ids.join(",") : ""));
+      stream.addEventListener("open", function () { wait = retry; status.textContent = paused ? pausedText() : "live"; });
+      stream.addEventListener("error", function () {
+        stream.close(); status.textContent = "reconnecting…";
+        window.setTimeout(connect, wait); wait = Math.min(wait * 2, 30000);
+      });
+      stream.addEventListener("renew", function () { stream.close(); connect(); });
+      stream.addEventListener("conversion", function (e) { take(JSON.parse(e.data)); });
+      stream.addEventListener("rejected", function (e) { rejectedOnce(JSON.parse(e.data)); });
+      // signed out (on this node or another): the stream ends; the pages are closed too
+      stream.addEventListener("signed-out", function () { stream.close(); window.location.href = prefix + "/sign-in"; });
+    }
+    connect();
   }
 
   // a button whose action cannot be taken back asks first: its data-confirm is the question ({n}: how many
