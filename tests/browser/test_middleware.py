@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from http.cookies import SimpleCookie
 
+import httpx
 import pytest
 from flask import Flask, g
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from xgate.config import ServerSettings
 from xgate.middleware import ENVIRON_KEY, TwclidMiddleware, TwclidWSGIMiddleware, current_twclid
@@ -38,9 +38,15 @@ def starlette_app(settings: ServerSettings | None = None) -> Starlette:
     return app
 
 
-def test_asgi_landing_with_twclid_exposes_it_and_sets_the_cookie() -> None:
-    client = TestClient(starlette_app())
-    response = client.get("/?twclid=abc")
+def asgi_client(app: Starlette, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    """A client calling ``app`` in this task, through httpx's own ASGI transport (Starlette's TestClient
+    is httpx over the same kind of transport, but importing it warns that it wants httpx2 instead)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+async def test_asgi_landing_with_twclid_exposes_it_and_sets_the_cookie() -> None:
+    async with asgi_client(starlette_app()) as client:
+        response = await client.get("/?twclid=abc")
     assert response.json() == {"state": "abc", "context": "abc"}
     cookie = cookie_of(response.headers["set-cookie"])
     assert cookie["value"] == "abc"
@@ -50,64 +56,66 @@ def test_asgi_landing_with_twclid_exposes_it_and_sets_the_cookie() -> None:
     assert "secure" not in cookie
 
 
-def test_asgi_later_request_reads_the_cookie_and_renews_it() -> None:
-    client = TestClient(starlette_app())
-    client.cookies.set("_xgate_twclid", "abc")
-    response = client.get("/checkout")
-    assert response.status_code == 404  # no route, yet the cookie is renewed on every answer
-    assert cookie_of(response.headers["set-cookie"])["value"] == "abc"
-    assert client.get("/").json() == {"state": "abc", "context": "abc"}
+async def test_asgi_later_request_reads_the_cookie_and_renews_it() -> None:
+    async with asgi_client(starlette_app()) as client:
+        client.cookies.set("_xgate_twclid", "abc")
+        response = await client.get("/checkout")
+        assert response.status_code == 404  # no route, yet the cookie is renewed on every answer
+        assert cookie_of(response.headers["set-cookie"])["value"] == "abc"
+        assert (await client.get("/")).json() == {"state": "abc", "context": "abc"}
 
 
-def test_asgi_fresh_click_id_replaces_the_cookie() -> None:
-    client = TestClient(starlette_app())
-    client.cookies.set("_xgate_twclid", "old")
-    response = client.get("/?twclid=new")
+async def test_asgi_fresh_click_id_replaces_the_cookie() -> None:
+    async with asgi_client(starlette_app()) as client:
+        client.cookies.set("_xgate_twclid", "old")
+        response = await client.get("/?twclid=new")
     assert response.json()["state"] == "new"
     assert cookie_of(response.headers["set-cookie"])["value"] == "new"
 
 
-def test_asgi_without_twclid_sets_nothing_and_exposes_none() -> None:
-    client = TestClient(starlette_app())
-    response = client.get("/")
+async def test_asgi_without_twclid_sets_nothing_and_exposes_none() -> None:
+    async with asgi_client(starlette_app()) as client:
+        response = await client.get("/")
     assert response.json() == {"state": None, "context": None}
     assert "set-cookie" not in response.headers
 
 
-def test_asgi_ignores_a_malformed_twclid() -> None:
-    client = TestClient(starlette_app())
-    response = client.get("/", params={"twclid": "<script>"})
+async def test_asgi_ignores_a_malformed_twclid() -> None:
+    async with asgi_client(starlette_app()) as client:
+        response = await client.get("/", params={"twclid": "<script>"})
     assert response.json()["state"] is None
     assert "set-cookie" not in response.headers
 
 
-def test_asgi_https_cookie_is_secure_and_settings_rename_it() -> None:
+async def test_asgi_https_cookie_is_secure_and_settings_rename_it() -> None:
     settings = ServerSettings(twclid_cookie="clk", twclid_cookie_days=7)
-    client = TestClient(starlette_app(settings), base_url="https://shop.example")
-    cookie = cookie_of(client.get("/?twclid=abc").headers["set-cookie"], "clk")
+    async with asgi_client(starlette_app(settings), "https://shop.example") as client:
+        cookie = cookie_of((await client.get("/?twclid=abc")).headers["set-cookie"], "clk")
     assert cookie["secure"] == "True"
     assert cookie["max-age"] == str(7 * 86400)
 
 
-def test_asgi_forwarded_proto_counts_only_when_trusted() -> None:
-    trusted = TestClient(starlette_app(ServerSettings(trust_forwarded=True)))
-    untrusted = TestClient(starlette_app())
+async def test_asgi_forwarded_proto_counts_only_when_trusted() -> None:
     headers = {"x-forwarded-proto": "https"}
-    assert "secure" in cookie_of(trusted.get("/?twclid=a", headers=headers).headers["set-cookie"])
-    assert "secure" not in cookie_of(untrusted.get("/?twclid=a", headers=headers).headers["set-cookie"])
+    async with asgi_client(starlette_app(ServerSettings(trust_forwarded=True))) as trusted:
+        assert "secure" in cookie_of((await trusted.get("/?twclid=a", headers=headers)).headers["set-cookie"])
+    async with asgi_client(starlette_app()) as untrusted:
+        answer = await untrusted.get("/?twclid=a", headers=headers)
+        assert "secure" not in cookie_of(answer.headers["set-cookie"])
 
 
-def test_asgi_falls_back_to_the_x_pixel_cookie() -> None:
-    client = TestClient(starlette_app())
-    client.cookies.set("_twclid", '{"twclid":"px1","twclid_ts":1700000000}')
-    response = client.get("/")
+async def test_asgi_falls_back_to_the_x_pixel_cookie() -> None:
+    async with asgi_client(starlette_app()) as client:
+        client.cookies.set("_twclid", '{"twclid":"px1","twclid_ts":1700000000}')
+        response = await client.get("/")
     assert response.json()["state"] == "px1"
     assert cookie_of(response.headers["set-cookie"])["value"] == "px1"
 
 
-def test_context_is_empty_outside_a_request() -> None:
-    TestClient(starlette_app()).get("/?twclid=abc")
-    assert current_twclid() is None
+async def test_context_is_empty_outside_a_request() -> None:
+    async with asgi_client(starlette_app()) as client:
+        assert (await client.get("/?twclid=abc")).json()["context"] == "abc"
+    assert current_twclid() is None  # reset in this very task once the request is answered
 
 
 # ---------------------------------------------------------------- WSGI and Flask
@@ -220,7 +228,7 @@ def test_django_reads_and_renews_the_cookie(django_client) -> None:  # type: ign
     assert "_xgate_twclid" not in response.cookies
 
 
-def test_asgi_reads_the_url_encoded_x_pixel_cookie() -> None:
-    client = TestClient(starlette_app())
-    response = client.get("/", headers={"cookie": "_twclid=%7B%22twclid%22%3A%22px2%22%7D"})
+async def test_asgi_reads_the_url_encoded_x_pixel_cookie() -> None:
+    async with asgi_client(starlette_app()) as client:
+        response = await client.get("/", headers={"cookie": "_twclid=%7B%22twclid%22%3A%22px2%22%7D"})
     assert response.json()["state"] == "px2"

@@ -121,9 +121,8 @@ def test_over_http_a_sign_in_post_without_its_form_token_is_refused_and_signs_no
     cfg = gateway_config(tmp_path)
     outbox = open_outbox(cfg.storage.url)
     try:
-        with serve_app(create_app(cfg, outbox)) as url:
+        with serve_app(create_app(cfg, outbox)) as url, httpx.Client(base_url=url) as http:
             # another site's form posts the attacker's (valid) key: no pre-session cookie, no token
-            http = httpx.Client(base_url=url)
             forged = http.post("/console/sign-in", data={"key": ADMIN_KEY})
             assert forged.status_code == 403
             assert "not issued by this console" in forged.text
@@ -147,8 +146,7 @@ def test_over_http_a_wrong_key_is_refused_slower_each_time_and_the_key_never_lan
     cfg = gateway_config(tmp_path)
     outbox = open_outbox(cfg.storage.url)
     try:
-        with serve_app(create_app(cfg, outbox)) as url:
-            http = httpx.Client(base_url=url)
+        with serve_app(create_app(cfg, outbox)) as url, httpx.Client(base_url=url) as http:
             timings = []
             for _ in range(3):
                 started = time.monotonic()

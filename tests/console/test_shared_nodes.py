@@ -107,7 +107,8 @@ def test_an_events_page_on_one_node_names_every_source_that_sent_it_again_on_any
 
 def signed_in(url: str) -> dict[str, str]:
     """The session cookie of an admin signed in at ``url``."""
-    answer = console_sign_in(httpx.Client(base_url=url), ADMIN_KEY)
+    with httpx.Client(base_url=url) as http:
+        answer = console_sign_in(http, ADMIN_KEY)
     assert answer.status_code == 303, answer.text
     return {"xgate_console": answer.cookies["xgate_console"]}
 
