@@ -378,6 +378,67 @@ def test_a_gzip_batch_is_read_and_ignored_calls_are_reported(tmp_path: Path) -> 
         )
 
 
+SHOP = "https://shop.example"
+BROWSER_SEGMENT = {**SEGMENT, "allowed_origins": [SHOP]}
+
+
+def test_the_preflight_lets_analytics_js_retry_with_its_retry_count(tmp_path: Path) -> None:
+    """analytics.js sends a call again with ``X-Retry-Count`` (after a 5xx): a preflight answer without that
+    header would make the browser block every retry (tests/browser/test_analyticsjs.py sees it happen)."""
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        preflight = gw.http.options(
+            "/v1/t",
+            headers={
+                "Origin": SHOP,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,x-retry-count",
+            },
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == SHOP
+        allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert {"authorization", "content-type", "x-retry-count"} <= allowed
+        basic = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+        message = track("Order Completed", ORDER, context={"traits": {"email": "shopper@example.com"}})
+        retry = gw.http.post(
+            "/v1/t",
+            content=json.dumps(message),
+            headers={
+                "Origin": SHOP,
+                "Authorization": basic,
+                "Content-Type": "text/plain",
+                "X-Retry-Count": "1",
+            },
+        )
+        assert retry.status_code == 200 and retry.json()["accepted"] == 1
+
+
+def test_a_refused_key_is_answered_with_cors_headers_to_an_allowed_origin(tmp_path: Path) -> None:
+    """A page must be able to read the 401: analytics.js drops a call refused with a 4xx, but retries one
+    whose answer the browser hides (no CORS headers) as if the network had failed."""
+    message = json.dumps(track("Order Completed", ORDER))
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        refused = gw.http.post("/v1/t", content=message, headers={"Origin": SHOP})
+        assert refused.status_code == 401 and "HTTP Basic user" in refused.json()["message"]
+        assert refused.headers["access-control-allow-origin"] == SHOP
+        other = gw.http.post("/v1/t", content=message, headers={"Origin": "https://elsewhere.example"})
+        assert other.status_code == 401 and "access-control-allow-origin" not in other.headers
+
+
+def test_analytics_js_metrics_at_v1_m_are_answered_and_stored_nowhere(tmp_path: Path) -> None:
+    """analytics.js posts its delivery metrics to ``<apiHost>/m``, keyless: 204 (a 404 left a failed request
+    and a CORS error on the shop's pages), nothing queued; a page on an origin not allowed gets 403."""
+    series = json.dumps({"series": [{"type": "Counter", "metric": "analytics_js.invoke", "value": 1}]})
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        answer = gw.http.post("/v1/m", content=series, headers={"Origin": SHOP, "Content-Type": "text/plain"})
+        assert (answer.status_code, answer.content) == (204, b"")
+        assert answer.headers["access-control-allow-origin"] == SHOP
+        assert gw.http.post("/v1/m", content=series).status_code == 204  # a server-side library: no Origin
+        other = gw.http.post("/v1/m", content=series, headers={"Origin": "https://elsewhere.example"})
+        assert other.status_code == 403 and other.json()["error"] == "origin_not_allowed"
+        assert gw.queued() == []
+
+
 def test_xgate_map_dry_runs_a_segment_message(tmp_path: Path) -> None:
     path = tmp_path / "xgate.toml"
     path.write_text(

@@ -55,11 +55,16 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A path a kind takes requests at, and the methods (``POST``; ``GET`` for gtag's hits)."""
+    """A path a kind takes requests at, and the methods (``POST``; ``GET`` for gtag's hits).
+
+    ``telemetry``: the path where the kind's library reports on itself (analytics.js's delivery metrics),
+    not events: answered ``204`` with no key asked and nothing read or stored, so the library's pages are
+    not left with a failed request on every visit."""
 
     path: str
     methods: tuple[str, ...] = ("POST",)
     summary: str = ""
+    telemetry: bool = False
 
 
 @dataclass(slots=True)

@@ -6,7 +6,8 @@ Endpoints, authentication and message shapes are Segment's ("HTTP API Source", s
 its ``type`` is the path's), ``/v1/batch`` and ``/v1/import`` (``{"batch": [...]}``, messages with
 ``type``), and analytics.js's short paths ``/v1/t``, ``/v1/p``, ``/v1/i``, ``/v1/s``, ``/v1/g``, ``/v1/a``,
 ``/v1/b``. The write key is the HTTP Basic user name (password empty) or the body's ``writeKey``, as
-Segment takes it.
+Segment takes it. analytics.js also posts its own delivery metrics to ``/v1/m`` (``{"series": [...]}``, no
+key): answered ``204``, not read (:attr:`~xgate.collect.kinds.Endpoint.telemetry`).
 
 One message becomes at most one xgate event (:func:`convert`, docs/sources.md's table): ``track`` calls by
 Segment's E-commerce spec v2 (``Order Completed`` → ``purchase`` …), B2B SaaS spec (``Signed Up``, ``Trial
@@ -203,9 +204,12 @@ class SegmentKind:
     """Segment's tracking API (see the module's docstring)."""
 
     name: ClassVar[str] = "segment"
-    endpoints: ClassVar[tuple[Endpoint, ...]] = tuple(
-        Endpoint(f"/v1/{path}", summary=f"Segment {_TYPES.get(path, 'batch')} call")
-        for path in (*_TYPES, *_BATCH)
+    endpoints: ClassVar[tuple[Endpoint, ...]] = (
+        *(
+            Endpoint(f"/v1/{path}", summary=f"Segment {_TYPES.get(path, 'batch')} call")
+            for path in (*_TYPES, *_BATCH)
+        ),
+        Endpoint("/v1/m", summary="analytics.js's delivery metrics: answered, not stored", telemetry=True),
     )
     event_names: ClassVar[Mapping[str, str]] = EVENT_NAMES
 

@@ -29,7 +29,9 @@ from xgate.observe.redact import excerpt
 from xgate.outbox.base import EnqueueOutcome
 from xgate.tag.twclid import twclid_set_cookie
 
-_CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Write-Key"
+#: the request headers a page may send: its key, and the retry count analytics.js adds when it sends a call
+#: again (``X-Retry-Count``; without it in the answer, the browser blocks every retry at the preflight)
+_CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Write-Key, X-Retry-Count"
 #: requests with at most this many events are mapped on the event loop; bigger ones in a thread
 INLINE_EVENTS = 10
 #: seconds a 503 asks the sender to wait while the outbox cannot store (xgate's backend client honours it)

@@ -6,7 +6,12 @@ the Origin, when sent, must be one of the source's ``allowed_origins`` → the k
 (:func:`~xgate.collect.kinds.source_events`) → the same ingest as ``POST /v1/events``
 (:func:`xgate.collect.routes.ingest.ingest_events`), answered with the same report. 401 for a request that
 does not authenticate, 400 for a body the kind cannot read, 413 past the size or batch limits, 503 when the
-outbox cannot store (nothing was: the sender retries).
+outbox cannot store (nothing was: the sender retries). An answer given before the source is known carries
+CORS headers for an origin any source of the kind allows, as the preflight does, so a page can read it.
+
+A kind's telemetry endpoint (analytics.js's ``/v1/m``, :attr:`~xgate.collect.kinds.Endpoint.telemetry`)
+takes no key and reads nothing: ``204``, with CORS headers for a page on an allowed origin of the kind's
+sources (403 for another origin, as everywhere).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class KindEndpoint:
         self.kind = kind
         self.sources = sources
         self.gateway = gateway
+        #: the allowed origins of every source of the kind: who may read a refusal of its key
+        self.origins = frozenset(o for keyed in sources for o in keyed.source.allowed_origins)
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -78,10 +85,11 @@ class KindEndpoint:
 
     async def _handle(self, request: Request) -> Response:
         settings = self.gateway.config.server
+        unauthenticated = self._unauthenticated_cors(request)  # until the source is known
         try:
             body = await read_body(request, settings.max_body_bytes)
         except BodyTooLarge as e:
-            return _problem(413, "body_too_large", str(e))
+            return _problem(413, "body_too_large", str(e), unauthenticated)
         if request.headers.get("content-encoding", "").strip().lower() == "gzip":
             unpacked = _gunzip(body, settings.max_body_bytes)
             if unpacked is None:
@@ -89,6 +97,7 @@ class KindEndpoint:
                     400,
                     "invalid_body",
                     f"body: not gzip data, or more than {settings.max_body_bytes} bytes unpacked",
+                    unauthenticated,
                 )
             body = unpacked
         inbound = Inbound(
@@ -99,7 +108,7 @@ class KindEndpoint:
         )
         source = self.kind.authenticate(inbound, self.sources)
         if isinstance(source, Refusal):
-            return _problem(source.status, source.error, source.message)
+            return _problem(source.status, source.error, source.message, unauthenticated)
         cors: dict[str, str] | None = None
         grant: OriginGrant | None = None
         origin = request.headers.get("origin")
@@ -151,6 +160,31 @@ class KindEndpoint:
             )
         return await ingest_events(self.gateway, request, source, events, cors, cookies=grant != "wildcard")
 
+    def _unauthenticated_cors(self, request: Request) -> dict[str, str] | None:
+        """CORS headers for an answer given before the source is known (a refused key, a body too large)
+        to a page on an origin one of the kind's sources allows, as its preflight is: the page reads the
+        4xx and analytics.js drops the call, where an unreadable answer looks like a network error it
+        retries."""
+        origin = request.headers.get("origin")
+        grant = origin_grant(self.origins, origin) if origin else None
+        return cors_headers(origin, credentials=grant == "listed") if origin and grant else None
+
+
+class TelemetryEndpoint:
+    """The handler of a kind's telemetry endpoint: ``204`` and nothing read (see the module's docstring)."""
+
+    def __init__(self, sources: list[Keyed]) -> None:
+        self.origins = frozenset(o for keyed in sources for o in keyed.source.allowed_origins)
+
+    async def __call__(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if not origin:
+            return Response(status_code=204)
+        grant = origin_grant(self.origins, origin)
+        if grant is None:
+            return _problem(403, "origin_not_allowed", f"origin {excerpt(origin)} is not allowed to send")
+        return Response(status_code=204, headers=cors_headers(origin, credentials=grant == "listed"))
+
 
 def add_source_routes(app: FastAPI, gateway: Services) -> None:
     """Add the endpoints of every kind the configuration's sources name (none for ``xgate`` alone)."""
@@ -164,17 +198,18 @@ def add_source_routes(app: FastAPI, gateway: Services) -> None:
                 extra={"fields": {"kind": name, "sources": [k.source.name for k in keyed]}},
             )
             continue
-        handler: Callable[[Request], Awaitable[Response]] = KindEndpoint(kind, keyed, gateway)
+        events: Callable[[Request], Awaitable[Response]] = KindEndpoint(kind, keyed, gateway)
+        telemetry: Callable[[Request], Awaitable[Response]] = TelemetryEndpoint(keyed)
         for endpoint in kind.endpoints:
             app.add_api_route(
                 endpoint.path,
-                handler,
+                telemetry if endpoint.telemetry else events,
                 methods=list(endpoint.methods),
                 summary=endpoint.summary or f"{name} source",
                 tags=[f"source: {name}"],
                 response_class=Response,
             )
-            if "POST" in endpoint.methods:
+            if "POST" in endpoint.methods and not endpoint.telemetry:  # telemetry: text/plain, no preflight
                 app.add_api_route(
                     endpoint.path, _preflight_for(gateway), methods=["OPTIONS"], include_in_schema=False
                 )
