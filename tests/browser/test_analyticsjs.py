@@ -23,11 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from browserkit import wait_for
+from browserkit import needs_chromium, wait_for
 from npmkit import PackageUnavailable
 from segmentshop import ANALYTICS_NEXT, SegmentShop, cdn_settings, npm_loader, segment_shop_app, snippet
 
-from conftest import needs_chromium
 from xgate.config import Config, parse_config
 from xgate.gateway import build_gateway
 from xgate.testing import RunningSandbox, free_port, serve_app

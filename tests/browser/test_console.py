@@ -14,9 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from browserkit import wait_for
+from browserkit import needs_chromium, wait_for
 
-from conftest import needs_chromium
 from xgate.config import parse_config
 from xgate.gateway import GatewayProcess, build_gateway
 from xgate.testing import RunningSandbox, serve_app

@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from browserkit import needs_chromium
 
-from conftest import needs_chromium
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import parse_config
 from xgate.outbox import open_outbox
 from xgate.testing import free_port, serve_app

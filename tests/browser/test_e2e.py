@@ -10,11 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from browserkit import wait_for
+from browserkit import block_pixel, needs_chromium, tag_loaded, wait_for
 from browsershop import Shop, shop_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import block_pixel, needs_chromium, tag_loaded
 from xgate.config import Config, parse_config
 from xgate.gateway import build_gateway
 from xgate.tag.script import snippet

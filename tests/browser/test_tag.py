@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from browserkit import wait_for
+from browserkit import block_pixel, needs_chromium, tag_loaded, wait_for
 from browsershop import Shop, shop_app
 from fastapi import FastAPI
 
-from conftest import block_pixel, needs_chromium, tag_loaded
 from xgate.config import Config, parse_config
 from xgate.tag.routes import router
 from xgate.tag.script import snippet

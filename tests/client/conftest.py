@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from clientkit import PIXEL, WRITE_KEY, WRITE_KEY_ENV, LiveGateway
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import parse_config
 from xgate.outbox import open_outbox
 from xgate.testing import serve_app

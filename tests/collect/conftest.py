@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from gatewaykit import ADMIN_KEY, ADMIN_KEY_ENV, SERVER_KEY, SERVER_KEY_ENV, Gateway, gateway_config, serve
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.outbox import open_outbox
 
 

@@ -32,7 +32,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.outbox import open_outbox
 
 

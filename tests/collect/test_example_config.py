@@ -12,7 +12,7 @@ import pytest
 from gatewaykit import serve
 
 from xgate.client import GatewayClient
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import load_config
 from xgate.outbox import open_outbox
 

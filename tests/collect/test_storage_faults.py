@@ -19,7 +19,7 @@ from gatewaykit import SERVER_KEY, SERVER_KEY_ENV, Gateway, gateway_config, purc
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import Config
 from xgate.errors import OutboxReplaced, OutboxUnavailable
 from xgate.outbox import SQLiteOutbox, open_outbox

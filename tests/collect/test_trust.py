@@ -24,7 +24,7 @@ from gatewaykit import (
     serve,
 )
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import Config
 from xgate.gateway import build_gateway
 from xgate.outbox import open_outbox

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import Config, parse_config
 from xgate.console.access import ConsoleAccess, SessionUnverifiable, SignInThrottle
 from xgate.outbox import Outbox, open_outbox

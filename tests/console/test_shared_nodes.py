@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import Config, parse_config
 from xgate.gateway import GatewayProcess, build_gateway
 from xgate.outbox import CapacityReading

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from xgate.collect import create_app
+from xgate.collect.app import create_app
 from xgate.config import parse_config
 from xgate.console import routes
 from xgate.outbox import Outbox

@@ -1,5 +1,2 @@
-"""The collector: the gateway's HTTP API (``POST /v1/events``, health, metrics, activity, OpenAPI)."""
-
-from xgate.collect.app import create_app
-
-__all__ = ["create_app"]
+"""The collector: the gateway's HTTP API (``POST /v1/events``, health, metrics, activity, OpenAPI); the app
+is built by :func:`xgate.collect.app.create_app`."""
