@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from xgate.outbox.base import default_node_id
 from xgate.testing import OutboxFactory, RunningSandbox, free_port, wait_http
 
 KEY_ENV, KEY = "XGATE_TEST_RESTART_KEY", "restart-key-2f7a"
@@ -87,3 +88,49 @@ def test_a_gateway_restarted_after_sigkill_resends_its_leased_rows_at_once(
     # the sandbox still answers the dead process's request in the background: let it finish here, not
     # in the next test
     time.sleep(max(0.0, in_flight_since + SLOW_SECONDS + 0.5 - time.monotonic()))
+
+
+def test_serve_leases_as_the_node_of_the_port_it_was_given_not_the_configured_one(
+    tmp_path: Path, sandbox: RunningSandbox, outbox_factory: OutboxFactory
+) -> None:
+    # the systemd template runs `xgate serve --port %i` for every instance from one xgate.toml: the node
+    # id must follow --port, or the instances share one id and a restarted one takes the leases of a
+    # live one (docs/deploy.md, "Nodes")
+    configured, given = free_port(), free_port()
+    config = tmp_path / "xgate.toml"
+    config.write_text(
+        f'[x]\napi_url = "{sandbox.url}"\n'
+        f'[storage]\nurl = "{outbox_factory.url}"\n'
+        f"[server]\nport = {configured}\n"
+        "[dispatch]\nlinger_ms = 0\n"
+        f'[[sources]]\nname = "backend"\nwrite_key_env = "{KEY_ENV}"\n'
+        '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "tw-o8z6j-o87ne" }\n'
+    )
+    log = tmp_path / "gateway.log"
+    box = outbox_factory(node_id="onlooker")
+    sandbox.set_faults(slow_rate=1, slow_ms=3000)  # the row stays leased while we look
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "xgate", "serve", "--config", str(config), "--port", str(given)],
+            env={**os.environ, **sandbox.env, KEY_ENV: KEY},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{given}"
+        wait_http(f"{url}/healthz", proc=proc, log=log)
+        event = {"event_name": "purchase", "id": "ord-port", "user": {"email": "port@example.com"}}
+        answer = httpx.post(f"{url}/v1/events", json=event, headers={"Authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 20
+        while (rows := box.rows(limit=1)) and rows[0].state != "leased":
+            assert time.monotonic() < deadline, f"not leased: {rows}"
+            time.sleep(0.05)
+        assert rows[0].leased_by == default_node_id(outbox_factory.url, f"serve:{given}")
+        assert rows[0].leased_by != default_node_id(outbox_factory.url, f"serve:{configured}")
+        assert rows[0].leased_by in log.read_text()  # the start names the node id
+    finally:
+        sandbox.set_faults()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()

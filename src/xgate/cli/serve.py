@@ -77,6 +77,10 @@ def serve(
         config = config.model_copy(update={"storage": storage})
     host = host or config.server.host
     port = port or config.server.port
+    # what the process really listens on is what the gateway is built from: the node id leases are taken
+    # as (``serve:PORT``) must differ between instances started with --port from one configuration
+    server = config.server.model_copy(update={"host": host, "port": port})
+    config = config.model_copy(update={"server": server})
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
     sockets = [bind_or_exit(host, port, "set [server] port / --port")]
     admin_port = config.server.admin_port
@@ -99,6 +103,7 @@ def serve(
         extra={"fields": config.server.model_dump(include=_LIMITS) | {"admin_port": admin_port}},
     )
     log.info("listening on http://%s:%d", host, port)
+    log.info("node id %s: the outbox leases it takes name it", gateway.outbox.node_id)
     if admin_port is not None:
         log.info("admin listener on http://%s:%d", config.server.admin_host, admin_port)
     try:
