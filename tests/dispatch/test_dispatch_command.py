@@ -1,4 +1,5 @@
-"""``xgate dispatch`` as its own process: it delivers the queue and stops cleanly on SIGTERM."""
+"""``xgate dispatch`` as its own process: it delivers the queue, counts X's answers where every node's
+console reads them, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def settled(box: SQLiteOutbox) -> int:
     return sum(n for (_, state), n in box.stats().counts.items() if state in ("delivered", "dead"))
 
 
-def test_dispatch_delivers_and_exits_cleanly_on_sigterm(tmp_path: Path, sandbox: RunningSandbox) -> None:
+def test_dispatch_delivers_counts_the_answers_and_exits_cleanly_on_sigterm(
+    tmp_path: Path, sandbox: RunningSandbox
+) -> None:
     db = tmp_path / "o.db"
     config = tmp_path / "xgate.toml"
     config.write_text(CONFIG.format(url=sandbox.url, db=db))
@@ -68,3 +71,5 @@ def test_dispatch_delivers_and_exits_cleanly_on_sigterm(tmp_path: Path, sandbox:
     assert process.returncode == 0, stderr.decode()
     assert box.stats().counts == {("x-main", "delivered"): 40}
     assert len(sandbox.conversions()) == 40
+    # what a dispatch-only process delivered shows in the console's answers, as a serve node's does
+    assert box.counts(0.0) == {("delivery", "x-main", "delivered"): 40}

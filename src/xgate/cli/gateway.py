@@ -35,13 +35,19 @@ def _age(seconds: float) -> str:
 def dispatch(config_path: ConfigOption = None) -> None:
     """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C."""
     from xgate.dispatch import Dispatcher
-    from xgate.gateway import client_factory_for
+    from xgate.gateway import client_factory_for, failure_counter
     from xgate.observe.logs import configure_logging
+    from xgate.observe.metered import MeteredOutbox
+    from xgate.observe.metrics import Metrics
 
     config = load_config_or_exit(config_path)
     configure_logging()
-    outbox = outbox_or_exit(config, create=True, role="dispatch")
-    dispatcher = Dispatcher(config, outbox, client_factory_for(config))
+    raw = outbox_or_exit(config, create=True, role="dispatch")
+    # X's answers and the failures by reason go to the outbox's shared counts as a serve node's do: the
+    # console of every node shows what the dispatch-only processes delivered too
+    metrics = Metrics(raw)
+    outbox = MeteredOutbox(raw, metrics)
+    dispatcher = Dispatcher(config, outbox, client_factory_for(config), observer=failure_counter(metrics))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -54,6 +60,7 @@ def dispatch(config_path: ConfigOption = None) -> None:
     try:
         asyncio.run(main())
     finally:
+        metrics.close()
         outbox.close()
 
 
