@@ -353,5 +353,11 @@ def test_messages_show_the_storage_url_without_its_password() -> None:
     assert storage_location("postgresql://xgate:pa55-w0rd-xyz@db:5432/xgate?sslmode=require") == (
         "postgresql://xgate:***@db:5432/xgate?sslmode=require"
     )
+    assert storage_location("postgresql://xgate@db/xgate?sslmode=require&password=pa55-w0rd-xyz") == (
+        "postgresql://xgate@db/xgate?sslmode=require&password=***"
+    )
+    assert storage_location("postgresql://xgate@db/xgate?sslpassword=k3y-pa55&sslmode=require") == (
+        "postgresql://xgate@db/xgate?sslpassword=***&sslmode=require"
+    )
     assert storage_location("postgresql://xgate@db/xgate") == "postgresql://xgate@db/xgate"
     assert storage_location("sqlite:////var/lib/xgate/xgate.db") == "sqlite:////var/lib/xgate/xgate.db"

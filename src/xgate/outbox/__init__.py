@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from xgate.config import Config, StorageSettings
@@ -71,13 +72,19 @@ def open_outbox(
     raise ValueError("storage.url: unsupported URL; use sqlite:///path/to/xgate.db or postgresql://…")
 
 
+#: libpq URL parameters that hold a secret
+_SECRET_PARAMETERS = re.compile(r"(?:^|(?<=&))(password|sslpassword)=[^&]*")
+
+
 def storage_location(url: str) -> str:
-    """``[storage] url`` as messages may show it: a password in a PostgreSQL URL becomes ``***``."""
+    """``[storage] url`` as messages may show it: a password in a PostgreSQL URL becomes ``***``, in the
+    user part or as libpq's ``password`` / ``sslpassword`` parameter."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    parts = parts._replace(query=_SECRET_PARAMETERS.sub(r"\1=***", parts.query))
+    return url if parts == urlsplit(url) else urlunsplit(parts)
 
 
 def node_id_for(config: Config, role: str) -> str:
