@@ -33,6 +33,21 @@ def test_the_proxy_refuses_what_the_gateway_would_and_passes_the_client_address(
     (limit,) = re.findall(r"client_max_body_size (\d+);", proxy)
     assert int(limit) == config.server.max_body_bytes
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in proxy
+    # a slow client is cut off by the proxy no later than by the gateway
+    (header,) = re.findall(r"client_header_timeout (\d+)s;", proxy)
+    (body,) = re.findall(r"client_body_timeout (\d+)s;", proxy)
+    assert int(header) <= config.server.header_timeout_seconds
+    assert int(body) <= config.server.body_timeout_seconds
+
+
+def test_the_proxy_runs_on_debians_nginx_and_does_not_mix_the_nodes_metrics() -> None:
+    proxy = (DEPLOY / "nginx" / "xgate.conf").read_text()
+    # bookworm's nginx 1.22 stops at `http2 on;` (unknown directive): http2 goes on the listen line
+    assert not re.search(r"^\s*http2 on;", proxy, re.M)
+    # each node's counters are its own: a scrape through the load-balanced upstream gets a random node's
+    (metrics,) = re.findall(r"location = /metrics \{([^}]*)\}", proxy)
+    assert "proxy_pass" not in metrics
+    assert not re.search(r"location ~ [^{]*metrics", proxy)
 
 
 def test_the_units_run_the_deploy_configuration_with_hardening() -> None:
