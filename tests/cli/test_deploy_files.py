@@ -50,6 +50,16 @@ def test_the_proxy_runs_on_debians_nginx_and_does_not_mix_the_nodes_metrics() ->
     assert not re.search(r"location ~ [^{]*metrics", proxy)
 
 
+def test_when_no_node_answers_the_proxy_says_retry_after_as_a_node_would() -> None:
+    # docs/deploy.md promises clients a 503 with Retry-After while storing is impossible; nginx's own
+    # answer when every node is down or marked failed is a bare 502
+    proxy = (DEPLOY / "nginx" / "xgate.conf").read_text()
+    assert re.search(r"error_page 502 504 = @unavailable;", proxy)
+    (fallback,) = re.findall(r"location @unavailable \{([^}]*)\}", proxy)
+    assert "add_header Retry-After" in fallback and "always" in fallback
+    assert re.search(r"return 503 ", fallback)
+
+
 def test_the_units_run_the_deploy_configuration_with_hardening() -> None:
     for unit in ("xgate-serve@.service", "xgate-dispatch.service"):
         text = (DEPLOY / "systemd" / unit).read_text()
