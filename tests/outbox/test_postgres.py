@@ -320,6 +320,38 @@ def test_a_gateway_on_a_newer_schema_says_to_upgrade_xgate(outbox_factory: Outbo
 
 
 @on_postgres
+def test_two_db_upgrades_at_once_apply_each_step_once_and_only_the_one_that_did_says_applied(
+    url: str, tmp_path: object
+) -> None:
+    # docs/deploy.md: `xgate db upgrade` is safe to run from any host at once; the one that waited on
+    # the other's lock must not report the steps it found pending as applied by itself
+    migrate_lock = "hashtext(current_schema() || ':xgate-migrate')"
+    steps = tuple(f"{m.version:04d}_{m.name}" for m in migrations.postgresql())
+    results: list[tuple[migrations.SchemaStatus, tuple[str, ...], migrations.SchemaStatus]] = []
+    threads = [threading.Thread(target=lambda: results.append(migrations.upgrade(url))) for _ in range(2)]
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute(f"SELECT pg_advisory_lock({migrate_lock})")  # both read the status, then wait
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        while _sql(url, waiting) != [(2,)]:
+            assert time.monotonic() < deadline, "the two upgrades never waited on the lock"
+            time.sleep(0.05)
+        holder.execute(f"SELECT pg_advisory_unlock({migrate_lock})")
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [before.pending for before, _, _ in results] == [steps, steps]
+    assert sorted(applied for _, applied, _ in results) == [(), steps]
+    assert _sql(url, "SELECT count(*) FROM xgate_schema_version") == [(len(steps),)]
+    again = CliRunner().invoke(app, ["db", "upgrade", "-c", _config(url, tmp_path)])
+    assert again.exit_code == 0 and "already up to date" in again.output and "applied" not in again.output
+
+
+@on_postgres
 def test_purge_deletes_in_batches_until_done_and_keeps_the_counts(
     outbox_factory: OutboxFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

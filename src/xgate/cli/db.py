@@ -51,16 +51,18 @@ def upgrade(config_path: ConfigOption = None) -> None:
     start with a message naming the versions."""
     config = load_config_or_exit(config_path)
     try:
-        before, after = migrations.upgrade(config.storage.url, config.storage)
+        _, applied, after = migrations.upgrade(config.storage.url, config.storage)
     except OutboxUnavailable as e:
         fail(str(e))
     console.print(after.location, markup=False, highlight=False)
-    if not before.pending:
+    if not applied:  # nothing pending, or another process applied it while this one waited
         console.print(f"  schema version {after.version}: already up to date", highlight=False)
         return
-    for step in before.pending:
+    for step in applied:
         console.print(f"  applied: {step}", markup=False, highlight=False)
-    was = "no schema" if before.version is None else f"version {before.version}"
+    # the steps are consecutive: what this run started from, whatever another process did before it
+    start = (after.version or 0) - len(applied)
+    was = "no schema" if start == 0 else f"version {start}"
     console.print(f"  upgraded from {was} to version {after.version}", style="green", highlight=False)
 
 

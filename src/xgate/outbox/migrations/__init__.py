@@ -114,9 +114,14 @@ def status(url: str, settings: StorageSettings | None = None) -> SchemaStatus:
     )
 
 
-def upgrade(url: str, settings: StorageSettings | None = None) -> tuple[SchemaStatus, SchemaStatus]:
-    """Apply every pending step (creating the schema when there is none); returns the status before and
-    after. Raises OutboxUnavailable; OutboxSchemaMismatch when the schema is newer than this xgate."""
+def upgrade(
+    url: str, settings: StorageSettings | None = None
+) -> tuple[SchemaStatus, tuple[str, ...], SchemaStatus]:
+    """Apply every pending step (creating the schema when there is none); returns the status before, the
+    steps this call applied and the status after. Another process upgrading at the same time (PostgreSQL:
+    both wait on one lock) may apply them first: then this call applied none, though ``before`` had
+    them pending. Raises OutboxUnavailable; OutboxSchemaMismatch when the schema is newer than this
+    xgate."""
     from xgate.errors import OutboxSchemaMismatch
 
     before = status(url, settings)
@@ -125,13 +130,15 @@ def upgrade(url: str, settings: StorageSettings | None = None) -> tuple[SchemaSt
             f"the outbox schema is version {before.version}, newer than this xgate knows ({before.latest}):"
             " upgrade xgate"
         )
+    applied: tuple[str, ...] = ()
     if before.pending:
         if _is_postgres(url):
             from xgate.outbox import postgres
 
-            postgres.upgrade(url, settings)
+            applied = tuple(f"{m.version:04d}_{m.name}" for m in postgres.upgrade(url, settings))
         else:
             from xgate.outbox.sqlite import SQLiteOutbox
 
             SQLiteOutbox(url.removeprefix("sqlite:///"), settings, create=True).close()  # upgrades on open
-    return before, status(url, settings)
+            applied = before.pending
+    return before, applied, status(url, settings)
