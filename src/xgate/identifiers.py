@@ -1,6 +1,8 @@
 """Normalize and SHA-256 the identifiers X matches on (shared/x-capi/SPEC.md, "Identifiers").
 
-- e-mail: trim, lower-case, SHA-256, lower-case hex;
+- e-mail: trim, lower-case, SHA-256, lower-case hex; characters that print nothing (a zero-width space,
+  a byte-order mark, a soft hyphen: Unicode's format characters, which a copy from a web page or a
+  spreadsheet carries along) are removed first, and one with a control character is not an address;
 - phone: E.164 (``+`` country code and number, parsed with ``phonenumbers``; numbers written without a
   country code are read in the configured default region), then SHA-256 of the E.164 text **with** the ``+``;
 - a value that already is a SHA-256 digest (64 hex characters) passes through, lower-cased;
@@ -16,13 +18,16 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-# local@domain.tld: no spaces, one @, a dot in the domain, no empty labels
-_EMAIL = re.compile(r"^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$")
+# local@domain.tld: no spaces or control characters, one @, a dot in the domain, no empty labels
+_EMAIL = re.compile(
+    r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@.\x00-\x1f\x7f-\x9f]+(?:\.[^\s@.\x00-\x1f\x7f-\x9f]+)+$"
+)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -42,6 +47,8 @@ def is_sha256(value: str) -> bool:
 
 def normalize_email(raw: str) -> str | None:
     """``Shopper@Example.COM `` → ``shopper@example.com``; None when it is not an e-mail address."""
+    if not raw.isascii():  # hashed with an invisible character, an address would never match at X
+        raw = "".join(c for c in raw if unicodedata.category(c) != "Cf")
     value = raw.strip().lower()
     if value.startswith("mailto:"):
         value = value[7:]

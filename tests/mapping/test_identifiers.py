@@ -42,10 +42,29 @@ def test_emails_are_trimmed_and_lower_cased_before_hashing(raw: str, normalized:
         "a b@example.com",
         "ada@@example.com",
         "ada@example..com",
+        "ada\x00@example.com",  # a control character: not an address, whatever prints it
+        "ada@exam\x07ple.com",
+        "ada@example.com\x85x",
     ],
 )
 def test_unusable_emails_give_none(raw: str) -> None:
     assert hash_email(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ad\u200ba@example.com",  # a zero-width space, pasted from a web page
+        "\ufeffada@example.com",  # a byte-order mark: the first cell of a spreadsheet export
+        "ada\u00ad@example.com",  # a soft hyphen
+        "ada@exam\u200eple.com",  # a left-to-right mark
+        "\u2060 Ada@Example.com \u200d",
+    ],
+)
+def test_characters_that_print_nothing_are_removed_before_hashing(raw: str) -> None:
+    """Hashed with them, the address would be another one to X and never match its user."""
+    assert normalize_email(raw) == "ada@example.com"
+    assert hash_email(raw) == sha("ada@example.com")
 
 
 @pytest.mark.parametrize(
