@@ -965,6 +965,17 @@ def resolve_config_path(path: str | Path | None = None) -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
 
 
+def read_toml_text(path: Path) -> str:
+    """The text of a TOML file: UTF-8, as TOML requires, with a byte-order mark skipped (Windows editors
+    write one). Raises ``OSError``, or ``UnicodeDecodeError`` for another encoding (:func:`not_utf8`)."""
+    return path.read_text(encoding="utf-8-sig")
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """The problem of a TOML file in another encoding than UTF-8, where the first wrong byte is."""
+    return f"not UTF-8 text (byte {error.start}): save it as UTF-8, which TOML requires"
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate the configuration (``path``, else ``$XGATE_CONFIG``, else ``./xgate.toml``).
 
@@ -972,11 +983,13 @@ def load_config(path: str | Path | None = None) -> Config:
     file's folder, whatever the working directory: every command finds the same outbox."""
     p = resolve_config_path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_toml_text(p)
     except FileNotFoundError:
         raise ConfigError(
             str(p), [ConfigProblem("", "file not found (pass --config or set XGATE_CONFIG)")]
         ) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(p), [ConfigProblem("", not_utf8(e))]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

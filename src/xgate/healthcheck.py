@@ -14,8 +14,9 @@ import sys
 import tomllib
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-from xgate.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, ServerSettings
+from xgate.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, ServerSettings, read_toml_text
 
 DEFAULT_PORT: int = ServerSettings.model_fields["port"].default
 TIMEOUT_SECONDS = 4.0
@@ -27,8 +28,8 @@ def readyz_url(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
         return url
     port = DEFAULT_PORT
     try:
-        with open(environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME, "rb") as f:
-            port = int(tomllib.load(f).get("server", {}).get("port", DEFAULT_PORT))
+        text = read_toml_text(Path(environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME))
+        port = int(tomllib.loads(text).get("server", {}).get("port", DEFAULT_PORT))
     except (OSError, ValueError, TypeError, tomllib.TOMLDecodeError):
         pass
     return f"http://127.0.0.1:{port}/readyz"

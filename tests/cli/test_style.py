@@ -203,6 +203,37 @@ def test_a_configuration_that_cannot_be_read_is_named_with_the_reason(tmp_path: 
     assert result.stderr == f"error: cannot read the configuration file {tmp_path}: Is a directory\n"
 
 
+def test_a_configuration_or_mapping_in_another_encoding_than_utf8_fails_in_one_line(tmp_path: Path) -> None:
+    """Notepad's "Unicode" is UTF-16: a traceback would name no file; the line names it and the fix."""
+    config = tmp_path / "xgate.toml"
+    config.write_bytes(CONFIG.encode("utf-16"))
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: invalid configuration in {config}\n"
+        "  not UTF-8 text (byte 0): save it as UTF-8, which TOML requires\n",
+    )
+    config.write_text(CONFIG)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_bytes('format = "csv"\n# caf\xe9\n'.encode("latin-1"))
+    (tmp_path / "rows.csv").write_text("id\n1\n")
+    result = runner.invoke(app, ["import", str(tmp_path / "rows.csv"), "-m", str(mapping), "-c", str(config)])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: invalid column mapping in {mapping}\n"
+        "  not UTF-8 text (byte 20): save it as UTF-8, which TOML requires\n",
+    )
+
+
+def test_a_configuration_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows editors start UTF-8 with one; tomllib alone calls it an invalid statement."""
+    config = tmp_path / "xgate.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + CONFIG.encode())
+    assert load_config(config).destinations[0].pixel_id == "o8z6j"
+    result = runner.invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 0, result.stderr
+
+
 def test_an_input_file_that_cannot_be_read_is_named_in_every_command(tmp_path: Path) -> None:
     config = tmp_path / "xgate.toml"
     config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/o.db"\n' + CONFIG)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xgate.config import ConfigError, ConfigProblem, config_problems, phone_region
+from xgate.config import ConfigError, ConfigProblem, config_problems, not_utf8, phone_region, read_toml_text
 from xgate.errors import CellError as CellError
 from xgate.validation import MAX_AMOUNT
 
@@ -172,9 +172,11 @@ def parse_column_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> 
 def load_column_mapping(path: str | Path) -> ColumnMapping:
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_toml_text(p))
     except FileNotFoundError:
         raise ConfigError(str(p), [ConfigProblem("", "mapping file not found")]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(p), [ConfigProblem("", not_utf8(e))]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(p), [ConfigProblem("", f"not valid TOML: {e}")]) from None
     return parse_column_mapping(data, str(p))
