@@ -331,6 +331,16 @@ class ServerSettings(_Strict):
     #: xgate.outbox.default_node_id); give each of several processes of one role on one host its own
     node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
+    @field_validator("host", "admin_host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not v.strip():  # the socket's "any address": every interface, the admin listener's too
+            raise ValueError(
+                "empty, which would listen on every interface: write 127.0.0.1 for this machine only, "
+                "or 0.0.0.0 (:: for IPv6 too) to mean every interface"
+            )
+        return v
+
     @model_validator(mode="after")
     def _two_ports(self) -> ServerSettings:
         if self.admin_port is not None and self.admin_port == self.port:
