@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from xgate.observe import JsonFormatter, register_secrets
+from xgate.observe import JsonFormatter, register_secrets, scrub
 
 HASHED = "a" * 64
 
@@ -74,6 +74,42 @@ def test_raw_emails_and_phones_are_masked_in_messages_and_fields(
     assert fields["hashed_email"] == HASHED
     assert fields["conversion_id"] == "ord-1"
     assert fields["conversion_time"] == "2026-03-15T14:30:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+33 6 12 34 56 78",
+        "06 12 34 56 78",
+        "06.12.34.56.78",
+        "+34 612 34 56 78",
+        "+31 6 12345678",
+        "+61 4 1234 5678",
+        "+7 912 345-67-89",
+        "+81 3-1234-5678",
+        "+91 98765 43210",
+        "+33\u00a06\u00a012\u00a034\u00a056\u00a078",
+    ],
+)
+def test_phones_written_in_short_groups_are_masked_whole(phone: str) -> None:
+    """As France, Spain, Japan or India write them: examples/crm-export.csv holds one."""
+    assert scrub(f"not a date ('{phone}')") == "not a date ('[redacted]')"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-15T14:30:00.000Z",
+        "2026-12-01 09:32:06 UTC",
+        "22/11/2026 10:30",
+        "05-03-2026",
+        "backoff 0.5 0.25 0.125 0.0625 s",
+        "HTTP 404 at 203.0.113.7, version 0.1.0",
+        "SO-1001 tw-o8z6j-o87ne",
+    ],
+)
+def test_dates_times_and_numbers_that_are_no_phone_are_kept(text: str) -> None:
+    assert scrub(text) == text
 
 
 def test_secrets_are_masked_by_name_and_by_value(logged: tuple[logging.Logger, io.StringIO]) -> None:

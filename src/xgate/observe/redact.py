@@ -23,6 +23,12 @@ _EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(
     r"(?<![\w.:/-])\+?\(?\d{1,4}\)?[\s.-]?\(?\d{2,4}\)?[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?![\w:/-])"
 )
+# a phone number written in short groups after a + or a trunk 0, as most of the world writes them
+# (+33 6 12 34 56 78, 06 12 34 56 78, +34 612 34 56 78, +81 3-1234-5678, +91 98765 43210): masked
+# when its digits are as many as a phone number's, 9 to 15
+_GROUPED_PHONE = re.compile(
+    r"(?<![\w.:/+-])(?:\+\d{0,4}|0\d{1,4})(?:[ \u00a0.-]\d{1,8}){2,7}(?![\w:/-]|\.\d)"
+)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SECRET_KEY = re.compile(
     r"secret|password|passwd|token|authorization|write_key|api_key|admin_key|credential", re.IGNORECASE
@@ -46,7 +52,12 @@ def scrub(text: str) -> str:
             text = text.replace(secret, MASK)
     if "@" in text:
         text = _EMAIL.sub(MASK, text)
-    return _PHONE.sub(MASK, text)
+    return _PHONE.sub(MASK, _GROUPED_PHONE.sub(_mask_phone, text))
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match[0])
+    return MASK if 9 <= digits <= 15 else match[0]
 
 
 #: the longest error text kept (field names and reasons); the rest is cut with an ellipsis
