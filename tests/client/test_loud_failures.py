@@ -120,6 +120,23 @@ def test_rejected_events_are_logged_with_the_gateways_reasons_but_not_their_cont
     assert [e.event_id for e in errors] == ["o-1"]  # on_error is called as well as the log
 
 
+def test_an_e_mail_or_phone_sent_as_the_events_id_or_name_is_not_logged(
+    live_gateway: LiveGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway refuses an e-mail as a conversion id; the warning saying so must not print it."""
+    caplog.set_level(logging.INFO, logger="xgate.client")
+    with GatewayClient(live_gateway.url, WRITE_KEY) as c:
+        c.track(purchase(PII[0], user={"email": PII[0]}))
+        c.track({**purchase("o-2", user={"email": PII[0]}), "event_name": PII[1]})
+        assert c.flush(timeout=10)
+    logged = [r.getMessage() for r in caplog.records if r.name == "xgate.client"]
+    assert any(
+        "the gateway rejected event purchase [redacted]: conversion_id: holds an e-mail" in m for m in logged
+    )
+    assert any("the gateway skipped event [redacted] o-2" in m for m in logged)
+    assert not any(p in m for p in PII for m in logged)
+
+
 def test_a_batch_given_up_after_its_retries_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="xgate.client")
     script = Script(*[httpx.Response(502)] * 10)

@@ -23,6 +23,7 @@ import orjson
 
 from xgate.conversion import FieldError
 from xgate.events import Event
+from xgate.observe.redact import scrub
 
 log = logging.getLogger("xgate.client")
 
@@ -183,7 +184,9 @@ def full_jitter(attempt: int, base: float, cap: float, rng: random.Random) -> fl
 
 
 def _label(result: TrackResult) -> str:
-    return f"{result.event_name} {result.event_id}" if result.event_id else result.event_name
+    """How a log line names an event: its name and id, scrubbed (an e-mail sent as the id is a mistake the
+    gateway refuses, and the warning saying so must not repeat it)."""
+    return scrub(f"{result.event_name} {result.event_id}" if result.event_id else result.event_name)
 
 
 def _events(n: int) -> str:
