@@ -58,6 +58,15 @@ def test_conversions_show_destination_signals_and_state(config: Config, outbox: 
     assert all(set(e.match_signals) == {"twclid", "email"} for e in entries)
 
 
+def test_conversions_name_the_source_they_came_from(config: Config, outbox: Outbox) -> None:
+    """As ``xgate activity --json`` and ``GET /v1/activity`` document ``source``, and the console shows it."""
+    conversions = Mapper(config).map({"event_name": "purchase", "id": "ord-s", "user": {"email": "a@b.co"}})
+    for c in conversions.conversions:
+        c.source = "backend"
+    outbox.enqueue(conversions.conversions)
+    assert {e.source for e in ActivityLog(outbox).recent(10)} == {"backend"}
+
+
 def test_rejections_keep_field_and_reason_newest_first_for_every_reader_of_the_outbox(
     outbox_factory: OutboxFactory,
 ) -> None:

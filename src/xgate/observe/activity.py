@@ -63,6 +63,7 @@ def entry_from_row(row: OutboxRow) -> ActivityEntry:
         attempts=row.attempts,
         debug_id=row.debug_id,
         error=row.last_error,
+        source=row.source or None,
     )
 
 
