@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import tempfile
 from collections.abc import Iterator
@@ -117,6 +118,27 @@ def test_a_streamed_body_over_the_limit_is_413_while_reading(gateway: Gateway) -
         assert sent < 1000
         return
     assert r.status_code == 413
+
+
+def test_a_gzip_body_is_unpacked_as_docs_sources_md_says_of_every_endpoint(gateway: Gateway) -> None:
+    packed = gzip.compress(json.dumps(purchase("ord-gz")).encode())
+    r = gateway.send(packed, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [json.dumps(purchase()).encode(), gzip.compress(b" " * 70_000), gzip.compress(b"{}")[:-6]],
+    ids=["not-gzip", "past-the-limit-unpacked", "cut-short"],
+)
+def test_a_gzip_body_that_does_not_unpack_is_400_saying_so(gateway: Gateway, body: bytes) -> None:
+    """Not a JSON parser's 'str is not valid UTF-8: surrogates not allowed' about the packed bytes."""
+    r = gateway.send(body, headers={"Content-Encoding": "gzip"})
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "invalid_body", "message": "body: not gzip data, or more than 64000 bytes unpacked"},
+    )
 
 
 def test_a_batch_over_the_limit_is_413_and_says_how_to_fix_it(gateway: Gateway) -> None:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xgate.collect.auth import OriginGrant, origin_grant
-from xgate.collect.body import BodyTooLarge, read_body
+from xgate.collect.body import BodyTooLarge, not_gzip, read_body, unpacked
 from xgate.collect.enrich import request_facts
 from xgate.collect.problems import cors_headers, problem
 from xgate.collect.schema import INGEST_OPENAPI
@@ -91,10 +91,13 @@ async def _receive(gateway: Services, request: Request) -> Response:
                 f"origin {excerpt(origin)} is not in the allowed_origins of source {source.name!r}",
             )
         cors = cors_headers(origin, credentials=grant == "listed")
+    limit = gateway.config.server.max_body_bytes
     try:
-        raw = await read_body(request, gateway.config.server.max_body_bytes)
+        raw = unpacked(request, await read_body(request, limit), limit)
     except BodyTooLarge as e:
         return problem(413, "body_too_large", str(e), cors)
+    if raw is None:
+        return problem(400, "invalid_body", not_gzip(limit), cors)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:

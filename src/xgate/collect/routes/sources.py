@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 from xgate.collect.auth import OriginGrant, origin_grant
-from xgate.collect.body import BodyTooLarge, read_body
+from xgate.collect.body import BodyTooLarge, not_gzip, read_body, unpacked
 from xgate.collect.ingest import Settled
 from xgate.collect.kinds import Inbound, Keyed, Kind, Refusal, kind_for, source_events
 from xgate.collect.problems import cors_headers
@@ -37,19 +36,6 @@ from xgate.config import Config, WebhookSource
 from xgate.observe.redact import excerpt, register_secrets
 
 log = logging.getLogger("xgate.collect")
-
-
-def _gunzip(body: bytes, limit: int) -> bytes | None:
-    """A gzip body (RudderStack's SDKs send one) unpacked, at most ``limit`` bytes; None when it is not
-    gzip or unpacks past the limit (the limit holds for what is parsed, not for what crossed the wire)."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        return None
-    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
-        return None
-    return out
 
 
 def keyed_sources(config: Config) -> dict[str, list[Keyed]]:
@@ -90,16 +76,10 @@ class KindEndpoint:
             body = await read_body(request, settings.max_body_bytes)
         except BodyTooLarge as e:
             return _problem(413, "body_too_large", str(e), unauthenticated)
-        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
-            unpacked = _gunzip(body, settings.max_body_bytes)
-            if unpacked is None:
-                return _problem(
-                    400,
-                    "invalid_body",
-                    f"body: not gzip data, or more than {settings.max_body_bytes} bytes unpacked",
-                    unauthenticated,
-                )
-            body = unpacked
+        unpacked_body = unpacked(request, body, settings.max_body_bytes)
+        if unpacked_body is None:
+            return _problem(400, "invalid_body", not_gzip(settings.max_body_bytes), unauthenticated)
+        body = unpacked_body
         inbound = Inbound(
             path=request.url.path,
             body=body,
