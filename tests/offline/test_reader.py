@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xgate.offline.reader import FileError, RowReader, detect_format
+from xgate.offline.reader import FileError, FileFormat, RowReader, detect_format
 
 
 def rows(path: Path, fmt: str = "csv", **kw: str) -> list[tuple[int, object, object]]:
@@ -32,6 +32,25 @@ def test_gzip_is_recognised_by_its_content(tmp_path: Path) -> None:
     assert got[0] == (1, {"event_name": "purchase"}, None)
     assert got[1][1] is None and "not valid JSON" in str(got[1][2])
     assert got[2] == (3, None, "not a JSON object")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_gzip_file_cut_short_ends_in_an_error_naming_the_last_row_read(
+    tmp_path: Path, fmt: FileFormat
+) -> None:
+    """An export copied while still being written; not EOFError, which xgate import printed as 'Aborted.'."""
+    lines = ["id"] if fmt == "csv" else []
+    lines += [f"{i}" if fmt == "csv" else f'{{"id": "{i}"}}' for i in range(1, 20_001)]
+    packed = gzip.compress("\n".join(lines).encode(), compresslevel=1)
+    f = tmp_path / f"rows.{fmt}.gz"
+    f.write_bytes(packed[: len(packed) // 2])
+    read: list[int] = []
+    with (
+        pytest.raises(FileError, match=r"rows\..*\.gz: the gzip data ends early or is damaged after row \d+"),
+        RowReader(f, fmt) as reader,
+    ):
+        read.extend(r.number for r in reader)
+    assert read and read == list(range(1, len(read) + 1))
 
 
 def test_formats_come_from_the_name_and_bad_files_are_refused(tmp_path: Path) -> None:

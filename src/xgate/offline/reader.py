@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ class RowReader:
                 header = next(self._csv)
             except StopIteration:
                 raise FileError(f"{path.name}: empty file (a CSV file starts with its header)") from None
-            except (UnicodeDecodeError, csv.Error) as e:
+            except (UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile, zlib.error) as e:
                 raise FileError(f"{path.name}: cannot read the header: {e}") from None
             self.header = [h.strip() for h in header]
             if len(set(self.header)) != len(self.header):
@@ -89,7 +90,20 @@ class RowReader:
             return 0
 
     def __iter__(self) -> Iterator[Row]:
-        return self._csv_rows() if self.format == "csv" else self._jsonl_rows()
+        return self._whole(self._csv_rows() if self.format == "csv" else self._jsonl_rows())
+
+    def _whole(self, rows: Iterator[Row]) -> Iterator[Row]:
+        """``rows``, ending in :class:`FileError` when gzip data ends early or is damaged (gzip raises
+        EOFError, which the command line would print as a bare "Aborted.")."""
+        number = 0
+        try:
+            for row in rows:
+                number = row.number
+                yield row
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise FileError(
+                f"{self.path.name}: the gzip data ends early or is damaged after row {number} ({e})"
+            ) from None
 
     def _csv_rows(self) -> Iterator[Row]:
         assert self.header is not None
