@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 import pytest
@@ -9,6 +10,7 @@ from gatewaykit import ADMIN_KEY, BROWSER_KEY, PIXEL, SERVER_KEY, Gateway
 
 from xgate import __version__
 from xgate.collect.docs import ASSETS_CACHE
+from xgate.testing import free_port
 
 CONTENT_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
@@ -66,6 +68,20 @@ def test_the_home_page_names_the_gateway_its_version_and_its_pages(gateway: Gate
     assert {"/docs", "/redoc", "/readyz", "/metrics"} <= linked
     for path in linked:
         assert gateway.admin.get(path).status_code == 200, path
+
+
+def test_with_an_admin_listener_the_public_home_page_links_only_what_it_serves(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    """The admin pages answer 404 on the public listener: linked there, every link but /readyz was dead."""
+    gateway = make_gateway(admin_port=free_port())
+    r = gateway.http.get("/")
+    linked = set(_references(r.text))
+    assert linked == {"/readyz"}
+    assert "served on the admin listener" in r.text
+    for path in linked:
+        assert gateway.http.get(path).status_code == 200, path
+    assert set(gateway.http.get("/", headers={"Accept": "application/json"}).json()["links"]) == {"/readyz"}
 
 
 @pytest.mark.parametrize("accept", ["application/json", "text/html;q=0.5, application/json"])

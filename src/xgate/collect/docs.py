@@ -9,8 +9,9 @@ changes every asset URL. Swagger UI's online validator badge (a request to valid
 both pages forbid images from elsewhere (ReDoc's sidebar always asks cdn.redoc.ly for its logo; blocked, the
 logo is left out and nothing else changes).
 
-``GET /`` names the gateway, its version and its public pages: HTML, or JSON when the request's ``Accept``
-prefers ``application/json``. It shows no configuration (no source, destination or pixel), only names.
+``GET /`` names the gateway, its version and its pages (on the public listener of a gateway with an admin
+listener, only those served there): HTML, or JSON when the request's ``Accept`` prefers
+``application/json``. It shows no configuration (no source, destination or pixel), only names.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from xgate import __version__
+from xgate.collect.admin import ADMIN_PATHS
 
 #: where the docs' JavaScript, CSS and icon are served; the version makes each URL name one file's content
 ASSETS_PATH = f"/docs/assets/{version('fastapi-offline')}"
@@ -76,8 +78,25 @@ def _prefers_json(request: Request) -> bool:
     return json_q > html_q
 
 
-def _home_html() -> str:
-    items = "\n".join(f'<li><a href="{p}">{p}</a>: {escape(what)}</li>' for p, what in LINKS.items())
+def _links(request: Request) -> dict[str, str]:
+    """:data:`LINKS` served where ``request`` came in: on the public listener of a gateway with an admin
+    listener, not the admin pages (they answer 404 there, :mod:`xgate.collect.admin`)."""
+    config = getattr(request.app.state, "config", None)
+    admin_port = config.server.admin_port if config is not None else None
+    server = request.scope.get("server")
+    if admin_port is None or (server is not None and server[1] == admin_port):
+        return LINKS
+    return {path: what for path, what in LINKS.items() if path not in ADMIN_PATHS}
+
+
+def _home_html(links: dict[str, str]) -> str:
+    items = "\n".join(f'<li><a href="{p}">{p}</a>: {escape(what)}</li>' for p, what in links.items())
+    elsewhere = (
+        ""
+        if links.keys() >= ADMIN_PATHS
+        else "\n<p>The API documents and <code>/metrics</code> are served on the admin listener "
+        "(<code>[server] admin_port</code>), not on this one.</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -89,7 +108,7 @@ def _home_html() -> str:
 write key), maps and hashes them, and delivers them to X from a durable queue.</p>
 <ul>
 {items}
-</ul>
+</ul>{elsewhere}
 </body></html>
 """
 
@@ -102,10 +121,11 @@ def add_pages(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     async def home(request: Request) -> Response:
+        links = _links(request)
         if _prefers_json(request):
-            body = {"name": "xgate", "version": __version__, "description": DESCRIPTION, "links": LINKS}
+            body = {"name": "xgate", "version": __version__, "description": DESCRIPTION, "links": links}
             return Response(orjson.dumps(body), media_type="application/json", headers={"Vary": "Accept"})
-        return HTMLResponse(_home_html(), headers={"Vary": "Accept"})
+        return HTMLResponse(_home_html(links), headers={"Vary": "Accept"})
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
