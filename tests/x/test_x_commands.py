@@ -108,6 +108,16 @@ def test_send_exits_1_and_shows_x_answer_when_x_refuses(tmp_path: Path, sandbox:
     assert sandbox.conversions() == []
 
 
+def test_send_when_x_cannot_be_reached_says_no_answer_not_http_none(tmp_path: Path) -> None:
+    cfg, event = write_config(tmp_path, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    result = runner.invoke(
+        app, ["send", str(event), "--config", str(cfg)], env={**random_x_credentials(), "COLUMNS": "300"}
+    )
+    assert result.exit_code == 1
+    assert result.stdout.startswith("x pixel o8z6j: retry (no answer) ConnectError: "), result.stdout
+    assert "None" not in result.stdout
+
+
 def test_send_without_credentials_names_the_missing_variables(
     tmp_path: Path, sandbox: RunningSandbox
 ) -> None:

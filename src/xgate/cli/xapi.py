@@ -71,13 +71,15 @@ def send(
     else:
         for a in answers:
             colour = "green" if a["outcome"] == "delivered" else "red"
-            console.print(
-                f"[{colour}]{escape(str(a['destination']))}[/{colour}] "
-                + escape(
-                    f"pixel {a['pixel_id']}: {a['outcome']} (HTTP {a['status']}) "
-                    f"debug_id={a['debug_id']} {a['reason']}"
-                )
-            )
+            words = [
+                f"pixel {a['pixel_id']}: {a['outcome']}",
+                f"(HTTP {a['status']})" if a["status"] else "(no answer)",
+            ]
+            if a["debug_id"]:
+                words.append(f"debug_id={a['debug_id']}")
+            if a["reason"]:
+                words.append(str(a["reason"]))
+            console.print(f"[{colour}]{escape(str(a['destination']))}[/{colour}] " + escape(" ".join(words)))
     if failed:
         raise typer.Exit(1)
 
