@@ -132,6 +132,15 @@ def test_snippet_carries_key_pixel_events_and_versioned_url() -> None:
         ("nope", "https://x.example", "source 'nope': no such source (configured: web, backend)"),
         ("backend", "https://x.example", "sources.backend.allowed_origins: empty"),
         ("web", "x.example", "collector URL 'x.example': must start with https://"),
+        # the tag posts to the origin tag.js came from: a path would load the tag and lose the events
+        (
+            "web",
+            "https://shop.example/xgate",
+            "collector URL 'https://shop.example/xgate': the gateway's origin only",
+        ),
+        ("web", "https://x.example/?utm=1", "the gateway's origin only"),
+        ("web", 'https://x.example/"><script>', "the gateway's origin only"),
+        ("web", "https://x.example#top", "the gateway's origin only"),
     ],
 )
 def test_snippet_explains_what_is_wrong(source: str, url: str, message: str) -> None:

@@ -15,7 +15,9 @@ tag_app = typer.Typer(name="tag", help="The first-party browser tag.", no_args_i
 
 @tag_app.command("snippet")
 def snippet_command(
-    collector: Annotated[str, typer.Option(help="the gateway's public URL, e.g. https://xgate.shop.example")],
+    collector: Annotated[
+        str, typer.Option(help="the gateway's public origin (no path), e.g. https://xgate.shop.example")
+    ],
     source: Annotated[
         str, typer.Option("--source", "-s", help="the browser source (its write key is public)")
     ],

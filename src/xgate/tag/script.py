@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -22,6 +23,8 @@ TAG_JS: bytes = files("xgate.tag").joinpath("static/tag.js").read_bytes()
 TAG_VERSION: str = hashlib.sha256(TAG_JS).hexdigest()[:12]
 TAG_ETAG: str = f'"{TAG_VERSION}"'
 
+#: what a host and port never hold, and would end the snippet's src="..." attribute or open a tag
+_NOT_IN_AN_ORIGIN = re.compile(r"[\s\"'<>\\]")
 _STUB = (
     "!function(w,n){var x=w.xgate=w.xgate||{q:[]};n.forEach(function(m){x[m]=x[m]||function(){"
     'x.q.push([m,arguments])}})}(window,["init","track","consent"]);'
@@ -178,6 +181,18 @@ def snippet(config: Config, source_name: str, collector_url: str, *, consent_req
         )
     if not collector_url.startswith(("https://", "http://")):
         raise SnippetError(f"collector URL {collector_url!r}: must start with https:// (or http://)")
+    parts = urlsplit(collector_url)
+    if (
+        parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+        or not parts.netloc
+        or _NOT_IN_AN_ORIGIN.search(parts.netloc)
+    ):
+        raise SnippetError(
+            f"collector URL {collector_url!r}: the gateway's origin only, such as https://xgate.shop.example "
+            "(the tag sends events to the origin it is loaded from, so a path or a query would be lost)"
+        )
     options: dict[str, object] = {
         "writeKey": source.write_key,
         "pixelEvents": pixel_events(config, source).events,
@@ -185,7 +200,7 @@ def snippet(config: Config, source_name: str, collector_url: str, *, consent_req
     if consent_required:
         options["consent"] = "required"
     init = json.dumps(options, separators=(",", ":")).replace("</", "<\\/")
-    base = collector_url.rstrip("/")
+    base = f"{parts.scheme}://{parts.netloc}"
     return (
         f"<script>{_STUB}xgate.init({init});</script>\n"
         f'<script async src="{base}/tag.js?v={TAG_VERSION}"></script>'
