@@ -61,6 +61,25 @@ def test_money_cells_read_two_ways_are_refused_per_row_and_the_rest_queued(tmp_p
     assert "decimal separator" in report[0]["reason"] and "phone number" in report[2]["reason"]
 
 
+def test_a_row_refused_alike_by_every_destination_gets_each_reason_once(tmp_path: Path) -> None:
+    """With two destinations, an unusable e-mail was two identical lines that named no destination."""
+    events = {"purchase": f"tw-{PIXEL}-o87ne"}
+    two = parse_config(
+        {
+            "destinations": [
+                {"name": "x-main", "pixel_id": PIXEL, "events": events},
+                {"name": "x-copy", "pixel_id": PIXEL, "events": events},
+            ]
+        }
+    )
+    (tmp_path / "crm.csv").write_text(f"order,email,amount,sold_at\nord-1,not an address,12,{SOLD}\n")
+    summary = Importer(two, MAPPING, None).run(tmp_path / "crm.csv", state_dir=tmp_path / "state")
+    assert [(r["row"], r["field"]) for r in report_rows(summary.report)] == [
+        ("1", "identifiers"),
+        ("1", "user.email"),
+    ]
+
+
 def test_a_value_of_1e20_refuses_its_row_and_the_import_goes_on(tmp_path: Path) -> None:
     stamp = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
     events = [

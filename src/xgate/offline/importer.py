@@ -92,8 +92,9 @@ class Report:
             self._csv.writerow(self.HEADER)
 
     def add(self, row: int, outcome: str, errors: list[FieldError]) -> None:
-        for e in errors:
-            self._csv.writerow((row, outcome, e.field, e.reason))
+        # once per reason: every destination refuses a row without an identifier alike
+        for where, reason in dict.fromkeys((e.field, e.reason) for e in errors):
+            self._csv.writerow((row, outcome, where, reason))
 
     def flush(self) -> int:
         self._file.flush()
