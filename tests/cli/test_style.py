@@ -95,6 +95,13 @@ def test_every_help_text_prints_as_written_each_paragraph_on_one_line() -> None:
             assert f"{path[0]} {summary}" in listing, (path, listing)
 
 
+def test_no_help_text_shows_docstring_markup() -> None:
+    """``--json`` is for Sphinx: typer prints the backquotes as they are."""
+    for path, _ in command_paths():
+        shown = runner.invoke(app, [*path, "--help"], env=WIDE).output
+        assert "``" not in shown, (path, shown)
+
+
 def test_no_option_help_repeats_the_default_or_variable_that_help_shows_after_it() -> None:
     # `track --help` read "the gateway's URL ($XGATE_GATEWAY_URL, default http://127.0.0.1:8080)
     # [env var: XGATE_GATEWAY_URL] [default: http://127.0.0.1:8080]"

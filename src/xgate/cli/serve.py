@@ -191,10 +191,9 @@ def activity(
 ) -> None:
     """Show recent conversions from the outbox: destination, match signals, delivery state, X's answer.
 
-    ``--json`` prints a list of entries as ``GET /v1/activity`` does: ``at`` (Unix seconds), ``event_name``,
-    ``destination``, ``conversion_id``, ``match_signals`` (the present ones), ``state``, ``attempts``,
-    ``debug_id``, ``error``, ``source``; rejected events (field and reason) as every node keeps them in
-    the outbox (the newest 200 of each source).
+    --json prints a list of entries as GET /v1/activity does: at (Unix seconds), event_name, destination,
+    conversion_id, match_signals (the present ones), state, attempts, debug_id, error, source; rejected
+    events (field and reason) as every node keeps them in the outbox (the newest 200 of each source).
     """
     from xgate.cli.options import outbox_or_exit
     from xgate.observe.activity import ActivityLog
