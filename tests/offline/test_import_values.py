@@ -8,9 +8,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from xgate.config import parse_config
+from xgate.offline.checkpoint import held
 from xgate.offline.columns import parse_column_mapping
 from xgate.offline.importer import Importer
+from xgate.offline.reader import FileError
 from xgate.outbox import SQLiteOutbox
 
 PIXEL = "o8z6j"
@@ -78,6 +82,28 @@ def test_a_row_refused_alike_by_every_destination_gets_each_reason_once(tmp_path
         ("1", "identifiers"),
         ("1", "user.email"),
     ]
+
+
+def test_a_second_import_of_a_file_while_the_first_runs_is_refused_naming_it(tmp_path: Path) -> None:
+    """Two at once wrote one checkpoint and one report: one ended in 'checkpoint.json.tmp: No such file'."""
+    write_csv(tmp_path / "crm.csv", ["12,50"])
+    state = tmp_path / "state"
+    first = Importer(CONFIG, MAPPING, None).run(tmp_path / "crm.csv", state_dir=state)
+    assert first.report
+    lock = Path(first.report.removesuffix(".report.csv") + ".lock")
+    outbox = SQLiteOutbox(tmp_path / "o.db")
+    try:
+        with (
+            held(lock, "crm.csv"),
+            pytest.raises(FileError, match=r"crm\.csv: another import of this file is running \(pid \d+\)"),
+        ):
+            Importer(CONFIG, MAPPING, outbox).run(tmp_path / "crm.csv", state_dir=state)
+        assert outbox.rows() == []
+        assert (
+            Importer(CONFIG, MAPPING, outbox).run(tmp_path / "crm.csv", state_dir=state).counts["queued"] == 1
+        )
+    finally:
+        outbox.close()
 
 
 def test_a_value_of_1e20_refuses_its_row_and_the_import_goes_on(tmp_path: Path) -> None:

@@ -5,17 +5,25 @@ mapping): the same file imported with the same mapping resumes; anything else st
 written atomically (temporary file, then rename), so a kill at any moment leaves the previous one whole.
 Rows enqueued after the last checkpoint and before a crash are enqueued again on resume and come back
 as duplicates from the outbox: nothing is sent twice.
+
+One import of a file runs at a time (:func:`held`): a second one, started while the first runs, would
+write the same checkpoint and report.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from xgate.errors import ImportFileError
 
 _EDGE = 1 << 20
 
@@ -60,3 +68,25 @@ class Checkpoint:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+@contextmanager
+def held(lock_path: Path, file_name: str) -> Iterator[None]:
+    """Hold ``lock_path`` (an ``flock`` the system drops when the holder dies, so a killed import never
+    blocks the next) while the import of ``file_name`` runs; :class:`ImportFileError` naming the running
+    import's process when another one holds it."""
+    with lock_path.open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise ImportFileError(
+                f"{file_name}: another import of this file is running (pid {holder}): wait for it to end, "
+                "or stop it and run this one again (it resumes where that one stopped)"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield

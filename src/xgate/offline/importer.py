@@ -25,7 +25,7 @@ from xgate.conversion import FieldError, MappedConversion
 from xgate.events import InvalidEvent, get_path
 from xgate.identifiers import hash_email, hash_phone
 from xgate.mapping import Mapper
-from xgate.offline.checkpoint import Checkpoint, fingerprint
+from xgate.offline.checkpoint import Checkpoint, fingerprint, held
 from xgate.offline.columns import ColumnMapping
 from xgate.offline.reader import FileError, Row, RowReader, detect_format
 from xgate.offline.rows import RowMapper
@@ -181,48 +181,51 @@ class Importer:
             stem = f"{path.name}-{fp}"
             checkpoint_path = state_dir / f"{stem}.checkpoint.json"
             report_path = report_path or state_dir / f"{stem}.report.csv"
-            checkpoint = None if (restart or dry_run) else Checkpoint.load(checkpoint_path)
-            if checkpoint is not None and (checkpoint.finished or checkpoint.fingerprint != fp):
-                checkpoint = None  # a finished import runs again (all duplicates); another file starts afresh
-            if checkpoint is None:
-                checkpoint = Checkpoint(file=str(path), fingerprint=fp)
-                resume_at: int | None = None
-            else:
-                resume_at = checkpoint.report_bytes
-            summary = ImportSummary(
-                file=str(path),
-                rows=checkpoint.rows_done,
-                counts=Counter(checkpoint.counts),
-                coverage=Counter(checkpoint.coverage),
-                resumed_from=checkpoint.rows_done,
-                dry_run=dry_run,
-                report=str(report_path),
-                samples=rows_mapper.samples,
-            )
-            report = Report(report_path, resume_at)
-            started = time.perf_counter()
-            try:
-                rows = iter(reader)
-                skipped = self._skip(rows, checkpoint.rows_done)
-                if skipped < checkpoint.rows_done:
-                    raise FileError(f"{path.name}: has fewer rows than its checkpoint says were done")
-                for chunk in _chunks(rows, self.chunk_rows):
-                    self._import_chunk(chunk, rows_mapper, summary, report, f"import:{path.name}")
-                    checkpoint.rows_done = summary.rows
-                    checkpoint.report_bytes = report.flush()
-                    checkpoint.counts = dict(summary.counts)
-                    checkpoint.coverage = dict(summary.coverage)
+            with held(state_dir / f"{stem}.lock", path.name):
+                checkpoint = None if (restart or dry_run) else Checkpoint.load(checkpoint_path)
+                if checkpoint is not None and (checkpoint.finished or checkpoint.fingerprint != fp):
+                    checkpoint = (
+                        None  # a finished import runs again (all duplicates); another file starts afresh
+                    )
+                if checkpoint is None:
+                    checkpoint = Checkpoint(file=str(path), fingerprint=fp)
+                    resume_at: int | None = None
+                else:
+                    resume_at = checkpoint.report_bytes
+                summary = ImportSummary(
+                    file=str(path),
+                    rows=checkpoint.rows_done,
+                    counts=Counter(checkpoint.counts),
+                    coverage=Counter(checkpoint.coverage),
+                    resumed_from=checkpoint.rows_done,
+                    dry_run=dry_run,
+                    report=str(report_path),
+                    samples=rows_mapper.samples,
+                )
+                report = Report(report_path, resume_at)
+                started = time.perf_counter()
+                try:
+                    rows = iter(reader)
+                    skipped = self._skip(rows, checkpoint.rows_done)
+                    if skipped < checkpoint.rows_done:
+                        raise FileError(f"{path.name}: has fewer rows than its checkpoint says were done")
+                    for chunk in _chunks(rows, self.chunk_rows):
+                        self._import_chunk(chunk, rows_mapper, summary, report, f"import:{path.name}")
+                        checkpoint.rows_done = summary.rows
+                        checkpoint.report_bytes = report.flush()
+                        checkpoint.counts = dict(summary.counts)
+                        checkpoint.coverage = dict(summary.coverage)
+                        if not dry_run:
+                            checkpoint.save(checkpoint_path)
+                        if progress:
+                            progress(summary.rows, reader.position)
+                    checkpoint.finished = True
                     if not dry_run:
                         checkpoint.save(checkpoint_path)
-                    if progress:
-                        progress(summary.rows, reader.position)
-                checkpoint.finished = True
-                if not dry_run:
-                    checkpoint.save(checkpoint_path)
-            finally:
-                report.flush()
-                report.close()
-                summary.seconds = time.perf_counter() - started
+                finally:
+                    report.flush()
+                    report.close()
+                    summary.seconds = time.perf_counter() - started
         return summary
 
     @staticmethod
