@@ -8,6 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from xgate.cli.browser import register
+from xgate.cli.output import EXIT_CONFIG
 from xgate.tag.script import TAG_VERSION
 
 CONFIG = """
@@ -58,7 +59,7 @@ def test_snippet_command_reports_a_broken_config(tmp_path: Path) -> None:
     path.write_text('[[sources]]\nname = "web"\n')
     args = ["tag", "snippet", "-c", str(path), "-s", "web", "--collector", "https://x.example"]
     result = CliRunner().invoke(cli(), args)
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG
     assert "set write_key or write_key_env" in result.output
 
 

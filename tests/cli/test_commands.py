@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xgate.cli import app
+from xgate.cli.output import EXIT_CONFIG
 from xgate.config import ConfigError, load_config, parse_config
 from xgate.mapping import Mapper
 from xgate.outbox import open_outbox
@@ -87,7 +88,7 @@ def test_config_check_explains_every_mistake(tmp_path: Path) -> None:
         '[[destinations]]\nname = "x"\npixel_id = "O8Z6J"\nevents = { purchase = "tw-zz-1" }\n'
     )
     result = runner.invoke(app, ["config", "check", "--config", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG
     for needle in ("x.api_url", "server.prot", "unknown setting", "destinations[0](x).pixel_id", "base-36"):
         assert needle in result.output
 
@@ -198,7 +199,7 @@ def test_read_only_commands_run_elsewhere_find_the_outbox_beside_the_config_or_r
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     missing = runner.invoke(app, [*command, "--config", str(cfg)], env={"COLUMNS": "300"})
-    assert missing.exit_code == 1
+    assert missing.exit_code == EXIT_CONFIG
     assert f"error: no outbox at {site / 'var' / 'xgate.db'} (sqlite)" in missing.output
     assert not (elsewhere / "var").exists() and not (site / "var").exists()  # nothing created anywhere
     created = open_outbox(load_config(cfg).storage.url)  # as `xgate serve` run from the site's folder does

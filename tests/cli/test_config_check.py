@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xgate.cli import app
+from xgate.cli.output import EXIT_CONFIG
 
 runner = CliRunner()
 
@@ -28,7 +29,7 @@ def test_every_bad_event_id_of_a_destination_is_named_with_its_path(tmp_path: Pa
         SOURCE + '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\ndefault_event = "tw-abc-o87nz"\n'
         'events = { purchase = "tw-zz-o87ne", lead = "tw-o8z6j-BAD", sign_up = "tw-qq-o87ni" }\n',
     )
-    assert code == 1
+    assert code == EXIT_CONFIG
     for needle in (
         "destinations[0](x-main).events.purchase: 'tw-zz-o87ne' belongs to pixel 'zz'",
         "destinations[0](x-main).events.lead: 'tw-o8z6j-BAD' is not an X event id",
@@ -46,7 +47,7 @@ def test_mistakes_of_several_kinds_are_reported_together(tmp_path: Path) -> None
         '[[sources]]\nname = "web"\nwrite_key_env = "K"\n'
         '[[destinations]]\nname = "x-main"\npixel_id = "O8Z6J"\nevents = { purchase = "tw-zz-1" }\n',
     )
-    assert code == 1
+    assert code == EXIT_CONFIG
     for needle in (
         "storage.url: unknown scheme 'mysql'",
         "sources[0](web).allowed_origins[0]: 'shop.example' has no scheme",
@@ -58,7 +59,7 @@ def test_mistakes_of_several_kinds_are_reported_together(tmp_path: Path) -> None
 
 def test_a_configuration_without_destinations_is_refused(tmp_path: Path) -> None:
     code, out = check(tmp_path, SOURCE)
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert "destinations: none configured, so nothing would ever be sent to X" in out
 
 
@@ -70,7 +71,7 @@ def test_a_configuration_without_sources_is_valid_with_a_warning(tmp_path: Path)
 
 def test_an_empty_file_is_refused(tmp_path: Path) -> None:
     code, out = check(tmp_path, "")
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert "destinations: none configured" in out
 
 
@@ -99,7 +100,7 @@ def test_an_origin_no_browser_sends_is_refused(tmp_path: Path, origin: str, reas
         '[[sources]]\nname = "web"\nwrite_key = "k"\n'
         f'allowed_origins = ["https://ok.example:8443", "{origin}"]\n' + DESTINATION,
     )
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert "sources[0](web).allowed_origins[1]: " in out and reason in out
     assert "allowed_origins[0]" not in out
 
@@ -107,7 +108,7 @@ def test_an_origin_no_browser_sends_is_refused(tmp_path: Path, origin: str, reas
 def test_a_missing_secrets_file_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-secrets"
     code, out = check(tmp_path, f'[x]\nsecrets_file = "{missing}"\n' + SOURCE + DESTINATION)
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert f"x.secrets_file: {missing}: no such file" in out
 
 
@@ -141,7 +142,7 @@ def test_an_empty_listening_address_is_refused_not_read_as_every_interface(tmp_p
 )
 def test_a_storage_url_nothing_can_open_is_refused(tmp_path: Path, url: str, reason: str) -> None:
     code, out = check(tmp_path, f'[storage]\nurl = "{url}"\n' + SOURCE + DESTINATION)
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert f"storage.url: {reason}" in out
     assert "s3cret" not in out  # a database password never reaches the output
 
@@ -161,7 +162,7 @@ def test_blank_event_names_are_refused_wherever_they_appear(tmp_path: Path) -> N
         'events = { "" = "o87ne", "   " = "o87nf", " lead" = "o87ng", purchase = "o87nh" }\n'
         '[destinations.filter]\nexclude_events = ["test_event", "  "]\n',
     )
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert 'destinations[0](x-main).events."": an event name cannot be blank' in out
     assert 'destinations[0](x-main).events."   ": an event name cannot be blank' in out
     assert "destinations[0](x-main).events.\" lead\": 'lead' has spaces around it" in out

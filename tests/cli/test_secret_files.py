@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from xgate.cli import app
+from xgate.cli.output import EXIT_CONFIG
 from xgate.secret_files import SecretFileError, read_secret_files
 from xgate.x.auth import credential_names
 
@@ -75,5 +76,5 @@ def test_the_cli_fails_in_one_line_on_an_unreadable_secret(
     (tmp_path / "XGATE_X_ACCESS_TOKEN").write_bytes(b"\xff")
     monkeypatch.setenv("XGATE_SECRETS_DIR", str(tmp_path))
     result = _config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG
     assert "error: secret file" in result.output and "XGATE_X_ACCESS_TOKEN" in result.output

@@ -2,7 +2,8 @@
 
 - flags read as flags in ``--help`` (no ``--json <bool>``), every parameter in the ``Annotated`` style;
 - a missing, unreadable or invalid configuration, an unreadable input file and a port in use each end in
-  the same one-line ``error: …`` on stderr and exit status 1, whatever the command;
+  the same one-line ``error: …`` on stderr, whatever the command, with exit status 78 for the
+  configuration (only an operator can fix it) and 1 for the others;
 - a command line that cannot be parsed ends in one ``error: …`` line naming the option or argument, a
   ``Try 'xgate CMD --help'.`` hint and exit status 2, not in typer's boxed panel;
 - text from outside (file names, X's answers, event ids) prints verbatim: rich markup never eats ``[x]``.
@@ -26,7 +27,7 @@ from typer.testing import CliRunner
 
 from xgate import __version__
 from xgate.cli import app
-from xgate.cli.output import fail, note, warn
+from xgate.cli.output import EXIT_CONFIG, fail, note, warn
 from xgate.config import load_config
 from xgate.mapping import Mapper
 from xgate.outbox import open_outbox
@@ -184,7 +185,7 @@ def test_every_command_taking_a_configuration_is_covered_here() -> None:
 def test_a_missing_configuration_fails_alike_in_every_command(path: tuple[str, ...], tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     result = runner.invoke(app, [*path, *EXTRA_ARGS[path], "--config", str(missing)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG  # 78: only the operator can fix it (README, "Exit statuses")
     assert result.stderr == (
         f"error: configuration file {missing} not found: pass --config PATH or set XGATE_CONFIG\n"
     )
@@ -198,7 +199,7 @@ def test_an_invalid_configuration_fails_alike_in_every_command(path: tuple[str, 
         '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
     )
     result = runner.invoke(app, [*path, *EXTRA_ARGS[path], "--config", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG
     first, *problems = result.stderr.splitlines()
     assert first == f"error: invalid configuration in {bad}"
     assert [p.split(":")[0] for p in problems] == ["  x.api_url", "  server.port"]
@@ -206,7 +207,7 @@ def test_an_invalid_configuration_fails_alike_in_every_command(path: tuple[str, 
 
 def test_a_configuration_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--config", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG
     assert result.stderr == f"error: cannot read the configuration file {tmp_path}: Is a directory\n"
 
 

@@ -19,6 +19,7 @@ from gatewaykit import SERVER_KEY, SERVER_KEY_ENV, Gateway, gateway_config, purc
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
+from xgate.cli.output import EXIT_CONFIG
 from xgate.collect.app import create_app
 from xgate.config import Config
 from xgate.errors import OutboxReplaced, OutboxUnavailable
@@ -193,6 +194,6 @@ def test_serve_refuses_a_replaced_outbox_loudly_naming_the_flag(tmp_path: Path) 
     SQLiteOutbox(tmp_path / "o.db").close()
     (tmp_path / "o.db").write_bytes(b"")
     result = CliRunner().invoke(cli, ["serve", "--config", str(config_file), "--no-dispatch"])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG  # an operator decides: systemd does not restart it
     assert "not the outbox this node used" in result.output
     assert "--accept-new-outbox" in result.output

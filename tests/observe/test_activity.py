@@ -13,6 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
+from xgate.cli.output import EXIT_CONFIG
 from xgate.cli.serve import activity_table
 from xgate.config import Config, parse_config
 from xgate.conversion import FieldError
@@ -231,5 +232,5 @@ def test_the_activity_command_explains_a_bad_config(tmp_path: Path) -> None:
     toml = tmp_path / "xgate.toml"
     toml.write_text('[server]\nport = "eighty"\n')
     result = CliRunner().invoke(cli, ["activity", "--config", str(toml)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFIG
     assert "server.port" in result.output

@@ -18,12 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 from xgate.cli import app
+from xgate.cli.output import EXIT_CONFIG
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
 from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox import migrations, open_outbox, postgres
 from xgate.outbox.postgres import PostgresOutbox
-from xgate.testing import OutboxFactory
+from xgate.testing import OutboxFactory, free_port
 
 #: the shared fixture's PostgreSQL engine only
 on_postgres = pytest.mark.parametrize("outbox_factory", ["postgresql"], indirect=True)
@@ -295,9 +296,10 @@ def test_a_gateway_on_an_older_schema_stops_and_says_to_run_db_upgrade(
     )
     assert _sql(url, "SELECT to_regclass('xgate_test_step')") == [(None,)]  # nothing upgraded silently
     config = _config(url, tmp_path)
-    for command in (["serve"], ["status"]):
+    # on a port of its own: serve binds its port before it opens the outbox, and 8080 may be taken
+    for command in (["serve", "--port", str(free_port())], ["dispatch"], ["status"]):
         stopped_cli = CliRunner().invoke(app, [*command, "-c", config])
-        assert stopped_cli.exit_code == 1, stopped_cli.output
+        assert stopped_cli.exit_code == EXIT_CONFIG, stopped_cli.output  # not restarted by systemd
         assert f"error: the outbox schema is version {old}, this xgate needs {new}" in " ".join(
             stopped_cli.output.split()
         )

@@ -43,14 +43,14 @@ def _root(
     ] = False,
 ) -> None:
     """Self-hosted gateway for X's Conversions API: collect, map, hash, queue and deliver conversions."""
-    from xgate.cli.output import fail
+    from xgate.cli.output import exit_status, fail
     from xgate.secret_files import SecretFileError, read_secrets_dir_from_env
 
     # secrets mounted as files (/run/secrets/NAME in the container image) become variables first
     try:
         read_secrets_dir_from_env()
     except SecretFileError as e:
-        fail(str(e))
+        fail(str(e), code=exit_status(e))
 
 
 def _reflow(typer_app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xgate.cli.options import ConfigOption, load_config_or_exit
-from xgate.cli.output import console, fail, note
+from xgate.cli.output import console, exit_status, fail, note
 from xgate.errors import OutboxUnavailable
 from xgate.outbox import migrations
 
@@ -19,12 +19,13 @@ db_app = typer.Typer(
 def status(config_path: ConfigOption = None) -> None:
     """Show the outbox's schema version, the version this xgate needs and the pending migrations.
 
-    Exits 0 when the schema is current, 1 otherwise (so a deploy script can check it)."""
+    Exits 0 when the schema is current, 1 otherwise (so a deploy script can check it); 75 when the database
+    cannot be reached."""
     config = load_config_or_exit(config_path)
     try:
         found = migrations.status(config.storage.url, config.storage)
     except OutboxUnavailable as e:
-        fail(str(e))
+        fail(str(e), code=exit_status(e))
     console.print(found.location, markup=False, highlight=False)
     if found.state == "missing":
         console.print(f"  no outbox schema yet; this xgate needs version {found.latest}", highlight=False)
@@ -48,12 +49,13 @@ def upgrade(config_path: ConfigOption = None) -> None:
 
     Safe to run again, and from several machines at once (the steps run under a lock). Upgrade the
     schema first, then restart every node on the new xgate: nodes of the old version stop at their next
-    start with a message naming the versions."""
+    start with a message naming the versions (exit status 78). Exits 75 when the database cannot be reached,
+    78 when its schema is newer than this xgate knows."""
     config = load_config_or_exit(config_path)
     try:
         _, applied, after = migrations.upgrade(config.storage.url, config.storage)
     except OutboxUnavailable as e:
-        fail(str(e))
+        fail(str(e), code=exit_status(e))
     console.print(after.location, markup=False, highlight=False)
     if not applied:  # nothing pending, or another process applied it while this one waited
         console.print(f"  schema version {after.version}: already up to date", highlight=False)

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
-from xgate.cli.output import console, fail, note, warn
+from xgate.cli.output import console, exit_status, fail, note, warn
 from xgate.errors import OutboxUnavailable
 from xgate.observe.destinations import destination_states
 from xgate.outbox import storage_location
@@ -33,7 +33,11 @@ def _age(seconds: float) -> str:
 
 
 def dispatch(config_path: ConfigOption = None) -> None:
-    """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C."""
+    """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C.
+
+    Exit status: 0 after SIGTERM; 78 when the configuration or the outbox needs an operator (invalid
+    configuration, schema of another version: run xgate db upgrade); 75 when the outbox cannot be reached
+    yet (start again later)."""
     from xgate.dispatch import Dispatcher
     from xgate.gateway import client_factory_for, failure_counter
     from xgate.observe.logs import configure_logging
@@ -243,7 +247,7 @@ def dlq_discard(
     try:
         n = outbox.discard(None if all_ else ids)
     except OutboxUnavailable as e:
-        fail(str(e))
+        fail(str(e), code=exit_status(e))
     finally:
         outbox.close()
     console.print(f"discarded {n} dead letter(s)")

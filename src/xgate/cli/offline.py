@@ -21,12 +21,9 @@ from rich.table import Table
 from rich.text import Text
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
-from xgate.cli.output import console, err, fail, note
+from xgate.cli.output import EXIT_REJECTED, console, err, fail, note
 from xgate.config import ConfigError
 from xgate.runtime import tune_gc
-
-#: exit status when events or rows were refused (the import itself ran to its end)
-EXIT_REJECTED = 3
 
 
 class _RowsPerSecond(ProgressColumn):
@@ -104,7 +101,8 @@ def import_file(
     """Import offline conversions: every row mapped and validated like a live event, then queued.
 
     Exit status: 0 when every row was queued, a duplicate or skipped; 3 when rows were rejected (see the
-    report); 1 when the import could not run.
+    report); 1 when the import could not run; 78 when the configuration is invalid; 75 when the outbox
+    cannot be reached (try again later).
     """
     from xgate.cli.options import outbox_or_exit
     from xgate.offline.columns import ColumnMapping, load_column_mapping

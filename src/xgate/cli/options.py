@@ -1,13 +1,17 @@
 """What the ``xgate`` commands share besides printing: the ``--config`` parameter and the loaders that turn a
 missing, unreadable or invalid input into one ``error: …`` line (via :func:`xgate.cli.output.fail`).
 
-Every failure here ends the command with exit status 1 and names the file; the messages are the same in
-every command, so ``xgate serve``, ``xgate status`` and ``xgate import`` report a broken configuration
-alike:
+Every failure here names the file; the messages and exit statuses are the same in every command, so
+``xgate serve``, ``xgate status`` and ``xgate import`` report a broken configuration alike, with exit
+status 78 (:data:`~xgate.cli.output.EXIT_CONFIG`: a restart cannot cure it):
 
 - ``error: configuration file PATH not found: pass --config PATH or set XGATE_CONFIG``
 - ``error: cannot read the configuration file PATH: REASON`` (a directory, no permission…)
 - ``error: invalid configuration in PATH`` followed by one indented line per problem
+
+An outbox that cannot be opened exits 75 when it may open later (database unreachable, file locked) and
+78 when it cannot without an operator (schema of another version, replaced, absent): see
+:func:`~xgate.cli.output.exit_status`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from xgate.cli.output import fail
+from xgate.cli.output import EXIT_CONFIG, exit_status, fail
 from xgate.config import CONFIG_ENV, Config, ConfigError, load_config, resolve_config_path
 from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxUnavailable
 from xgate.outbox import Outbox, node_id_for, open_outbox
@@ -35,17 +39,18 @@ ConfigOption = Annotated[
 
 
 def load_config_or_exit(path: Path | None) -> Config:
-    """The configuration at ``path`` (else ``$XGATE_CONFIG``, else ``./xgate.toml``), or exit 1 saying
+    """The configuration at ``path`` (else ``$XGATE_CONFIG``, else ``./xgate.toml``), or exit 78 saying
     which file is missing, unreadable or invalid and, for an invalid one, every problem (one per line)."""
     where = resolve_config_path(path)
     if not where.exists():
-        fail(f"configuration file {where} not found: pass --config PATH or set {CONFIG_ENV}")
+        missing = f"configuration file {where} not found: pass --config PATH or set {CONFIG_ENV}"
+        fail(missing, code=EXIT_CONFIG)
     try:
         return load_config(where)
     except ConfigError as e:
-        fail(f"invalid configuration in {e.source}", [str(problem) for problem in e.problems])
+        fail(f"invalid configuration in {e.source}", [str(p) for p in e.problems], code=EXIT_CONFIG)
     except OSError as e:
-        fail(f"cannot read the configuration file {where}: {e.strerror or e}")
+        fail(f"cannot read the configuration file {where}: {e.strerror or e}", code=EXIT_CONFIG)
 
 
 def read_input_or_exit(source: str | Path) -> bytes:
@@ -60,13 +65,15 @@ def read_input_or_exit(source: str | Path) -> bytes:
 
 
 def outbox_or_exit(config: Config, *, create: bool = False, role: str = "") -> Outbox:
-    """The configuration's outbox, or a one-line error and exit 1. ``create=False`` (read-only commands):
-    a missing outbox is an error naming where it was looked for, never a new empty one."""
+    """The configuration's outbox, or a one-line error and exit 75 (unreachable now) or 78 (another schema
+    version, replaced, absent; :func:`~xgate.cli.output.exit_status`). ``create=False`` (read-only
+    commands): a missing outbox is an error naming where it was looked for, never a new empty one."""
     try:
         return open_outbox(
             config.storage.url, config.storage, node_id=node_id_for(config, role), create=create
         )
     except OutboxNotFound as e:
-        fail(str(e), ["is this the configuration the gateway runs with? (--config / XGATE_CONFIG)"])
+        hint = "is this the configuration the gateway runs with? (--config / XGATE_CONFIG)"
+        fail(str(e), [hint], code=exit_status(e))
     except (OutboxUnavailable, OutboxReplaced) as e:
-        fail(str(e))
+        fail(str(e), code=exit_status(e))

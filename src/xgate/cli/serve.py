@@ -63,10 +63,14 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully)."""
+    """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully).
+
+    Exit status: 0 after SIGTERM; 78 when the configuration or the outbox needs an operator (invalid
+    configuration, schema of another version: run xgate db upgrade, outbox replaced); 75 when the outbox
+    cannot be reached yet (start again later); 1 for any other failure (a port in use)."""
     import uvicorn
 
-    from xgate.cli.output import fail
+    from xgate.cli.output import exit_status, fail
     from xgate.errors import OutboxReplaced, OutboxUnavailable
     from xgate.gateway import build_gateway
     from xgate.observe.logs import configure_logging
@@ -90,8 +94,11 @@ def serve(
     fit_open_files(config.server.max_connections)
     try:
         gateway = build_gateway(config, dispatch=not no_dispatch)
-    except (OutboxReplaced, OutboxUnavailable) as e:  # unreachable, another schema version, replaced
-        fail(str(e))
+    except (OutboxReplaced, OutboxUnavailable) as e:
+        for sock in sockets:
+            sock.close()
+        # unreachable: 75, systemd tries again; another schema version or replaced: 78, it does not
+        fail(str(e), code=exit_status(e))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
     # no-op so a graceful stop exits 0 (as process managers expect)
     signal.signal(signal.SIGTERM, lambda *_: None)

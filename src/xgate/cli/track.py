@@ -10,9 +10,8 @@ import orjson
 import typer
 from rich.markup import escape
 
-from xgate.cli.offline import EXIT_REJECTED
 from xgate.cli.options import read_input_or_exit
-from xgate.cli.output import console, fail
+from xgate.cli.output import EXIT_REJECTED, console, fail
 from xgate.client.common import DEFAULT_URL, URL_ENV, WRITE_KEY_ENV
 
 
