@@ -71,6 +71,9 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["pyt
 # serve drains in-flight batches on SIGTERM (docker stop); give it more than the default 10 s with
 # `docker stop -t 40` / compose's stop_grace_period
 STOPSIGNAL SIGTERM
+# xgate is the container's process: its exit status is the container's (README, "Exit statuses"), 75 when
+# the outbox could not be reached (a restart helps later), 78 when only the operator can (the configuration,
+# an outbox schema of another version: xgate db upgrade). Restart policies are the runtime's (compose.yaml)
 ENTRYPOINT ["xgate"]
 # inside a container the gateway listens on every address; the port comes from [server] port
 CMD ["serve", "--host", "0.0.0.0"]

@@ -4,12 +4,32 @@ names is in the example secrets file, and the proxy's limits are the gateway's."
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
+from xgate.cli.output import EXIT_CONFIG, EXIT_TEMPFAIL, EXIT_USAGE
 from xgate.config import load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+UNITS = ("xgate-serve@.service", "xgate-dispatch.service")
+
+
+def _service(unit: str) -> dict[str, list[str]]:
+    """The [Service] settings of a unit: each key's values in order (a key may repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in (DEPLOY / "systemd" / unit).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
 
 
 def test_the_deploy_configuration_is_valid_and_the_secrets_file_names_every_secret_it_reads() -> None:
@@ -61,10 +81,52 @@ def test_when_no_node_answers_the_proxy_says_retry_after_as_a_node_would() -> No
 
 
 def test_the_units_run_the_deploy_configuration_with_hardening() -> None:
-    for unit in ("xgate-serve@.service", "xgate-dispatch.service"):
+    for unit in UNITS:
         text = (DEPLOY / "systemd" / unit).read_text()
         assert "--config /etc/xgate/xgate.toml" in text
         assert "EnvironmentFile=/etc/xgate/secrets.env" in text
         hardening = ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=xgate")
         for setting in hardening:
             assert setting in text, f"{unit} lost {setting}"
+
+
+def test_the_units_do_not_restart_a_gateway_only_an_operator_can_fix() -> None:
+    # Restart=always restarted a node with a broken configuration or an outbox of another schema version
+    # every 2 s forever; a database that cannot be reached yet (75) is still worth another start
+    for unit in UNITS:
+        service = _service(unit)
+        assert service["Restart"] == ["always"], unit
+        (prevented,) = service["RestartPreventExitStatus"]
+        assert set(prevented.split()) == {str(EXIT_USAGE), str(EXIT_CONFIG)}, unit
+        assert str(EXIT_TEMPFAIL) not in prevented.split()
+        # systemd restarts a unit whose ExecStartPre failed whatever its status (RestartPreventExitStatus=
+        # reads the main process's): no command before ExecStart may fail the start
+        assert all(command.startswith("-") for command in service.get("ExecStartPre", [])), unit
+
+
+def test_every_unit_runs_as_one_user_that_owns_the_state_directory() -> None:
+    # without User=, each unit's dynamic user is named after it (xgate-serve, xgate-dispatch), and systemd
+    # hands the shared StateDirectory, every file in it, to the user of whichever unit starts last
+    shared = ("DynamicUser", "User", "Group", "StateDirectory", "StateDirectoryMode")
+    services = [_service(unit) for unit in UNITS]
+    for key in shared:
+        values = {tuple(service.get(key, [])) for service in services}
+        assert len(values) == 1 and () not in values, (key, values)
+    assert services[0]["User"] == ["xgate"] and services[0]["StateDirectory"] == ["xgate"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    # verify wants ExecStart's program to exist: a stand-in at the path of the units' copy
+    program = tmp_path / "xgate"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    for unit in UNITS:
+        text = (DEPLOY / "systemd" / unit).read_text().replace("/opt/xgate/bin/xgate", str(program))
+        (tmp_path / unit).write_text(text)
+    instances = [tmp_path / "xgate-serve@8080.service", tmp_path / "xgate-dispatch.service"]
+    checked = subprocess.run(
+        ["systemd-analyze", "verify", *map(str, instances)], capture_output=True, text=True, timeout=120
+    )
+    # verify exits 0 after warnings (an unknown key, a value it cannot parse): none may be printed
+    assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
