@@ -7,6 +7,7 @@
 - a command line that cannot be parsed ends in one ``error: …`` line naming the option or argument, a
   ``Try 'xgate CMD --help'.`` hint and exit status 2, not in typer's boxed panel;
 - text from outside (file names, X's answers, event ids) prints verbatim: rich markup never eats ``[x]``.
+- ``--help`` shows no markup of the docstrings it comes from (``literals``, `literals`, **strong**).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import typer
 import typer.main
+from rich.text import Text
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.models import ParameterInfo
 from typer.testing import CliRunner
@@ -28,6 +30,7 @@ from typer.testing import CliRunner
 from xgate import __version__
 from xgate.cli import app
 from xgate.cli.output import EXIT_CONFIG, fail, note, warn
+from xgate.cli.usage import help_text
 from xgate.config import load_config
 from xgate.mapping import Mapper
 from xgate.outbox import open_outbox
@@ -84,7 +87,7 @@ def test_every_help_text_prints_as_written_each_paragraph_on_one_line() -> None:
         texts = [p.help or "" for p in command.params if isinstance(p, TyperOption)]
         texts += inspect.cleandoc(command.help or "").split("\n\n")
         for text in texts:
-            expected = " ".join(text.replace("\\[", "[").split())
+            expected = " ".join(Text.from_markup(text).plain.split())  # the text, its markup applied
             assert any(expected in line for line in lines), (path, expected, shown)
     listing = [
         " ".join(line.strip(" │").split())
@@ -92,15 +95,39 @@ def test_every_help_text_prints_as_written_each_paragraph_on_one_line() -> None:
     ]
     for path, command in command_paths():
         if len(path) == 1:
-            summary = " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())
+            summary = " ".join(
+                Text.from_markup(inspect.cleandoc(command.help or "").split("\n\n")[0]).plain.split()
+            )
             assert f"{path[0]} {summary}" in listing, (path, listing)
 
 
-def test_no_help_text_shows_docstring_markup() -> None:
-    """``--json`` is for Sphinx: typer prints the backquotes as they are."""
-    for path, _ in command_paths():
-        shown = runner.invoke(app, [*path, "--help"], env=WIDE).output
-        assert "``" not in shown, (path, shown)
+#: what reStructuredText and Markdown mark up inline (``x``, `x`, :role:`x`, **x**), and rich markup's own
+#: escapes and tags: none of it is for the reader of --help
+MARKUP = re.compile(r"`|\*\*|\\\[|\[/?(bold|b|italic|i|code)\]")
+
+
+def test_no_help_shows_the_markup_of_the_docstrings_it_comes_from() -> None:
+    # `xgate activity --help` printed ``--json`` prints a list of entries as ``GET /v1/activity`` does
+    groups = [(), *{path[:i] for path, _ in command_paths() for i in range(1, len(path))}]
+    for path in [*groups, *(path for path, _ in command_paths())]:
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "1000"}).output
+        leaks = [line.strip(" │") for line in shown.splitlines() if MARKUP.search(line)]
+        assert leaks == [], (path, leaks)
+    activity = " ".join(runner.invoke(app, ["activity", "--help"], env={"COLUMNS": "1000"}).output.split())
+    assert (
+        "--json prints a list of entries as GET /v1/activity does: at (Unix seconds), event_name," in activity
+    )
+
+
+def test_help_text_keeps_the_words_and_drops_the_markup_of_literals() -> None:
+    written = """Reads ``[x] secrets_file`` and `--json`,
+    names :class:`~xgate.errors.OutboxReplaced`, **twice**; keeps \\[server] port.
+
+    Second paragraph."""
+    assert Text.from_markup(help_text(written)).plain == (
+        "Reads [x] secrets_file and --json, names OutboxReplaced, twice; keeps [server] port."
+        "\n\nSecond paragraph."
+    )
 
 
 def test_no_option_help_repeats_the_default_or_variable_that_help_shows_after_it() -> None:

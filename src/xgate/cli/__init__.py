@@ -1,13 +1,12 @@
 """The ``xgate`` command line: one typer app; each area registers its commands from its own module.
 
-Every command prints through :mod:`xgate.cli.output` (usage errors too, through :mod:`xgate.cli.usage`),
-takes ``--config`` and loads its inputs through :mod:`xgate.cli.options`, and binds its port (``serve``,
-``sandbox``) through :mod:`xgate.cli.listen`.
+Every command prints through :mod:`xgate.cli.output` (usage errors too, through :mod:`xgate.cli.usage`, which
+also turns the docstrings into help texts), takes ``--config`` and loads its inputs through
+:mod:`xgate.cli.options`, and binds its port (``serve``, ``sandbox``) through :mod:`xgate.cli.listen`.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated
 
 import typer
@@ -53,24 +52,8 @@ def _root(
         fail(str(e), code=exit_status(e))
 
 
-def _reflow(typer_app: typer.Typer) -> None:
-    """Give every command its docstring as help with each paragraph on one line.
-
-    In rich markup mode typer keeps a help text's single line breaks, so a docstring wrapped at the
-    source's width printed ragged (``(see the`` / ``report)``) and broke the command list mid-sentence;
-    the terminal's width wraps the joined paragraphs instead."""
-    for info in typer_app.registered_commands:
-        if info.help is None and info.callback is not None and info.callback.__doc__:
-            paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
-            info.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
-    for group in typer_app.registered_groups:
-        if group.typer_instance is not None:
-            _reflow(group.typer_instance)
-
-
 for module in (core, xapi, verify, init, serve, gateway, db, browser, offline, track):
     module.register(app)
-_reflow(app)
 
 
 def main() -> None:

@@ -1,4 +1,14 @@
-"""Usage errors in the command line's one error style, instead of typer's boxed panel.
+"""What the root ``xgate`` group adds to typer: usage errors in the command line's one error style (instead
+of typer's boxed panel), and help texts a terminal shows as they read.
+
+Help texts come from the commands' docstrings, written for the source as much as for ``--help``: wrapped at
+the source's width, with literals between double backquotes (reStructuredText) or single ones (Markdown).
+typer (rich markup mode) keeps a help text's single line breaks, so a docstring printed ragged (``(see the``
+/ ``report)``) and broke the command list mid-sentence, and it printed the backquotes as they are.
+:class:`XgateGroup` gives every command, group and option (subcommands of ``db``, ``dlq``… too) its help
+through :func:`help_text`: each paragraph on one line (the terminal's width wraps it), literals in bold.
+
+Usage errors:
 
 click finds them while it parses a command line, before any command runs: an unknown option or command, a
 missing argument, a value of the wrong type, an option without its value, an extra argument. The app's root
@@ -16,12 +26,48 @@ errors but ``BadParameter``, so the errors are told apart by what every one carr
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any, NoReturn
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from xgate.cli.output import EXIT_USAGE, fail, usage_error
+
+#: an inline literal: reStructuredText's ``text`` (or a role's :class:`Name`) or Markdown's `text`
+_LITERAL = re.compile(r"(?P<role>:[\w:.-]+:)?(?P<ticks>``?)(?P<text>[^`]+?)(?P=ticks)")
+#: strong text, in both: **text**
+_STRONG = re.compile(r"\*\*(?P<text>[^*]+?)\*\*")
+
+
+def _bold(match: re.Match[str]) -> str:
+    text = match["text"]
+    if match.groupdict().get("role") and text.startswith("~"):  # :func:`~a.b.name` reads "name"
+        text = text.rsplit(".", 1)[-1]
+    return f"[bold]{escape(text)}[/bold]"
+
+
+def help_text(text: str) -> str:
+    """``text`` (a docstring, an option's help) as rich markup for ``--help``: each paragraph on one line,
+    inline literals and strong text in bold, their content never read as markup (``[x]`` stays ``[x]``).
+    The rest is left as written: rich markup, escapes such as ``\\[server]`` included."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    text = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    return _STRONG.sub(_bold, _LITERAL.sub(_bold, text))
+
+
+def _prepare_help(command: Any) -> None:
+    """Pass the help of ``command``, of its options and arguments and of every subcommand through
+    :func:`help_text` (typer builds them anew for each run, from the docstrings)."""
+    if command.help:
+        command.help = help_text(command.help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = help_text(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _prepare_help(sub)
 
 
 def describe(error: typer.TyperException) -> str:
@@ -66,7 +112,12 @@ def _report(error: typer.TyperException, command: str) -> NoReturn:
 
 class XgateGroup(TyperGroup):
     """The root ``xgate`` group: click's usage errors, from the root's own options or from any subcommand's
-    (parsed inside :meth:`invoke`), end in :func:`xgate.cli.output.usage_error`."""
+    (parsed inside :meth:`invoke`), end in :func:`xgate.cli.output.usage_error`; every command's help is
+    :func:`help_text`'s."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _prepare_help(self)
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         try:
