@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,7 @@ import httpx
 import pytest
 from gatewaykit import PIXEL, SERVER_KEY, SERVER_KEY_ENV, purchase
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from xgate.testing import free_port
 
 
 def test_serve_collects_logs_json_and_stops_on_sigterm(tmp_path: Path) -> None:
