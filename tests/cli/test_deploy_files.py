@@ -18,15 +18,15 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("xgate-serve@.service", "xgate-dispatch.service")
 
 
-def _service(unit: str) -> dict[str, list[str]]:
-    """The [Service] settings of a unit: each key's values in order (a key may repeat)."""
+def _service(unit: str, section: str = "Service") -> dict[str, list[str]]:
+    """The settings of one section of a unit: each key's values in order (a key may repeat)."""
     settings: dict[str, list[str]] = {}
-    section = ""
+    current = ""
     for line in (DEPLOY / "systemd" / unit).read_text().splitlines():
         line = line.strip()
         if line.startswith("["):
-            section = line
-        elif section == "[Service]" and line and not line.startswith("#"):
+            current = line
+        elif current == f"[{section}]" and line and not line.startswith("#"):
             key, _, value = line.partition("=")
             settings.setdefault(key, []).append(value)
     return settings
@@ -102,6 +102,8 @@ def test_the_units_do_not_restart_a_gateway_only_an_operator_can_fix() -> None:
         # systemd restarts a unit whose ExecStartPre failed whatever its status (RestartPreventExitStatus=
         # reads the main process's): no command before ExecStart may fail the start
         assert all(command.startswith("-") for command in service.get("ExecStartPre", [])), unit
+        # and the start limit (5 starts in 10 s by default) must not end the restarts of a database outage
+        assert _service(unit, "Unit")["StartLimitIntervalSec"] == ["0"], unit
 
 
 def test_every_unit_runs_as_one_user_that_owns_the_state_directory() -> None:
