@@ -123,7 +123,7 @@ def test_an_existing_secrets_file_is_accepted(tmp_path: Path) -> None:
 def test_an_empty_listening_address_is_refused_not_read_as_every_interface(tmp_path: Path, key: str) -> None:
     """A socket bound to "" listens on every interface: /metrics and the API docs on the admin one."""
     code, out = check(tmp_path, f'[server]\nadmin_port = 9090\n{key} = " "\n' + SOURCE + DESTINATION)
-    assert code == 1
+    assert code == EXIT_CONFIG
     assert f"server.{key}: empty, which would listen on every interface: write 127.0.0.1" in out
 
 

@@ -244,7 +244,7 @@ def test_a_configuration_or_mapping_in_another_encoding_than_utf8_fails_in_one_l
     config.write_bytes(CONFIG.encode("utf-16"))
     result = runner.invoke(app, ["config", "check", "--config", str(config)])
     assert (result.exit_code, result.stderr) == (
-        1,
+        EXIT_CONFIG,
         f"error: invalid configuration in {config}\n"
         "  not UTF-8 text (byte 0): save it as UTF-8, which TOML requires\n",
     )
