@@ -197,8 +197,9 @@ class StorageSettings(_Strict):
     #: a folder for this node's own files (import checkpoints and reports in ``imports/``); relative to
     #: the configuration file's folder
     state_dir: Path = Path("var")
-    #: the longest a write waits for the outbox's write lock (another writer, a suspended ``xgate
-    #: import``): then ingest answers 503 with Retry-After and logs who holds it
+    #: the longest a write waits: SQLite for the outbox's write lock (another writer, a suspended ``xgate
+    #: import``), PostgreSQL in all (a pooled connection, a lock, the server's answer); then ingest answers
+    #: 503 with Retry-After and logs who holds the lock
     write_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     #: free space the outbox's file system must keep for ``/readyz`` to say ready (MiB)
     min_free_mb: int = Field(default=16, ge=0)

@@ -149,3 +149,27 @@ class OutboxFactory:
     def close_all(self) -> None:
         for box in self._opened:
             box.close()
+
+    @contextmanager
+    def held_by_another_session(self) -> Iterator[str]:
+        """Another session holding what every write of this store waits for, until the block ends, as an
+        operator's forgotten shell would: on SQLite its write lock (``BEGIN IMMEDIATE`` on a connection
+        that skips ``<db>.lock``: an ``sqlite3`` shell); on PostgreSQL ``LOCK TABLE xgate_conversions IN
+        ACCESS EXCLUSIVE MODE``. The store must exist (open it first). Yields what the outbox's
+        OutboxUnavailable says of the holder (SQLite cannot tell who; PostgreSQL names its pid)."""
+        if self.engine == "sqlite":
+            import sqlite3
+
+            shell = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
+            try:
+                shell.execute("BEGIN IMMEDIATE")
+                yield "SQLite's write lock is held by a process that does not use"
+            finally:
+                shell.close()
+            return
+        import psycopg
+
+        with psycopg.connect(self.url, application_name="psql") as session:
+            session.execute("LOCK TABLE xgate_conversions IN ACCESS EXCLUSIVE MODE")
+            yield f"held by pid {session.info.backend_pid} (psql"
+            session.rollback()

@@ -1,6 +1,7 @@
-"""Storage faults the operator must see: a held write lock and a full disk answer 503 (ingest, with
-Retry-After and a warning naming the holder) and not ready (``/readyz``) within a bounded time; an
-outbox truncated or replaced while stopped refuses to start without an explicit flag."""
+"""Storage faults the operator must see: a held write lock (SQLite) or table lock (PostgreSQL) and a full
+disk answer 503 (ingest, with Retry-After and a warning naming the holder) and not ready (``/readyz``)
+within a bounded time; an outbox truncated or replaced while stopped refuses to start without an explicit
+flag."""
 
 from __future__ import annotations
 
@@ -90,6 +91,37 @@ def test_a_held_write_lock_answers_503_with_retry_after_in_bounded_time_and_logs
         assert ready.status_code == 503
         assert f"pid {pid}" in ready.json()["problems"][0]
     assert gateway.send(purchase()).status_code == 200  # the holder gone, ingest goes on
+
+
+def test_a_postgresql_table_locked_past_write_timeout_answers_503_with_retry_after_naming_the_holder(
+    tmp_path: Path,
+    start_gateway: Callable[..., Gateway],
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import psycopg
+
+    gateway = start_gateway(tmp_path / "gw", url=postgres_url)
+    assert gateway.send(purchase("ord-1")).status_code == 200
+    with psycopg.connect(postgres_url, application_name="psql") as holder:  # an operator's forgotten shell
+        holder.execute("LOCK TABLE xgate_conversions IN ACCESS EXCLUSIVE MODE")
+        pid = holder.info.backend_pid
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="xgate"):
+            r = gateway.send(purchase("ord-2"))
+        waited = time.monotonic() - started
+        assert r.status_code == 503
+        assert int(r.headers["Retry-After"]) > 0
+        assert waited < WRITE_TIMEOUT + 2
+        assert any(f"held by pid {pid} (psql" in record.getMessage() for record in caplog.records)
+
+        ready = gateway.http.get("/readyz")
+        assert ready.status_code == 503
+        assert f"pid {pid}" in ready.json()["problems"][0]
+        holder.rollback()
+    assert gateway.send(purchase("ord-2")).status_code == 200  # the lock gone, ingest goes on
+    assert gateway.http.get("/readyz").status_code == 200
+    assert gateway.outbox.stats().counts == {("x-main", "queued"): 2}
 
 
 def test_the_outbox_call_itself_is_bounded_and_names_the_holder(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ passes on it.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import threading
 import time
 from collections import Counter
@@ -984,6 +985,50 @@ def test_ping_answers_at_once_when_ingest_could_store(outbox: Outbox) -> None:
     started = time.monotonic()
     assert outbox.ping() is None
     assert time.monotonic() - started < 1.0
+
+
+WRITE_TIMEOUT = 0.5
+
+
+def test_writes_blocked_past_write_timeout_raise_unavailable_naming_the_holder_and_change_nothing(
+    outbox_factory: OutboxFactory,
+) -> None:
+    box = outbox_factory(StorageSettings(write_timeout_seconds=WRITE_TIMEOUT))
+    box.enqueue([conversion(1), conversion(2)])
+    (held,) = box.lease(1, 300)
+    before = (box.stats().counts, box.rows(), box.history(held.id), box.timeline(0))
+    writes = {
+        "enqueue": lambda: box.enqueue([conversion(3)]),
+        "enqueue_leased": lambda: box.enqueue_leased([conversion(3)], HandoffLease("tok", 30, 1)),
+        "lease": lambda: box.lease(5, 300),
+        "mark_delivered": lambda: box.mark_delivered([held.id], held.lease_token, "dbg"),
+        "mark_retry": lambda: box.mark_retry([held.id], held.lease_token, 0.0, "server_error"),
+        "release": lambda: box.release([held.id], held.lease_token),
+        "purge": lambda: box.purge(),
+    }
+    with outbox_factory.held_by_another_session() as holder:
+        for name, write in writes.items():
+            started = time.monotonic()
+            with pytest.raises(OutboxUnavailable, match=re.escape(holder)):
+                write()
+            assert time.monotonic() - started < WRITE_TIMEOUT + 1.0, name
+    assert (box.stats().counts, box.rows(), box.history(held.id), box.timeline(0)) == before
+    # the holder gone, the same calls go through, as if the failed ones never ran: no dedup key was left
+    # behind (conversion 3 is new) and the lease still holds
+    assert [o.status for o in box.enqueue([conversion(3)])] == ["queued"]
+    assert box.mark_delivered([held.id], held.lease_token, "dbg") == 1
+    assert box.stats().counts == {("x-main", "queued"): 2, ("x-main", "delivered"): 1}
+    assert counted_from_rows(box) == box.stats().counts
+
+
+def test_ping_says_who_holds_the_write_lock_within_about_a_second(outbox_factory: OutboxFactory) -> None:
+    box = outbox_factory()
+    with outbox_factory.held_by_another_session() as holder:
+        started = time.monotonic()
+        with pytest.raises(OutboxUnavailable, match=re.escape(holder)):
+            box.ping()
+        assert time.monotonic() - started < 2.0
+    assert box.ping() is None
 
 
 def test_a_closed_outbox_raises_outbox_unavailable(outbox: Outbox) -> None:

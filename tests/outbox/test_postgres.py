@@ -198,6 +198,85 @@ def test_a_database_gone_after_opening_fails_calls_with_the_servers_reason_and_n
         box.close()
 
 
+# -- bounded waits (the conformance suite has the held lock; these are PostgreSQL's own) ---------------
+BOUND = StorageSettings(write_timeout_seconds=0.5)
+
+
+@on_postgres
+def test_a_write_waiting_for_a_pooled_connection_gives_up_within_the_bound(
+    outbox_factory: OutboxFactory,
+) -> None:
+    box = outbox_factory(BOUND)
+    assert isinstance(box, PostgresOutbox)
+    taken = [box._pool.getconn() for _ in range(postgres._POOL_SIZE)]  # every connection busy elsewhere
+    try:
+        started = time.monotonic()
+        with pytest.raises(OutboxUnavailable, match="all 8 pooled connections stayed busy with other calls"):
+            box.enqueue([conversion(1)])
+        assert time.monotonic() - started < 1.5
+    finally:
+        for db in taken:
+            box._pool.putconn(db)
+    assert [o.status for o in box.enqueue([conversion(1)])] == ["queued"]
+
+
+@on_postgres
+def test_timed_out_calls_leave_every_pooled_connection_idle_with_its_bounds(
+    outbox_factory: OutboxFactory,
+) -> None:
+    box = outbox_factory(BOUND)
+    assert isinstance(box, PostgresOutbox)
+    box.enqueue([conversion(1)])
+    (held,) = box.lease(1, 300)
+    with outbox_factory.held_by_another_session():
+        # autocommit (enqueue, settle), a transaction (lease), reads, a bound of its own (ping)
+        for call in (
+            lambda: box.enqueue([conversion(2)]),
+            lambda: box.mark_dead([held.id], held.lease_token, "invalid"),
+            lambda: box.lease(5, 300),
+            lambda: box.stats(),
+            lambda: box.ping(),
+        ):
+            with pytest.raises(OutboxUnavailable):
+                call()
+    pooled = [box._pool.getconn() for _ in range(postgres._POOL_SIZE)]
+    try:
+        for db in pooled:
+            assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert not db.autocommit
+            assert db.execute("SHOW lock_timeout").fetchone() == ("500ms",)
+            assert db.execute("SHOW statement_timeout").fetchone() == ("500ms",)
+            db.rollback()
+    finally:
+        for db in pooled:
+            box._pool.putconn(db)
+    assert box.mark_dead([held.id], held.lease_token, "invalid") == 1
+
+
+@on_postgres
+def test_reads_are_bounded_in_their_lock_waits_not_their_run_time(outbox_factory: OutboxFactory) -> None:
+    box = outbox_factory(BOUND)
+    assert isinstance(box, PostgresOutbox)
+    slow = "SELECT pg_sleep(0.8)"
+    box._call("a slow read", lambda db: db.execute(slow), reads=True)  # a console page over many rows
+    with pytest.raises(OutboxUnavailable, match=r"statement timeout after 0\.5 s \(\[storage\] write_"):
+        box._call("a slow write", lambda db: db.execute(slow))
+
+
+@on_postgres
+def test_the_urls_own_options_are_kept_beside_the_bounds(url: str) -> None:
+    _sql(url, "CREATE SCHEMA elsewhere")
+    box = PostgresOutbox(f"{url}?options=-csearch_path%3Delsewhere", BOUND, node_id="node-a")
+    try:
+        box.enqueue([conversion(1)])
+        assert _sql(url, "SELECT count(*) FROM elsewhere.xgate_conversions") == [(1,)]
+        with box._pool.connection() as db:
+            found = db.execute("SELECT current_setting('lock_timeout'), current_setting('application_name')")
+            assert found.fetchone() == ("500ms", "xgate node-a")
+    finally:
+        box.close()
+
+
 @pytest.mark.parametrize(
     ("bad_url", "reason"),
     [
@@ -374,8 +453,8 @@ def _config(url: str, tmp_path: object) -> str:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "xgate.toml"
-    path.write_text(
-        f'[storage]\nurl = "{url}"\n'
+    path.write_text(  # a port of its own: `serve` binds it before it opens the outbox
+        f'[storage]\nurl = "{url}"\n[server]\nport = {free_port()}\n'
         '[[destinations]]\nname = "x-main"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
     )
     return str(path)

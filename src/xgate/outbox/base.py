@@ -23,6 +23,9 @@ Rules for every method:
   :class:`~xgate.errors.OutboxSchemaMismatch` (a kind of OutboxUnavailable) when the stored schema does
   not match this code, :class:`~xgate.errors.OutboxNotFound` when opening with ``create=False`` finds no
   outbox. ``ValueError`` only for caller bugs. Nothing else escapes.
+- **Writes are bounded** by ``[storage] write_timeout_seconds``: a write that cannot finish within it (a
+  lock held elsewhere, a store that stopped answering) raises OutboxUnavailable naming the cause (who
+  holds the lock, when the engine can tell) and changed nothing.
 - **Writes are durable when the call returns** (committed; on SQLite ``synchronous=FULL``).
 - **History and timeline** (for the console): every settle call also appends one entry per settled row
   to the row's attempt history (:meth:`Outbox.history`) and adds its rows to the per-minute counts of
@@ -566,8 +569,9 @@ class Outbox(Protocol):
 
     def ping(self) -> None:
         """Prove, within a short bounded time (about a second), that ingest could store now: SQLite takes
-        and releases its write lock; PostgreSQL makes a round trip on a pooled connection. Returns None, or
-        raises OutboxUnavailable with the reason (who holds the lock, why the server is unreachable)."""
+        and releases its write lock; PostgreSQL takes and releases, on a pooled connection, the table locks
+        an enqueue takes. Returns None, or raises OutboxUnavailable with the reason (who holds the lock,
+        why the server is unreachable)."""
         ...
 
     def close(self) -> None:

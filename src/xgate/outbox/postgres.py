@@ -32,9 +32,22 @@ round trips. Tables (``migrations/postgresql/``) carry an
   because a row's age does not decide when it may go: dead letters and rows in a long retry stay for days
   in every partition, so a partition could only be dropped after moving its stragglers, and every unique
   key and id lookup would have to name the partition key.
+- **Bounded waits**: a call gives up after ``[storage] write_timeout_seconds`` in all (the bound) —
+  waiting for a pooled connection (the pool's timeout), blocked on a lock (``LOCK TABLE``, a migration,
+  a long transaction holding the rows), or on a server that stopped answering — and raises
+  :class:`~xgate.errors.OutboxUnavailable` naming the cause (who holds the lock, from ``pg_locks``);
+  ingest then answers 503 with Retry-After. PostgreSQL enforces it: each pooled connection's session
+  sets ``lock_timeout`` and ``statement_timeout`` to the bound when the pool opens it (nothing more per
+  call; a call never changes them), and libpq's TCP keepalives with ``tcp_user_timeout``
+  drop a connection whose server's host has not acknowledged for that long. A call that has less than
+  the bound left (it waited for a connection, or is a retry) sets what is left with ``SET LOCAL``, which
+  ends with its transaction. Reads are bounded in their lock waits, not their run time (a console page
+  over many rows may take longer). Migrations are not bounded. A server process frozen while its host
+  still answers TCP (stopped with SIGSTOP, stuck in I/O) is beyond both: no timer of our own runs.
 - **Errors**: every psycopg error becomes :class:`~xgate.errors.OutboxUnavailable` naming the host,
   port and database, never the password. A call that failed because a pooled connection had died
-  (the server restarted) or on a deadlock / serialization failure is retried at once, up to 3 times.
+  (the server restarted) or on a deadlock / serialization failure is retried at once, up to 3 times,
+  while its bound leaves time.
 """
 
 from __future__ import annotations
@@ -96,10 +109,16 @@ _Conn = psycopg.Connection[tuple[Any, ...]]
 
 #: connections per outbox: the collector's writer threads, the dispatcher's, scrapes and commands
 _POOL_SIZE = 8
-#: seconds a call waits for a pooled connection (the server is down: ingest answers 503 after this)
+#: seconds a new connection may take to open (libpq's ``connect_timeout``)
 _CONNECT_TIMEOUT = 5.0
 _PING_TIMEOUT = 1.0
 _ATTEMPTS = 3
+#: SQLSTATEs of a statement the server gave up on: a lock wait (``lock_timeout``), the statement
+#: (``statement_timeout``; the same state as a cancel, told apart by the message)
+_TIMED_OUT = frozenset({"55P03", "57014"})
+#: a call with less than this share of the bound left sets what is left (``SET LOCAL``): a short wait for
+#: a pooled connection is not worth a round trip
+_SHARE_LEFT = 0.9
 #: rows a purge deletes per transaction
 _PURGE_BATCH = 5000
 #: SQLSTATEs worth an immediate retry: deadlock, serialization failure, the server shutting down
@@ -219,6 +238,85 @@ def _known_keys(
     }
 
 
+def _session_parameters(url_parameters: dict[str, Any], bound: float, node_id: str) -> dict[str, Any]:
+    """libpq parameters of the pooled connections (the module docstring, "Bounded waits"): TCP keepalives
+    with ``tcp_user_timeout`` at ``bound`` seconds for a server whose host stops answering, and an
+    application name showing the node in ``pg_stat_activity``. What the URL sets wins."""
+    defaults: dict[str, Any] = {
+        "connect_timeout": int(_CONNECT_TIMEOUT),
+        "fallback_application_name": f"xgate {node_id}"[:63],
+        "keepalives": 1,
+        "keepalives_idle": max(1, int(bound / 2)),
+        "keepalives_interval": 1,
+        "tcp_user_timeout": max(1, round(bound * 1000)),
+    }
+    return {name: value for name, value in defaults.items() if name not in url_parameters}
+
+
+def _bounded(bound: float) -> Callable[[_Conn], None]:
+    """The pool's ``configure``: a new connection's session bounds every lock wait and statement by
+    ``bound`` seconds (``SET``, once per connection; not the ``options`` startup parameter, which PgBouncer
+    refuses for these settings)."""
+    ms = str(max(1, round(bound * 1000)))
+
+    def configure(db: _Conn) -> None:
+        db.autocommit = True
+        db.execute(
+            "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+            (ms, ms),
+        )
+        db.autocommit = False
+
+    return configure
+
+
+#: who holds a lock on this schema's xgate tables in a transaction open for over ``%(age)s`` seconds
+#: (the wait that timed out): those that kept it waiting, strongest lock first. Never their query text (it
+#: may hold data); a session of another role shows no state or age unless ours may read its statistics
+_HOLDERS = (
+    "SELECT a.pid, coalesce(nullif(a.application_name, ''), a.backend_type), a.usename, a.state,"
+    " extract(epoch FROM clock_timestamp() - a.xact_start)::float8,"
+    " (array_agg(l.mode || ' on ' || c.relname ORDER BY array_position(%(modes)s, l.mode::text) DESC))[1]"
+    " FROM pg_locks AS l JOIN pg_class AS c ON c.oid = l.relation JOIN pg_stat_activity AS a ON a.pid = l.pid"
+    " WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+    " AND c.relname LIKE 'xgate\\_%%'"
+    " AND coalesce(a.xact_start < clock_timestamp() - make_interval(secs => %(age)s), true)"
+    " GROUP BY 1, 2, 3, 4, 5 ORDER BY max(array_position(%(modes)s, l.mode::text)) DESC, 5 DESC NULLS LAST"
+    " LIMIT 3"
+)
+_LOCK_MODES = [
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+]
+
+
+def _holders(db: _Conn, waited: float) -> str:
+    """``pid 4242 (psql, user postgres, idle in transaction for 12 s: AccessExclusiveLock on
+    xgate_conversions)`` for each session :data:`_HOLDERS` finds, ``; ``-separated ("" for none, or when
+    the lookup fails). Run after the statement that timed out (its transaction rolled back first)."""
+    try:
+        if db.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            db.rollback()
+        found = db.execute(_HOLDERS, {"age": waited, "modes": _LOCK_MODES}).fetchall()
+    except psycopg.Error:
+        return ""
+    named = []
+    for pid, app, user, state, age, lock in found:
+        facts = [str(app), f"user {user}"] if user else [str(app)]
+        if state is not None:
+            facts.append(f"{state} for {age:.0f} s" if age is not None else str(state))
+        named.append(f"pid {pid} ({', '.join(facts)}: {lock})")
+    return "; ".join(named)
+
+
 class _ConnectErrors(logging.Handler):
     """The last connection error psycopg_pool logged per pool: its workers connect in the background,
     and a caller only gets "couldn't get a connection after 5 s"; messages add this reason. (Being a
@@ -255,6 +353,9 @@ class _Scrubbed:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, PoolTimeout) and _connect_errors.last.get(pool):
             reason = "cannot connect: " + " ".join(_connect_errors.last[pool].split())
+        return self.failed(doing, reason)
+
+    def failed(self, doing: str, reason: str) -> OutboxUnavailable:
         if self.password:
             reason = reason.replace(self.password, "***")
         return OutboxUnavailable(f"{self.where}: {doing} failed: {reason}")
@@ -284,6 +385,7 @@ class PostgresOutbox:
         self._dedup_window = settings.dedup_window_days * 86400.0
         self._retention = settings.retention_days * 86400.0
         self._node_id = node_id or default_node_id(url)
+        self._bound = settings.write_timeout_seconds
         self._closed = False
         try:  # one direct connection first: a wrong host or password fails at once, with libpq's reason
             with psycopg.connect(url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
@@ -296,8 +398,9 @@ class PostgresOutbox:
             min_size=1,
             max_size=_POOL_SIZE,
             open=False,
-            timeout=_CONNECT_TIMEOUT,
-            kwargs={"connect_timeout": int(_CONNECT_TIMEOUT)},
+            timeout=self._bound,
+            kwargs=_session_parameters(conninfo_to_dict(url), self._bound, self._node_id),
+            configure=_bounded(self._bound),
             name=self._pool_name,
         )
         try:
@@ -340,23 +443,51 @@ class PostgresOutbox:
         timeout: float | None = None,
         *,
         one_statement: bool = False,
+        reads: bool = False,
     ) -> _T:
         """``fn(connection)`` in one transaction, committed on return; errors become OutboxUnavailable.
-        Retried at once when the connection was dead (a server restart) or on a deadlock. ``timeout``:
-        seconds to wait for a pooled connection (default ``_CONNECT_TIMEOUT``). ``one_statement``: ``fn``
-        runs a single statement, which PostgreSQL makes atomic by itself: it runs in autocommit, one round
-        trip instead of three (``BEGIN``, the statement, ``COMMIT``), committed when it returns."""
+
+        Bounded by ``timeout`` seconds in all (default ``[storage] write_timeout_seconds``: the module
+        docstring, "Bounded waits"): the wait for a pooled connection, then ``fn``'s statements. When
+        another ``timeout`` is given, or less than ``_SHARE_LEFT`` of the bound is left for them, the
+        transaction sets what is left (``SET LOCAL``). ``reads``: ``fn`` only reads; its lock waits are
+        bounded, its run time is not. Retried at once, while time is left, when the connection was dead
+        (a server restart) or on a deadlock. ``one_statement``: ``fn`` runs a single statement, which
+        PostgreSQL makes atomic by itself: it runs in autocommit, one round trip instead of three
+        (``BEGIN``, the statement, ``COMMIT``), committed when it returns (in a transaction when it has to
+        set its bounds)."""
         if self._closed:
             raise OutboxUnavailable(f"{self._where.where}: the outbox is closed")
+        bound = self._bound if timeout is None else timeout
+        named = f"{bound:g} s" + (" ([storage] write_timeout_seconds)" if timeout is None else "")
+        deadline = time.monotonic() + bound
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self._pool.connection(timeout=timeout) as db:
+                with self._pool.connection(timeout=max(deadline - time.monotonic(), 0.001)) as db:
+                    left = deadline - time.monotonic()
                     try:
-                        if one_statement:
+                        if reads or timeout is not None or left < _SHARE_LEFT * self._bound:
+                            ms = max(1, int(left * 1000))
+                            db.execute(
+                                "SELECT set_config('lock_timeout', %s, true),"
+                                " set_config('statement_timeout', %s, true)",
+                                (str(ms), "0" if reads else str(ms)),
+                            )
+                        elif one_statement:
                             db.autocommit = True
                         return fn(db)
                     except psycopg.Error as exc:
-                        if attempt == _ATTEMPTS or not (db.broken or exc.sqlstate in _RETRY_STATES):
+                        if exc.sqlstate in _TIMED_OUT and "timeout" in str(exc):
+                            held = _holders(db, bound)
+                            reason = f"{str(exc).splitlines()[0]} after {named}"
+                            raise self._where.failed(
+                                doing, reason + (f"; a lock on its tables is held by {held}" if held else "")
+                            ) from exc
+                        if (
+                            attempt == _ATTEMPTS
+                            or time.monotonic() >= deadline
+                            or not (db.broken or exc.sqlstate in _RETRY_STATES)
+                        ):
                             raise
                         retry = exc
                         broken = db.broken
@@ -369,6 +500,12 @@ class PostgresOutbox:
                 if broken:  # the server restarted: its other pooled connections are dead too
                     self._pool.check()
                 log.info("outbox: %s retried after %s", doing, type(retry).__name__)
+            except PoolTimeout as exc:
+                if self._pool.get_stats().get("pool_size", 0) < _POOL_SIZE:  # still connecting
+                    raise self._where.error(exc, doing, self._pool_name) from exc
+                raise self._where.failed(
+                    doing, f"all {_POOL_SIZE} pooled connections stayed busy with other calls for {named}"
+                ) from exc
             except psycopg.Error as exc:
                 raise self._where.error(exc, doing, self._pool_name) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -875,6 +1012,7 @@ class PostgresOutbox:
                 lambda db: db.execute(
                     "SELECT paused_until FROM xgate_request_budgets WHERE key = %s", (key,)
                 ).fetchone(),
+                reads=True,
             )
             return RequestGrant(0, found[0] if found and found[0] > now else None)
         refilled = (
@@ -936,6 +1074,7 @@ class PostgresOutbox:
             lambda db: db.execute(
                 "SELECT 1 FROM xgate_revoked_sessions WHERE id = %s AND expires_at > %s", (session_id, now)
             ).fetchone(),
+            reads=True,
         )
         return found is not None
 
@@ -969,6 +1108,7 @@ class PostgresOutbox:
                 " WHERE n <= %(limit)s ORDER BY at DESC, id DESC LIMIT %(limit)s",
                 {"limit": limit},
             ).fetchall(),
+            reads=True,
         )
         return [RejectionRecord(*r) for r in found]
 
@@ -995,6 +1135,7 @@ class PostgresOutbox:
                 " GROUP BY kind, name, outcome",
                 (minute_of(since),),
             ).fetchall(),
+            reads=True,
         )
         return {(kind, name, outcome): n for kind, name, outcome, n in found if n}
 
@@ -1041,7 +1182,7 @@ class PostgresOutbox:
             stats.expired_leases = int(row[3])
             return stats
 
-        return self._call("stats", run)
+        return self._call("stats", run, reads=True)
 
     def health(self) -> dict[str, DestinationHealth]:
         rows = self._call(
@@ -1051,6 +1192,7 @@ class PostgresOutbox:
                 " c.remaining, c.reset_at, c.scope, c.seen_at"
                 " FROM xgate_health AS h LEFT JOIN xgate_capacity AS c USING (destination)"
             ).fetchall(),
+            reads=True,
         )
         return {
             r[0]: DestinationHealth(r[1], r[2], r[3], CapacityReading(*r[4:]) if r[8] is not None else None)
@@ -1114,6 +1256,7 @@ class PostgresOutbox:
                 " ORDER BY id DESC LIMIT %(limit)s",
                 params,
             ).fetchall(),
+            reads=True,
         )
         return [self._row(r) for r in found]
 
@@ -1125,6 +1268,7 @@ class PostgresOutbox:
                 " ORDER BY at",
                 (row_id,),
             ).fetchall(),
+            reads=True,
         )
         return [AttemptRecord(*r) for r in found]
 
@@ -1136,6 +1280,7 @@ class PostgresOutbox:
                 " ORDER BY first_at, source, public",
                 (row_id,),
             ).fetchall(),
+            reads=True,
         )
         return [DuplicateSender(r[0], bool(r[1]), r[2], r[3], int(r[4])) for r in found]
 
@@ -1150,6 +1295,7 @@ class PostgresOutbox:
                 " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
                 {"size": size, "since": minute_of(since)},
             ).fetchall(),
+            reads=True,
         )
         return [
             TimelineBucket(
@@ -1164,6 +1310,7 @@ class PostgresOutbox:
             lambda db: db.execute(
                 f"SELECT {_ROW_COLUMNS} FROM xgate_conversions WHERE id = %s", (row_id,)
             ).fetchone(),
+            reads=True,
         )
         return self._row(found) if found else None
 
@@ -1255,9 +1402,18 @@ class PostgresOutbox:
         return purged
 
     def ping(self) -> None:
-        """A round trip on a pooled connection (one the server killed is replaced first), waiting at most
-        about a second for a connection; raises OutboxUnavailable with the reason."""
-        self._call("ping", lambda db: db.execute("SELECT 1"), timeout=_PING_TIMEOUT)
+        """Within about a second, on a pooled connection (one the server killed is replaced first): take
+        and release the locks an enqueue takes on its tables (``ROW EXCLUSIVE``: only a lock that would
+        block ingest, such as ``LOCK TABLE``, a migration or ``VACUUM FULL``, makes it wait); raises
+        OutboxUnavailable with the reason (the server's, or who holds the lock)."""
+        self._call(
+            "ping",
+            lambda db: db.execute(
+                "LOCK TABLE xgate_dedup_keys, xgate_conversions, xgate_state_counts, xgate_minute_counts"
+                " IN ROW EXCLUSIVE MODE"
+            ),
+            timeout=_PING_TIMEOUT,
+        )
 
     def close(self) -> None:
         self._closed = True
@@ -1280,7 +1436,7 @@ def schema_version(outbox: PostgresOutbox) -> int | None:
         row = db.execute("SELECT max(version) FROM xgate_schema_version").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    return outbox._call("reading the schema version", read)
+    return outbox._call("reading the schema version", read, reads=True)
 
 
 def _apply(outbox: PostgresOutbox, *, upto: int, only_if_empty: bool = False) -> list[migrations.Migration]:
@@ -1289,6 +1445,8 @@ def _apply(outbox: PostgresOutbox, *, upto: int, only_if_empty: bool = False) ->
     the schema has a version already (another node created it meanwhile)."""
 
     def run(db: _Conn) -> list[migrations.Migration]:
+        # unbounded: a migration may wait for another node's, and may take long on large tables
+        db.execute("SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)")
         db.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':xgate-migrate'))")
         db.execute(
             "CREATE TABLE IF NOT EXISTS xgate_schema_version (version integer PRIMARY KEY,"
