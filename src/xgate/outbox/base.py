@@ -3,7 +3,8 @@ class (a conversion from a public key never blocks one from a secret key: :meth:
 
 This module is the contract every backend honours (:class:`Outbox`); ``tests/outbox/test_conformance.py``
 runs each behaviour written here against each backend (SQLite in :mod:`xgate.outbox.sqlite`, PostgreSQL
-in :mod:`xgate.outbox.postgres`). A row's life::
+in :mod:`xgate.outbox.postgres`; what the two do alike above their SQL is written once, in
+:mod:`xgate.outbox.common`). A row's life::
 
     enqueue ──> queued ──lease──> leased ──mark_delivered──> delivered ──purge──> (gone; dedup key stays)
                   ^  ^              │ │

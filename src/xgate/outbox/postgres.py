@@ -75,9 +75,7 @@ from xgate.outbox import migrations
 from xgate.outbox.base import (
     REJECTIONS_KEPT,
     TIMELINE_DAYS,
-    AttemptOutcome,
     AttemptRecord,
-    CapacityReading,
     CountKind,
     DestinationHealth,
     DuplicateSender,
@@ -89,7 +87,6 @@ from xgate.outbox.base import (
     OutcomeCount,
     RejectionRecord,
     RequestGrant,
-    RowState,
     TimelineBucket,
     check_bucket,
     check_session_id,
@@ -98,11 +95,24 @@ from xgate.outbox.base import (
     minute_of,
     summed_counts,
 )
+from xgate.outbox.common import (
+    LEASED_COLUMNS,
+    MINUTE_COLUMNS,
+    OUTCOME_COLUMN,
+    PUBLIC,
+    ROW_COLUMNS,
+    SIGNAL_COLUMNS,
+    OutboxEngine,
+    Settlement,
+    destination_health,
+    leased_row,
+    outbox_row,
+    paused_only,
+    request_grant,
+    timeline_bucket,
+)
 
 log = logging.getLogger(__name__)
-
-#: prefix of the dedup key of a conversion from a public key (as on SQLite: MappedConversion.public)
-_PUBLIC = "public\x1f"
 
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[tuple[Any, ...]]
@@ -123,13 +133,6 @@ _SHARE_LEFT = 0.9
 _PURGE_BATCH = 5000
 #: SQLSTATEs worth an immediate retry: deadlock, serialization failure, the server shutting down
 _RETRY_STATES = frozenset({"40P01", "40001", "57P01", "57P02", "57P03"})
-
-_ROW_COLUMNS = (
-    "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
-    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by, source"
-)
-_LEASED_COLUMNS = "id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
-
 
 #: ``_moved``'s target for rows counted in the state each returns (new rows)
 _RETURNED_STATE = "returned"
@@ -155,12 +158,9 @@ def _moved(cte: str, source: str | None, target: str | None) -> str:
     )
 
 
-#: the counted columns of xgate_minute_counts
-_MINUTE_COLUMNS = ("stored", "twclid", "email", "phone", "ip_ua", "delivered", "retried", "dead")
-#: what an enqueue adds to them: every new row, and those carrying each signal
+#: what an enqueue adds to the minute counts: every new row, and those carrying each signal
 _STORED_MINUTES = {"stored": "count(*)"} | {
-    signal: f"count(*) FILTER (WHERE strpos(match_signals, '{signal}') > 0)"
-    for signal in ("twclid", "email", "phone", "ip_ua")
+    signal: f"count(*) FILTER (WHERE strpos(match_signals, '{signal}') > 0)" for signal in SIGNAL_COLUMNS
 }
 #: CTEs deleting what goes with the rows a statement deletes (``changed`` returns their ids): their
 #: history and their duplicate senders
@@ -168,17 +168,30 @@ _FORGET_HISTORY = (
     "DELETE FROM xgate_attempts WHERE row_id IN (SELECT id FROM changed)",
     "DELETE FROM xgate_duplicate_senders WHERE row_id IN (SELECT id FROM changed)",
 )
-#: the column a settle outcome adds to (a deferral adds to none)
-_OUTCOME_COLUMN = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
+
+
+#: upserts of xgate_health (after ``INSERT INTO xgate_health AS h``) over the rows a settle returned
+#: (``changed``): their destinations' last success at ``%(now)s``, or last error ``%(error)s`` at it
+_SUCCESS_HEALTH = (
+    "(destination, last_success_at) SELECT DISTINCT destination, %(now)s::double precision"
+    " FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
+    " SET last_success_at = greatest(h.last_success_at, excluded.last_success_at)"
+)
+_ERROR_HEALTH = (
+    "(destination, last_error, last_error_at) SELECT DISTINCT destination, %(error)s,"
+    " %(now)s::double precision FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
+    " SET last_error = excluded.last_error, last_error_at = excluded.last_error_at"
+    " WHERE h.last_error_at IS NULL OR h.last_error_at <= excluded.last_error_at"
+)
 
 
 def _add_minutes(values: dict[str, str]) -> str:
     """SQL of a CTE that adds ``values`` (column -> aggregate over the rows of ``changed``, which has
     ``destination`` and ``event_id``; other columns add 0) to minute ``%(minute)s`` of xgate_minute_counts,
     in this backend's shard, rows locked in key order (two writers never wait on each other crosswise)."""
-    columns = ", ".join(_MINUTE_COLUMNS)
-    exprs = ", ".join(values.get(c, "0") for c in _MINUTE_COLUMNS)
-    sums = ", ".join(f"{c} = mc.{c} + excluded.{c}" for c in _MINUTE_COLUMNS)
+    columns = ", ".join(MINUTE_COLUMNS)
+    exprs = ", ".join(values.get(c, "0") for c in MINUTE_COLUMNS)
+    sums = ", ".join(f"{c} = mc.{c} + excluded.{c}" for c in MINUTE_COLUMNS)
     return (
         f"INSERT INTO xgate_minute_counts AS mc (minute, destination, event_id, shard, {columns})"
         f" SELECT %(minute)s::bigint, destination, event_id, mod(pg_backend_pid(), 16), {exprs}"
@@ -361,7 +374,7 @@ class _Scrubbed:
         return OutboxUnavailable(f"{self.where}: {doing} failed: {reason}")
 
 
-class PostgresOutbox:
+class PostgresOutbox(OutboxEngine):
     """:class:`~xgate.outbox.base.Outbox` on a PostgreSQL database (see the module docstring).
 
     ``url``: ``postgresql://user[:password]@host[:port]/db[?options=-csearch_path%3Dschema&sslmode=…]``
@@ -379,6 +392,7 @@ class PostgresOutbox:
         create: bool = True,
         check_schema: bool = True,
     ) -> None:
+        super().__init__()
         settings = settings or StorageSettings()
         self._where = _Scrubbed(url)
         self._url = url
@@ -386,7 +400,6 @@ class PostgresOutbox:
         self._retention = settings.retention_days * 86400.0
         self._node_id = node_id or default_node_id(url)
         self._bound = settings.write_timeout_seconds
-        self._closed = False
         try:  # one direct connection first: a wrong host or password fails at once, with libpq's reason
             with psycopg.connect(url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
                 schema = db.execute("SELECT current_schema()").fetchone()
@@ -416,8 +429,6 @@ class PostgresOutbox:
             self._pool.close()
             raise
         self._channel = "xgate_work_" + hashlib.sha1(self._schema.encode()).hexdigest()[:12]
-        self._work = threading.Condition()
-        self._work_seq = 0
         self._listener: threading.Thread | None = None
 
     # -- the contract's properties ---------------------------------------------------------------
@@ -510,17 +521,6 @@ class PostgresOutbox:
                 raise self._where.error(exc, doing, self._pool_name) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _woke_if(self, queued: int) -> int:
-        """Wake this process's waiters when ``queued`` rows went to the queue; returns ``queued``."""
-        if queued:
-            self._woken()
-        return queued
-
-    def _woken(self) -> None:
-        with self._work:
-            self._work_seq += 1
-            self._work.notify_all()
-
     # -- schema ------------------------------------------------------------------------------------
     def _check_schema(self, create: bool) -> None:
         latest = len(migrations.postgresql())
@@ -541,16 +541,6 @@ class PostgresOutbox:
             )
 
     # -- ingest ------------------------------------------------------------------------------------
-    def enqueue(
-        self, conversions: Sequence[MappedConversion], *, now: float | None = None
-    ) -> list[EnqueueOutcome]:
-        return self._store(conversions, time.time() if now is None else now, None)[0]
-
-    def enqueue_leased(
-        self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
-    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
-        return self._store(conversions, time.time() if now is None else now, lease)
-
     def _store(
         self, conversions: Sequence[MappedConversion], now: float, lease: HandoffLease | None
     ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
@@ -559,7 +549,7 @@ class PostgresOutbox:
         # a conversion from a public key (MappedConversion.public) is stored under its own key: a duplicate
         # of an earlier trusted copy, but never the reason a later trusted copy is refused (docs/security.md)
         keys = [
-            (_PUBLIC + c.pixel_id if c.public else c.pixel_id, c.event_id, c.conversion_id)
+            (PUBLIC + c.pixel_id if c.public else c.pixel_id, c.event_id, c.conversion_id)
             for c in conversions
         ]
         trusted_keys = {
@@ -711,7 +701,7 @@ class PostgresOutbox:
             " FOR UPDATE SKIP LOCKED),"
             " leased AS (UPDATE xgate_conversions AS c SET state = 'leased', lease_token = %(token)s,"
             " lease_expires_at = %(until)s, leased_by = %(node)s, updated_at = %(now)s"
-            f" FROM picked WHERE c.id = picked.id RETURNING c.{_LEASED_COLUMNS.replace(', ', ', c.')})"
+            f" FROM picked WHERE c.id = picked.id RETURNING c.{LEASED_COLUMNS.replace(', ', ', c.')})"
             "{count} SELECT * FROM leased"
         )
         params = {"token": token, "until": now + lease_seconds, "node": self._node_id, "now": now}
@@ -737,7 +727,7 @@ class PostgresOutbox:
             return rows
 
         rows = self._call("lease", run)
-        return sorted(LeasedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token, r[7]) for r in rows)
+        return sorted(leased_row(r, token) for r in rows)
 
     def extend(
         self, row_ids: Sequence[int], lease_token: str, lease_seconds: float, *, now: float | None = None
@@ -799,52 +789,45 @@ class PostgresOutbox:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _settle(
-        self,
-        doing: str,
-        row_ids: Sequence[int],
-        lease_token: str,
-        state: RowState,
-        assignments: str,
-        params: dict[str, Any],
-        health: str = "",
-        attempt: tuple[AttemptOutcome, float, int | None, str | None, str | None] | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        """Move the rows still held with ``lease_token`` to ``state``, in one statement with: ``health``
-        (an upsert of xgate_health), and for ``attempt`` (outcome, at, status, error, debug_id) one
-        insert of a history entry per settled row and one upsert of the minute counts per destination
-        and X event; ``capacity``: one upsert of the settled destination's reading (the latest wins)."""
+    def _settle(self, row_ids: Sequence[int], lease_token: str, settlement: Settlement) -> int:
+        """``settlement`` in one statement (autocommit): the update of the rows still held with
+        ``lease_token``, and in CTEs over what it returned (``changed``) the state counts, one upsert of
+        xgate_health per destination settled, one insert of history entries per settled row, one upsert
+        of the minute counts per destination and X event, one upsert of xgate_capacity, and for rows
+        ``requeued`` a ``NOTIFY`` to every node (this process's waiters: :meth:`release`)."""
         if not row_ids:
             return 0
+        s = settlement
+        columns = ([("attempts", "attempts + %(attempts)s")] if s.attempts else []) + [
+            (column, f"%(set_{column})s") for column, _ in s.sets
+        ]
+        assignments = ", ".join(f"{column} = {value}" for column, value in columns)
         statement = (
-            f"UPDATE xgate_conversions SET state = '{state}', {assignments}, lease_token = NULL,"
+            f"UPDATE xgate_conversions SET state = '{s.state}', {assignments}, lease_token = NULL,"
             " lease_expires_at = NULL, leased_by = NULL"
             " WHERE id = ANY(%(ids)b::bigint[]) AND state = 'leased' AND lease_token = %(token)s"
             " RETURNING id, destination, event_id"
         )
-        args = {**params, "ids": list(row_ids), "token": lease_token}
-        also = [f"INSERT INTO xgate_health AS h {health}"] if health else []
-        if attempt is not None:
-            outcome, at, status, error, debug_id = attempt
+        args: dict[str, Any] = {f"set_{column}": value for column, value in s.sets}
+        args |= {"attempts": s.attempts, "ids": list(row_ids), "token": lease_token, "now": s.now}
+        also = []
+        if s.success:
+            also.append(f"INSERT INTO xgate_health AS h {_SUCCESS_HEALTH}")
+        if s.failure is not None:
+            also.append(f"INSERT INTO xgate_health AS h {_ERROR_HEALTH}")
+            args["error"] = s.failure
+        if s.attempt is not None:
             also.append(
                 "INSERT INTO xgate_attempts (row_id, at, outcome, status, error, debug_id)"
                 " SELECT id, %(h_at)s, %(h_outcome)s, %(h_status)s::smallint, %(h_error)s::text,"
                 " %(h_debug_id)s::text FROM changed"
             )
-            args |= {
-                "h_at": at,
-                "h_outcome": outcome,
-                "h_status": status,
-                "h_error": error,
-                "h_debug_id": debug_id,
-                "minute": minute_of(at),
-            }
-            column = _OUTCOME_COLUMN.get(outcome)
+            args |= {f"h_{name}": value for name, value in s.attempt._asdict().items()}
+            args["minute"] = minute_of(s.attempt.at)
+            column = OUTCOME_COLUMN.get(s.attempt.outcome)
             if column is not None:
                 also.append(_add_minutes({column: "count(*)"}))
-
-        if capacity is not None:
+        if s.capacity is not None:
             also.append(
                 "INSERT INTO xgate_capacity AS k (destination, request_limit, remaining, reset_at, scope,"
                 " seen_at) SELECT DISTINCT destination, %(c_limit)s::integer, %(c_remaining)s::integer,"
@@ -855,115 +838,18 @@ class PostgresOutbox:
                 " WHERE k.seen_at <= excluded.seen_at"
             )
             args |= dict(
-                zip(("c_limit", "c_remaining", "c_reset", "c_scope", "c_seen"), capacity, strict=True)
+                zip(("c_limit", "c_remaining", "c_reset", "c_scope", "c_seen"), s.capacity, strict=True)
             )
+        wake = "true" if s.requeued else ""  # a retry is due later: its own wake-up
 
         def run(db: _Conn) -> int:
-            wake = "true" if doing == "release" else ""  # a retry is due later: its own wake-up
-            return self._count(db, statement, "leased", state, args, also, wake)
+            return self._count(db, statement, "leased", s.state, args, also, wake)
 
-        settled = self._call(doing, run, one_statement=True)
-        return self._woke_if(settled) if doing == "release" else settled
-
-    def mark_delivered(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        debug_id: str | None,
-        *,
-        now: float | None = None,
-        status: int | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        now = time.time() if now is None else now
-        return self._settle(
-            "mark_delivered",
-            row_ids,
-            lease_token,
-            "delivered",
-            "attempts = attempts + 1, debug_id = %(debug_id)s, last_error = NULL, updated_at = %(now)s",
-            {"debug_id": debug_id, "now": now},
-            "(destination, last_success_at) SELECT DISTINCT destination, %(now)s::double precision"
-            " FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
-            " SET last_success_at = greatest(h.last_success_at, excluded.last_success_at)",
-            ("delivered", now, status, None, debug_id),
-            capacity,
-        )
-
-    _ERROR_HEALTH = (
-        "(destination, last_error, last_error_at) SELECT DISTINCT destination, %(error)s,"
-        " %(now)s::double precision FROM changed ORDER BY 1 ON CONFLICT (destination) DO UPDATE"
-        " SET last_error = excluded.last_error, last_error_at = excluded.last_error_at"
-        " WHERE h.last_error_at IS NULL OR h.last_error_at <= excluded.last_error_at"
-    )
-
-    def mark_retry(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        next_attempt_at: float,
-        error: str,
-        *,
-        now: float | None = None,
-        count_attempt: bool = True,
-        status: int | None = None,
-        debug_id: str | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        now = time.time() if now is None else now
-        return self._settle(
-            "mark_retry",
-            row_ids,
-            lease_token,
-            "queued",
-            "attempts = attempts + %(step)s, next_attempt_at = %(due)s, last_error = %(error)s,"
-            " updated_at = %(now)s",
-            {"step": int(count_attempt), "due": next_attempt_at, "error": error, "now": now},
-            self._ERROR_HEALTH,
-            ("retry" if count_attempt else "deferred", now, status, error, debug_id),
-            capacity,
-        )
-
-    def mark_dead(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        error: str,
-        *,
-        now: float | None = None,
-        status: int | None = None,
-        debug_id: str | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        now = time.time() if now is None else now
-        return self._settle(
-            "mark_dead",
-            row_ids,
-            lease_token,
-            "dead",
-            "attempts = attempts + 1, last_error = %(error)s, updated_at = %(now)s",
-            {"error": error, "now": now},
-            self._ERROR_HEALTH,
-            ("dead", now, status, error, debug_id),
-            capacity,
-        )
-
-    def release(self, row_ids: Sequence[int], lease_token: str) -> int:
-        now = time.time()
-        return self._settle(
-            "release",
-            row_ids,
-            lease_token,
-            "queued",
-            "updated_at = %(now)s",
-            {"now": now},
-        )
+        return self._call(s.doing, run, one_statement=True)
 
     def wait_for_work(self, timeout: float) -> bool:
-        """True when rows were queued (by any node: ``NOTIFY``) since the call began, or the outbox was
-        closed; False after ``timeout`` seconds. Never raises: while the database is unreachable it just
-        waits the timeout. The first call starts listening and returns True once it listens (rows may
-        have been queued while no one did)."""
+        """Woken by any node (``NOTIFY``): the first call starts the listener thread, and returns True once
+        it listens (rows may have been queued while no one did)."""
         if self._listener is None:
             with self._work:
                 if self._listener is None and not self._closed:
@@ -971,9 +857,7 @@ class PostgresOutbox:
                         target=self._listen, name="xgate-outbox-listen", daemon=True
                     )
                     self._listener.start()
-        with self._work:
-            seen = self._work_seq
-            return self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
+        return super().wait_for_work(timeout)
 
     def _listen(self) -> None:
         """The listener thread: LISTEN on a connection of its own; each notification wakes the waiters.
@@ -1014,7 +898,7 @@ class PostgresOutbox:
                 ).fetchone(),
                 reads=True,
             )
-            return RequestGrant(0, found[0] if found and found[0] > now else None)
+            return paused_only(found[0] if found else None, now)
         refilled = (
             "least(%(burst)s, coalesce(b.tokens + greatest(0, %(now)s - b.stamp) * %(rate)s, %(burst)s))"
         )
@@ -1032,12 +916,7 @@ class PostgresOutbox:
             ).fetchone(),
         )
         assert row is not None
-        granted, tokens, paused = int(row[0]), float(row[1]), float(row[2])
-        if paused > now:
-            return RequestGrant(0, paused)
-        if granted < n:
-            return RequestGrant(granted, None, now + (1 - tokens) / rate)
-        return RequestGrant(granted)
+        return request_grant(n, int(row[0]), float(row[1]), float(row[2]), now, rate)
 
     def pause(self, key: str, until: float, *, now: float | None = None) -> float:
         now = time.time() if now is None else now
@@ -1194,71 +1073,27 @@ class PostgresOutbox:
             ).fetchall(),
             reads=True,
         )
-        return {
-            r[0]: DestinationHealth(r[1], r[2], r[3], CapacityReading(*r[4:]) if r[8] is not None else None)
-            for r in rows
-        }
+        return destination_health(rows)
 
-    @staticmethod
-    def _row(r: Sequence[Any]) -> OutboxRow:
-        signals: str = r[13]
-        return OutboxRow(
-            id=r[0],
-            destination=r[1],
-            pixel_id=r[2],
-            event_id=r[3],
-            conversion_id=r[4],
-            event_name=r[5],
-            state=r[6],
-            attempts=r[7],
-            created_at=r[8],
-            updated_at=r[9],
-            next_attempt_at=r[10],
-            last_error=r[11],
-            debug_id=r[12],
-            match_signals=tuple(signals.split(",")) if signals else (),
-            body=orjson.loads(r[14]),
-            leased_by=r[15],
-            source=r[16],
-        )
-
-    def rows(
-        self,
-        *,
-        state: RowState | None = None,
-        destination: str | None = None,
-        source: str | None = None,
-        event_name: str | None = None,
-        conversion_id: str | None = None,
-        error: str | None = None,
-        before: int | None = None,
-        limit: int = 50,
+    def _rows(
+        self, equal: dict[str, str], error: str | None, before: int | None, limit: int
     ) -> list[OutboxRow]:
-        params: dict[str, Any] = {
-            "state": state,
-            "destination": destination,
-            "source": source,
-            "event_name": event_name,
-            "conversion_id": conversion_id,
-        }
-        where = ["true"] + [
-            f"{column} = %({column})s" for column, value in params.items() if value is not None
-        ]
-        if error:
+        where = ["true", *(f"{column} = %({column})s" for column in equal)]
+        if error is not None:
             where.append("strpos(lower(last_error), lower(%(error)s)) > 0")
         if before is not None:
             where.append("id < %(before)s")
-        params |= {"error": error, "before": before, "limit": limit}
+        params: dict[str, object] = {**equal, "error": error, "before": before, "limit": limit}
         found = self._call(
             "rows",
             lambda db: db.execute(
-                f"SELECT {_ROW_COLUMNS} FROM xgate_conversions WHERE {' AND '.join(where)}"
+                f"SELECT {ROW_COLUMNS} FROM xgate_conversions WHERE {' AND '.join(where)}"
                 " ORDER BY id DESC LIMIT %(limit)s",
                 params,
             ).fetchall(),
             reads=True,
         )
-        return [self._row(r) for r in found]
+        return [outbox_row(r) for r in found]
 
     def history(self, row_id: int) -> list[AttemptRecord]:
         found = self._call(
@@ -1286,7 +1121,7 @@ class PostgresOutbox:
 
     def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
         size = check_bucket(bucket_seconds)
-        sums = ", ".join(f"sum({c})" for c in _MINUTE_COLUMNS)
+        sums = ", ".join(f"sum({c})" for c in MINUTE_COLUMNS)
         found = self._call(
             "timeline",
             lambda db: db.execute(
@@ -1297,22 +1132,17 @@ class PostgresOutbox:
             ).fetchall(),
             reads=True,
         )
-        return [
-            TimelineBucket(
-                r[1], r[2], float(r[0]), **{c: int(n) for c, n in zip(_MINUTE_COLUMNS, r[3:], strict=True)}
-            )
-            for r in found
-        ]
+        return [timeline_bucket(r[0], r[1], r[2], r[3:]) for r in found]
 
     def row(self, row_id: int) -> OutboxRow | None:
         found = self._call(
             "row",
             lambda db: db.execute(
-                f"SELECT {_ROW_COLUMNS} FROM xgate_conversions WHERE id = %s", (row_id,)
+                f"SELECT {ROW_COLUMNS} FROM xgate_conversions WHERE id = %s", (row_id,)
             ).fetchone(),
             reads=True,
         )
-        return self._row(found) if found else None
+        return outbox_row(found) if found else None
 
     # -- maintenance -------------------------------------------------------------------------------
     def replay(self, row_ids: Sequence[int] | None = None) -> int:
@@ -1416,9 +1246,7 @@ class PostgresOutbox:
         )
 
     def close(self) -> None:
-        self._closed = True
-        with self._work:
-            self._work.notify_all()
+        self._stop_waiters()
         self._pool.close()
         _connect_errors.last.pop(self._pool_name, None)
         if self._listener is not None:

@@ -59,7 +59,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
+from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
@@ -69,9 +69,7 @@ from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxSchemaMismatch, O
 from xgate.outbox.base import (
     REJECTIONS_KEPT,
     TIMELINE_DAYS,
-    AttemptOutcome,
     AttemptRecord,
-    CapacityReading,
     CountKind,
     DestinationHealth,
     DuplicateSender,
@@ -83,7 +81,6 @@ from xgate.outbox.base import (
     OutcomeCount,
     RejectionRecord,
     RequestGrant,
-    RowState,
     TimelineBucket,
     check_bucket,
     check_session_id,
@@ -91,6 +88,22 @@ from xgate.outbox.base import (
     default_node_id,
     minute_of,
     summed_counts,
+)
+from xgate.outbox.common import (
+    LEASED_COLUMNS,
+    MINUTE_COLUMNS,
+    OUTCOME_COLUMN,
+    PUBLIC,
+    ROW_COLUMNS,
+    SIGNAL_COLUMNS,
+    OutboxEngine,
+    Settlement,
+    destination_health,
+    leased_row,
+    outbox_row,
+    paused_only,
+    request_grant,
+    timeline_bucket,
 )
 
 #: what the last settle calls said per destination (Outbox.health)
@@ -118,9 +131,6 @@ _SHARED = (
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
 )
-
-#: prefix of the dedup key of a conversion from a public key (MappedConversion.public)
-_PUBLIC = "public\x1f"
 
 #: the schema of a new file (version _SCHEMA_VERSION); older files are upgraded by _UPGRADES
 _SCHEMA: tuple[str, ...] = (
@@ -298,21 +308,13 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     9: (_OUTCOMES,),
 }
 
-_ROW_COLUMNS = (
-    "id, destination, pixel_id, event_id, conversion_id, event_name, state, attempts, created_at, updated_at,"
-    " next_attempt_at, last_error, debug_id, match_signals, body, leased_by, source"
-)
-#: the counted columns of minute_counts, in the order _add_minutes takes them
-_MINUTE_COLUMNS = ("stored", "twclid", "email", "phone", "ip_ua", "delivered", "retried", "dead")
+#: an upsert adding to the counted columns of minute_counts (MINUTE_COLUMNS, in order)
 _ADD_MINUTES = (
-    f"INSERT INTO minute_counts (minute, destination, event_id, {', '.join(_MINUTE_COLUMNS)})"
-    f" VALUES (?, ?, ?, {', '.join('?' * len(_MINUTE_COLUMNS))})"
+    f"INSERT INTO minute_counts (minute, destination, event_id, {', '.join(MINUTE_COLUMNS)})"
+    f" VALUES (?, ?, ?, {', '.join('?' * len(MINUTE_COLUMNS))})"
     " ON CONFLICT (minute, destination, event_id) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _MINUTE_COLUMNS)
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in MINUTE_COLUMNS)
 )
-#: the minute_counts column a settle outcome adds to (a deferral adds to none)
-_SIGNAL_COLUMNS = ("twclid", "email", "phone", "ip_ua")
-_OUTCOME_COLUMN = {"delivered": "delivered", "retry": "retried", "dead": "dead"}
 _T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
 
@@ -384,7 +386,7 @@ def _guarded(
     return guarded
 
 
-class SQLiteOutbox:
+class SQLiteOutbox(OutboxEngine):
     """:class:`~xgate.outbox.base.Outbox` on one SQLite file (see the module docstring).
 
     ``create=False``: raise OutboxNotFound when the file does not exist or holds no outbox (read-only
@@ -402,6 +404,7 @@ class SQLiteOutbox:
         create: bool = True,
         ping_timeout: float = 1.0,
     ) -> None:
+        super().__init__()
         self.path = Path(path).absolute()
         self.node_id = node_id or default_node_id(f"sqlite:///{self.path}")
         settings = settings or StorageSettings()
@@ -415,10 +418,6 @@ class SQLiteOutbox:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._closed = False
-        # wait_for_work: bumped (and waiters woken) whenever this process queues rows
-        self._work = threading.Condition()
-        self._work_seq = 0
         if not create and not self.path.is_file():
             raise OutboxNotFound(f"no outbox at {self.path} (sqlite): check [storage] url")
         try:
@@ -584,24 +583,13 @@ class SQLiteOutbox:
 
     # -- ingest ------------------------------------------------------------------------------------
     @_guarded
-    def enqueue(
-        self, conversions: Sequence[MappedConversion], *, now: float | None = None
-    ) -> list[EnqueueOutcome]:
-        return self._store(conversions, time.time() if now is None else now, None)[0]
-
-    @_guarded
-    def enqueue_leased(
-        self, conversions: Sequence[MappedConversion], lease: HandoffLease, *, now: float | None = None
-    ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
-        return self._store(conversions, time.time() if now is None else now, lease)
-
     def _store(
         self, conversions: Sequence[MappedConversion], now: float, lease: HandoffLease | None
     ) -> tuple[list[EnqueueOutcome], list[LeasedRow]]:
         expires = now + self._dedup_window
         keys = [f"{c.pixel_id}\x1f{c.event_id}\x1f{c.conversion_id}" for c in conversions]
         # a public conversion is also a duplicate of an earlier public one, found under its own key
-        public_keys = {i: _PUBLIC + keys[i] for i, c in enumerate(conversions) if c.public}
+        public_keys = {i: PUBLIC + keys[i] for i, c in enumerate(conversions) if c.public}
         to_lease = lease.limit if lease else 0
         token = lease.token if lease else ""
         lease_expires_at = now + lease.seconds if lease else None
@@ -679,9 +667,9 @@ class SQLiteOutbox:
                 )
                 new_keys.append((key, row_id, expires))
                 counts[(c.destination, state)] = counts.get((c.destination, state), 0) + 1
-                tally = minutes.setdefault((c.destination, c.event_id), [0] * len(_MINUTE_COLUMNS))
+                tally = minutes.setdefault((c.destination, c.event_id), [0] * len(MINUTE_COLUMNS))
                 tally[0] += 1
-                for i, signal in enumerate(_SIGNAL_COLUMNS, 1):
+                for i, signal in enumerate(SIGNAL_COLUMNS, 1):
                     tally[i] += signal in c.match_signals
                 out.append(EnqueueOutcome("queued", row_id, c.conversion_id, c.destination))
             db.executemany(
@@ -704,31 +692,15 @@ class SQLiteOutbox:
                     " last_at = max(last_at, excluded.last_at)",
                     [(r, src, int(pub), now, now, n, r) for (r, src, pub), n in copies.items()],
                 )
-        if len(rows) > len(handed):
-            self._queued()
+        self._woke_if(len(rows) - len(handed))
         return out, handed
-
-    def _queued(self) -> None:
-        """Rows were queued: wake :meth:`wait_for_work`."""
-        with self._work:
-            self._work_seq += 1
-            self._work.notify_all()
-
-    def wait_for_work(self, timeout: float) -> bool:
-        """True when this process queued rows (or closed the outbox) since the call began; False after
-        ``timeout`` seconds."""
-        with self._work:
-            seen = self._work_seq
-            return self._work.wait_for(lambda: self._work_seq != seen or self._closed, timeout)
 
     # -- delivery ----------------------------------------------------------------------------------
     @_guarded
     def lease(self, limit: int, lease_seconds: float, *, now: float | None = None) -> list[LeasedRow]:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
-        returning = (
-            " RETURNING id, destination, pixel_id, event_id, conversion_id, body, attempts, created_at"
-        )
+        returning = f" RETURNING {LEASED_COLUMNS}"
         holds = (
             "UPDATE conversions SET state = 'leased', lease_token = ?, lease_expires_at = ?, leased_by = ?,"
             " updated_at = ?"
@@ -747,20 +719,7 @@ class SQLiteOutbox:
                     f" AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?){returning}",
                     (*holding, now, limit - len(rows)),
                 ).fetchall()
-        return [
-            LeasedRow(
-                id=r[0],
-                destination=r[1],
-                pixel_id=r[2],
-                event_id=r[3],
-                conversion_id=r[4],
-                body_json=r[5],
-                attempts=r[6],
-                lease_token=token,
-                created_at=r[7],
-            )
-            for r in sorted(rows)
-        ]
+        return [leased_row(r, token) for r in sorted(rows)]
 
     @_guarded
     def extend(
@@ -788,148 +747,62 @@ class SQLiteOutbox:
                 (now, now, self.node_id),
             ).fetchall()
             _count(db, _moved((r[0] for r in back), "leased", "queued"))
-        if back:
-            self._queued()
-        return len(back)
+        return self._woke_if(len(back))
 
-    def _settle(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        state: RowState,
-        assignments: str,
-        params: tuple[object, ...],
-        health: tuple[str, tuple[object, ...]] | None = None,
-        attempt: tuple[AttemptOutcome, float, int | None, str | None, str | None] | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        """Move the rows still held with ``lease_token`` to ``state``; ``health``: an upsert of
-        destination_health and its parameters after the destination, run per destination settled;
-        ``attempt``: (outcome, at, status, error, debug_id) appended to each settled row's history (one
-        INSERT … SELECT over the settled ids) and added to the minute counts (one upsert per destination
-        and X event); ``capacity``: upserted as each settled destination's reading unless a later one
-        is stored."""
+    @_guarded
+    def _settle(self, row_ids: Sequence[int], lease_token: str, settlement: Settlement) -> int:
+        """``settlement`` in one write transaction: an ``UPDATE … RETURNING`` per 500 ids; for the rows
+        settled, one upsert of destination_health (and of destination_capacity) per destination, the
+        history appended by one ``INSERT … SELECT`` over their ids (``json_each``), and one upsert of
+        minute_counts per destination and X event. Wakes no one: :meth:`release` does."""
+        s = settlement
+        columns = ([("attempts", "attempts + ?")] if s.attempts else []) + [(c, "?") for c, _ in s.sets]
+        assignments = ", ".join(f"{column} = {value}" for column, value in columns)
+        params = ((s.attempts,) if s.attempts else ()) + tuple(v for _, v in s.sets)
         settled: list[tuple[int, str, str]] = []
         with self._write() as db:
             for chunk in _chunks(row_ids):
                 settled += db.execute(
-                    f"UPDATE conversions SET state = '{state}', {assignments}, lease_token = NULL,"
+                    f"UPDATE conversions SET state = '{s.state}', {assignments}, lease_token = NULL,"
                     f" lease_expires_at = NULL, leased_by = NULL WHERE id IN ({_marks(len(chunk))})"
                     " AND state = 'leased' AND lease_token = ? RETURNING id, destination, event_id",
                     (*params, *chunk, lease_token),
                 ).fetchall()
-            _count(db, _moved((r[1] for r in settled), "leased", state))
-            if health is not None and settled:
-                sql, values = health
-                db.executemany(sql, [(d, *values) for d in {r[1] for r in settled}])
-            if capacity is not None and settled:
-                db.executemany(_READING, [(d, *capacity) for d in {r[1] for r in settled}])
-            if attempt is not None and settled:
-                outcome, at, status, error, debug_id = attempt
+            _count(db, _moved((r[1] for r in settled), "leased", s.state))
+            if not settled:
+                return 0
+            destinations = {r[1] for r in settled}
+            if s.success:
+                db.executemany(_SUCCESS, [(d, s.now) for d in destinations])
+            if s.failure is not None:
+                db.executemany(_FAILURE, [(d, s.failure, s.now) for d in destinations])
+            if s.capacity is not None:
+                db.executemany(_READING, [(d, *s.capacity) for d in destinations])
+            if s.attempt is not None:
                 db.execute(
                     "INSERT INTO conversion_attempts (row_id, at, outcome, status, error, debug_id)"
                     " SELECT value, ?, ?, ?, ?, ? FROM json_each(?)",
-                    (at, outcome, status, error, debug_id, orjson.dumps([r[0] for r in settled])),
+                    (*s.attempt, orjson.dumps([r[0] for r in settled])),
                 )
-                column = _OUTCOME_COLUMN.get(outcome)
+                column = OUTCOME_COLUMN.get(s.attempt.outcome)
                 if column is not None:
                     per_event: dict[tuple[str, str], int] = {}
                     for _, d, e in settled:
                         per_event[(d, e)] = per_event.get((d, e), 0) + 1
-                    slot = _MINUTE_COLUMNS.index(column)
+                    slot = MINUTE_COLUMNS.index(column)
                     db.executemany(
                         _ADD_MINUTES,
                         [
                             (
-                                minute_of(at),
+                                minute_of(s.attempt.at),
                                 d,
                                 e,
-                                *(n if i == slot else 0 for i in range(len(_MINUTE_COLUMNS))),
+                                *(n if i == slot else 0 for i in range(len(MINUTE_COLUMNS))),
                             )
                             for (d, e), n in per_event.items()
                         ],
                     )
         return len(settled)
-
-    @_guarded
-    def mark_delivered(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        debug_id: str | None,
-        *,
-        now: float | None = None,
-        status: int | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        now = time.time() if now is None else now
-        return self._settle(
-            row_ids,
-            lease_token,
-            "delivered",
-            "attempts = attempts + 1, debug_id = ?, last_error = NULL, updated_at = ?",
-            (debug_id, now),
-            (_SUCCESS, (now,)),
-            ("delivered", now, status, None, debug_id),
-            capacity,
-        )
-
-    @_guarded
-    def mark_retry(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        next_attempt_at: float,
-        error: str,
-        *,
-        now: float | None = None,
-        count_attempt: bool = True,
-        status: int | None = None,
-        debug_id: str | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        now = time.time() if now is None else now
-        return self._settle(
-            row_ids,
-            lease_token,
-            "queued",
-            "attempts = attempts + ?, next_attempt_at = ?, last_error = ?, updated_at = ?",
-            (int(count_attempt), next_attempt_at, error, now),
-            (_FAILURE, (error, now)),
-            ("retry" if count_attempt else "deferred", now, status, error, debug_id),
-            capacity,
-        )
-
-    @_guarded
-    def mark_dead(
-        self,
-        row_ids: Sequence[int],
-        lease_token: str,
-        error: str,
-        *,
-        now: float | None = None,
-        status: int | None = None,
-        debug_id: str | None = None,
-        capacity: CapacityReading | None = None,
-    ) -> int:
-        now = time.time() if now is None else now
-        return self._settle(
-            row_ids,
-            lease_token,
-            "dead",
-            "attempts = attempts + 1, last_error = ?, updated_at = ?",
-            (error, now),
-            (_FAILURE, (error, now)),
-            ("dead", now, status, error, debug_id),
-            capacity,
-        )
-
-    @_guarded
-    def release(self, row_ids: Sequence[int], lease_token: str) -> int:
-        released = self._settle(row_ids, lease_token, "queued", "updated_at = ?", (time.time(),))
-        if released:
-            self._queued()
-        return released
 
     # -- shared between processes: X's rate limit, housekeeping ---------------------------------------
     @_guarded
@@ -944,7 +817,7 @@ class SQLiteOutbox:
                 .execute("SELECT paused_until FROM request_budgets WHERE key = ?", (key,))
                 .fetchone()
             )
-            return RequestGrant(0, found[0] if found and found[0] > now else None)
+            return paused_only(found[0] if found else None, now)
         with self._write() as db:
             found = db.execute(
                 "SELECT tokens, stamp, paused_until FROM request_budgets WHERE key = ?", (key,)
@@ -957,11 +830,7 @@ class SQLiteOutbox:
                 " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, stamp = excluded.stamp",
                 (key, tokens - granted, max(stamp, now), paused),
             )
-        if paused > now:
-            return RequestGrant(0, paused)
-        if granted < n:
-            return RequestGrant(granted, None, now + (1 - (tokens - granted)) / rate)
-        return RequestGrant(granted)
+        return request_grant(n, granted, tokens - granted, paused, now, rate)
 
     @_guarded
     def pause(self, key: str, until: float, *, now: float | None = None) -> float:
@@ -1087,74 +956,31 @@ class SQLiteOutbox:
 
     @_guarded
     def health(self) -> dict[str, DestinationHealth]:
-        return {
-            r[0]: DestinationHealth(r[1], r[2], r[3], CapacityReading(*r[4:]) if r[8] is not None else None)
-            for r in self._db().execute(
+        return destination_health(
+            self._db().execute(
                 "SELECT destination, h.last_success_at, h.last_error, h.last_error_at, c.request_limit,"
                 " c.remaining, c.reset_at, c.scope, c.seen_at"
                 " FROM destination_health AS h LEFT JOIN destination_capacity AS c USING (destination)"
             )
-        }
-
-    @staticmethod
-    def _row(r: Any) -> OutboxRow:
-        signals: str = r[13]
-        return OutboxRow(
-            id=r[0],
-            destination=r[1],
-            pixel_id=r[2],
-            event_id=r[3],
-            conversion_id=r[4],
-            event_name=r[5],
-            state=r[6],
-            attempts=r[7],
-            created_at=r[8],
-            updated_at=r[9],
-            next_attempt_at=r[10],
-            last_error=r[11],
-            debug_id=r[12],
-            match_signals=tuple(signals.split(",")) if signals else (),
-            body=orjson.loads(r[14]),
-            leased_by=r[15],
-            source=r[16],
         )
 
     @_guarded
-    def rows(
-        self,
-        *,
-        state: RowState | None = None,
-        destination: str | None = None,
-        source: str | None = None,
-        event_name: str | None = None,
-        conversion_id: str | None = None,
-        error: str | None = None,
-        before: int | None = None,
-        limit: int = 50,
+    def _rows(
+        self, equal: dict[str, str], error: str | None, before: int | None, limit: int
     ) -> list[OutboxRow]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("state", state),
-            ("destination", destination),
-            ("source", source),
-            ("event_name", event_name),
-            ("conversion_id", conversion_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if error:
+        where = [f"{column} = ?" for column in equal]
+        params: list[object] = [*equal.values()]
+        if error is not None:
             where.append("instr(lower(last_error), lower(?)) > 0")
             params.append(error)
         if before is not None:
             where.append("id < ?")
             params.append(before)
-        sql = f"SELECT {_ROW_COLUMNS} FROM conversions"
+        sql = f"SELECT {ROW_COLUMNS} FROM conversions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        return [self._row(r) for r in self._db().execute(sql, (*params, limit))]
+        return [outbox_row(r) for r in self._db().execute(sql, (*params, limit))]
 
     @_guarded
     def history(self, row_id: int) -> list[AttemptRecord]:
@@ -1181,9 +1007,9 @@ class SQLiteOutbox:
     @_guarded
     def timeline(self, since: float, bucket_seconds: int = 60) -> list[TimelineBucket]:
         size = check_bucket(bucket_seconds)
-        sums = ", ".join(f"sum({c})" for c in _MINUTE_COLUMNS)
+        sums = ", ".join(f"sum({c})" for c in MINUTE_COLUMNS)
         return [
-            TimelineBucket(d, e, float(start), **dict(zip(_MINUTE_COLUMNS, counts, strict=True)))
+            timeline_bucket(start, d, e, counts)
             for start, d, e, *counts in self._db().execute(
                 f"SELECT (minute / ?) * ? AS start, destination, event_id, {sums} FROM minute_counts"
                 " WHERE minute >= ? GROUP BY start, destination, event_id"
@@ -1194,8 +1020,8 @@ class SQLiteOutbox:
 
     @_guarded
     def row(self, row_id: int) -> OutboxRow | None:
-        r = self._db().execute(f"SELECT {_ROW_COLUMNS} FROM conversions WHERE id = ?", (row_id,)).fetchone()
-        return self._row(r) if r else None
+        r = self._db().execute(f"SELECT {ROW_COLUMNS} FROM conversions WHERE id = ?", (row_id,)).fetchone()
+        return outbox_row(r) if r else None
 
     # -- maintenance -------------------------------------------------------------------------------
     @staticmethod
@@ -1228,9 +1054,7 @@ class SQLiteOutbox:
                 row_ids,
             )
             _count(db, _moved(replayed, "dead", "queued"))
-        if replayed:
-            self._queued()
-        return len(replayed)
+        return self._woke_if(len(replayed))
 
     @_guarded
     def discard(self, row_ids: Sequence[int] | None = None) -> int:
@@ -1302,9 +1126,7 @@ class SQLiteOutbox:
             )
 
     def close(self) -> None:
-        self._closed = True
-        with self._work:
-            self._work.notify_all()
+        self._stop_waiters()
         with self._all_lock:
             for db in self._all:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
