@@ -492,6 +492,25 @@ def test_the_configuration_page_names_where_secrets_come_from_and_never_shows_on
 PAGES = ("", "/events", "/dead", "/quality", "/test", "/config")
 
 
+def test_no_page_load_asks_for_anything_the_gateway_answers_with_an_error(
+    make_console: Callable[..., Console], page: Any
+) -> None:
+    """Every page links the gateway's own icon (a browser asked for /favicon.ico and got 404 on each load)."""
+    console = make_console()
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    console.sign_in(page)
+    for path in PAGES:
+        page.goto(f"{console.url}/console{path}")
+        page.wait_for_load_state("load")
+        icon = page.get_attribute("link[rel=icon]", "href")
+        assert icon == "/favicon.svg", path
+    assert failed == []
+    for icon, kind in (("/favicon.svg", "image/svg+xml"), ("/favicon.ico", "image/x-icon")):
+        answer = page.request.get(f"{console.url}{icon}")
+        assert answer.status == 200 and answer.headers["content-type"] == kind
+
+
 def test_every_page_fits_a_phone_s_width_without_scrolling_sideways(
     make_console: Callable[..., Console], page: Any
 ) -> None:

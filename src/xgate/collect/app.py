@@ -16,12 +16,19 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
 
 from xgate import __version__
 from xgate.collect.admin import AdminGuard
 from xgate.collect.docs import add_pages
 from xgate.collect.ingest import EventMapper
-from xgate.collect.problems import Problem, problem_handler, validation_problem_handler
+from xgate.collect.problems import (
+    Problem,
+    http_problem_handler,
+    internal_problem_handler,
+    problem_handler,
+    validation_problem_handler,
+)
 from xgate.collect.routes import activity, health, ingest
 from xgate.collect.routes.ingest import IngestLane
 from xgate.collect.routes.sources import add_source_routes
@@ -96,7 +103,13 @@ def create_app(
         # served by add_pages with assets from the gateway itself, not a CDN
         docs_url=None,
         redoc_url=None,
-        exception_handlers={Problem: problem_handler, RequestValidationError: validation_problem_handler},
+        # every error answer in one shape, those FastAPI and starlette make themselves too (404, 405, 422)
+        exception_handlers={
+            Problem: problem_handler,
+            RequestValidationError: validation_problem_handler,
+            HTTPException: http_problem_handler,
+            Exception: internal_problem_handler,
+        },
     )
     app.state.config = config
     app.state.services = gateway

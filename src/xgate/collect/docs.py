@@ -12,12 +12,17 @@ logo is left out and nothing else changes).
 ``GET /`` names the gateway, its version and its pages (on the public listener of a gateway with an admin
 listener, only those served there): HTML, or JSON when the request's ``Accept`` prefers
 ``application/json``. It shows no configuration (no source, destination or pixel), only names.
+
+The gateway's icon is served on every listener: ``/favicon.svg`` (the console's pages link it) and
+``/favicon.ico`` (the same drawing at 16, 32 and 48 pixels, which a browser asks for on any page that links
+no icon), so that no page load ends in a 404 for it.
 """
 
 from __future__ import annotations
 
 from html import escape
 from importlib.metadata import version
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -33,6 +38,15 @@ from xgate.collect.admin import ADMIN_PATHS
 ASSETS_PATH = f"/docs/assets/{version('fastapi-offline')}"
 #: ``Cache-Control`` of the versioned assets
 ASSETS_CACHE = "public, max-age=31536000, immutable"
+
+#: the gateway's icon (:func:`add_pages`): path served → (file in ``static/``, media type)
+ICONS = {
+    "/favicon.ico": ("favicon.ico", "image/x-icon"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
+#: ``Cache-Control`` of the icon: its URL is fixed, so a day, not a year
+ICON_CACHE = "public, max-age=86400"
+STATIC = Path(__file__).parent / "static"
 
 #: images only from the gateway: nothing on the docs pages reaches another host
 DOCS_CSP = "img-src 'self' data:"
@@ -101,6 +115,7 @@ def _home_html(links: dict[str, str]) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>xgate {__version__}</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <style>body{{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#0f1419}}code{{font-size:.9em}}</style>
 </head><body>
 <h1>xgate {__version__}</h1>
@@ -127,6 +142,9 @@ def add_pages(app: FastAPI) -> None:
             return Response(orjson.dumps(body), media_type="application/json", headers={"Vary": "Accept"})
         return HTMLResponse(_home_html(links), headers={"Vary": "Accept"})
 
+    for path, (name, media_type) in ICONS.items():
+        _add_icon(app, path, (STATIC / name).read_bytes(), media_type)
+
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         page = get_swagger_ui_html(
@@ -152,3 +170,12 @@ def add_pages(app: FastAPI) -> None:
         )
         page.headers["Content-Security-Policy"] = DOCS_CSP
         return page
+
+
+def _add_icon(app: FastAPI, path: str, body: bytes, media_type: str) -> None:
+    headers = {"Cache-Control": ICON_CACHE, "X-Content-Type-Options": "nosniff"}
+
+    async def icon() -> Response:
+        return Response(body, media_type=media_type, headers=headers)
+
+    app.add_api_route(path, icon, methods=["GET"], include_in_schema=False, name=path.lstrip("/"))

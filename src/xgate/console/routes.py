@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, urlencode
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -33,7 +32,12 @@ from starlette.staticfiles import StaticFiles
 from xgate import __version__
 from xgate.collect.auth import key_from_headers
 from xgate.collect.enrich import request_facts
-from xgate.collect.problems import Problem, problem_handler, validation_problem_handler
+from xgate.collect.problems import (
+    Problem,
+    http_problem_handler,
+    problem_handler,
+    validation_problem_handler,
+)
 from xgate.collect.services import Services, services
 from xgate.config_check import findings
 from xgate.console import views
@@ -47,7 +51,7 @@ from xgate.console.access import (
     SignInThrottle,
 )
 from xgate.errors import OutboxUnavailable
-from xgate.observe.redact import scrub
+from xgate.observe.redact import error_text, scrub
 from xgate.outbox.base import Outbox, OutboxRow, RowState
 
 PREFIX = "/console"
@@ -840,14 +844,16 @@ def _html_errors(json_handler: Any) -> Any:
         if not _is_page(request) or answer.media_type != "application/json":
             return answer
         found = orjson.loads(bytes(answer.body))
-        message = found.get("message") or found.get("detail") or "something went wrong"
+        message = found.get("message") or "something went wrong"
+        if isinstance(exc, StarletteHTTPException) and found.get("error") == "not_found":
+            message = f"There is no console page at {error_text(request.url.path, 200)}."
         try:
             who = await anyio.to_thread.run_sync(_who, request)
         except Problem:  # the session cannot be checked: the page has no menu
             who = None
         referer = request.headers.get("referer", "")
         back = referer if referer.startswith(f"{request.base_url}{PREFIX.lstrip('/')}") else None
-        return _render(
+        page = _render(
             request,
             "_error.html" if request.headers.get("hx-request") else "error.html",
             who,
@@ -856,6 +862,10 @@ def _html_errors(json_handler: Any) -> Any:
             message=str(message),
             back=back,
         )
+        for name in ("allow", "retry-after", "www-authenticate"):  # what the JSON answer said besides
+            if name in answer.headers:
+                page.headers[name] = answer.headers[name]
+        return page
 
     return handle
 
@@ -867,6 +877,6 @@ def include_console(app: FastAPI, gateway: Services) -> None:
     app.add_exception_handler(SignInRequired, _sign_in_redirect)
     app.add_exception_handler(Problem, _html_errors(problem_handler))
     app.add_exception_handler(RequestValidationError, _html_errors(validation_problem_handler))
-    app.add_exception_handler(StarletteHTTPException, _html_errors(http_exception_handler))
+    app.add_exception_handler(StarletteHTTPException, _html_errors(http_problem_handler))
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
