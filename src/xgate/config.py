@@ -234,7 +234,10 @@ class StorageSettings(_Strict):
         state_dir = (
             self.state_dir if self.state_dir.is_absolute() else Path(os.path.normpath(base / self.state_dir))
         )
-        return self.model_copy(update={"url": url, "state_dir": state_dir})
+        # the same settings read from another folder: those the file set stay the ones it set (the
+        # console marks each setting "in the file" or "default"; model_copy would mark both as set)
+        values = {**dict(self), "url": url, "state_dir": state_dir}
+        return type(self).model_construct(_fields_set=set(self.model_fields_set), **values)
 
 
 def _check_sqlite_url(rest: str) -> None:

@@ -483,6 +483,11 @@ def test_the_configuration_page_names_where_secrets_come_from_and_never_shows_on
     assert (linger.locator(".value").inner_text(), linger.locator(".badge").inner_text()) == ("20", "set")
     admin_key = page.locator("[data-section='server'] tr[data-setting='admin_key_env'] .value")
     assert admin_key.inner_text() == f"env {ADMIN_ENV}"
+    # [storage] and [identity] as every other section: the outbox's URL (a password would be ***)
+    url, origin = setting("[data-section='storage']", "url")
+    assert url.startswith("sqlite:///") and url.endswith("outbox0.db") and origin == "set"
+    assert setting("[data-section='storage']", "retention_days") == ("7", "default")
+    assert setting("[data-section='identity']", "default_region") == ("US", "default")
     html = page.content()
     for secret in (SERVER_KEY, BROWSER_KEY, ADMIN_KEY, VIEWER_KEY, *console.sandbox.env.values()):
         assert secret not in html

@@ -133,3 +133,58 @@ def test_a_write_key_in_the_file_is_marked_as_set_and_never_shown(tmp_path: Path
     shown = configuration(load_config(tmp_path / "xgate.toml"), [])
     assert _origins(shown["sources"][0])["write_key"] == ("a key, not shown", "set")
     assert "pub-config-key-3e1f" not in orjson.dumps(shown).decode()  # the API's answer: JSON throughout
+
+
+STORAGE_AND_IDENTITY = """
+[storage]
+url = "postgresql://xgate:pa55-w0rd-xyz@db.internal:5432/xgate?sslmode=require&sslpassword=k3y-pa55"
+retention_days = 14
+
+[identity]
+default_region = "fr"
+
+[[destinations]]
+name = "x-main"
+pixel_id = "p1"
+events = { purchase = "tw-p1-e1" }
+"""
+
+
+def test_storage_and_identity_are_shown_as_every_section_with_the_storage_password_masked(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "xgate.toml").write_text(STORAGE_AND_IDENTITY)
+    shown = configuration(load_config(tmp_path / "xgate.toml"), [])
+    sections = {s["section"]: _origins(s) for s in shown["settings"]}
+    storage, identity = sections["storage"], sections["identity"]
+    assert storage["url"] == (
+        "postgresql://xgate:***@db.internal:5432/xgate?sslmode=require&sslpassword=***",
+        "set",
+    )
+    assert storage["retention_days"] == (14, "set")
+    assert storage["dedup_window_days"] == (30, "default")
+    assert identity["default_region"] == ("FR", "set")
+    answer = orjson.dumps(shown).decode()  # the API's answer
+    assert "pa55-w0rd-xyz" not in answer and "k3y-pa55" not in answer
+
+
+def test_the_configuration_page_renders_storage_without_its_password(tmp_path: Path) -> None:
+    from xgate.console.routes import _templates
+
+    (tmp_path / "xgate.toml").write_text(STORAGE_AND_IDENTITY)
+    data = configuration(load_config(tmp_path / "xgate.toml"), [])
+    html = _templates.get_template("config.html").render(data=data, who=None, csrf="", prefix="/console")
+    assert 'data-section="storage"' in html and 'data-section="identity"' in html
+    assert "postgresql://xgate:***@db.internal:5432/xgate" in html
+    assert "pa55-w0rd-xyz" not in html and "k3y-pa55" not in html
+
+
+def test_storage_paths_made_absolute_from_the_files_folder_keep_their_origin(tmp_path: Path) -> None:
+    """The file's folder makes a relative SQLite path absolute: the setting the file left out is still
+    xgate's default, and the one it wrote is still its own."""
+    (tmp_path / "xgate.toml").write_text('[storage]\nurl = "sqlite:///data/xgate.db"\n' + TOML)
+    storage = {
+        s["section"]: _origins(s) for s in configuration(load_config(tmp_path / "xgate.toml"), [])["settings"]
+    }["storage"]
+    assert storage["url"] == (f"sqlite:///{tmp_path.resolve() / 'data' / 'xgate.db'}", "set")
+    assert storage["state_dir"] == (str(tmp_path.resolve() / "var"), "default")

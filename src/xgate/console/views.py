@@ -24,6 +24,7 @@ from xgate.observe.activity import SIGNALS
 from xgate.observe.destinations import destination_states
 from xgate.observe.metrics import Metrics
 from xgate.observe.redact import scrub
+from xgate.outbox import storage_location
 from xgate.outbox.base import CountKind, DestinationHealth, Outbox, OutboxRow, RowState
 
 #: the most recent rows a listing, a latency figure or a chart reads
@@ -509,20 +510,36 @@ def configuration(config: Config, findings: list[str]) -> dict[str, Any]:
         "destinations": destinations,
         "x": {"api_url": config.x.api_url, "api_version": config.x.api_version},
         "settings": [
-            {"section": name, "settings": _settings(getattr(config, name))}
-            for name in ("server", "dispatch", "console", "x")
+            {
+                "section": name,
+                "settings": _settings(getattr(config, name), masked=MASKED_SETTINGS.get(name, {})),
+            }
+            for name in SECTIONS
         ],
         "file": config.loaded_from,
         "findings": findings,
     }
 
 
+#: the sections of settings the page shows, each as a table of its own
+SECTIONS = ("server", "dispatch", "storage", "identity", "console", "x")
+
 #: settings that hold a secret itself, not the name of a variable holding it: shown as set or not, never
 #: by value (a browser source's key is public by nature, yet the page has no need to show it)
 SECRET_SETTINGS = frozenset({"write_key"})
 
+#: per section, settings that may hold a secret among other things: shown through their mask (a
+#: PostgreSQL URL's password as ``***``, :func:`xgate.outbox.storage_location`), never as written
+MASKED_SETTINGS: dict[str, dict[str, Callable[[Any], Any]]] = {"storage": {"url": storage_location}}
 
-def _settings(section: BaseModel, *, skip: tuple[str, ...] = (), prefix: str = "") -> list[dict[str, Any]]:
+
+def _settings(
+    section: BaseModel,
+    *,
+    skip: tuple[str, ...] = (),
+    prefix: str = "",
+    masked: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Every setting of ``section`` (a section of the configuration, a source or a destination):
     ``name``, ``value`` (JSON) and ``origin``: ``set`` (in the file, or the document given in code) or
     ``default`` (xgate's own: the file leaves it out), from pydantic's ``model_fields_set``.
@@ -531,8 +548,8 @@ def _settings(section: BaseModel, *, skip: tuple[str, ...] = (), prefix: str = "
     setting in it, named ``filter.when``: a table the file leaves out is all defaults. Inside a list or a
     map of tables (``mapping``, ``filter.when``) the value shows what the file wrote. A setting naming an
     environment variable (``*_env``) shows that name only, ``env NAME``, and one holding a secret itself
-    (:data:`SECRET_SETTINGS`) never shows it: no secret is shown (the storage URL, which may hold a
-    password, is in no section shown)."""
+    (:data:`SECRET_SETTINGS`) never shows it, and one in ``masked`` shows what its mask makes of it (the
+    storage URL without its password): no secret is shown."""
     shown = []
     written = section.model_dump(mode="json", exclude_unset=True)
     everything = section.model_dump(mode="json")
@@ -550,6 +567,8 @@ def _settings(section: BaseModel, *, skip: tuple[str, ...] = (), prefix: str = "
             value = "a key, not shown" if value else None
         else:
             value = written[name] if origin == "set" else everything[name]
+        if masked and name in masked and value is not None:
+            value = masked[name](value)
         shown.append({"name": prefix + name, "value": value, "origin": origin})
     return shown
 
