@@ -9,8 +9,12 @@ keeps running until Ctrl-C or SIGTERM. ``--once`` (or ``XGATE_DEMO_ONCE=1``) exi
 The gateway listens on 127.0.0.1:8080 as the README's ``curl`` line says, or on a free port when 8080 is
 taken (the printed lines name it). Everything the run writes is under ``./var``, which one demo holds at a
 time: a second ``make run`` while one runs refuses, naming the running one and its settings file, and
-changes nothing (the lock is an ``flock`` the system drops when the holder dies, so a killed demo never
-blocks the next). SIGTERM and SIGHUP stop the demo as Ctrl-C does: its sandbox and gateway are stopped too.
+changes nothing. The lock is an ``flock`` the system drops when the last process holding it ends: the
+demo, and its sandbox and gateway, which inherit it. So a killed demo never blocks the next one, and no
+second gateway starts on the outbox while one a killed demo left still runs (the refusal names its pid).
+SIGTERM and SIGHUP stop the demo as Ctrl-C does: its sandbox and gateway are stopped too. SIGKILL (or a
+crash) cannot be caught: on Linux the sandbox and the gateway then get SIGTERM from the system
+(``PR_SET_PDEATHSIG``) and stop gracefully on their own.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ console = Console()
 
 
 class DemoRunning(RuntimeError):
-    """Another demo holds the run directory."""
+    """Another demo, or the sandbox or gateway of a killed one, holds the run directory."""
 
 
 class Stopped(Exception):
@@ -79,9 +83,64 @@ def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
+class RunDir:
+    """The demo's hold on its run directory: ``var/demo.lock``, locked, naming the demo's pid on its first
+    line and each child's (``gateway PID``) on the next ones. A child started with :attr:`fd` among its
+    ``pass_fds`` holds the lock too, for as long as it lives."""
+
+    def __init__(self, lock: IO[str]) -> None:
+        self._lock = lock
+
+    @property
+    def fd(self) -> int:
+        return self._lock.fileno()
+
+    def record(self, role: str, pid: int) -> None:
+        """Name a child holding the lock, for a refused second demo to name it."""
+        self._lock.write(f"{role} {pid}\n")
+        self._lock.flush()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process, alive
+        pass
+    return True
+
+
+def _refusal(var: Path, holders: str) -> DemoRunning:
+    """Why the lock is held: a running demo (use it or stop it), or, when the demo is gone, the children
+    of a killed one that still run on its outbox (wait for them or stop them)."""
+    lines = holders.splitlines()
+    demo = lines[0].strip() if lines else "?"
+    children = [line.split() for line in lines[1:] if len(line.split()) == 2]
+    killed = demo.isdigit() and not _alive(int(demo))
+    if not killed:
+        return DemoRunning(
+            f"a demo is already running from this folder (pid {demo}) and owns {var}/: use it "
+            f"(`source {var / 'demo.env'}` in another terminal sets its XGATE_CONFIG, write key and "
+            f"gateway URL), "
+            f"or stop it (Ctrl-C in its terminal, or kill {demo}) and run again"
+        )
+    running = [(role, pid) for role, pid in children if pid.isdigit() and _alive(int(pid))]
+    named = " and ".join(f"{role} (pid {pid})" for role, pid in running) or "sandbox or gateway"
+    one = len(running) == 1
+    pids = " ".join(pid for _, pid in running)
+    return DemoRunning(
+        f"a demo that ran from this folder was killed (pid {demo}), but its {named} still "
+        f"{'runs' if one else 'run'} and {'holds' if one else 'hold'} {var}/: run again once "
+        f"{'it has' if one else 'they have'} stopped, or stop {'it' if one else 'them'} now"
+        + (f": kill {pids}" if pids else "")
+    )
+
+
 @contextmanager
-def hold_run_dir(var: Path) -> Iterator[None]:
-    """Hold ``var/demo.lock`` for the run; :class:`DemoRunning` (naming the holder) when another demo does.
+def hold_run_dir(var: Path) -> Iterator[RunDir]:
+    """Hold ``var/demo.lock`` for the run; :class:`DemoRunning` (naming the holder) when another demo, or a
+    child of a killed one (:class:`RunDir`), does.
 
     Nothing in ``var`` is written before the lock is held, so a refused second demo changes nothing."""
     var.mkdir(parents=True, exist_ok=True)
@@ -91,18 +150,12 @@ def hold_run_dir(var: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip() or "?"
-            raise DemoRunning(
-                f"a demo is already running from this folder (pid {holder}) and owns {var}/: use it "
-                f"(`source {var / 'demo.env'}` in another terminal sets its XGATE_CONFIG, write key and "
-                f"gateway URL), "
-                f"or stop it (Ctrl-C in its terminal, or kill {holder}) and run again"
-            ) from None
+            raise _refusal(var, lock.read()) from None
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
         lock.flush()
-        yield
+        yield RunDir(lock)
     finally:
         lock.close()
 
@@ -117,8 +170,19 @@ def _gateway_port() -> int:
     return PREFERRED_PORT
 
 
+def _start_child(
+    stack: ExitStack, held: RunDir, role: str, command: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """Start the demo's ``role`` (sandbox, gateway): stopped with the demo however it ends (its clean-up,
+    or on Linux the system's SIGTERM when the demo is killed), and holding the run directory's lock while
+    it lives, so that no second demo starts beside it."""
+    proc = stack.enter_context(managed_process(command, env, log, end_with_parent=True, pass_fds=(held.fd,)))
+    held.record(role, proc.pid)
+    return proc
+
+
 def _start_gateway(
-    stack: ExitStack, command: list[str], env: dict[str, str], var: Path, sandbox: str
+    stack: ExitStack, held: RunDir, command: list[str], env: dict[str, str], var: Path, sandbox: str
 ) -> tuple[subprocess.Popen[bytes], int, int]:
     """Start ``xgate serve`` with the demo's settings; its process, port and admin port once it is ready.
 
@@ -132,7 +196,7 @@ def _start_gateway(
     for attempt in (1, 2):
         admin_port = free_port()
         config.write_text(demo_config(var, sandbox, port, admin_port), encoding="utf-8")
-        gw = stack.enter_context(managed_process(command, env, log))
+        gw = _start_child(stack, held, "gateway", command, env, log)
         try:
             wait_http(f"http://127.0.0.1:{admin_port}/readyz", 60, proc=gw, log=log)
         except RuntimeError:
@@ -258,11 +322,11 @@ def _tour_lines(config: Path, gateway: str, write_key: str) -> tuple[list[str], 
 
 def run(var: Path, *, once: bool) -> int:
     """The demo in ``var``; 0 once delivery is shown (``once``) or when stopped, 1 when a process failed."""
-    with hold_run_dir(var):
-        return _run(var, once=once)
+    with hold_run_dir(var) as held:
+        return _run(var, held, once=once)
 
 
-def _run(var: Path, *, once: bool) -> int:
+def _run(var: Path, held: RunDir, *, once: bool) -> int:
     run_id = secrets.token_hex(3)
     write_key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {
@@ -279,13 +343,18 @@ def _run(var: Path, *, once: bool) -> int:
     with ExitStack() as stack:
         console.rule("[bold]xgate demo")
         sb_log, gw_log = var / "sandbox.log", var / "gateway.log"
-        sb = stack.enter_context(
-            managed_process([*xgate, "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)], env, sb_log)
+        sb = _start_child(
+            stack,
+            held,
+            "sandbox",
+            [*xgate, "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)],
+            env,
+            sb_log,
         )
         wait_http(f"{sandbox}/_sandbox/requests", 60, proc=sb, log=sb_log)
         console.print(f"sandbox (standing in for X): {sandbox}   log: {sb_log}", highlight=False)
         gw, gw_port, admin_port = _start_gateway(
-            stack, [*xgate, "serve", "--config", str(config)], env, var, sandbox
+            stack, held, [*xgate, "serve", "--config", str(config)], env, var, sandbox
         )
         gateway = f"http://127.0.0.1:{gw_port}"
         console.print(f"gateway: {gateway}   log: {gw_log}", highlight=False)

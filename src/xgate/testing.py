@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +49,55 @@ def wait_http(
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s{where}")
 
 
+#: Linux's prctl(2) option: the signal a process gets when the thread that started it ends
+PR_SET_PDEATHSIG = 1
+
+
+def ends_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies, however it dies (SIGKILL
+    included), as its graceful stop: Linux's ``PR_SET_PDEATHSIG`` through ``prctl``. None elsewhere (no
+    such call; a caller holding a lock the child inherits still keeps a second run out while it lives).
+
+    The signal comes when the *thread* that started the child ends: start children from a thread that
+    lives as long as they should (the main thread). A parent that died between the fork and the prctl
+    call is caught by comparing the parent's pid, and the child ends at once."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, called after it
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
 @contextmanager
-def managed_process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` with its output appended to ``log``; terminated (killed after 30 s) on exit."""
+def managed_process(
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    end_with_parent: bool = False,
+    pass_fds: tuple[int, ...] = (),
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` with its output appended to ``log``; terminated (killed after 30 s) on exit.
+
+    ``end_with_parent``: the child also gets SIGTERM when this process dies without that clean-up (a
+    SIGKILL), on Linux (:func:`ends_with_parent`); call from the main thread. ``pass_fds``: descriptors
+    the child inherits (a lock it then holds as long as it lives)."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            args,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=ends_with_parent() if end_with_parent else None,
+            pass_fds=pass_fds,
+        )
     try:
         yield proc
     finally:

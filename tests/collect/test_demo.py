@@ -1,5 +1,6 @@
 """``make run`` (python -m xgate.demo): demo events end to end, delivered at the sandbox; the lines it prints
-make the README's tour work from a second terminal; one demo per folder; SIGTERM stops its children too."""
+make the README's tour work from a second terminal; one demo per folder, and no second gateway beside the
+children of a killed one; SIGTERM stops its children too, and so does a SIGKILL of the demo (Linux)."""
 
 from __future__ import annotations
 
@@ -301,6 +302,76 @@ def test_a_demo_killed_outright_leaves_no_lock_behind_and_once_mode_exits_after_
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Delivered at the sandbox" in done.stdout and "Running until" not in done.stdout
+
+
+ORPHAN_LEAVER = """
+import subprocess, sys, time
+from pathlib import Path
+from xgate.demo import hold_run_dir
+with hold_run_dir(Path("var")) as held:  # a child that inherits the lock, as the demo's gateway does
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], pass_fds=(held.fd,))
+    held.record("gateway", child.pid)
+    print(child.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_while_a_killed_demos_gateway_still_runs_a_second_demo_refuses_naming_it(short_dir: Path) -> None:
+    """Whatever ends the children (Linux's parent-death signal, or nothing on another system), a second
+    demo never starts a gateway on the outbox of one that still runs: the lock is held by the children too."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_LEAVER], cwd=short_dir, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    orphan = psutil.Process(int(holder.stdout.readline()))
+    try:
+        holder.kill()
+        holder.wait(timeout=10)
+        second = subprocess.run(
+            [sys.executable, "-m", "xgate.demo", "--once"],
+            cwd=short_dir,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        said = " ".join(second.stderr.split())
+        assert f"was killed (pid {holder.pid}), but its gateway (pid {orphan.pid}) still runs" in said
+        assert f"kill {orphan.pid}" in said
+        assert not (short_dir / "var" / "xgate.demo.toml").exists()  # nothing started, nothing written
+    finally:
+        orphan.kill()
+        orphan.wait(timeout=10)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_demo_killed_with_sigkill_takes_its_sandbox_and_gateway_with_it(short_dir: Path) -> None:
+    running = _start_demo(short_dir)
+    children = psutil.Process(running.proc.pid).children()
+    assert {" ".join(c.cmdline()[2:4]) for c in children} == {"xgate sandbox", "xgate serve"}
+    try:
+        running.proc.kill()  # SIGKILL: no clean-up of the demo's own runs
+        running.proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=45)  # a graceful stop: at most 30 s
+        assert alive == []
+    finally:
+        for child in children:
+            if child.is_running():
+                child.kill()
+        if running.proc.stdout is not None:
+            running.proc.stdout.close()
+    # and the next demo in the folder runs, on the same outbox, alone
+    done = subprocess.run(
+        [sys.executable, "-m", "xgate.demo", "--once"],
+        cwd=short_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Delivered at the sandbox" in done.stdout
 
 
 def test_a_server_that_takes_the_gateways_port_first_is_not_taken_for_the_demos_gateway(
