@@ -172,7 +172,7 @@ def test_dlq_discard_deletes_dead_letters_for_good(tmp_path: Path, outbox_factor
     box.mark_dead([r.id for r in rows], rows[0].lease_token, "HTTP 400")
 
     neither = runner.invoke(app, ["dlq", "discard", "--config", str(cfg)])
-    assert neither.exit_code == 1 and "error: dlq discard: give dead letter ids or --all" in neither.output
+    assert neither.exit_code == 2 and "error: IDS: missing argument: give dead letter ids" in neither.output
     one = runner.invoke(app, ["dlq", "discard", str(rows[0].id), "999", "--config", str(cfg)])
     assert one.exit_code == 0, one.output
     assert "discarded 1 dead letter(s)" in one.output and "1 id(s) were not dead letters" in one.output

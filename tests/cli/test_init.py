@@ -75,7 +75,7 @@ def flags(
     return out + [arg for e in events for arg in ("--event", e)]
 
 
-def test_non_interactive_names_the_flag_of_a_bad_value(tmp_path: Path) -> None:
+def test_non_interactive_names_the_flag_of_a_bad_value_as_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "xgate.toml"
     cases = [
         (flags(pixel="O8Z-6J"), "--pixel-id"),
@@ -84,11 +84,12 @@ def test_non_interactive_names_the_flag_of_a_bad_value(tmp_path: Path) -> None:
         (flags(events=()), "--event"),
         (flags(region="XX"), "--region"),
         (flags(auth="basic"), "--auth"),
-        ([*flags(origin=""), "--no-server-source"], "at least one source"),
+        ([*flags(origin=""), "--no-server-source"], "--origin / --no-server-source: at least one source"),
     ]
     for args, named in cases:
         result = runner.invoke(app, ["init", "--path", str(path), *args])
-        assert result.exit_code == 1 and named in result.stderr, (args, result.output)
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {named}"), (args, result.output)
+        assert result.stderr.splitlines()[-1] == "Try 'xgate init --help'."
         assert not path.exists()
 
 

@@ -345,6 +345,93 @@ def test_a_usage_error_is_one_error_line_naming_the_parameter_a_hint_and_exit_2(
     assert result.stderr.splitlines() == [f"error: {error}", f"Try '{command} --help'."]
 
 
+#: command lines click parses but the command itself finds wrong (a value no type expresses, options that do
+#: not go together, a value needed from one of several places): the same usage error, exit 2
+COMMAND_USAGE_ERRORS: list[tuple[list[str], str, str]] = [
+    (
+        ["track"],
+        "EVENT_NAME: missing argument: name the event (purchase, sign_up…), or give its event_name in "
+        "--event or --file",
+        "xgate track",
+    ),
+    (["track", "--event", "[1]"], "--event: the event must be a JSON object", "xgate track"),
+    (
+        ["track", "purchase", "--property", "channel"],
+        "--property: 'channel': write PATH=VALUE",
+        "xgate track",
+    ),
+    (
+        ["track", "purchase", "--event", '{"user": "ada"}', "--email", "a@example.com"],
+        "--email: cannot set user.email: user is not an object in the event",
+        "xgate track",
+    ),
+    (["track", "purchase"], "--write-key: not given and XGATE_WRITE_KEY is not set", "xgate track"),
+    (["init", "--auth", "bogus"], "--auth: 'bogus' is not one of 'oauth1', 'pixel_token'", "xgate init"),
+    (["init", "--non-interactive"], "--pixel-id: required with --non-interactive", "xgate init"),
+    (
+        ["init", "--non-interactive", "--pixel-id", "o8z6j", "--event", "purchase"],
+        "--event: expected NAME=ID, e.g. purchase=tw-o8z6j-o87ne, got 'purchase'",
+        "xgate init",
+    ),
+    (
+        ["dlq", "replay"],
+        "IDS: missing argument: give dead letter ids (xgate dlq list shows them), or --all",
+        "xgate dlq replay",
+    ),
+    (["dlq", "discard", "7", "--all"], "--all: give dead letter ids or --all, not both", "xgate dlq discard"),
+    (
+        ["sandbox", "--error-rate", "1.5", "--drop-rate", "-1"],
+        "--error-rate: input should be less than or equal to 1; "
+        "--drop-rate: input should be greater than or equal to 0",
+        "xgate sandbox",
+    ),
+    (
+        ["tag", "snippet", "--source", "web", "--collector", "https://shop.example/xgate"],
+        "--collector: 'https://shop.example/xgate': the gateway's origin only, such as "
+        "https://xgate.shop.example (the tag sends events to the origin it is loaded from, so a path or a "
+        "query would be lost)",
+        "xgate tag snippet",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "command"),
+    COMMAND_USAGE_ERRORS,
+    ids=[" ".join(a) for a, _, _ in COMMAND_USAGE_ERRORS],
+)
+def test_a_usage_error_a_command_finds_itself_ends_as_clicks_own_before_anything_runs(
+    args: list[str], error: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no configuration here: a usage error is told before any is read
+    no_credentials = {name: "" for name in random_x_credentials()}
+    result = runner.invoke(app, args, prog_name="xgate", env={"XGATE_WRITE_KEY": "", **no_credentials})
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: {error}", f"Try '{command} --help'."]
+    assert list(tmp_path.iterdir()) == []  # nothing written (xgate init's file)
+
+
+def test_a_well_formed_command_line_naming_what_is_not_there_is_an_error_not_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    """What the configuration, the outbox or the disk lacks is exit 1, as an unknown branch is to git."""
+    config = tmp_path / "xgate.toml"
+    config.write_text(CONFIG)
+    event = tmp_path / "e.json"
+    event.write_text("[1]")
+    for args in (
+        ["init", "--path", str(config), "--non-interactive", "--pixel-id", "o8z6j", "--event", "a=o87ne"],
+        ["verify", "--config", str(config), "--destination", "nope"],
+        ["map", str(event), "--config", str(config), "--source", "nope"],
+        ["tag", "snippet", "--config", str(config), "--source", "nope", "--collector", "https://x.example"],
+        ["track", "purchase", "--file", str(event), "--write-key", "k"],
+    ):
+        result = runner.invoke(app, args, prog_name="xgate", env=WIDE)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error: ") and "Try '" not in result.stderr, (args, result.stderr)
+
+
 def test_a_group_without_its_command_still_shows_its_help() -> None:
     for args, usage in (
         ([], "Usage: xgate [OPTIONS] COMMAND"),

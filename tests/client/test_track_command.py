@@ -54,19 +54,21 @@ def test_a_bad_write_key_or_no_gateway_exits_1_saying_why(live_gateway: LiveGate
         "purchase", "--email", "a@example.com", "--gateway", "http://127.0.0.1:9", "--retries", "0"
     )
     assert code == 1 and "ConnectError" in out
-    code, out = track("--event", "[1]", "--gateway", live_gateway.url)
-    assert code == 1 and "JSON object" in out
+    code, out = track("--event", "[1]", "--gateway", live_gateway.url)  # a usage error (README)
+    assert code == 2 and "JSON object" in out
     code, out = track("--gateway", live_gateway.url)
-    assert code == 1 and "event_name" in out
+    assert code == 2 and "event_name" in out
 
 
-def test_a_missing_write_key_or_a_gateway_without_scheme_names_the_option() -> None:
+def test_a_missing_write_key_or_a_gateway_without_scheme_is_a_usage_error_naming_the_option() -> None:
     result = runner.invoke(app, ["track", "purchase"], env={"XGATE_WRITE_KEY": "", "COLUMNS": "200"})
-    assert result.exit_code == 1
-    assert result.stderr == "error: --write-key: not given and XGATE_WRITE_KEY is not set\n"
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --write-key: not given and XGATE_WRITE_KEY is not set\nTry 'xgate track --help'.\n"
+    )
     code, out = track("purchase", "--gateway", "127.0.0.1:8080")
-    assert code == 1
+    assert code == 2
     assert out == (
         "error: --gateway: must be the gateway's http(s) URL, such as http://127.0.0.1:8080, "
-        "not '127.0.0.1:8080'\n"
+        "not '127.0.0.1:8080'\nTry 'xgate track --help'.\n"
     )

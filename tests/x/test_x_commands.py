@@ -66,8 +66,8 @@ def test_the_sandbox_command_serves_with_faults_from_its_options(
 
 def test_the_sandbox_command_refuses_bad_options_naming_them() -> None:
     env = random_x_credentials()
-    result = runner.invoke(app, ["sandbox", "--error-rate", "1.5"], env=env)
-    assert result.exit_code == 1 and "--error-rate" in result.output
+    result = runner.invoke(app, ["sandbox", "--error-rate", "1.5"], env=env)  # out of range: a usage error
+    assert result.exit_code == 2 and "--error-rate" in result.output
     result = runner.invoke(app, ["sandbox", "--auth", "basic"], env=env)  # a choice: a usage error
     assert result.exit_code == 2 and "--auth" in result.output and "pixel_token" in result.output
 

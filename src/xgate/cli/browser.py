@@ -8,7 +8,8 @@ import typer
 
 from xgate.cli.options import ConfigOption, load_config_or_exit
 from xgate.cli.output import fail, note
-from xgate.tag.script import SnippetError, pixel_events, snippet
+from xgate.cli.usage import bad_usage
+from xgate.tag.script import SnippetError, collector_origin, pixel_events, snippet
 
 tag_app = typer.Typer(name="tag", help="The first-party browser tag.", no_args_is_help=True)
 
@@ -28,6 +29,10 @@ def snippet_command(
     config_path: ConfigOption = None,
 ) -> None:
     """Print the two lines to paste into every page of the site, before </head>."""
+    try:
+        collector_origin(collector)
+    except SnippetError as e:  # wrong in itself, whatever the configuration: a usage error
+        bad_usage("--collector", str(e))
     config = load_config_or_exit(config_path)
     try:
         text = snippet(config, source, collector, consent_required=consent_required)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
 from xgate.cli.output import console, exit_status, fail, note, warn
+from xgate.cli.usage import bad_usage
 from xgate.errors import OutboxUnavailable
 from xgate.observe.destinations import destination_states
 from xgate.outbox import storage_location
@@ -210,6 +211,14 @@ def dlq_show(
     )
 
 
+def _ids_or_all(ids: list[int] | None, all_: bool) -> None:
+    """A usage error unless the command line names dead letters (ids) or ``--all``, one of the two."""
+    if ids and all_:
+        bad_usage("--all", "give dead letter ids or --all, not both")
+    if not ids and not all_:
+        bad_usage("IDS", "missing argument: give dead letter ids (xgate dlq list shows them), or --all")
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
@@ -217,8 +226,7 @@ def dlq_replay(
     config_path: ConfigOption = None,
 ) -> None:
     """Queue dead letters again (after fixing the cause), with attempts reset."""
-    if bool(ids) == all_:
-        fail("dlq replay: give dead letter ids or --all (not both)")
+    _ids_or_all(ids, all_)
     config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
@@ -240,8 +248,7 @@ def dlq_discard(
 
     Their conversion ids stay known until the dedup window ends, so the same conversion ingested again is a
     duplicate, not sent."""
-    if bool(ids) == all_:
-        fail("dlq discard: give dead letter ids or --all (not both)")
+    _ids_or_all(ids, all_)
     config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:

@@ -22,7 +22,9 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from xgate.cli.core import config_check
+from xgate.cli.options import Auth
 from xgate.cli.output import console, fail, note, warn
+from xgate.cli.usage import bad_usage
 from xgate.config import (
     DEFAULT_CONFIG_NAME,
     Destination,
@@ -250,13 +252,42 @@ def _event_flags(pixel: str, flags: list[str]) -> dict[str, str]:
     for flag in flags:
         name, sep, event_id = flag.partition("=")
         if not sep:
-            fail(f"--event: expected NAME=ID, e.g. purchase=tw-{pixel}-o87ne, got {flag!r}")
+            bad_usage("--event", f"expected NAME=ID, e.g. purchase=tw-{pixel}-o87ne, got {flag!r}")
         if problem := check_event_name(name.strip()) or check_event(pixel, name.strip())(event_id.strip()):
-            fail(f"--event {name.strip()}: {problem}")
+            bad_usage(f"--event {name.strip()}", problem)
         events[name.strip()] = event_id.strip()
     if not events:
-        fail(f"--event: give at least one, e.g. --event purchase=tw-{pixel}-o87ne")
+        bad_usage("--event", f"give at least one, e.g. --event purchase=tw-{pixel}-o87ne")
     return events
+
+
+def _answers_from_flags(
+    pixel_id: str | None,
+    event: list[str],
+    auth: Auth,
+    destination: str,
+    ad_account_id: str | None,
+    origin: str | None,
+    server_source: bool,
+    region: str,
+) -> Answers:
+    """The answers ``--non-interactive`` takes from the flags; a usage error naming the first wrong one."""
+    if not pixel_id:
+        bad_usage("--pixel-id", "required with --non-interactive")
+    if (problem := check_pixel(pixel_id)) is not None:
+        bad_usage("--pixel-id", problem)
+    if ad_account_id and (problem := check_ad_account(ad_account_id)) is not None:
+        bad_usage("--ad-account-id", problem)
+    if origin and (problem := check_origin(origin)) is not None:
+        bad_usage("--origin", problem)
+    if not origin and not server_source:
+        bad_usage("--origin / --no-server-source", "at least one source is needed")
+    if (problem := check_region(region)) is not None:
+        bad_usage("--region", problem)
+    events = _event_flags(pixel_id, event)
+    return Answers(
+        pixel_id, events, auth.value, destination, ad_account_id, origin, server_source, region.upper()
+    )
 
 
 def init_command(
@@ -270,7 +301,9 @@ def init_command(
         list[str] | None,
         typer.Option("--event", help="NAME=X_EVENT_ID, e.g. purchase=tw-o8z6j-o87ne; repeatable"),
     ] = None,
-    auth: Annotated[str, typer.Option("--auth", help="pixel_token or oauth1")] = "pixel_token",
+    auth: Annotated[
+        Auth, typer.Option("--auth", help="how X's requests are signed (with --non-interactive)")
+    ] = Auth.pixel_token,
     ad_account_id: Annotated[
         str | None, typer.Option("--ad-account-id", help="the ad account owning the pixel (oauth1)")
     ] = None,
@@ -283,37 +316,21 @@ def init_command(
     region: Annotated[str, typer.Option("--region", help="default phone region (ISO 3166)")] = "US",
     destination: Annotated[str, typer.Option("--destination", help="the destination's name")] = "x",
 ) -> None:
-    """Write a commented xgate.toml: pixel, events, auth, sources and phone region; then check it."""
+    """Write a commented xgate.toml: pixel, events, auth, sources and phone region; then check it.
+
+    Exit status: 0 written (even when config check warns); 2 a flag is wrong (a usage error); 1 when the
+    file exists (without --force) or no answer came."""
+    # the flags first (a usage error, exit 2), then the file (an error, exit 1), as click checks its own
+    if (problem := check_destination_name(destination)) is not None:
+        bad_usage("--destination", problem)
+    answers = None
+    if non_interactive:
+        answers = _answers_from_flags(
+            pixel_id, event or [], auth, destination, ad_account_id, origin, server_source, region
+        )
     if path.exists() and not force:
         fail(f"{path} exists; pass --force to overwrite it, or --path for another file")
-    if (problem := check_destination_name(destination)) is not None:
-        fail(f"--destination: {problem}")
-    if non_interactive:
-        if not pixel_id:
-            fail("--pixel-id: required with --non-interactive")
-        if (problem := check_pixel(pixel_id)) is not None:
-            fail(f"--pixel-id: {problem}")
-        if auth not in ("pixel_token", "oauth1"):
-            fail(f"--auth: expected pixel_token or oauth1, got {auth!r}")
-        if ad_account_id and (problem := check_ad_account(ad_account_id)) is not None:
-            fail(f"--ad-account-id: {problem}")
-        if origin and (problem := check_origin(origin)) is not None:
-            fail(f"--origin: {problem}")
-        if not origin and not server_source:
-            fail("--origin / --server-source: at least one source is needed")
-        if (problem := check_region(region)) is not None:
-            fail(f"--region: {problem}")
-        answers = Answers(
-            pixel_id,
-            _event_flags(pixel_id, event or []),
-            auth,
-            destination,
-            ad_account_id,
-            origin,
-            server_source,
-            region.upper(),
-        )
-    else:
+    if answers is None:
         try:
             answers = interactive(destination)
         except typer.Abort:  # end of input (EOFError) or Ctrl-C at a prompt: click would print "Aborted."

@@ -17,6 +17,7 @@ An outbox that cannot be opened exits 75 when it may open later (database unreac
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,14 @@ ConfigOption = Annotated[
         help=f"the configuration file (default: ${CONFIG_ENV}, else ./xgate.toml)",
     ),
 ]
+
+
+class Auth(StrEnum):
+    """X's two ways to sign a request (``[[destinations]] auth``): the choices of ``--auth`` (a value
+    outside them is a usage error, as click judges a choice)."""
+
+    oauth1 = "oauth1"
+    pixel_token = "pixel_token"
 
 
 def load_config_or_exit(path: Path | None) -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -12,29 +12,38 @@ from rich.markup import escape
 
 from xgate.cli.options import read_input_or_exit
 from xgate.cli.output import EXIT_REJECTED, console, fail
+from xgate.cli.usage import bad_usage
 from xgate.client.common import DEFAULT_URL, URL_ENV, WRITE_KEY_ENV
 
 
 def _event_from(json_text: str | None, file: Path | None) -> dict[str, Any]:
+    """The event of ``--event`` (its text wrong: a usage error, exit 2) or ``--file`` (an input file that
+    is not an event: an error, exit 1, as every command's unreadable input)."""
     if json_text is None and file is None:
         return {}
+
+    def refuse(reason: str) -> NoReturn:
+        if file is not None:
+            fail(reason)
+        bad_usage("--event", reason)
+
     raw = read_input_or_exit(file) if file is not None else json_text
     try:
         data = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as e:
-        fail(f"the event is not valid JSON: {e}")
+        refuse(f"the event is not valid JSON: {e}")
     if not isinstance(data, dict):
-        fail("the event must be a JSON object")
+        refuse("the event must be a JSON object")
     return data
 
 
-def _set(event: dict[str, Any], path: str, value: Any) -> None:
+def _set(event: dict[str, Any], path: str, value: Any, option: str) -> None:
     node = event
     *parents, last = path.split(".")
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            fail(f"--property {path}: {part} is not an object in the event")
+            bad_usage(option, f"cannot set {path}: {part} is not an object in the event")
     node[last] = value
 
 
@@ -72,37 +81,47 @@ def track(
     """Send one event to the gateway now and print what became of it.
 
     Exit status: 0 accepted, duplicate or skipped; 3 rejected (the reasons are printed); 1 when the
-    gateway could not be reached or refused the request (bad write key…).
+    gateway could not be reached or refused the request (bad write key…); 2 a usage error (no event name,
+    no write key…).
     """
     from xgate.client import GatewayClient
 
     event = _event_from(event_json, file)
-    for path, given in (
-        ("event_name", event_name),
-        ("id", event_id),
-        ("value", value),
-        ("currency", currency),
-        ("user.email", email),
-        ("user.phone", phone),
-        ("partners.twitter.twclid", twclid),
-        ("context.event_timestamp", timestamp),
+    for path, given, option in (
+        ("event_name", event_name, "EVENT_NAME"),
+        ("id", event_id, "--id"),
+        ("value", value, "--value"),
+        ("currency", currency, "--currency"),
+        ("user.email", email, "--email"),
+        ("user.phone", phone, "--phone"),
+        ("partners.twitter.twclid", twclid, "--twclid"),
+        ("context.event_timestamp", timestamp, "--timestamp"),
     ):
         if given is not None:
-            _set(event, path, given)
+            _set(event, path, given, option)
     for item in prop or []:
         path, sep, text = item.partition("=")
         if not sep or not path:
-            fail(f"--property {item!r}: write PATH=VALUE")
+            bad_usage("--property", f"{item!r}: write PATH=VALUE")
         try:
             parsed: Any = json.loads(text)  # numbers, true/false, JSON; anything else is text
         except ValueError:
             parsed = text
-        _set(event, path, parsed)
-    # the client would name its own arguments (url, write_key): here they are options
+        _set(event, path, parsed, "--property")
+    # what the client would refuse, as usage errors naming the options (the client names its arguments)
+    name = event.get("event_name")
+    if name is None or name == "":
+        bad_usage(
+            "EVENT_NAME",
+            "missing argument: name the event (purchase, sign_up…), "
+            "or give its event_name in --event or --file",
+        )
+    if not isinstance(name, str) or not name.strip():
+        bad_usage("EVENT_NAME", f"must be non-empty text, not {json.dumps(name)}")
     if not write_key:
-        fail(f"--write-key: not given and {WRITE_KEY_ENV} is not set")
+        bad_usage("--write-key", f"not given and {WRITE_KEY_ENV} is not set")
     if not gateway.startswith(("http://", "https://")):
-        fail(f"--gateway: must be the gateway's http(s) URL, such as {DEFAULT_URL}, not {gateway!r}")
+        bad_usage("--gateway", f"must be the gateway's http(s) URL, such as {DEFAULT_URL}, not {gateway!r}")
     try:
         client = GatewayClient(gateway, write_key, timeout=timeout, max_retries=retries, backoff_max=5.0)
     except ValueError as e:

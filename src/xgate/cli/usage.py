@@ -22,6 +22,13 @@ then where to look::
 with exit status 2 (:data:`xgate.cli.output.EXIT_USAGE`). typer vendors click and exports none of its usage
 errors but ``BadParameter``, so the errors are told apart by what every one carries: click's ``exit_code``
 (2 for a usage error) and the parameter (``param``) or option name (``option_name``) it names.
+
+A command finds the usage errors click cannot see itself (a value wrong in itself that no type expresses,
+options that do not go together, a value needed from one of several places) and raises them with
+:func:`bad_usage`: they end alike. The line between the two exit statuses: a command line wrong in itself
+is a usage error (2); one that is well formed but names what the configuration, the outbox or the disk
+does not have (an unknown source, a missing dead letter, a file that exists) is an error of another kind
+(:func:`xgate.cli.output.fail`: 1, or 78 / 75 by who has to act), as ``git checkout no-such-branch`` is.
 """
 
 from __future__ import annotations
@@ -85,6 +92,9 @@ def describe(error: typer.TyperException) -> str:
         if not reason:  # a missing one: click builds its message from the parameter alone
             reason = f"missing {param.param_type_name}"
         return f"{name}: {reason}"
+    hint = getattr(error, "param_hint", None)
+    if isinstance(hint, str):  # raised by a command (bad_usage), naming what it judged
+        return f"{hint}: {error.message}"
     if option is not None:
         if hasattr(error, "possibilities"):  # an unknown option; click suggests the close ones
             possibilities = getattr(error, "possibilities", None) or ()
@@ -93,6 +103,14 @@ def describe(error: typer.TyperException) -> str:
         # "Option '--id' requires an argument." and the like
         return f"{option}: {_lower_first(reason.removeprefix(f'Option {option!r} '))}"
     return _lower_first(reason)
+
+
+def bad_usage(parameter: str, reason: str) -> NoReturn:
+    """End the command on a usage error it found in its own command line: ``error: PARAMETER: REASON``,
+    ``Try 'xgate CMD --help'.``, exit status 2, as click's own usage errors end (click gives the error the
+    running command's context, which names the command of the hint). ``parameter`` as ``--help`` shows it:
+    ``--region``, ``EVENT_NAME``, ``--origin / --no-server-source``."""
+    raise typer.BadParameter(reason, param_hint=parameter)
 
 
 def _lower_first(text: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,18 +13,12 @@ from rich.markup import escape
 
 from xgate.cli.core import map_events_or_exit, read_events_or_exit
 from xgate.cli.listen import bind_or_exit, serve_on
-from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.options import Auth, ConfigOption, load_config_or_exit
 from xgate.cli.output import console, fail, note
+from xgate.cli.usage import bad_usage
 from xgate.runtime import tune_gc
 from xgate.x import Credentials, CredentialsError, XClient
 from xgate.x.auth import AuthMode, credential_names
-
-
-class Auth(StrEnum):
-    """How the sandbox checks a request: X's two ways to sign one."""
-
-    oauth1 = "oauth1"
-    pixel_token = "pixel_token"
 
 
 def send(
@@ -121,17 +114,7 @@ def sandbox(
 
     from xgate.sandbox import FaultSettings, accounts_from_config, create_sandbox
 
-    mode: AuthMode = "pixel_token" if auth is Auth.pixel_token else "oauth1"
-    # the sandbox reads no configuration: say what the variables are for, without a [x] secrets_file hint
-    missing = [name for name in credential_names(credentials_prefix, mode) if not os.environ.get(name)]
-    if missing:
-        fail(
-            f"missing X credentials: set {', '.join(missing)} in the environment: the sandbox checks each "
-            "request against the credentials the gateway signs with (any values, the same in both; or name "
-            "other variables with --credentials-prefix)"
-        )
     try:
-        credentials = Credentials.from_env(credentials_prefix, mode)
         faults = FaultSettings(
             seed=seed,
             error_rate=error_rate,
@@ -144,17 +127,28 @@ def sandbox(
             slow_rate=slow_rate,
             slow_ms=slow_ms,
         )
-    except CredentialsError as e:
-        fail(str(e))
-    except ValidationError as e:
+    except ValidationError as e:  # a fault option out of its range: a usage error, as click's min/max are
         problems = []
         for problem in e.errors():
             field = str(problem["loc"][0])
             name = "rate-limit-reset" if field == "rate_limit_reset_seconds" else field.replace("_", "-")
-            problems.append(f"--{name}: {problem['msg']}")
-        if len(problems) == 1:
-            fail(problems[0])
-        fail("invalid fault settings", problems)
+            reason = str(problem["msg"])
+            problems.append((f"--{name}", reason[:1].lower() + reason[1:]))  # as click words its reasons
+        (first, reason), *others = problems
+        bad_usage(first, "; ".join([reason, *(f"{name}: {why}" for name, why in others)]))
+    mode: AuthMode = "pixel_token" if auth is Auth.pixel_token else "oauth1"
+    # the sandbox reads no configuration: say what the variables are for, without a [x] secrets_file hint
+    missing = [name for name in credential_names(credentials_prefix, mode) if not os.environ.get(name)]
+    if missing:
+        fail(
+            f"missing X credentials: set {', '.join(missing)} in the environment: the sandbox checks each "
+            "request against the credentials the gateway signs with (any values, the same in both; or name "
+            "other variables with --credentials-prefix)"
+        )
+    try:
+        credentials = Credentials.from_env(credentials_prefix, mode)
+    except CredentialsError as e:
+        fail(str(e))
     accounts = accounts_from_config(load_config_or_exit(declare)) if declare else []
     sock = bind_or_exit(host, port, "pass --port")
     app, _ = create_sandbox(

@@ -167,6 +167,27 @@ def pixel_events(config: Config, source: Source) -> PixelEvents:
     return PixelEvents(events, left_out)
 
 
+def collector_origin(url: str) -> str:
+    """The gateway's public origin (``scheme://host[:port]``) that ``url`` names, as the snippet loads the
+    tag from it; SnippetError (quoting ``url``) when ``url`` is not an origin: the tag sends events to the
+    origin it is loaded from, so a path, a query or a fragment would be lost."""
+    if not url.startswith(("https://", "http://")):
+        raise SnippetError(f"{url!r}: must start with https:// (or http://)")
+    parts = urlsplit(url)
+    if (
+        parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+        or not parts.netloc
+        or _NOT_IN_AN_ORIGIN.search(parts.netloc)
+    ):
+        raise SnippetError(
+            f"{url!r}: the gateway's origin only, such as https://xgate.shop.example "
+            "(the tag sends events to the origin it is loaded from, so a path or a query would be lost)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def snippet(config: Config, source_name: str, collector_url: str, *, consent_required: bool = False) -> str:
     """The two lines a site owner pastes into every page, before ``</head>``."""
     source = next((s for s in config.sources if s.name == source_name), None)
@@ -179,20 +200,10 @@ def snippet(config: Config, source_name: str, collector_url: str, *, consent_req
         raise SnippetError(
             f"sources.{source_name}.write_key: a browser source needs its (public) key in the file"
         )
-    if not collector_url.startswith(("https://", "http://")):
-        raise SnippetError(f"collector URL {collector_url!r}: must start with https:// (or http://)")
-    parts = urlsplit(collector_url)
-    if (
-        parts.path.strip("/")
-        or parts.query
-        or parts.fragment
-        or not parts.netloc
-        or _NOT_IN_AN_ORIGIN.search(parts.netloc)
-    ):
-        raise SnippetError(
-            f"collector URL {collector_url!r}: the gateway's origin only, such as https://xgate.shop.example "
-            "(the tag sends events to the origin it is loaded from, so a path or a query would be lost)"
-        )
+    try:
+        base = collector_origin(collector_url)
+    except SnippetError as e:
+        raise SnippetError(f"collector URL {e}") from None
     options: dict[str, object] = {
         "writeKey": source.write_key,
         "pixelEvents": pixel_events(config, source).events,
@@ -200,7 +211,6 @@ def snippet(config: Config, source_name: str, collector_url: str, *, consent_req
     if consent_required:
         options["consent"] = "required"
     init = json.dumps(options, separators=(",", ":")).replace("</", "<\\/")
-    base = f"{parts.scheme}://{parts.netloc}"
     return (
         f"<script>{_STUB}xgate.init({init});</script>\n"
         f'<script async src="{base}/tag.js?v={TAG_VERSION}"></script>'
