@@ -79,12 +79,13 @@ def serve(
     if accept_new_outbox:
         storage = config.storage.model_copy(update={"accept_new_outbox": True})
         config = config.model_copy(update={"storage": storage})
-    host = host or config.server.host
-    port = port or config.server.port
     # what the process really listens on is what the gateway is built from: the node id leases are taken
-    # as (``serve:PORT``) must differ between instances started with --port from one configuration
-    server = config.server.model_copy(update={"host": host, "port": port})
-    config = config.model_copy(update={"server": server})
+    # as (``serve:PORT``) must differ between instances started with --port from one configuration. Only
+    # what the command line gave is copied in: the console marks the rest as the file's or the defaults.
+    given = {name: value for name, value in (("host", host), ("port", port)) if value}
+    if given:
+        config = config.model_copy(update={"server": config.server.model_copy(update=given)})
+    host, port = config.server.host, config.server.port
     # bound before the gateway starts: a port in use is an error line, not a dispatcher started for nothing
     sockets = [bind_or_exit(host, port, "set [server] port / --port")]
     admin_port = config.server.admin_port
@@ -99,9 +100,10 @@ def serve(
             sock.close()
         # unreachable: 75, systemd tries again; another schema version or replaced: 78, it does not
         fail(str(e), code=exit_status(e))
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: make that a
-    # no-op so a graceful stop exits 0 (as process managers expect)
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it into the handler it found: that handler
+    # exits 0, as process managers expect of a graceful stop. A SIGTERM before uvicorn took the signal over
+    # ends the start the same way (the gateway is closed below), instead of being lost.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     tune_gc()
     log = logging.getLogger("xgate")
     log.info("hot path: %s", build_flavour())
@@ -135,6 +137,10 @@ def serve(
 
 
 _STATE_STYLE = {"delivered": "green", "dead": "red", "rejected": "red", "queued": "yellow", "leased": "cyan"}
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _signals_cell(entry: ActivityEntry) -> Text:
