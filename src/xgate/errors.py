@@ -8,9 +8,11 @@
      ├─ CredentialsError            X credentials missing or unreadable (names variables, never values)
      ├─ SnippetError                the web tag snippet cannot be built from this configuration
      ├─ ImportFileError             an offline import file cannot be read as a whole
+     ├─ ImportStopped               an import stopped midway: its outbox could not be written (``error``)
+     │                              for ``waited`` seconds; rows up to ``rows_done`` are stored
      ├─ CellError                   one cell of an offline import row cannot be read
      ├─ BodyTooLarge                a request body passed ``server.max_body_bytes`` (``limit``)
- ├─ WebhookSignatureError       a webhook's signature is missing, wrong or stale (answered 401)
+     ├─ WebhookSignatureError       a webhook's signature is missing, wrong or stale (answered 401)
      ├─ OutboxUnavailable           the outbox cannot be reached or written now; retry later
      │   │                          (ingest answers 503 + Retry-After; the dispatcher backs off)
      │   └─ OutboxSchemaMismatch    the stored schema is older or newer than this code; the message
@@ -42,6 +44,7 @@ __all__ = [
     "ConversionRejected",
     "CredentialsError",
     "ImportFileError",
+    "ImportStopped",
     "InvalidEvent",
     "OutboxNotFound",
     "OutboxReplaced",
@@ -92,6 +95,27 @@ class SnippetError(XgateError, ValueError):
 
 class ImportFileError(XgateError, ValueError):
     """An import file cannot be read as a whole (missing, wrong format, no header)."""
+
+
+class ImportStopped(XgateError):
+    """An import stopped midway because its outbox could not be written: ``error`` (also ``__cause__``)
+    after ``waited`` seconds of retries (0 when no retry could help: another schema version). Every row up
+    to ``rows_done`` is stored (or reported) and checkpointed; nothing after it is: the same import run
+    again resumes after row ``rows_done``."""
+
+    def __init__(self, file: str, rows_done: int, error: OutboxUnavailable, waited: float) -> None:
+        self.file = file
+        self.rows_done = rows_done
+        self.error = error
+        self.waited = waited
+        where = (
+            f"after row {rows_done:,} (every row up to it is stored and checkpointed)"
+            if rows_done
+            else "before it stored its first row"
+        )
+        seconds = f"{waited:.0f}" if waited >= 10 else f"{waited:.1f}"
+        why = f"the outbox could not be written for {seconds} s: {error}" if waited else str(error)
+        super().__init__(f"the import of {file} stopped {where}: {why}")
 
 
 class CellError(XgateError, ValueError):

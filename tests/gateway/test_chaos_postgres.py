@@ -51,7 +51,7 @@ def _restartable(url: str) -> None:
     ours = subprocess.run([ROOT / ".ci/postgres.sh", "url"], capture_output=True, text=True, check=False)
     if ours.returncode == 0 and urlsplit(ours.stdout.strip()).netloc == urlsplit(url).netloc:
         return
-    why = "the chaos test restarts PostgreSQL: it needs the cluster of .ci/postgres.sh start"
+    why = "this test restarts PostgreSQL: it needs the cluster of .ci/postgres.sh start"
     if os.environ.get("CI") == "true":
         pytest.fail(why)
     pytest.skip(why)

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xgate.cli.options import ConfigOption, load_config_or_exit, read_input_or_exit
-from xgate.cli.output import EXIT_REJECTED, console, err, fail, note
+from xgate.cli.output import EXIT_REJECTED, EXIT_TEMPFAIL, console, err, exit_status, fail, note, warn
 from xgate.config import ConfigError
 from xgate.runtime import tune_gc
 
@@ -97,16 +97,27 @@ def import_file(
         typer.Option(help="where checkpoints and reports go (default: imports/ in \\[storage] state_dir)"),
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, max=50_000, help="rows per transaction")] = 2000,
+    retry_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=86_400,
+            help="how long to keep trying an outbox that cannot be written mid-run (a database restarting, "
+            "a write lock held) before stopping with exit status 75; run again, the import resumes",
+        ),
+    ] = 120.0,
 ) -> None:
     """Import offline conversions: every row mapped and validated like a live event, then queued.
 
     Exit status: 0 when every row was queued, a duplicate or skipped; 3 when rows were rejected (see the
     report); 1 when the import could not run; 78 when the configuration is invalid; 75 when the outbox
-    cannot be reached (try again later).
+    cannot be reached, or stayed unavailable mid-run for --retry-seconds (run it again later: it resumes
+    after the last row stored).
     """
     from xgate.cli.options import outbox_or_exit
+    from xgate.errors import ImportStopped
     from xgate.offline.columns import ColumnMapping, load_column_mapping
-    from xgate.offline.importer import Importer
+    from xgate.offline.importer import Importer, OutboxWait
     from xgate.offline.reader import FileError
 
     config = load_config_or_exit(config_path)
@@ -116,9 +127,12 @@ def import_file(
     except ConfigError as e:
         fail(f"invalid column mapping in {e.source}", [str(problem) for problem in e.problems])
     outbox = None if dry_run else outbox_or_exit(config, create=True, role="import")
-    importer = Importer(config, mapping, outbox, chunk_rows=chunk_rows, mapping_text=mapping_text)
+    importer = Importer(
+        config, mapping, outbox, chunk_rows=chunk_rows, mapping_text=mapping_text, retry_seconds=retry_seconds
+    )
     show_progress = not quiet and not as_json and console.is_terminal
     tune_gc()
+    importing = f"importing {escape(file.name)}"  # the bar reads its description as markup
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -133,14 +147,31 @@ def import_file(
             transient=True,
         ) as bar:
             size = file.stat().st_size if file.exists() else None
-            task = bar.add_task(f"importing {file.name}", total=size, rows=0)
+            task = bar.add_task(importing, total=size, rows=0)
+
+            def waiting(wait: OutboxWait) -> None:
+                """One warning when an outage starts, one note when it ends; the bar says it waits."""
+                if wait.error is None:
+                    bar.update(task, description=importing)
+                    note(f"the outbox answers again after {wait.waited:.1f} s; the import goes on")
+                    return
+                if wait.failures == 1:
+                    warn(f"the outbox cannot be written: {wait.error}; trying again for {retry_seconds:g} s")
+                bar.update(task, description=f"waiting for the outbox ({wait.left:.0f} s left)")
+
             summary = importer.run(
                 file,
                 state_dir=state_dir or config.storage.state_dir / "imports",
                 report_path=report,
                 restart=restart,
                 progress=lambda rows, position: bar.update(task, completed=position, rows=rows),
+                waiting=waiting,
             )
+    except ImportStopped as e:  # the bar is gone: one line, then what to run
+        code = exit_status(e.error)
+        when = "once the outbox answers again" if code == EXIT_TEMPFAIL else "once that is fixed"
+        after = f"after row {e.rows_done:,}" if e.rows_done else "from the first row"
+        fail(str(e), [f"{when}, run the same command: it resumes {after}"], code=code)
     except FileError as e:
         fail(f"cannot import: {e}")
     except OSError as e:

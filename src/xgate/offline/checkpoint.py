@@ -4,7 +4,9 @@ A checkpoint is keyed by the import's fingerprint (the file's size and first and
 mapping): the same file imported with the same mapping resumes; anything else starts afresh. It is
 written atomically (temporary file, then rename), so a kill at any moment leaves the previous one whole.
 Rows enqueued after the last checkpoint and before a crash are enqueued again on resume and come back
-as duplicates from the outbox: nothing is sent twice.
+as duplicates from the outbox: nothing is sent twice. A chunk whose store failed (the outbox unavailable)
+is noted in the checkpoint (``pending_rows``, ``pending_at``), so a failed try that stored part of it
+counts, on resume, as queued.
 
 One import of a file runs at a time (:func:`held`): a second one, started while the first runs, would
 write the same checkpoint and report.
@@ -52,6 +54,11 @@ class Checkpoint:
     finished: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, int] = field(default_factory=dict)
+    #: the chunk after ``rows_done`` (``pending_rows`` rows) when its store failed, tried as of
+    #: ``pending_at``: a failed try may have stored part of it. The run that resumes stores those rows
+    #: again as one chunk as of that time, and counts as queued (not duplicate) what this import stored then
+    pending_rows: int = 0
+    pending_at: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint | None:

@@ -4,11 +4,32 @@ Each chunk of rows is enqueued in one transaction, then the report is flushed an
 so an import killed at any moment resumes where its last chunk ended. The running gateway's dispatcher
 delivers what an import queues. The outbox deduplicates on (pixel_id, event_id, conversion_id): a row
 imported twice is reported as a duplicate and sent once.
+
+An outbox that cannot be written mid-run (:class:`~xgate.errors.OutboxUnavailable`: the database
+restarting, SQLite's write lock held past ``[storage] write_timeout_seconds``, a full disk) does not end a
+long import at once: the chunk's enqueue is tried again, with the same conversions, after an exponential
+backoff with full jitter (the dispatcher's :func:`~xgate.dispatch.backoff.backoff_delay`, capped at
+``_RETRY_CAP`` seconds so a recovered outbox is written again soon), for up to ``retry_seconds`` from the
+chunk's first failed try. If the outbox is still down then, :class:`~xgate.errors.ImportStopped` ends the
+run where its last stored chunk ended: the report and the checkpoint's counts hold exactly the chunks
+stored, and the same import run again resumes after them. An outbox of another schema version is not
+retried (no wait cures it).
+
+A retry stores no row twice (the outbox deduplicates), but it must not count as a duplicate a row that the
+failed try stored: a failed enqueue should store nothing, yet PostgreSQL's stores a call's new rows before
+it records the duplicates' senders in a second transaction, and a connection lost on commit leaves the
+commit unknown. So every try of a chunk stores it as of one time (``enqueue(now=...)``, the rows'
+``created_at``), kept in the checkpoint once a try failed (``pending_rows``, ``pending_at``); after a
+failed try, the next one (in this run, or in the run that resumes) counts as queued a duplicate whose row
+this import stored at that time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,6 +43,7 @@ import orjson
 
 from xgate.config import Config
 from xgate.conversion import FieldError, MappedConversion
+from xgate.errors import ImportStopped, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.events import InvalidEvent, get_path
 from xgate.identifiers import hash_email, hash_phone
 from xgate.mapping import Mapper
@@ -30,9 +52,15 @@ from xgate.offline.columns import ColumnMapping
 from xgate.offline.reader import FileError, Row, RowReader, detect_format
 from xgate.offline.rows import RowMapper
 from xgate.outbox import Outbox
+from xgate.outbox.base import EnqueueOutcome
 
 Outcome = Literal["queued", "duplicate", "valid", "rejected", "skipped"]
 SIGNALS = ("email", "phone", "twclid")
+
+#: how long a chunk's enqueue is retried while the outbox cannot be written (``xgate import --retry-seconds``)
+RETRY_SECONDS = 120.0
+#: the backoff between tries: full jitter, from 0.5 s and doubling, capped at 5 s
+_RETRY_BASE, _RETRY_CAP = 0.5, 5.0
 
 
 @dataclass
@@ -116,6 +144,26 @@ class _Mapped:
 Progress = Callable[[int, int], None]  # (rows done, bytes read)
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxWait:
+    """What an import tells while its outbox cannot be written: after each failed try that will be
+    retried (``error`` set), and once a try succeeded after failures (``error`` None)."""
+
+    #: why the last try failed; None: the outbox took the chunk, the import goes on
+    error: OutboxUnavailable | None
+    #: tries of this chunk that failed so far
+    failures: int
+    #: seconds since the chunk's first failed try began
+    waited: float
+    #: seconds until the next try (0 once it succeeded)
+    retry_in: float = 0.0
+    #: seconds left before the import stops (``retry_seconds`` - ``waited``)
+    left: float = 0.0
+
+
+Waiting = Callable[[OutboxWait], None]
+
+
 class Importer:
     """Imports one file by one column mapping into the outbox of ``config`` (``outbox`` None: dry run)."""
 
@@ -127,6 +175,8 @@ class Importer:
         *,
         chunk_rows: int = 2000,
         mapping_text: bytes = b"",
+        retry_seconds: float = RETRY_SECONDS,
+        rng: random.Random | None = None,
     ) -> None:
         if mapping.default_region:
             # the file's phones are read in its own region, by every destination's mapping
@@ -136,6 +186,8 @@ class Importer:
         self.mapping = mapping
         self.outbox = outbox
         self.chunk_rows = chunk_rows
+        self.retry_seconds = retry_seconds
+        self._rng = rng or random.Random()
         self._mapper = Mapper(config)
         self._region = config.identity.default_region
         self._mapping_key = mapping_text or mapping.model_dump_json().encode()
@@ -152,7 +204,14 @@ class Importer:
         report_path: Path | None = None,
         restart: bool = False,
         progress: Progress | None = None,
+        waiting: Waiting | None = None,
     ) -> ImportSummary:
+        """Import ``path`` (resuming from its checkpoint in ``state_dir`` unless ``restart``); returns the
+        summary. ``progress`` is told after each chunk, ``waiting`` while the outbox cannot be written.
+
+        Raises :class:`~xgate.offline.reader.FileError` (the file cannot be read as a whole),
+        :class:`~xgate.errors.ImportStopped` (the outbox stayed unavailable: rows up to its
+        ``rows_done`` are stored and checkpointed), ``OSError`` (the state directory)."""
         dry_run = self.outbox is None
         file_format = self.mapping.format or detect_format(path)
         reader = RowReader(
@@ -209,8 +268,17 @@ class Importer:
                     skipped = self._skip(rows, checkpoint.rows_done)
                     if skipped < checkpoint.rows_done:
                         raise FileError(f"{path.name}: has fewer rows than its checkpoint says were done")
-                    for chunk in _chunks(rows, self.chunk_rows):
-                        self._import_chunk(chunk, rows_mapper, summary, report, f"import:{path.name}")
+                    for chunk in _chunks(rows, self.chunk_rows, first=checkpoint.pending_rows):
+                        # a run that stopped while storing this chunk may have stored part of it
+                        resumed = checkpoint.pending_rows > 0
+                        at = checkpoint.pending_at if resumed else time.time()
+                        store = _Store(path.name, waiting, at, maybe_stored=resumed)
+                        if not dry_run:
+                            store.failed = functools.partial(
+                                _note_pending, checkpoint, checkpoint_path, len(chunk), store.at
+                            )
+                        self._import_chunk(chunk, rows_mapper, summary, report, store)
+                        checkpoint.pending_rows, checkpoint.pending_at = 0, 0.0
                         checkpoint.rows_done = summary.rows
                         checkpoint.report_bytes = report.flush()
                         checkpoint.counts = dict(summary.counts)
@@ -238,15 +306,16 @@ class Importer:
         rows_mapper: RowMapper,
         summary: ImportSummary,
         report: Report,
-        source: str,
+        store: _Store,
     ) -> None:
         now = datetime.now(UTC)
         mapped = [self._map_row(row, rows_mapper, now) for row in chunk]
         conversions = [c for m in mapped for c in m.conversions]
         for c in conversions:
-            c.source = source
+            c.source = store.source
         if conversions and self.outbox is not None:
-            outcomes = iter(self.outbox.enqueue(conversions))
+            # the summary and the report change only once the chunk is stored
+            outcomes = iter(self._enqueue(conversions, store, summary.rows))
             for m in mapped:
                 if m.conversions:
                     statuses = [next(outcomes).status for _ in m.conversions]
@@ -257,6 +326,69 @@ class Importer:
             summary.coverage.update(m.signals)
             if m.errors:
                 report.add(m.row, m.outcome if m.outcome in ("rejected", "skipped") else "warning", m.errors)
+
+    def _enqueue(
+        self, conversions: list[MappedConversion], store: _Store, rows_done: int
+    ) -> list[EnqueueOutcome]:
+        """``outbox.enqueue(conversions)`` as of ``store.at``, tried again while the outbox cannot be
+        written, for up to :attr:`retry_seconds` (the module docstring); then :class:`ImportStopped` at
+        ``rows_done``. Once a try failed, :meth:`_own_rows` counts what it may have stored."""
+        assert self.outbox is not None
+        first_failure: float | None = None
+        failures = 0
+        while True:
+            tried = time.monotonic()
+            try:
+                outcomes = self.outbox.enqueue(conversions, now=store.at)
+                if store.maybe_stored:
+                    outcomes = self._own_rows(outcomes, store)
+            except OutboxSchemaMismatch as e:  # an operator acts: no wait cures it
+                raise ImportStopped(store.file_name, rows_done, e, 0.0) from e
+            except OutboxUnavailable as e:
+                first_failure = tried if first_failure is None else first_failure
+                failures += 1
+                if not store.maybe_stored:
+                    store.maybe_stored = True
+                    if store.failed:
+                        store.failed()
+                waited = time.monotonic() - first_failure
+                left = self.retry_seconds - waited
+                if left <= 0:
+                    raise ImportStopped(store.file_name, rows_done, e, waited) from e
+                # imported here: the dispatcher's package loads httpx, which an import that never waits
+                # does not need
+                from xgate.dispatch.backoff import backoff_delay
+
+                pause = min(backoff_delay(failures - 1, _RETRY_BASE, _RETRY_CAP, self._rng), left)
+                if store.waiting:
+                    store.waiting(OutboxWait(e, failures, waited, pause, left))
+                time.sleep(pause)
+                continue
+            if first_failure is not None and store.waiting:
+                store.waiting(OutboxWait(None, failures, time.monotonic() - first_failure))
+            return outcomes
+
+    def _own_rows(self, outcomes: list[EnqueueOutcome], store: _Store) -> list[EnqueueOutcome]:
+        """The outcomes of a chunk that a failed try may have stored in part (PostgreSQL stores a call's
+        new rows, then records its duplicates' senders in a second transaction): such a try's rows come
+        back as duplicates. A duplicate whose row this import stored as of ``store.at`` (the time every try
+        of this chunk passes) is the first conversion with that row, so it is queued, as a first try would
+        have said; copies after it stay duplicates. One :meth:`~xgate.outbox.Outbox.row` per row."""
+        assert self.outbox is not None
+        claimed = {o.row_id for o in outcomes if o.status == "queued"}
+        looked_up: set[int] = set()
+        counted = []
+        for outcome in outcomes:
+            if outcome.status == "duplicate" and not (
+                outcome.row_id in claimed or outcome.row_id in looked_up
+            ):
+                looked_up.add(outcome.row_id)
+                row = self.outbox.row(outcome.row_id)
+                if row is not None and row.created_at == store.at and row.source == store.source:
+                    claimed.add(outcome.row_id)
+                    outcome = outcome._replace(status="queued")
+            counted.append(outcome)
+        return counted
 
     def _map_row(self, row: Row, rows_mapper: RowMapper, now: datetime) -> _Mapped:
         if row.data is None:
@@ -298,6 +430,36 @@ class Importer:
         return frozenset(found)
 
 
-def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+def _chunks(rows: Iterator[Row], size: int, *, first: int = 0) -> Iterator[list[Row]]:
+    """Lists of ``size`` rows; the first of ``first`` rows when ``first`` is given."""
+    if first and (chunk := list(islice(rows, first))):
+        yield chunk
     while chunk := list(islice(rows, size)):
         yield chunk
+
+
+@dataclass(slots=True)
+class _Store:
+    """How one chunk is stored: as of ``at`` (its rows' ``created_at``, the same for every try), by
+    ``import:<file name>``. ``maybe_stored``: a try failed (this run's, or a stopped run's), so the chunk
+    may be stored in part; a try of this run failing first runs ``failed`` (the checkpoint notes it)."""
+
+    file_name: str
+    waiting: Waiting | None
+    at: float
+    maybe_stored: bool = False
+    failed: Callable[[], None] | None = None
+
+    @property
+    def source(self) -> str:
+        return f"import:{self.file_name}"
+
+
+def _note_pending(checkpoint: Checkpoint, path: Path, rows: int, at: float) -> None:
+    """The checkpoint, saved with the chunk whose store failed (its ``rows`` after ``rows_done``, stored
+    as of ``at``): a run that resumes it counts what a failed try stored as queued. A checkpoint that
+    cannot be saved now (a full disk) is left as it was: nothing is stored twice, but such rows then count
+    as duplicates."""
+    checkpoint.pending_rows, checkpoint.pending_at = rows, at
+    with contextlib.suppress(OSError):
+        checkpoint.save(path)
