@@ -307,7 +307,7 @@ class Outbox(Protocol):
     def enqueue(
         self, conversions: Sequence[MappedConversion], *, now: float | None = None
     ) -> list[EnqueueOutcome]:
-        """Store conversions in one transaction, queued and due at ``now``.
+        """Store conversions, queued and due at ``now``: the new rows in one transaction.
 
         Returns one outcome per conversion, in order: ``queued`` with the new row id, or ``duplicate``
         with the id of the row already stored for its (pixel_id, event_id, conversion_id) within the
@@ -318,7 +318,10 @@ class Outbox(Protocol):
         conversion_id).
         Idempotent: storing the same conversions again stores no row; each duplicate's sender is
         recorded against the kept row (:meth:`duplicates`) while that row is stored. Raises
-        OutboxUnavailable (then nothing was stored)."""
+        OutboxUnavailable; the new rows may then be stored or not (a connection lost as the commit
+        was sent; on PostgreSQL, the duplicates' senders are written in a second transaction after the
+        rows). Whoever retries gets those rows back as ``duplicate`` with their ids, so a caller that
+        must tell them from earlier copies compares their ``created_at`` (offline/importer.py does)."""
         ...
 
     def enqueue_leased(
