@@ -1,7 +1,9 @@
 """A small shop (landing, product, thank-you pages) with the X pixel base code and the xgate snippet.
 
-The X pixel itself (``https://static.ads-twitter.com/uwt.js``) is served by the test through Playwright's
-routing: :data:`PIXEL_STUB` stands in for it and reports every ``twq`` call to ``POST /pixel/hits``.
+The X pixel itself (``https://static.ads-twitter.com/uwt.js``) is stood in for by :data:`PIXEL_STUB`, which
+reports every ``twq`` call to ``POST /pixel/hits``; the shop serves it at :data:`PIXEL_URL`, its own path.
+Not through Playwright's routing: a browser context with any route has its CORS preflights answered by
+Playwright, never by the gateway (tests/browser/test_cors_in_chromium.py).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-PIXEL_URL = "https://static.ads-twitter.com/uwt.js"
+#: where the page loads X's pixel script from: the shop's own path, in the place of
+#: ``https://static.ads-twitter.com/uwt.js`` (:func:`browserkit.block_pixel` blocks it as an ad blocker does)
+PIXEL_URL = "/x/uwt.js"
 
-#: X's pixel base code, as X hands it out: a queueing twq stub, then uwt.js loaded async
+#: X's pixel base code, as X hands it out (uwt.js at :data:`PIXEL_URL`): a queueing twq stub, then uwt.js
+#: loaded async
 PIXEL_BASE = (
     "<script>!function(e,t,n,s,u,a){e.twq||(s=e.twq=function(){s.exe?s.exe.apply(s,arguments)"
     ":s.queue.push(arguments);},s.version='1.1',s.queue=[],u=t.createElement(n),u.async=!0,"
@@ -91,6 +96,9 @@ def shop_app(shop: Shop) -> Starlette:
     async def list_hits(request: Request) -> Response:
         return JSONResponse(shop.pixel_hits)
 
+    async def pixel(request: Request) -> Response:
+        return Response(PIXEL_STUB, media_type="text/javascript")
+
     return Starlette(
         routes=[
             Route("/", landing),
@@ -99,5 +107,6 @@ def shop_app(shop: Shop) -> Starlette:
             Route("/signup", signup),
             Route("/pixel/hits", hits, methods=["POST"]),
             Route("/pixel/hits", list_hits, methods=["GET"]),
+            Route(PIXEL_URL, pixel),
         ]
     )

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from browserkit import CHROMIUM, CHROMIUM_ARGS
-from browsershop import PIXEL_STUB, PIXEL_URL
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +24,11 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser profile (no cookies, no storage) whose X pixel script is the recording stub."""
+    """A fresh browser profile (no cookies, no storage) without Playwright routes, and a test whose page
+    calls the gateway must add none: with any route in a context, Playwright answers every CORS preflight
+    itself (204, whatever was asked allowed), so the gateway's preflights would go untested
+    (test_cors_in_chromium.py). A shop serves what a test would have routed (browsershop's X pixel stub);
+    :func:`browserkit.block_pixel` blocks with Chromium's own URL blocking."""
     context = browser.new_context()
-    context.route(PIXEL_URL, lambda route: route.fulfill(body=PIXEL_STUB, content_type="text/javascript"))
     yield context.new_page()
     context.close()

@@ -5,12 +5,12 @@ sandbox standing in for X.
 The shop (its own origin, where analytics.js and its CDN settings are self-hosted: nothing is fetched from
 Segment) and the gateway (another origin: every call is a cross-origin request with ``Authorization: Basic``,
 so the browser asks xgate's CORS preflight first) are served on loopback. The browser context has no
-Playwright routes: with one, Playwright answers every CORS preflight itself and xgate's would go untested.
+Playwright routes (tests/browser/conftest.py's ``page``): with one, Playwright answers every CORS preflight
+itself and xgate's would go untested.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from browserkit import needs_chromium, wait_for
+from browserkit import Recorder, needs_chromium, wait_for
 from npmkit import PackageUnavailable
 from segmentshop import ANALYTICS_NEXT, SegmentShop, cdn_settings, npm_loader, segment_shop_app, snippet
 
@@ -87,72 +87,12 @@ class Traffic:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh profile without Playwright routes (they would answer CORS preflights in xgate's place)."""
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
 def traffic(page: Any) -> Traffic:
     seen = Traffic()
     page.on("request", lambda r: seen.requests.append(r))
     page.on("requestfailed", lambda r: seen.failed.append(f"{r.method} {r.url}: {r.failure}"))
     page.on("console", lambda m: m.type == "error" and seen.console_errors.append(m.text))
     return seen
-
-
-@dataclass
-class Received:
-    """One request as the gateway's listener got it, and the status it answered."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes = b""
-    status: int | None = None
-
-
-class Recorder:
-    """The gateway app as seen from its listener: every request the browser's network stack really sent
-    (preflights, and keepalive requests of a page already gone, which Playwright does not report), and the
-    answer's status. ``hold[path]`` seconds delay a POST to ``path`` before the gateway sees it: a slow
-    network."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.received: list[Received] = []
-        self.hold: dict[str, float] = {}
-
-    def posts(self, path: str) -> list[Received]:
-        return [r for r in self.received if r.method == "POST" and r.path == path]
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        seen = Received(scope["method"], scope["path"], {k.decode(): v.decode() for k, v in scope["headers"]})
-        self.received.append(seen)
-        if seen.method == "POST" and seen.path in self.hold:  # before the body is read: a request the
-            await asyncio.sleep(self.hold[seen.path])  # browser drops meanwhile ends as a disconnect
-        messages = []
-        while True:  # the whole body, kept for the test and replayed to the gateway
-            message = await receive()
-            messages.append(message)
-            seen.body += message.get("body", b"")
-            if message["type"] != "http.request" or not message.get("more_body"):
-                break
-
-        async def replay() -> Any:
-            return messages.pop(0) if messages else await receive()
-
-        async def answer(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                seen.status = message["status"]
-            await send(message)
-
-        await self.app(scope, replay, answer)
 
 
 @dataclass

@@ -7,10 +7,10 @@ from http.cookies import SimpleCookie
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from browserkit import tag_host
 
 from xgate.config import Config, parse_config
-from xgate.tag.routes import UNVERSIONED_MAX_AGE, VERSIONED_MAX_AGE, router
+from xgate.tag.routes import UNVERSIONED_MAX_AGE, VERSIONED_MAX_AGE
 from xgate.tag.script import TAG_JS, TAG_VERSION, SnippetError, snippet
 from xgate.testing import serve_app
 
@@ -39,10 +39,7 @@ def config(**server: object) -> Config:
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    app = FastAPI()
-    app.state.config = config(twclid_cookie_days=14)
-    app.include_router(router)
-    with serve_app(app) as url:
+    with serve_app(tag_host(config(twclid_cookie_days=14))) as url:
         yield url
 
 

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gatewaykit import SERVER_KEY, SERVER_KEY_ENV, Gateway, gateway_config, purchase, serve
+from gatewaykit import (
+    BROWSER_KEY,
+    SERVER_KEY,
+    SERVER_KEY_ENV,
+    SHOP,
+    Gateway,
+    gateway_config,
+    purchase,
+    serve,
+)
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
@@ -112,6 +121,19 @@ def test_a_held_write_lock_answers_503_with_retry_after_in_bounded_time_and_logs
     assert gateway.send(purchase()).status_code == 200  # the holder gone, ingest goes on
     assert gateway.http.get("/readyz").status_code == 200
     assert gateway.outbox.stats().counts == {("x-main", "queued"): 1}  # nothing of the 503 stored
+
+
+def test_a_page_reads_the_503_and_how_long_it_asks_to_wait(
+    tmp_path: Path, start_gateway: Callable[..., Gateway]
+) -> None:
+    """A browser library that cannot read the 503 takes it for a network failure; one that can may also
+    read Retry-After, which is not a CORS-safelisted header unless the answer exposes it."""
+    gateway = start_gateway(tmp_path / "gw")
+    with lock_held_by_another_process(tmp_path / "gw" / "outbox.db"):
+        r = gateway.send(purchase(), key=BROWSER_KEY, headers={"Origin": SHOP})
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+    assert r.headers["access-control-allow-origin"] == SHOP
+    assert r.headers["access-control-expose-headers"] == "Retry-After"
 
 
 def test_the_outbox_call_itself_is_bounded_and_names_the_holder(tmp_path: Path) -> None:

@@ -439,6 +439,102 @@ def test_analytics_js_metrics_at_v1_m_are_answered_and_stored_nowhere(tmp_path: 
         assert gw.queued() == []
 
 
+ELSEWHERE = "https://elsewhere.example"  # allowed by no source
+BASIC = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+
+
+def _segment_call(gw: Any, case: str, origin: str) -> Any:
+    """One analytics.js-like request of ``case`` from a page at ``origin``, answered before anything is
+    stored."""
+    headers = {"Origin": origin, "Content-Type": "text/plain"}
+    keyed = {**headers, "Authorization": BASIC}
+    message = json.dumps(track("Order Completed", ORDER))
+    if case == "no key":
+        return gw.http.post("/v1/t", content=message, headers=headers)
+    if case == "body too large":  # source_config's server: the default 1,000,000 bytes
+        return gw.http.post("/v1/t", content=b" " * 1_000_001, headers=keyed)
+    if case == "not gzip":
+        return gw.http.post("/v1/b", content=b"plain", headers={**keyed, "Content-Encoding": "gzip"})
+    if case == "not JSON":
+        return gw.http.post("/v1/t", content=b"{", headers=keyed)
+    if case == "a batch message without its type":
+        return gw.http.post("/v1/b", content=b'{"batch": [{"event": "Lead"}]}', headers=keyed)
+    if case == "batch too large":  # source_config's max_batch_events: 50
+        batch = {"batch": [track("Lead", messageId=f"m-{i}") for i in range(51)]}
+        return gw.http.post("/v1/b", content=json.dumps(batch), headers=keyed)
+    if case == "a method the path does not take":
+        return gw.http.get("/v1/t", headers=headers)
+    raise AssertionError(case)
+
+
+SEGMENT_CASES = {
+    "no key": (401, "unauthorized"),
+    "body too large": (413, "body_too_large"),
+    "not gzip": (400, "invalid_body"),
+    "not JSON": (400, "invalid_json"),
+    "a batch message without its type": (400, "invalid_batch"),
+    "batch too large": (413, "batch_too_large"),
+    "a method the path does not take": (405, "method_not_allowed"),
+}
+
+
+def test_every_error_answer_of_the_segment_paths_is_readable_by_an_allowed_page_only(tmp_path: Path) -> None:
+    """analytics.js drops a call refused with a readable 4xx and retries one whose answer the browser hides
+    (no CORS headers) ten times as a network failure; a page no source allows reads nothing."""
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        for case, (status, error) in SEGMENT_CASES.items():
+            allowed = _segment_call(gw, case, SHOP)
+            assert allowed.status_code == status, case
+            assert allowed.headers["access-control-allow-origin"] == SHOP, case
+            assert allowed.headers["access-control-allow-credentials"] == "true", case
+            assert "Origin" in allowed.headers["vary"], case
+            if error:
+                assert allowed.json()["error"] == error, case
+            other = _segment_call(gw, case, ELSEWHERE)  # refused at once (403) when the key is known
+            assert other.status_code in (status, 403), case
+            assert "access-control-allow-origin" not in other.headers, case
+        assert gw.queued() == []
+
+
+def test_a_key_whose_own_source_does_not_allow_the_page_gets_a_403_the_page_reads(tmp_path: Path) -> None:
+    """docs/security.md, "Browsers and CORS": the page's origin is one a segment source allows, so it reads
+    why the key it sent is refused there, and analytics.js stops instead of retrying."""
+    server = {"name": "seg-backend", "kind": "segment", "write_key": "seg-server-key-77"}
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT, server])) as gw:
+        basic = "Basic " + base64.b64encode(b"seg-server-key-77:").decode()
+        message = json.dumps(track("Order Completed", ORDER))
+        refused = gw.http.post("/v1/t", content=message, headers={"Origin": SHOP, "Authorization": basic})
+        assert refused.status_code == 403
+        assert refused.json()["message"] == (
+            f"origin '{SHOP}' is not in the allowed_origins of source 'seg-backend'"
+        )
+        assert refused.headers["access-control-allow-origin"] == SHOP
+        hidden = gw.http.post("/v1/t", content=message, headers={"Origin": ELSEWHERE, "Authorization": basic})
+        assert hidden.status_code == 403 and "access-control-allow-origin" not in hidden.headers
+        assert gw.queued() == []
+
+
+def test_the_segment_paths_preflight_for_their_own_sources_origins(tmp_path: Path) -> None:
+    """Each path answers the preflight for the origins of its kind's sources: an origin only the xgate
+    source allows is refused at the segment paths, and the other way round."""
+    web = {"name": "web", "write_key": "xgate-pub-1", "allowed_origins": ["https://blog.example"]}
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT, web])) as gw:
+
+        def preflight(path: str, origin: str) -> Any:
+            asked = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+            return gw.http.options(path, headers={**asked, "Access-Control-Request-Headers": "authorization"})
+
+        for path in ("/v1/t", "/v1/p", "/v1/batch", "/v1/m"):
+            allowed = preflight(path, SHOP)
+            assert allowed.status_code == 204, path
+            assert allowed.headers["access-control-allow-origin"] == SHOP
+            assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+            refused = preflight(path, "https://blog.example")
+            assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+        assert preflight("/v1/events", "https://blog.example").status_code == 204
+        assert preflight("/v1/events", SHOP).status_code == 403
+
+
 def test_xgate_map_dry_runs_a_segment_message(tmp_path: Path) -> None:
     path = tmp_path / "xgate.toml"
     path.write_text(

@@ -453,3 +453,29 @@ def test_xgate_map_notes_a_refund_converts_to_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "refunded: recorded, not sent" in result.output
     assert "the payload makes no event" in result.output
+
+
+def test_a_webhook_endpoint_is_not_for_pages_even_on_an_origin_another_source_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Platforms post webhooks from their servers, never a page: no webhook source lists an origin, so a
+    page's preflight is refused and no answer carries CORS headers, though the shop's origin may send to
+    /v1/events (before, every POST path answered preflights for every source's origins)."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    shop = "https://shop.example"
+    web = {"name": "web", "write_key": "xgate-pub-2", "allowed_origins": [shop]}
+    with source_gateway(source_config(tmp_path, [*SOURCES, web])) as gw:
+        for path in ("/webhooks/shopify", "/webhooks/woocommerce", "/webhooks/stripe"):
+            preflight = gw.http.options(
+                path, headers={"Origin": shop, "Access-Control-Request-Method": "POST"}
+            )
+            assert preflight.status_code == 403, path
+            assert "access-control-allow-origin" not in preflight.headers
+            page = {"Origin": shop, "Content-Type": "text/plain"}
+            unsigned = gw.http.post(path, content=b"{}", headers=page)
+            assert unsigned.status_code == 401, path
+            assert "access-control-allow-origin" not in unsigned.headers
+        assert (
+            gw.http.options("/v1/events", headers={"Origin": shop, "Access-Control-Request-Method": "POST"})
+        ).status_code == 204

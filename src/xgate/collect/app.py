@@ -2,7 +2,10 @@
 
 ``create_app`` builds the app's :class:`~xgate.collect.services.Services`, includes each area's router
 (:mod:`xgate.collect.routes`, the browser tag's, the docs pages) and installs :class:`IngestLane` for the
-hot path. Building the outbox, the metrics and the dispatcher is the caller's (:mod:`xgate.gateway`).
+hot path. Each area that serves browsers declares its paths to one :class:`~xgate.collect.cors.
+BrowserPaths`, and :class:`~xgate.collect.cors.CorsMiddleware` (outside the lane) answers their preflights
+and puts the CORS headers on all their answers. Building the outbox, the metrics and the dispatcher is the
+caller's (:mod:`xgate.gateway`).
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ from starlette.exceptions import HTTPException
 
 from xgate import __version__
 from xgate.collect.admin import AdminGuard
+from xgate.collect.cors import BrowserPaths, CorsMiddleware
 from xgate.collect.docs import add_pages
 from xgate.collect.ingest import EventMapper
 from xgate.collect.problems import (
     Problem,
     http_problem_handler,
-    internal_problem_handler,
     problem_handler,
     validation_problem_handler,
 )
 from xgate.collect.routes import activity, health, ingest
 from xgate.collect.routes.ingest import IngestLane
+from xgate.collect.routes.ingest import allow_browsers as allow_ingest
 from xgate.collect.routes.sources import add_source_routes
 from xgate.collect.runner import Background, BackgroundRunner
 from xgate.collect.schema import component_schemas, validation_answers_are_problems
@@ -39,6 +43,7 @@ from xgate.collect.writer import TakesLeasedRows
 from xgate.config import Config
 from xgate.observe.metrics import Metrics
 from xgate.outbox.base import Outbox
+from xgate.tag.routes import allow_browsers as allow_tag
 from xgate.tag.routes import router as tag_router
 
 log = logging.getLogger("xgate.collect")
@@ -95,6 +100,7 @@ def create_app(
             await anyio.to_thread.run_sync(gateway.rejections.close)
             await anyio.to_thread.run_sync(gateway.metrics.close)
 
+    browser_paths = BrowserPaths()
     app = FastAPI(
         title="xgate",
         version=__version__,
@@ -103,22 +109,26 @@ def create_app(
         # served by add_pages with assets from the gateway itself, not a CDN
         docs_url=None,
         redoc_url=None,
-        # every error answer in one shape, those FastAPI and starlette make themselves too (404, 405, 422)
+        # every error answer in one shape, those FastAPI and starlette make themselves too (404, 405, 422);
+        # a 500 readable by the pages that may call its path (starlette sends it outside every middleware)
         exception_handlers={
             Problem: problem_handler,
             RequestValidationError: validation_problem_handler,
             HTTPException: http_problem_handler,
-            Exception: internal_problem_handler,
+            Exception: browser_paths.server_error,
         },
     )
     app.state.config = config
     app.state.services = gateway
     app.state.metrics = gateway.metrics
     app.add_middleware(IngestLane, gateway=gateway)
+    app.add_middleware(CorsMiddleware, paths=browser_paths)
     app.add_middleware(AdminGuard, keys=gateway.keys, admin_port=config.server.admin_port)
     for router in (ingest.router, health.router, activity.router, activity.pages, tag_router):
         app.include_router(router)
-    add_source_routes(app, gateway)
+    allow_ingest(gateway, browser_paths)
+    allow_tag(config, browser_paths)
+    add_source_routes(app, gateway, browser_paths)
     if config.console.enabled:
         from xgate.console.routes import include_console
 

@@ -53,7 +53,6 @@ class Keyring:
         admin_env = config.server.admin_key_env
         admin = env.get(admin_env) if admin_env else None
         self._admin = admin.encode() if admin else None
-        self.origins = frozenset(o for s in config.sources for o in s.allowed_origins)
         self._source_names = tuple(
             s.name for s in config.sources if s.write_key or s.write_key_env or s.requires_write_key()
         )

@@ -1,4 +1,5 @@
-"""The gateway's error answers and CORS headers: one shape for every route (collector, tag, console API).
+"""The gateway's error answers: one shape for every route (collector, tag, console API). Their CORS headers,
+for the paths browsers call, are :mod:`xgate.collect.cors`'s.
 
 An error is ``{"error": "<code>", "message": "<what is wrong and what to do>"}`` with its HTTP status. A
 route returns :func:`problem`, or a dependency raises :class:`Problem` (as starlette's ``HTTPException``)
@@ -99,18 +100,9 @@ async def http_problem_handler(request: Request, exc: Exception) -> Response:
 async def internal_problem_handler(_: Request, exc: Exception) -> Response:
     """The app's answer to an exception no handler took (starlette's ``ServerErrorMiddleware`` calls it,
     then re-raises, so the server logs the traceback): 500 ``internal_error``, not starlette's plain
-    ``Internal Server Error``. The exception's text stays in the log: it may quote what was sent."""
-    return problem(500, "internal_error", "the gateway failed on this request: its log says why")
-
-
-def cors_headers(origin: str, *, credentials: bool = True) -> dict[str, str]:
-    """The CORS headers of an answer to a page at ``origin`` (already checked as allowed): credentialed
-    for an origin the configuration names; ``*`` without credentials for one only a wildcard allows
-    (:func:`xgate.collect.auth.origin_grant`)."""
-    if not credentials:
-        return {"Access-Control-Allow-Origin": "*"}
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
-        "Vary": "Origin",
-    }
+    ``Internal Server Error``. The exception's text stays in the log: it may quote what was sent. With
+    ``Connection: close``: uvicorn closes the connection after the error, and a client that reused it met
+    a reset."""
+    return problem(
+        500, "internal_error", "the gateway failed on this request: its log says why", {"Connection": "close"}
+    )

@@ -1,7 +1,9 @@
 """Routes of the browser tag, mounted by the collector app.
 
 - ``GET /tag.js``: the first-party tag, cached for a year under ``?v=`` :data:`TAG_VERSION` (its hash).
-- ``GET /v1/twclid?twclid=…``: the landing call; answers 204 with a server-set twclid cookie.
+- ``GET /v1/twclid?twclid=…``: the landing call; answers 204 with a server-set twclid cookie. Declared to
+  the app's CORS (:func:`allow_browsers`, :mod:`xgate.collect.cors`) for the origins a source names: a page
+  only a wildcard allows is refused here (403) and reads no answer, since the call sets a cookie.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query, Request, Response
 
 from xgate.collect.auth import origin_grant
+from xgate.collect.cors import BrowserPaths
 from xgate.collect.enrich import request_facts
-from xgate.collect.problems import cors_headers, problem
+from xgate.collect.problems import problem
 from xgate.config import Config, ServerSettings
 from xgate.observe.redact import excerpt
 from xgate.tag.script import TAG_ETAG, TAG_JS, TAG_VERSION
@@ -59,14 +62,23 @@ async def tag_js(
     return Response(TAG_JS, media_type="application/javascript; charset=utf-8", headers=headers)
 
 
-def _cors(request: Request, settings: Config) -> dict[str, str] | Response:
-    """CORS headers for a credentialed call from an origin a source names; 403 for any other origin,
-    including one only a wildcard allows: a wildcard never gets cookies (docs/security.md)."""
+def _all_origins(config: Config) -> frozenset[str]:
+    return frozenset(o for s in config.sources for o in s.allowed_origins)
+
+
+def allow_browsers(config: Config, paths: BrowserPaths) -> None:
+    """Declare ``GET /v1/twclid`` to the app's CORS: pages on an origin a source names, never one only a
+    wildcard allows (docs/security.md)."""
+    paths.allow("/v1/twclid", _all_origins(config), ("GET",), listed_only=True)
+
+
+def _refusal(request: Request, config: Config) -> Response | None:
+    """The 403 for a call from an origin no source names, including one only a wildcard allows: a wildcard
+    never gets cookies (docs/security.md); None for a page that may call."""
     origin = request.headers.get("origin")
     if not origin:
-        return {}
-    allowed = frozenset(o for s in settings.sources for o in s.allowed_origins)
-    grant = origin_grant(allowed, origin)
+        return None
+    grant = origin_grant(_all_origins(config), origin)
     if grant is None:
         return problem(
             403, "origin_not_allowed", f"origin {excerpt(origin)} is not in the allowed_origins of any source"
@@ -78,7 +90,7 @@ def _cors(request: Request, settings: Config) -> dict[str, str] | Response:
             f"origin {excerpt(origin)} is allowed only by a wildcard, which never gets cookies: "
             "list it in the source's allowed_origins",
         )
-    return cors_headers(origin)
+    return None
 
 
 @router.get(
@@ -97,15 +109,15 @@ async def keep_twclid(
     twclid: str | None = Query(None, description="the X click id from the landing URL"),
 ) -> Response:
     config = _config(request)
-    cors = _cors(request, config)
-    if isinstance(cors, Response):
-        return cors
+    refusal = _refusal(request, config)
+    if refusal is not None:
+        return refusal
     value = clean_twclid(twclid)
     if value is None:
         reason = "missing" if not twclid else "must be 1 to 256 URL-safe characters (A-Z a-z 0-9 _ . ~ -)"
-        return problem(400, "invalid_twclid", f"twclid: {reason}", cors)
+        return problem(400, "invalid_twclid", f"twclid: {reason}")
     settings: ServerSettings = config.server
     secure = request_facts(request, settings, datetime.now(UTC)).secure
-    response = Response(status_code=204, headers={**cors, "Cache-Control": "no-store"})
+    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
     response.headers.append("set-cookie", twclid_set_cookie(value, settings, secure=secure))
     return response

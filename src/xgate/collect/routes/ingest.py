@@ -1,7 +1,9 @@
 """``POST /v1/events``: events in, conversions stored in the outbox, one answer per event.
 
 The route is declared for FastAPI (and the OpenAPI document) but served by :class:`IngestLane`, which
-calls :func:`receive_events` straight away; both answer the same.
+calls :func:`receive_events` straight away; both answer the same. Its preflight and the CORS headers of
+every answer are :mod:`xgate.collect.cors`'s (:func:`allow_browsers` declares the path); a handler here only
+refuses an origin the key's source does not allow.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xgate.collect.auth import OriginGrant, origin_grant
 from xgate.collect.body import BodyTooLarge, not_gzip, read_body, unpacked
+from xgate.collect.cors import BrowserPaths
 from xgate.collect.enrich import request_facts
-from xgate.collect.problems import cors_headers, problem
+from xgate.collect.problems import problem
 from xgate.collect.schema import INGEST_OPENAPI
 from xgate.collect.services import Services, services
 from xgate.config import Source
@@ -29,9 +32,6 @@ from xgate.observe.redact import excerpt
 from xgate.outbox.base import EnqueueOutcome
 from xgate.tag.twclid import twclid_set_cookie
 
-#: the request headers a page may send: its key, and the retry count analytics.js adds when it sends a call
-#: again (``X-Retry-Count``; without it in the answer, the browser blocks every retry at the preflight)
-_CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Write-Key, X-Retry-Count"
 #: requests with at most this many events are mapped on the event loop; bigger ones in a thread
 INLINE_EVENTS = 10
 #: seconds a 503 asks the sender to wait while the outbox cannot store (xgate's backend client honours it)
@@ -79,36 +79,43 @@ async def _receive(gateway: Services, request: Request) -> Response:
             or "unknown or missing write key: send the source's key as Authorization: Bearer KEY or "
             "X-Write-Key: KEY (a browser source's public key may also be ?write_key=KEY)",
         )
-    origin = request.headers.get("origin")
-    cors: dict[str, str] | None = None
-    grant: OriginGrant | None = None
-    if origin:
-        grant = origin_grant(source.allowed_origins, origin)
-        if grant is None:
-            return problem(
-                403,
-                "origin_not_allowed",
-                f"origin {excerpt(origin)} is not in the allowed_origins of source {source.name!r}",
-            )
-        cors = cors_headers(origin, credentials=grant == "listed")
+    grant = source_grant(source, request)
+    if isinstance(grant, Response):
+        return grant
     limit = gateway.config.server.max_body_bytes
     try:
         raw = unpacked(request, await read_body(request, limit), limit)
     except BodyTooLarge as e:
-        return problem(413, "body_too_large", str(e), cors)
+        return problem(413, "body_too_large", str(e))
     if raw is None:
-        return problem(400, "invalid_body", not_gzip(limit), cors)
+        return problem(400, "invalid_body", not_gzip(limit))
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        return problem(400, "invalid_json", f"body: not valid JSON ({e})", cors)
+        return problem(400, "invalid_json", f"body: not valid JSON ({e})")
     events = _batch(data, gateway.config.server.max_batch_events)
     if isinstance(events, Response):
-        events.headers.update(cors or {})
         return events
     # the kept twclid cookie is read and renewed for a page the configuration names (or a request without
     # an Origin); a page only a wildcard allows neither reads nor plants it (docs/security.md)
-    return await ingest_events(gateway, request, source, events, cors, cookies=grant != "wildcard")
+    return await ingest_events(gateway, request, source, events, cookies=grant != "wildcard")
+
+
+def source_grant(source: Source, request: Request) -> OriginGrant | Response | None:
+    """How the page that sent ``request`` may send with ``source``'s key: None without an ``Origin`` (not
+    a browser), the grant of the source's ``allowed_origins``, or the 403 for an origin they do not
+    name. Whether the page may read that 403 is the path's affair (:mod:`xgate.collect.cors`)."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return None
+    grant = origin_grant(source.allowed_origins, origin)
+    if grant is None:
+        return problem(
+            403,
+            "origin_not_allowed",
+            f"origin {excerpt(origin)} is not in the allowed_origins of source {source.name!r}",
+        )
+    return grant
 
 
 async def ingest_events(
@@ -116,7 +123,6 @@ async def ingest_events(
     request: Request,
     source: Source,
     events: list[Any],
-    cors: dict[str, str] | None,
     *,
     cookies: bool = True,
 ) -> Response:
@@ -144,14 +150,13 @@ async def ingest_events(
                 503,
                 "outbox_unavailable",
                 "the outbox could not store the events; nothing was stored, retry later",
-                (cors or {}) | {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
     report = gateway.ingest.finish(prepared, outcomes, source.name)
     response = Response(
         orjson.dumps(report.as_json()),
         status_code=422 if report.all_rejected else 200,
         media_type="application/json",
-        headers=cors,
     )
     if cookies:
         twclid = next(
@@ -172,28 +177,17 @@ async def post_events(request: Request, gateway: Annotated[Services, Depends(ser
     return await receive_events(gateway, request)
 
 
-@router.options("/v1/events", include_in_schema=False)
-async def preflight_events(request: Request, gateway: Annotated[Services, Depends(services)]) -> Response:
-    return preflight(gateway, request)
+def allow_browsers(gateway: Services, paths: BrowserPaths) -> None:
+    """Declare ``POST /v1/events`` to the app's CORS (:mod:`xgate.collect.cors`): pages on the origins of
+    the ``xgate`` sources; a preflight naming a source's ``?write_key=`` (the tag's way) is judged by that
+    source's origins alone."""
 
+    def preflight_origins(request: Request) -> list[str] | None:
+        source, _ = gateway.keys.sender(request)
+        return source.allowed_origins if source is not None else None
 
-def preflight(gateway: Services, request: Request) -> Response:
-    """A CORS preflight for an endpoint that takes events by POST: allowed for the origins of the source
-    whose ``?write_key=`` it names, else of every source."""
-    origin = request.headers.get("origin")
-    if not origin:
-        return problem(400, "not_a_preflight", "a CORS preflight needs an Origin header")
-    source, _ = gateway.keys.sender(request)
-    allowed = source.allowed_origins if source else gateway.keys.origins
-    grant = origin_grant(frozenset(allowed), origin)
-    if grant is None:
-        return problem(403, "origin_not_allowed", f"origin {excerpt(origin)} is not allowed to send events")
-    headers = cors_headers(origin, credentials=grant == "listed") | {
-        "Access-Control-Allow-Methods": "POST, OPTIONS",
-        "Access-Control-Allow-Headers": _CORS_ALLOW_HEADERS,
-        "Access-Control-Max-Age": "600",
-    }
-    return Response(status_code=204, headers=headers)
+    origins = (o for s in gateway.config.sources if s.kind == "xgate" for o in s.allowed_origins)
+    paths.allow("/v1/events", origins, preflight_origins=preflight_origins)
 
 
 class IngestLane:

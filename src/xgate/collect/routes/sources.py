@@ -6,12 +6,14 @@ the Origin, when sent, must be one of the source's ``allowed_origins`` → the k
 (:func:`~xgate.collect.kinds.source_events`) → the same ingest as ``POST /v1/events``
 (:func:`xgate.collect.routes.ingest.ingest_events`), answered with the same report. 401 for a request that
 does not authenticate, 400 for a body the kind cannot read, 413 past the size or batch limits, 503 when the
-outbox cannot store (nothing was: the sender retries). An answer given before the source is known carries
-CORS headers for an origin any source of the kind allows, as the preflight does, so a page can read it.
+outbox cannot store (nothing was: the sender retries).
+
+Every endpoint is declared to the app's CORS (:mod:`xgate.collect.cors`) for the origins of the kind's
+sources: a page on one of them reads every answer, the 401 of a refused key included, and gets its
+preflights; a handler here only refuses (403) an origin the key's own source does not allow.
 
 A kind's telemetry endpoint (analytics.js's ``/v1/m``, :attr:`~xgate.collect.kinds.Endpoint.telemetry`)
-takes no key and reads nothing: ``204``, with CORS headers for a page on an allowed origin of the kind's
-sources (403 for another origin, as everywhere).
+takes no key and reads nothing: ``204``, 403 for a page on an origin no source of the kind allows.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from xgate.collect.auth import OriginGrant, origin_grant
+from xgate.collect.auth import origin_grant
 from xgate.collect.body import BodyTooLarge, not_gzip, read_body, unpacked
+from xgate.collect.cors import BrowserPaths
 from xgate.collect.ingest import Settled
 from xgate.collect.kinds import Inbound, Keyed, Kind, Refusal, kind_for, source_events
-from xgate.collect.problems import cors_headers
 from xgate.collect.problems import problem as _problem
-from xgate.collect.routes.ingest import ingest_events, preflight
+from xgate.collect.routes.ingest import ingest_events, source_grant
 from xgate.collect.services import Services
 from xgate.config import Config, WebhookSource
 from xgate.observe.redact import excerpt, register_secrets
@@ -60,8 +62,6 @@ class KindEndpoint:
         self.kind = kind
         self.sources = sources
         self.gateway = gateway
-        #: the allowed origins of every source of the kind: who may read a refusal of its key
-        self.origins = frozenset(o for keyed in sources for o in keyed.source.allowed_origins)
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -71,14 +71,13 @@ class KindEndpoint:
 
     async def _handle(self, request: Request) -> Response:
         settings = self.gateway.config.server
-        unauthenticated = self._unauthenticated_cors(request)  # until the source is known
         try:
             body = await read_body(request, settings.max_body_bytes)
         except BodyTooLarge as e:
-            return _problem(413, "body_too_large", str(e), unauthenticated)
+            return _problem(413, "body_too_large", str(e))
         unpacked_body = unpacked(request, body, settings.max_body_bytes)
         if unpacked_body is None:
-            return _problem(400, "invalid_body", not_gzip(settings.max_body_bytes), unauthenticated)
+            return _problem(400, "invalid_body", not_gzip(settings.max_body_bytes))
         body = unpacked_body
         inbound = Inbound(
             path=request.url.path,
@@ -88,22 +87,13 @@ class KindEndpoint:
         )
         source = self.kind.authenticate(inbound, self.sources)
         if isinstance(source, Refusal):
-            return _problem(source.status, source.error, source.message, unauthenticated)
-        cors: dict[str, str] | None = None
-        grant: OriginGrant | None = None
-        origin = request.headers.get("origin")
-        if origin:
-            grant = origin_grant(source.allowed_origins, origin)
-            if grant is None:
-                return _problem(
-                    403,
-                    "origin_not_allowed",
-                    f"origin {excerpt(origin)} is not in the allowed_origins of source {source.name!r}",
-                )
-            cors = cors_headers(origin, credentials=grant == "listed")
+            return _problem(source.status, source.error, source.message)
+        grant = source_grant(source, request)
+        if isinstance(grant, Response):
+            return grant
         messages = self.kind.messages(inbound)
         if isinstance(messages, Refusal):
-            return _problem(messages.status, messages.error, messages.message, cors)
+            return _problem(messages.status, messages.error, messages.message)
         converted = source_events(self.kind, source, messages)
         if len(converted) > settings.max_batch_events:
             return _problem(
@@ -111,7 +101,6 @@ class KindEndpoint:
                 "batch_too_large",
                 f"{len(converted)} events; at most {settings.max_batch_events} per request "
                 "(server.max_batch_events): split the batch",
-                cors,
             )
         for c in converted:
             if c.ignored is not None:  # a refund, a cancellation, an unpaid order: on record, not sent
@@ -136,38 +125,37 @@ class KindEndpoint:
             return Response(
                 orjson.dumps({"accepted": 0, "duplicates": 0, "skipped": 0, "rejected": 0, "results": []}),
                 media_type="application/json",
-                headers=cors,
             )
-        return await ingest_events(self.gateway, request, source, events, cors, cookies=grant != "wildcard")
-
-    def _unauthenticated_cors(self, request: Request) -> dict[str, str] | None:
-        """CORS headers for an answer given before the source is known (a refused key, a body too large)
-        to a page on an origin one of the kind's sources allows, as its preflight is: the page reads the
-        4xx and analytics.js drops the call, where an unreadable answer looks like a network error it
-        retries."""
-        origin = request.headers.get("origin")
-        grant = origin_grant(self.origins, origin) if origin else None
-        return cors_headers(origin, credentials=grant == "listed") if origin and grant else None
+        return await ingest_events(
+            self.gateway,
+            request,
+            source,
+            events,
+            cookies=grant != "wildcard",
+        )
 
 
 class TelemetryEndpoint:
     """The handler of a kind's telemetry endpoint: ``204`` and nothing read (see the module's docstring)."""
 
     def __init__(self, sources: list[Keyed]) -> None:
-        self.origins = frozenset(o for keyed in sources for o in keyed.source.allowed_origins)
+        self.origins = _origins(sources)
 
     async def __call__(self, request: Request) -> Response:
         origin = request.headers.get("origin")
-        if not origin:
-            return Response(status_code=204)
-        grant = origin_grant(self.origins, origin)
-        if grant is None:
+        if origin and origin_grant(self.origins, origin) is None:
             return _problem(403, "origin_not_allowed", f"origin {excerpt(origin)} is not allowed to send")
-        return Response(status_code=204, headers=cors_headers(origin, credentials=grant == "listed"))
+        return Response(status_code=204)
 
 
-def add_source_routes(app: FastAPI, gateway: Services) -> None:
-    """Add the endpoints of every kind the configuration's sources name (none for ``xgate`` alone)."""
+def _origins(sources: list[Keyed]) -> frozenset[str]:
+    """The allowed origins of every source of a kind: the pages that may call its endpoints."""
+    return frozenset(o for keyed in sources for o in keyed.source.allowed_origins)
+
+
+def add_source_routes(app: FastAPI, gateway: Services, paths: BrowserPaths) -> None:
+    """Add the endpoints of every kind the configuration's sources name (none for ``xgate`` alone), each
+    declared to the app's CORS for the origins of the kind's sources."""
     by_kind = keyed_sources(gateway.config)
     register_secrets(k.secret for keyed in by_kind.values() for k in keyed)
     for name, keyed in by_kind.items():
@@ -189,14 +177,4 @@ def add_source_routes(app: FastAPI, gateway: Services) -> None:
                 tags=[f"source: {name}"],
                 response_class=Response,
             )
-            if "POST" in endpoint.methods and not endpoint.telemetry:  # telemetry: text/plain, no preflight
-                app.add_api_route(
-                    endpoint.path, _preflight_for(gateway), methods=["OPTIONS"], include_in_schema=False
-                )
-
-
-def _preflight_for(gateway: Services) -> Callable[[Request], Awaitable[Response]]:
-    async def preflight_source(request: Request) -> Response:
-        return preflight(gateway, request)
-
-    return preflight_source
+            paths.allow(endpoint.path, _origins(keyed), endpoint.methods)
