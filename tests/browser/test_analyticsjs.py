@@ -263,6 +263,32 @@ def test_the_npm_build_with_its_cdn_settings_inline_fetches_no_settings(
     assert (traffic.failed, traffic.console_errors) == ([], [])
 
 
+def test_a_page_view_without_an_identifier_leaves_the_console_quiet_and_stays_on_record(
+    make_site: Callable[..., Site], page: Any, traffic: Traffic
+) -> None:
+    """``analytics.page()`` on every page, for a visitor with no click id and no e-mail: X cannot attribute
+    the page view, but the call is well formed, so xgate answers 200 as Segment does (a 422 was a red line
+    in the shop's console on every page load); the activity log and the metrics keep it as rejected."""
+    site = make_site()
+    site.use_snippet()
+    site.shop.page_script = "analytics.page();"
+    page.goto(f"{site.shop_url}/checkout")
+
+    [call] = wait_for(
+        "the page call answered", lambda: [r for r in site.recorder.posts("/v1/p") if r.status], page=page
+    )
+    assert call.status == 200
+    page.wait_for_timeout(500)  # a console error would have been reported by now
+    assert (traffic.failed, traffic.console_errors) == ([], [])
+    assert len(site.recorder.posts("/v1/p")) == 1
+    assert site.queued() == []
+    services = site.gateway.app.state.services
+    [rejection] = services.rejections.recent(10)
+    assert (rejection.source, rejection.event_name, rejection.state) == ("shop", "page_view", "rejected")
+    assert rejection.error.startswith("identifiers: needs twclid")
+    assert site.gateway.metrics.value("xgate_events_total", source="shop", status="rejected") == 1
+
+
 def test_a_keepalive_call_still_in_flight_when_the_page_unloads_arrives(
     make_site: Callable[..., Site], page: Any, traffic: Traffic
 ) -> None:

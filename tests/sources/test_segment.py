@@ -535,6 +535,97 @@ def test_the_segment_paths_preflight_for_their_own_sources_origins(tmp_path: Pat
         assert preflight("/v1/events", SHOP).status_code == 403
 
 
+# --- analytics.page() without an identifier: Segment's 200, xgate's rejection on record ----------------
+
+
+def _anonymous_page() -> dict[str, Any]:
+    """What ``analytics.page()`` sends on a page without a click id, for a visitor not known by e-mail."""
+    return {
+        "type": "page",
+        "name": "Home",
+        "messageId": "ajs-next-anon-1",
+        "context": {"page": {"url": "https://shop.example/"}, "userAgent": "Mozilla/5.0"},
+        "properties": {"url": "https://shop.example/"},
+    }
+
+
+def _events_total(gw: Any, source: str, status: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(gw.http.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "xgate_events_total" and sample.labels == {"source": source, "status": status}:
+                return sample.value
+    return 0.0
+
+
+def test_a_page_call_without_an_identifier_is_answered_200_and_kept_on_record_as_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segment answers 200 to every well-formed call, and analytics.js writes any other answer into the
+    shop's console, on every page view. The call is well formed; X just cannot attribute a page view
+    without a twclid, an e-mail or a phone: 200, and the report, the activity log, the log and the metrics
+    say it was rejected and why."""
+    monkeypatch.setenv("TEST_ADMIN_KEY", "adm-seg-key-1")
+    config = source_config(
+        tmp_path, [BROWSER_SEGMENT], server={"max_batch_events": 50, "admin_key_env": "TEST_ADMIN_KEY"}
+    )
+    with source_gateway(config) as gw:
+        headers = {"Origin": SHOP, "Authorization": BASIC, "Content-Type": "text/plain"}
+        answer = gw.http.post("/v1/p", content=json.dumps(_anonymous_page()), headers=headers)
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == SHOP
+        report = answer.json()
+        assert (report["accepted"], report["rejected"]) == (0, 1)
+        [result] = report["results"]
+        assert result["status"] == "rejected"
+        assert [e["field"] for e in result["errors"]] == ["identifiers"]
+        assert "twclid, hashed_email or hashed_phone_number" in result["errors"][0]["reason"]
+        assert gw.queued() == []
+        assert _events_total(gw, "seg", "rejected") == 1
+        activity = gw.http.get("/v1/activity", headers={"Authorization": "Bearer adm-seg-key-1"})
+        [entry] = [e for e in activity.json()["entries"] if e["state"] == "rejected"]
+        assert (entry["source"], entry["event_name"], entry["destination"]) == ("seg", "page_view", "x-main")
+        assert entry["error"].startswith("identifiers: needs twclid")
+
+
+def test_malformed_segment_input_still_gets_a_4xx_naming_the_field(tmp_path: Path) -> None:
+    """Only a rejection for want of an identifier is answered 200: an identifier given but unusable, or a
+    value that is wrong, is the sender's error and gets the 422 (when nothing of the call was taken), a
+    body that is no Segment call the 400, each naming the field."""
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        headers = {"Origin": SHOP, "Authorization": BASIC}
+        bad_email = {**_anonymous_page(), "context": {"traits": {"email": "shopper(at)example"}}}
+        answer = gw.http.post("/v1/p", content=json.dumps(bad_email), headers=headers)
+        assert answer.status_code == 422
+        assert "user.email" in [e["field"] for e in answer.json()["results"][0]["errors"]]
+        bad_time = {**_anonymous_page(), "timestamp": "yesterday", "context": {"traits": {"email": "a@b.co"}}}
+        answer = gw.http.post("/v1/p", content=json.dumps(bad_time), headers=headers)
+        assert answer.status_code == 422
+        assert answer.json()["results"][0]["errors"][0]["field"] == "context.event_timestamp"
+        mixed = json.dumps({"batch": [_anonymous_page(), bad_email]})
+        answer = gw.http.post("/v1/batch", content=mixed, headers=headers)
+        assert answer.status_code == 422  # nothing taken, and one of them is malformed
+        answer = gw.http.post("/v1/batch", content=b'{"batch": {}}', headers=headers)
+        assert answer.status_code == 400
+        assert answer.json()["message"] == "batch: must be a non-empty array of Segment messages"
+        assert answer.headers["access-control-allow-origin"] == SHOP
+        assert gw.queued() == []
+
+
+def test_xgate_s_own_api_still_answers_422_when_no_event_can_be_matched(tmp_path: Path) -> None:
+    """``POST /v1/events`` keeps its rule (docs/gateway.md): 422 when every event is rejected; its callers
+    (the tag, the SDK, the backend client) read the report."""
+    with source_gateway(source_config(tmp_path, [{"name": "api", "write_key": "xgate-key-9"}])) as gw:
+        answer = gw.http.post(
+            "/v1/events",
+            json={"event_name": "page_view"},
+            headers={"Authorization": "Bearer xgate-key-9"},
+        )
+        assert answer.status_code == 422
+        assert answer.json()["results"][0]["errors"][0]["field"] == "identifiers"
+
+
 def test_xgate_map_dry_runs_a_segment_message(tmp_path: Path) -> None:
     path = tmp_path / "xgate.toml"
     path.write_text(

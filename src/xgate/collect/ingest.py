@@ -19,6 +19,9 @@ from xgate.tag.twclid import clean_twclid
 log = logging.getLogger("xgate.collect")
 
 EventStatus = Literal["accepted", "duplicate", "skipped", "rejected"]
+#: the field of the refusal of an event with no identifier X can match (a twclid, an e-mail, a phone:
+#: :func:`xgate.validation.validate_conversion`): nothing in the event is wrong, X just cannot attribute it
+UNMATCHED_FIELD = "identifiers"
 
 
 class EventMapper(Protocol):
@@ -48,6 +51,15 @@ class EventReport:
         self.errors: list[dict[str, str]] = errors if errors is not None else []
         #: what was dropped or cleaned, per the policy for unusable values (never a value)
         self.warnings: list[str] = []
+
+    def unmatched(self) -> bool:
+        """Rejected only for want of an identifier X can match (:data:`UNMATCHED_FIELD`), not for a value
+        that is wrong: an e-mail that is no e-mail address is named by its own field, and is not this."""
+        return (
+            self.status == "rejected"
+            and bool(self.errors)
+            and all(e["field"] == UNMATCHED_FIELD for e in self.errors)
+        )
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "status": self.status}
@@ -94,6 +106,17 @@ class IngestReport:
     @property
     def all_rejected(self) -> bool:
         return all(e.status == "rejected" for e in self.events)
+
+    def status(self, *, unmatched_ok: bool = False) -> int:
+        """The HTTP status of the answer: 200 when at least one event is not rejected, 422 when all are.
+        ``unmatched_ok``: 200 as well when every rejection is only for want of an identifier X can match
+        (:meth:`EventReport.unmatched`), for senders that take any 4xx for their own error (a Segment
+        library); the events are still reported, logged and counted as rejected."""
+        if not self.all_rejected:
+            return 200
+        if unmatched_ok and all(e.unmatched() for e in self.events):
+            return 200
+        return 422
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -107,6 +107,12 @@ class Kind(Protocol):
     endpoints: ClassVar[tuple[Endpoint, ...]]
     #: the kind's event names -> xgate event names (others are kept as they come: custom events)
     event_names: ClassVar[Mapping[str, str]]
+    #: answer 200, not 422, to a request whose events are all rejected only for want of an identifier X
+    #: can match (:meth:`xgate.collect.ingest.IngestReport.status`): True where the kind's senders take
+    #: every 4xx for their own error — Segment's tracking API answers 200 to every well-formed call, and
+    #: analytics.js writes any other answer into the page's console. The events are still reported,
+    #: logged, kept in the activity log and counted as rejected; a malformed request is still a 4xx.
+    unmatched_ok: ClassVar[bool]
 
     def authenticate(self, inbound: Inbound, sources: Sequence[Keyed]) -> Source | Refusal:
         """The source (of this kind) the request comes from, or a 401 naming what was missing."""

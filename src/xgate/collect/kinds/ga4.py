@@ -225,6 +225,7 @@ class GA4Kind:
         Endpoint("/g/collect", ("GET", "POST"), summary="gtag's GA4 hits (transport_url)"),
     )
     event_names: ClassVar[Mapping[str, str]] = EVENT_NAMES
+    unmatched_ok: ClassVar[bool] = False
 
     def authenticate(self, inbound: Inbound, sources: Sequence[Keyed]) -> Source | Refusal:
         if inbound.path.rstrip("/").endswith("/g/collect"):

@@ -212,6 +212,7 @@ class SegmentKind:
         Endpoint("/v1/m", summary="analytics.js's delivery metrics: answered, not stored", telemetry=True),
     )
     event_names: ClassVar[Mapping[str, str]] = EVENT_NAMES
+    unmatched_ok: ClassVar[bool] = True  # Segment answers 200 to every well-formed call
 
     def authenticate(self, inbound: Inbound, sources: Sequence[Keyed]) -> Source | Refusal:
         key = _basic_user(inbound.headers.get("authorization")) or _body_write_key(inbound.body)

@@ -157,6 +157,7 @@ class WebhookKind:
     name: ClassVar[str]
     endpoints: ClassVar[tuple[Endpoint, ...]]
     event_names: ClassVar[Mapping[str, str]]
+    unmatched_ok: ClassVar[bool] = False
     #: the platform's name for its signing secret, for the 401 of a source whose variable is unset
     secret_name: ClassVar[str]
     #: the header the platform names the topic in (None: the body names it) ...

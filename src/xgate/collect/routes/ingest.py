@@ -125,10 +125,14 @@ async def ingest_events(
     events: list[Any],
     *,
     cookies: bool = True,
+    unmatched_ok: bool = False,
 ) -> Response:
     """Map, store and report ``events`` of ``source`` (xgate events, or :class:`~xgate.collect.ingest.
     Settled` entries a source kind made): the one ingest path of every endpoint that takes events.
-    ``cookies``: read and renew the twclid cookie (False for a page only a wildcard allows)."""
+    ``cookies``: read and renew the twclid cookie (False for a page only a wildcard allows).
+    ``unmatched_ok``: answer 200 when the events are rejected only for want of an identifier X can match
+    (:meth:`~xgate.collect.ingest.IngestReport.status`; a kind's :attr:`~xgate.collect.kinds.Kind.
+    unmatched_ok`)."""
     settings = gateway.config.server
     facts = request_facts(request, settings, datetime.now(UTC))
     if not source.takes_request_context:  # a backend's address and user agent are not its user's
@@ -155,7 +159,7 @@ async def ingest_events(
     report = gateway.ingest.finish(prepared, outcomes, source.name)
     response = Response(
         orjson.dumps(report.as_json()),
-        status_code=422 if report.all_rejected else 200,
+        status_code=report.status(unmatched_ok=unmatched_ok),
         media_type="application/json",
     )
     if cookies:

@@ -6,7 +6,9 @@ the Origin, when sent, must be one of the source's ``allowed_origins`` → the k
 (:func:`~xgate.collect.kinds.source_events`) → the same ingest as ``POST /v1/events``
 (:func:`xgate.collect.routes.ingest.ingest_events`), answered with the same report. 401 for a request that
 does not authenticate, 400 for a body the kind cannot read, 413 past the size or batch limits, 503 when the
-outbox cannot store (nothing was: the sender retries).
+outbox cannot store (nothing was: the sender retries). A kind whose senders take any 4xx for their own error
+(:attr:`~xgate.collect.kinds.Kind.unmatched_ok`: Segment's) answers 200 when its events are rejected only for
+want of an identifier X can match; they are reported, logged and counted as rejected all the same.
 
 Every endpoint is declared to the app's CORS (:mod:`xgate.collect.cors`) for the origins of the kind's
 sources: a page on one of them reads every answer, the 401 of a refused key included, and gets its
@@ -132,6 +134,7 @@ class KindEndpoint:
             source,
             events,
             cookies=grant != "wildcard",
+            unmatched_ok=self.kind.unmatched_ok,
         )
 
 
