@@ -288,3 +288,20 @@ def test_read_file_takes_an_mp_body_or_a_gtag_hit_url() -> None:
     assert KIND.read_file(body) == [{"event_name": "sign_up", "event_id": "e1"}]
     hit = b"https://xgate.shop.example/g/collect?v=2&tid=G-SHOP123&en=generate_lead&ep.event_id=l-1\n"
     assert KIND.read_file(hit) == [{"event_id": "l-1", "event_name": "generate_lead"}]
+
+
+def test_a_hit_without_any_identifier_is_answered_200_and_kept_as_rejected(tmp_path: Path) -> None:
+    """GA4's own endpoints answer 2xx to every well-formed hit, and gtag writes any other answer into the
+    page's console: a page view no identifier comes with gets a 200, and is still reported as rejected
+    naming the reason. A value that is wrong is still a 422."""
+    with source_gateway(source_config(tmp_path, [GA4])) as gw:
+        anonymous = gw.http.get("/g/collect?v=2&tid=G-SHOP123&cid=1.2&en=page_view")
+        assert anonymous.status_code == 200, anonymous.text
+        [result] = anonymous.json()["results"]
+        assert result["status"] == "rejected" and result["errors"][0]["field"] == "identifiers"
+        wrong = gw.http.get(
+            "/g/collect?v=2&tid=G-SHOP123&cid=1.2&en=purchase&ep.transaction_id=T-9&epn.value=5&cu=dollars"
+            "&dl=https%3A%2F%2Fshop.example%2F%3Ftwclid%3Dtw-2"
+        )
+        assert wrong.status_code == 422, wrong.text
+        assert gw.queued() == []

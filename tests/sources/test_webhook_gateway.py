@@ -384,6 +384,24 @@ def test_an_order_total_that_is_not_an_amount_is_rejected_naming_value(gateway: 
     assert gateway.queued() == []
 
 
+def test_a_paid_order_without_any_identifier_is_answered_200_and_kept_as_rejected(
+    gateway: SourceGateway,
+) -> None:
+    """A shop-counter sale: no e-mail, no phone, no browser, no click id. X cannot match it and no retry
+    can change that, so the platform gets a 200 (a 4xx is retried for days and can get the endpoint
+    disabled); the order is still reported and kept as rejected, naming the reason."""
+    order = fresh_shopify(fixture("shopify_order_paid.json"))
+    for field in ("email", "contact_email", "phone", "browser_ip", "client_details", "landing_site"):
+        order.pop(field, None)
+    order["customer"], order["billing_address"], order["note_attributes"] = {}, {}, []
+    raw = body(order)
+    answer = post(gateway, "/webhooks/shopify", raw, shopify_headers(raw))
+    assert answer.status_code == 200
+    assert answer.json()["accepted"] == 0 and answer.json()["rejected"] == 1
+    assert answer.json()["results"][0]["errors"][0]["field"] == "identifiers"
+    assert gateway.queued() == []
+
+
 def test_a_source_mapping_overrides_what_the_kind_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -109,9 +109,11 @@ class Kind(Protocol):
     event_names: ClassVar[Mapping[str, str]]
     #: answer 200, not 422, to a request whose events are all rejected only for want of an identifier X
     #: can match (:meth:`xgate.collect.ingest.IngestReport.status`): True where the kind's senders take
-    #: every 4xx for their own error — Segment's tracking API answers 200 to every well-formed call, and
-    #: analytics.js writes any other answer into the page's console. The events are still reported,
-    #: logged, kept in the activity log and counted as rejected; a malformed request is still a 4xx.
+    #: every 4xx for their own error or retry it — Segment's tracking API and GA4's endpoints answer 2xx
+    #: to every well-formed call, analytics.js and gtag write any other answer into the page's console,
+    #: and the webhook platforms retry a 4xx for days and disable an endpoint that keeps failing. The
+    #: events are still reported, logged, kept in the activity log and counted as rejected; a malformed
+    #: request is still a 4xx.
     unmatched_ok: ClassVar[bool]
 
     def authenticate(self, inbound: Inbound, sources: Sequence[Keyed]) -> Source | Refusal:

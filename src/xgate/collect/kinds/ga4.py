@@ -225,7 +225,7 @@ class GA4Kind:
         Endpoint("/g/collect", ("GET", "POST"), summary="gtag's GA4 hits (transport_url)"),
     )
     event_names: ClassVar[Mapping[str, str]] = EVENT_NAMES
-    unmatched_ok: ClassVar[bool] = False
+    unmatched_ok: ClassVar[bool] = True  # GA4's own endpoints answer 2xx to every well-formed hit
 
     def authenticate(self, inbound: Inbound, sources: Sequence[Keyed]) -> Source | Refusal:
         if inbound.path.rstrip("/").endswith("/g/collect"):

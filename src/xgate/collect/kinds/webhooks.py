@@ -157,7 +157,10 @@ class WebhookKind:
     name: ClassVar[str]
     endpoints: ClassVar[tuple[Endpoint, ...]]
     event_names: ClassVar[Mapping[str, str]]
-    unmatched_ok: ClassVar[bool] = False
+    #: an order without any identifier X can match (a shop-counter sale, no e-mail) is answered 200 and kept
+    #: as rejected: a 4xx is retried by the platform for days, and endpoints that keep failing get
+    #: disabled, though no retry can add the identifier. A value that is wrong is still a 422
+    unmatched_ok: ClassVar[bool] = True
     #: the platform's name for its signing secret, for the 401 of a source whose variable is unset
     secret_name: ClassVar[str]
     #: the header the platform names the topic in (None: the body names it) ...
