@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from tests.postgreskit import RestartablePostgres, require_restartable
 
 from xgate.outbox import Outbox
 from xgate.sandbox import create_sandbox
@@ -65,6 +66,19 @@ def postgres_url() -> Iterator[str]:
     only (skipped when unset, failing when ``CI=true``); dropped afterwards, connections or not."""
     with _postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def restartable_postgres(postgres_url: str) -> Iterator[RestartablePostgres]:
+    """:class:`~tests.postgreskit.RestartablePostgres` on a fresh database (:func:`postgres_url`): skipped
+    unless it is on the cluster ``.ci/postgres.sh`` runs for this checkout (as ``.ci/run`` does), failing
+    then when ``CI=true``. Every restart has ended (the server is up) when the test ends."""
+    require_restartable(postgres_url)
+    server = RestartablePostgres(postgres_url)
+    try:
+        yield server
+    finally:
+        server.wait()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,7 +5,7 @@ to the next node that answers) while the sandbox fails about 30% of X requests (
 the account on every node, timeouts, dropped connections). Meanwhile one node is SIGKILLed and restarted
 twice (it takes its leases back at start), another is SIGKILLed for good (its leases expire and the others
 deliver its rows), and PostgreSQL itself is restarted once (``pg_ctl -m fast stop``, down six seconds,
-start: ingest answers 503 once a request waited 5 s for a connection, delivery backs off and resumes).
+start: ingest answers 503 at once while it is down, delivery backs off and resumes).
 
 At the end: the sandbox holds every accepted conversion exactly once by conversion id (X deduplicates by
 it) and none that was not accepted; every event that got a 2xx is stored; ``xgate status`` shows nothing
@@ -32,6 +32,7 @@ import httpx
 import psycopg
 import pytest
 from tests.gateway.test_fault_tolerance import Gateway
+from tests.postgreskit import RestartablePostgres
 
 from xgate.testing import free_port, random_x_credentials, wait_http
 
@@ -39,29 +40,18 @@ EVENTS = 20_000
 PER_REQUEST = 100
 PIXEL = "o8z6j"
 WRITE_KEY = "chaos-test-key"
-ROOT = Path(__file__).resolve().parents[2]
 #: every wait of the test ends by then (seconds from its start)
 BUDGET = 540
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUDGET + 60)]
 
 
-def _restartable(url: str) -> None:
-    """Fail (CI) or skip unless ``url`` is on the cluster ``.ci/postgres.sh`` runs for this checkout."""
-    ours = subprocess.run([ROOT / ".ci/postgres.sh", "url"], capture_output=True, text=True, check=False)
-    if ours.returncode == 0 and urlsplit(ours.stdout.strip()).netloc == urlsplit(url).netloc:
-        return
-    why = "this test restarts PostgreSQL: it needs the cluster of .ci/postgres.sh start"
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
-
-
 class Cluster:
     """The nodes, the sandbox and the database of one run."""
 
-    def __init__(self, tmp_path: Path, database: str) -> None:
-        self.database = database
+    def __init__(self, tmp_path: Path, postgres: RestartablePostgres) -> None:
+        self.postgres = postgres
+        self.database = postgres.url
         creds = random_x_credentials()
         self.env = {**os.environ, **creds, "XGATE_CHAOS_WRITE_KEY": WRITE_KEY}
         self.sandbox = f"http://127.0.0.1:{free_port()}"
@@ -76,7 +66,7 @@ api_url = "{self.sandbox}"
 timeout_seconds = 1.0
 
 [storage]
-url = "{database}"
+url = "{self.database}"
 
 [server]
 port = {port}
@@ -116,9 +106,8 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
-    _restartable(postgres_url)
-    world = Cluster(tmp_path, postgres_url)
+def cluster(tmp_path: Path, restartable_postgres: RestartablePostgres) -> Iterator[Cluster]:
+    world = Cluster(tmp_path, restartable_postgres)
     port = urlsplit(world.sandbox).port
     with (tmp_path / "sandbox.log").open("wb") as out:
         sandbox = subprocess.Popen(
@@ -230,7 +219,8 @@ def test_three_nodes_deliver_everything_once_through_faults_kills_and_a_database
     _wait("a third of the events", past(EVENTS // 4), deadline)
     cluster.nodes[2].kill9()
     _wait("half of the events", past(EVENTS * 3 // 8), deadline)
-    subprocess.run([ROOT / ".ci/postgres.sh", "restart", "6"], check=True, timeout=120)
+    cluster.postgres.restart(6)
+    cluster.postgres.wait()
     _wait("two thirds of the events", past(EVENTS * 5 // 8), deadline)
     cluster.nodes[0].kill9()
     time.sleep(0.5)

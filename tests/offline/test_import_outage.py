@@ -36,8 +36,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.gateway.test_chaos_postgres import ROOT, _restartable
 from tests.offline.test_import_gateway import MAPPING, PIXEL, crm_file
+from tests.postgreskit import ROOT, require_restartable
 from typer.testing import CliRunner
 
 from xgate.cli import app
@@ -135,7 +135,7 @@ def _import(factory: OutboxFactory, tmp_path: Path, *, url: str | None = None) -
 @pytest.fixture
 def crm(outbox_factory: OutboxFactory, tmp_path: Path) -> Import:
     if outbox_factory.engine == "postgresql":
-        _restartable(outbox_factory.url)
+        require_restartable(outbox_factory.url)
     return _import(outbox_factory, tmp_path)
 
 

@@ -7,14 +7,16 @@ Needs ``XGATE_TEST_POSTGRES_URL`` (``eval "$(.ci/postgres.sh start)"``); skipped
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from tests.postgreskit import RestartablePostgres
 from typer.testing import CliRunner
 
 from xgate.cli import app
@@ -273,6 +275,99 @@ def test_the_urls_own_options_are_kept_beside_the_bounds(url: str) -> None:
         with box._pool.connection() as db:
             found = db.execute("SELECT current_setting('lock_timeout'), current_setting('application_name')")
             assert found.fetchone() == ("500ms", "xgate node-a")
+    finally:
+        box.close()
+
+
+# -- outages: the server stopped (.ci/postgres.sh restart) --------------------------------------------
+def _failure(call: Callable[[], object]) -> str:
+    """What ``call`` raises (OutboxUnavailable)."""
+    with pytest.raises(OutboxUnavailable) as failed:
+        call()
+    return str(failed.value)
+
+
+def _fails_at_once(call: Callable[[], object]) -> str:
+    """What ``call`` raises (OutboxUnavailable), asserting it took well under the bound (5 s)."""
+    started = time.monotonic()
+    failure = _failure(call)
+    assert time.monotonic() - started < 1.0, f"took {time.monotonic() - started:.1f} s: {failure}"
+    return failure
+
+
+def _until(what: str, ready: Callable[[], bool], seconds: float) -> float:
+    """Poll ``ready`` until it holds; how long it took (fails after ``seconds``)."""
+    started = time.monotonic()
+    while not ready():
+        assert time.monotonic() - started < seconds, f"still not {what} after {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _works(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except OutboxUnavailable:
+        return False
+    return True
+
+
+def test_while_the_server_is_down_calls_fail_at_once_and_work_again_within_seconds_of_its_return(
+    restartable_postgres: RestartablePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = PostgresOutbox(restartable_postgres.url, node_id="node-a")  # the default bound: 5 s
+    try:
+        box.enqueue([conversion(1)])
+        with caplog.at_level(logging.INFO):
+            restart = restartable_postgres.restart(20)
+            _until("down", lambda: not _works(box.ping), 15)
+            # a load balancer's probes and the senders' retries: each answered at once, naming the cause
+            calls = (lambda: box.enqueue([conversion(2)]), lambda: box.lease(10, 30), box.stats, box.ping)
+            for _ in range(5):
+                for call in calls:
+                    assert "cannot connect:" in _fails_at_once(call)
+                time.sleep(0.2)
+            _until("refusing", lambda: "Connection refused" in _fails_at_once(box.ping), 15)
+            assert "postgres@" not in _fails_at_once(box.ping)  # where, never who
+            restart.wait(60)
+            assert _until("stored again", lambda: _works(lambda: box.enqueue([conversion(3)])), 5) < 3
+            box.ping()
+        assert box.stats().counts == {("x-main", "queued"): 2}  # 1 and 3: nothing of the failed calls
+    finally:
+        box.close()
+    # one line when the server became unreachable (and when its reason changed: shutting down, then
+    # refusing), one when it was reached again; none of psycopg_pool's per attempt
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith(("xgate.outbox", "psycopg"))]
+    assert not [line for line in lines if "error connecting" in line or "reconnection attempt" in line]
+    assert 1 <= sum("calls fail at once until a connection opens" in line for line in lines) <= 4, lines
+    assert sum("reachable again after" in line for line in lines) == 1, lines
+
+
+def test_a_failure_after_an_outage_gives_its_own_reason_not_the_outages(
+    restartable_postgres: RestartablePostgres,
+) -> None:
+    box = PostgresOutbox(restartable_postgres.url, BOUND, node_id="node-a")
+    try:
+        restartable_postgres.restart(3)
+        _until("down", lambda: not _works(box.ping), 15)
+        _until("refusing", lambda: "Connection refused" in _failure(box.ping), 15)
+        restartable_postgres.wait()
+        _until("stored again", lambda: _works(lambda: box.enqueue([conversion(1)])), 5)
+        # the server reachable, but no new connection opens in time: the server does not answer a new
+        # one, and the pool's own connections are all in use
+        taken = []
+        try:
+            with restartable_postgres.frozen():
+                time.sleep(0.3)  # connections opening when it froze are in the pool
+                while box._pool.get_stats()["pool_available"]:
+                    taken.append(box._pool.getconn())
+                failed = _fails_at_once(lambda: box.enqueue([conversion(2)]))
+        finally:
+            for db in taken:
+                box._pool.putconn(db)
+        assert "no pooled connection opened within 0.5 s" in failed
+        assert "refused" not in failed and "cannot connect" not in failed
+        _until("stored again", lambda: _works(lambda: box.enqueue([conversion(2)])), 5)
     finally:
         box.close()
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +26,11 @@ from xgate.errors import OutboxUnavailable
 from xgate.outbox.base import EnqueueOutcome, HandoffLease, LeasedRow, Outbox
 
 log = logging.getLogger("xgate.collect")
+
+#: seconds during which a failure of the same reason as the last one logged is counted, not logged again:
+#: while the database is known to be unreachable every request fails at once (503), and a line for each
+#: would flood the log
+_REPEATS_QUIET_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class GroupWriter:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._warned = ("", 0.0, 0)  # the last failure logged, when (monotonic), failures alike since
 
     def start(self) -> None:
         with self._lock:
@@ -112,7 +119,7 @@ class GroupWriter:
             if len(group) == 1:
                 fields = {"fields": {"conversions": len(group[0].conversions)}}
                 if isinstance(e, OutboxUnavailable):
-                    log.warning("outbox enqueue failed: %s", e, extra=fields)
+                    self._warn(e, fields["fields"])
                 else:
                     log.exception("outbox enqueue failed", extra=fields)
                 _settle(group[0], error=e)
@@ -125,6 +132,21 @@ class GroupWriter:
             n = len(job.conversions)
             _settle(job, outcomes[position : position + n])
             position += n
+
+    def _warn(self, error: OutboxUnavailable, fields: dict[str, int]) -> None:
+        """A WARNING for ``error``, unless the last one logged had the same reason less than
+        :data:`_REPEATS_QUIET_SECONDS` ago: then it is counted, and the next line of that reason says how
+        many were not logged (``repeats_not_logged``)."""
+        reason, now = str(error), time.monotonic()
+        with self._lock:
+            last, logged_at, alike = self._warned
+            if reason == last and now - logged_at < _REPEATS_QUIET_SECONDS:
+                self._warned = (last, logged_at, alike + 1)
+                return
+            self._warned = (reason, now, 0)
+        if alike and reason == last:
+            fields = fields | {"repeats_not_logged": alike}
+        log.warning("outbox enqueue failed: %s", error, extra={"fields": fields})
 
     def _store(self, conversions: list[MappedConversion]) -> list[EnqueueOutcome]:
         handoff = self._handoff

@@ -26,7 +26,8 @@ Rules for every method:
   outbox. ``ValueError`` only for caller bugs. Nothing else escapes.
 - **Writes are bounded** by ``[storage] write_timeout_seconds``: a write that cannot finish within it (a
   lock held elsewhere, a store that stopped answering) raises OutboxUnavailable naming the cause (who
-  holds the lock, when the engine can tell) and changed nothing.
+  holds the lock, when the engine can tell) and changed nothing. A store the engine knows it cannot
+  reach now (PostgreSQL: a connection attempt failed and none is open) fails every call at once.
 - **Writes are durable when the call returns** (committed; on SQLite ``synchronous=FULL``).
 - **History and timeline** (for the console): every settle call also appends one entry per settled row
   to the row's attempt history (:meth:`Outbox.history`) and adds its rows to the per-minute counts of

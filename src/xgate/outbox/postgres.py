@@ -44,6 +44,18 @@ round trips. Tables (``migrations/postgresql/``) carry an
   ends with its transaction. Reads are bounded in their lock waits, not their run time (a console page
   over many rows may take longer). Migrations are not bounded. A server process frozen while its host
   still answers TCP (stopped with SIGSTOP, stuck in I/O) is beyond both: no timer of our own runs.
+- **Outages**: once a connection attempt of the pool has failed (the server stopped, restarting, refusing)
+  and no connection to the server is open, every call fails at once (ingest: 503 with Retry-After,
+  ``/readyz``: 503) instead of waiting out its bound for a connection that cannot come: a state on the
+  outbox (:class:`_Reachability`), cleared by the next connection that opens, or by a call that started
+  after the failure and succeeded. A call already waiting for a connection looks every 0.25 s
+  (:data:`_UNREACHABLE_POLL`). Meanwhile the pool keeps trying about every second: psycopg_pool retries
+  an attempt with a doubling delay (1, 2, 4 … s) until its ``reconnect_timeout``, 5 minutes by default,
+  so a server back after 45 s waited 11 to 13 s more for the next try; here an attempt gives up after 2 s
+  (:data:`_RECONNECT_SECONDS`) and the next one starts at once (:func:`_keep_reconnecting`). The error
+  names the latest attempt's reason; it is forgotten once the server is reached. One WARNING says when the
+  server became unreachable (and again when the reason changes), one INFO when it is reached again,
+  instead of psycopg_pool's line per attempt.
 - **Errors**: every psycopg error becomes :class:`~xgate.errors.OutboxUnavailable` naming the host,
   port and database, never the password. A call that failed because a pooled connection had died
   (the server restarted) or on a deadlock / serialization failure is retried at once, up to 3 times,
@@ -58,9 +70,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import psycopg
@@ -123,6 +135,14 @@ _POOL_SIZE = 8
 _CONNECT_TIMEOUT = 5.0
 _PING_TIMEOUT = 1.0
 _ATTEMPTS = 3
+#: seconds psycopg_pool keeps retrying one connection attempt (its ``reconnect_timeout``) before giving it
+#: up, when :func:`_keep_reconnecting` starts the next. Its delay between tries doubles from 1 s (tries
+#: 1, 3, 7, 15, 31, 63 … s after the first failure), so with its default of 5 minutes a server that came
+#: back waited for the next try up to as long again as the outage had lasted (after 45 s down, nodes
+#: answered 503 for 11 to 13 s more). 2 s keeps the tries about a second apart however long the outage
+_RECONNECT_SECONDS = 2.0
+#: seconds between a waiting call's looks at whether the pool found the server unreachable meanwhile
+_UNREACHABLE_POLL = 0.25
 #: SQLSTATEs of a statement the server gave up on: a lock wait (``lock_timeout``), the statement
 #: (``statement_timeout``; the same state as a cancel, told apart by the message)
 _TIMED_OUT = frozenset({"55P03", "57014"})
@@ -266,10 +286,10 @@ def _session_parameters(url_parameters: dict[str, Any], bound: float, node_id: s
     return {name: value for name, value in defaults.items() if name not in url_parameters}
 
 
-def _bounded(bound: float) -> Callable[[_Conn], None]:
+def _bounded(bound: float, opened: Callable[[], None]) -> Callable[[_Conn], None]:
     """The pool's ``configure``: a new connection's session bounds every lock wait and statement by
     ``bound`` seconds (``SET``, once per connection; not the ``options`` startup parameter, which PgBouncer
-    refuses for these settings)."""
+    refuses for these settings); then ``opened()``: the server is reachable."""
     ms = str(max(1, round(bound * 1000)))
 
     def configure(db: _Conn) -> None:
@@ -279,8 +299,19 @@ def _bounded(bound: float) -> Callable[[_Conn], None]:
             (ms, ms),
         )
         db.autocommit = False
+        opened()
 
     return configure
+
+
+def _keep_reconnecting(pool: ConnectionPool[Any]) -> None:
+    """The pool's ``reconnect_failed``, called when psycopg_pool gives up an attempt to connect after
+    :data:`_RECONNECT_SECONDS`: start the next one at once, so that the pool keeps trying about every
+    second for as long as the server is away. ``check`` does it (public, and it grows a pool holding no
+    idle connection by one attempt, none while another attempt is growing it); a pool with idle
+    connections needs none."""
+    if not pool.closed and not pool.get_stats().get("pool_available", 0):
+        pool.check()
 
 
 #: who holds a lock on this schema's xgate tables in a transaction open for over ``%(age)s`` seconds
@@ -330,23 +361,76 @@ def _holders(db: _Conn, waited: float) -> str:
     return "; ".join(named)
 
 
-class _ConnectErrors(logging.Handler):
-    """The last connection error psycopg_pool logged per pool: its workers connect in the background,
-    and a caller only gets "couldn't get a connection after 5 s"; messages add this reason. (Being a
-    handler of ``psycopg.pool`` also keeps Python's last-resort printer from writing each retry to the
-    terminal of a command; a configured root logger still gets them.)"""
+class _Down(NamedTuple):
+    """Since when the server has been unreachable (``since``: monotonic, ``at``: the clock) and why."""
+
+    since: float
+    at: float
+    cause: str
+
+
+class _Reachability:
+    """Whether the pool reaches the server (the module docstring, "Outages"). Unreachable from a failed
+    connection attempt of the pool (:class:`_PoolLog` brings psycopg_pool's record of it here) until a
+    connection opens (the pool's ``configure``) or a call that started after the failure succeeds. The
+    reason is the latest attempt's, and is forgotten with the outage."""
+
+    def __init__(self, where: _Scrubbed) -> None:
+        self._where = where
+        self._lock = threading.Lock()
+        #: None while the server is reachable (read without the lock: one assignment replaces it)
+        self.down: _Down | None = None
+
+    def failed(self, cause: str) -> None:
+        """A connection attempt failed with ``cause``."""
+        cause = " ".join(cause.split())
+        with self._lock:
+            was = self.down
+            self.down = was._replace(cause=cause) if was else _Down(time.monotonic(), time.time(), cause)
+        if was is None or was.cause != cause:
+            log.warning(
+                "outbox: %s; calls fail at once until a connection opens (tried about every second)",
+                self._where.failed("connecting", cause),
+            )
+
+    def reached(self, after: float | None = None) -> None:
+        """A connection opened; with ``after``, a call that started then (monotonic) succeeded."""
+        if self.down is None:
+            return
+        with self._lock:
+            was = self.down
+            if was is None or (after is not None and after <= was.since):
+                return
+            self.down = None
+        log.info("outbox: %s reachable again after %.0f s", self._where.where, time.monotonic() - was.since)
+
+
+class _PoolLog(logging.Filter):
+    """On the ``psycopg.pool`` logger: each failed connection attempt of an outbox's pool (psycopg_pool's
+    workers connect in the background, and a caller would only get "couldn't get a connection") goes to
+    that outbox's :class:`_Reachability`, which logs the outage once, instead of psycopg_pool's line per
+    attempt and per attempt given up. Records of other pools pass."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.last: dict[str, str] = {}
+        super().__init__()
+        self.pools: dict[str, _Reachability] = {}
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "error connecting in %r: %s" and isinstance(record.args, tuple):
-            self.last[str(record.args[0])] = str(record.args[1])
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        reach = self.pools.get(str(args[0])) if args else None
+        if reach is None:
+            return True
+        if record.msg == "error connecting in %r: %s" and len(args) == 2:
+            reach.failed(str(args[1]))
+            return False
+        return record.msg != "reconnection attempt in pool %r failed after %s sec"
 
 
-_connect_errors = _ConnectErrors()
-logging.getLogger("psycopg.pool").addHandler(_connect_errors)
+_pool_log = _PoolLog()
+logging.getLogger("psycopg.pool").addFilter(_pool_log)
+# a handler of its own keeps Python's last-resort printer from writing psycopg_pool's warnings to the
+# terminal of a command; a configured root logger still gets them
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 class _Scrubbed:
@@ -362,11 +446,8 @@ class _Scrubbed:
         port = params.get("port") or "5432"
         self.where = f"PostgreSQL at {host}:{port}/{params.get('dbname') or params.get('user') or ''}"
 
-    def error(self, exc: BaseException, doing: str, pool: str = "") -> OutboxUnavailable:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, PoolTimeout) and _connect_errors.last.get(pool):
-            reason = "cannot connect: " + " ".join(_connect_errors.last[pool].split())
-        return self.failed(doing, reason)
+    def error(self, exc: BaseException, doing: str) -> OutboxUnavailable:
+        return self.failed(doing, " ".join(str(exc).split()) or type(exc).__name__)
 
     def failed(self, doing: str, reason: str) -> OutboxUnavailable:
         if self.password:
@@ -406,6 +487,10 @@ class PostgresOutbox(OutboxEngine):
         except psycopg.Error as exc:
             raise self._where.error(exc, "connecting") from exc
         self._pool_name = f"xgate-outbox-{uuid.uuid4().hex[:8]}"
+        self._reach = _Reachability(self._where)
+        self._lent = 0  # pooled connections in use by calls
+        self._lent_lock = threading.Lock()
+        _pool_log.pools[self._pool_name] = self._reach
         self._pool: ConnectionPool[_Conn] = ConnectionPool(
             url,
             min_size=1,
@@ -413,8 +498,10 @@ class PostgresOutbox(OutboxEngine):
             open=False,
             timeout=self._bound,
             kwargs=_session_parameters(conninfo_to_dict(url), self._bound, self._node_id),
-            configure=_bounded(self._bound),
+            configure=_bounded(self._bound, self._reach.reached),
             name=self._pool_name,
+            reconnect_timeout=_RECONNECT_SECONDS,
+            reconnect_failed=_keep_reconnecting,
         )
         try:
             self._pool.open(wait=False)
@@ -427,6 +514,7 @@ class PostgresOutbox(OutboxEngine):
                 self._check_schema(create)
         except BaseException:
             self._pool.close()
+            _pool_log.pools.pop(self._pool_name, None)
             raise
         self._channel = "xgate_work_" + hashlib.sha1(self._schema.encode()).hexdigest()[:12]
         self._listener: threading.Thread | None = None
@@ -471,10 +559,12 @@ class PostgresOutbox(OutboxEngine):
             raise OutboxUnavailable(f"{self._where.where}: the outbox is closed")
         bound = self._bound if timeout is None else timeout
         named = f"{bound:g} s" + (" ([storage] write_timeout_seconds)" if timeout is None else "")
-        deadline = time.monotonic() + bound
+        started = time.monotonic()
+        deadline = started + bound
         for attempt in range(1, _ATTEMPTS + 1):
+            retry: psycopg.Error | None = None
             try:
-                with self._pool.connection(timeout=max(deadline - time.monotonic(), 0.001)) as db:
+                with self._pooled(doing, deadline, named) as db:
                     left = deadline - time.monotonic()
                     try:
                         if reads or timeout is not None or left < _SHARE_LEFT * self._bound:
@@ -486,7 +576,7 @@ class PostgresOutbox(OutboxEngine):
                             )
                         elif one_statement:
                             db.autocommit = True
-                        return fn(db)
+                        result = fn(db)
                     except psycopg.Error as exc:
                         if exc.sqlstate in _TIMED_OUT and "timeout" in str(exc):
                             held = _holders(db, bound)
@@ -508,18 +598,60 @@ class PostgresOutbox(OutboxEngine):
                     finally:
                         if one_statement and not db.closed:
                             db.autocommit = False  # idle again: the next caller gets a transaction
-                if broken:  # the server restarted: its other pooled connections are dead too
-                    self._pool.check()
-                log.info("outbox: %s retried after %s", doing, type(retry).__name__)
-            except PoolTimeout as exc:
-                if self._pool.get_stats().get("pool_size", 0) < _POOL_SIZE:  # still connecting
-                    raise self._where.error(exc, doing, self._pool_name) from exc
-                raise self._where.failed(
-                    doing, f"all {_POOL_SIZE} pooled connections stayed busy with other calls for {named}"
-                ) from exc
             except psycopg.Error as exc:
-                raise self._where.error(exc, doing, self._pool_name) from exc
+                raise self._where.error(exc, doing) from exc
+            if retry is None:  # committed
+                self._reach.reached(after=started)
+                return result
+            if broken:  # the server restarted: its other pooled connections are dead too
+                self._pool.check()
+            log.info("outbox: %s retried after %s", doing, type(retry).__name__)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _pooled(self, doing: str, deadline: float, named: str) -> Iterator[_Conn]:
+        """A pooled connection by ``deadline`` in a transaction, committed when the block ends (rolled
+        back when it raises), then given back: ``ConnectionPool.connection``, except that it raises at
+        once while the server is known to be unreachable (:meth:`_fail_if_unreachable`), and a wait
+        looks every :data:`_UNREACHABLE_POLL` seconds whether the pool found that out meanwhile."""
+        while True:
+            self._fail_if_unreachable(doing)
+            try:
+                wait = min(deadline - time.monotonic(), _UNREACHABLE_POLL)
+                db = self._pool.getconn(timeout=max(wait, 0.001))
+                break
+            except PoolTimeout as exc:
+                if time.monotonic() < deadline:
+                    continue
+                self._fail_if_unreachable(doing)
+                if self._pool.get_stats().get("pool_size", 0) < _POOL_SIZE:  # still connecting
+                    reason = f"no pooled connection opened within {named}"
+                else:
+                    reason = f"all {_POOL_SIZE} pooled connections stayed busy with other calls for {named}"
+                raise self._where.failed(doing, reason) from exc
+        with self._lent_lock:
+            self._lent += 1
+        try:
+            with db:
+                yield db
+        finally:
+            with self._lent_lock:
+                self._lent -= 1
+            self._pool.putconn(db)
+
+    def _fail_if_unreachable(self, doing: str) -> None:
+        """Raise OutboxUnavailable naming the latest connection error when a connection attempt has failed
+        since the server was last reached and no connection to it is open (none idle in the pool, none in
+        use by a call): the module docstring, "Outages"."""
+        down = self._reach.down
+        if down is None:
+            return
+        with self._lent_lock:
+            lent = self._lent
+        if lent or self._pool.get_stats().get("pool_available", 0):
+            return  # a connection may still work: try it (a dead one is found out and replaced)
+        since = time.strftime("%H:%M:%S", time.gmtime(down.at))
+        raise self._where.failed(doing, f"cannot connect: {down.cause} (unreachable since {since} UTC)")
 
     # -- schema ------------------------------------------------------------------------------------
     def _check_schema(self, create: bool) -> None:
@@ -1248,7 +1380,7 @@ class PostgresOutbox(OutboxEngine):
     def close(self) -> None:
         self._stop_waiters()
         self._pool.close()
-        _connect_errors.last.pop(self._pool_name, None)
+        _pool_log.pools.pop(self._pool_name, None)
         if self._listener is not None:
             self._listener.join(timeout=2.0)
 
