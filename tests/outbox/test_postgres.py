@@ -343,6 +343,28 @@ def test_while_the_server_is_down_calls_fail_at_once_and_work_again_within_secon
     assert sum("reachable again after" in line for line in lines) == 1, lines
 
 
+def test_calls_fail_at_once_whatever_the_level_of_psycopg_pools_logger(
+    restartable_postgres: RestartablePostgres,
+) -> None:
+    """The outage is known from the pool's connection class, not from its log records: an operator who
+    quiets ``psycopg.pool`` (records below CRITICAL never made) keeps the fail-fast answers."""
+    quiet = logging.getLogger("psycopg.pool")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    box = PostgresOutbox(restartable_postgres.url, node_id="node-a")
+    try:
+        box.enqueue([conversion(1)])
+        restart = restartable_postgres.restart(8)
+        _until("down", lambda: not _works(box.ping), 6)
+        _until("refusing", lambda: "Connection refused" in _fails_at_once(box.ping), 6)
+        assert "cannot connect:" in _fails_at_once(lambda: box.enqueue([conversion(2)]))
+        restart.wait(60)
+        _until("stored again", lambda: _works(lambda: box.enqueue([conversion(3)])), 5)
+    finally:
+        quiet.setLevel(level)
+        box.close()
+
+
 def test_a_failure_after_an_outage_gives_its_own_reason_not_the_outages(
     restartable_postgres: RestartablePostgres,
 ) -> None:

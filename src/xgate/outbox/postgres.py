@@ -371,7 +371,7 @@ class _Down(NamedTuple):
 
 class _Reachability:
     """Whether the pool reaches the server (the module docstring, "Outages"). Unreachable from a failed
-    connection attempt of the pool (:class:`_PoolLog` brings psycopg_pool's record of it here) until a
+    connection attempt of the pool (its connection class, :func:`_watched_connections`) until a
     connection opens (the pool's ``configure``) or a call that started after the failure succeeds. The
     reason is the latest attempt's, and is forgotten with the outage."""
 
@@ -405,25 +405,39 @@ class _Reachability:
         log.info("outbox: %s reachable again after %.0f s", self._where.where, time.monotonic() - was.since)
 
 
+def _watched_connections(reach: _Reachability) -> type[_Conn]:
+    """The pool's connection class: psycopg's, telling ``reach`` of each failed attempt to connect (the
+    pool's workers connect in the background, and a caller would only get "couldn't get a connection").
+    psycopg_pool opens every connection through ``connection_class.connect``."""
+
+    class Watched(psycopg.Connection[tuple[Any, ...]]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            try:
+                return super().connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                reach.failed(str(exc))
+                raise
+
+    return Watched
+
+
 class _PoolLog(logging.Filter):
-    """On the ``psycopg.pool`` logger: each failed connection attempt of an outbox's pool (psycopg_pool's
-    workers connect in the background, and a caller would only get "couldn't get a connection") goes to
-    that outbox's :class:`_Reachability`, which logs the outage once, instead of psycopg_pool's line per
-    attempt and per attempt given up. Records of other pools pass."""
+    """On the ``psycopg.pool`` logger: the lines psycopg_pool writes per failed connection attempt and per
+    attempt given up, for an outbox's pool, are dropped: its :class:`_Reachability` logs the outage once.
+    Records of other pools pass. (Quiet only: the outage is known from the connection class, whatever
+    the logger's level.)"""
+
+    #: psycopg_pool's messages for a failed attempt and for an attempt given up
+    _PER_ATTEMPT = ("error connecting in %r: %s", "reconnection attempt in pool %r failed after %s sec")
 
     def __init__(self) -> None:
         super().__init__()
-        self.pools: dict[str, _Reachability] = {}
+        self.pools: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        reach = self.pools.get(str(args[0])) if args else None
-        if reach is None:
-            return True
-        if record.msg == "error connecting in %r: %s" and len(args) == 2:
-            reach.failed(str(args[1]))
-            return False
-        return record.msg != "reconnection attempt in pool %r failed after %s sec"
+        return not (args and str(args[0]) in self.pools and record.msg in self._PER_ATTEMPT)
 
 
 _pool_log = _PoolLog()
@@ -490,7 +504,7 @@ class PostgresOutbox(OutboxEngine):
         self._reach = _Reachability(self._where)
         self._lent = 0  # pooled connections in use by calls
         self._lent_lock = threading.Lock()
-        _pool_log.pools[self._pool_name] = self._reach
+        _pool_log.pools.add(self._pool_name)
         self._pool: ConnectionPool[_Conn] = ConnectionPool(
             url,
             min_size=1,
@@ -502,6 +516,7 @@ class PostgresOutbox(OutboxEngine):
             name=self._pool_name,
             reconnect_timeout=_RECONNECT_SECONDS,
             reconnect_failed=_keep_reconnecting,
+            connection_class=_watched_connections(self._reach),
         )
         try:
             self._pool.open(wait=False)
@@ -514,7 +529,7 @@ class PostgresOutbox(OutboxEngine):
                 self._check_schema(create)
         except BaseException:
             self._pool.close()
-            _pool_log.pools.pop(self._pool_name, None)
+            _pool_log.pools.discard(self._pool_name)
             raise
         self._channel = "xgate_work_" + hashlib.sha1(self._schema.encode()).hexdigest()[:12]
         self._listener: threading.Thread | None = None
@@ -1380,7 +1395,7 @@ class PostgresOutbox(OutboxEngine):
     def close(self) -> None:
         self._stop_waiters()
         self._pool.close()
-        _pool_log.pools.pop(self._pool_name, None)
+        _pool_log.pools.discard(self._pool_name)
         if self._listener is not None:
             self._listener.join(timeout=2.0)
 
