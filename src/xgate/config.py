@@ -617,7 +617,8 @@ class GA4Source(Source):
 
 class WebhookSource(Source):
     """A commerce platform's webhooks, authenticated by the platform's signature made with a shared secret
-    read from the environment variable ``signing_secret_env``."""
+    read from the environment variable ``signing_secret_env``; sent by the platform's servers, so it takes
+    no write key and no ``allowed_origins`` (collect/cors.py answers no preflight for its endpoints)."""
 
     kind: Literal["shopify", "woocommerce", "stripe"]
     #: the environment variable holding the webhook signing secret
@@ -628,7 +629,7 @@ class WebhookSource(Source):
 
     @model_validator(mode="before")
     @classmethod
-    def _secret_named(cls, data: Any) -> Any:
+    def _signed_by_servers(cls, data: Any) -> Any:
         if isinstance(data, dict):
             kind = data.get("kind")
             problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -648,6 +649,16 @@ class WebhookSource(Source):
                             f"a {kind} source takes no write key: webhooks are signed (signing_secret_env)",
                         )
                     )
+            if data.get("allowed_origins"):
+                platform = WEBHOOK_PLATFORMS.get(str(kind), kind)
+                problems.append(
+                    (
+                        ("allowed_origins",),
+                        f"a {kind} source takes no allowed_origins: {platform}'s servers send its webhooks, "
+                        "never a browser, so no page may call its endpoint (xgate answers no CORS preflight "
+                        "there); remove the field, and give a page its own browser source",
+                    )
+                )
             if problems:
                 _fail_at("WebhookSource", problems, data)
         return data
@@ -657,6 +668,8 @@ class WebhookSource(Source):
         return env.get(self.signing_secret_env) or None
 
 
+#: each webhook kind's platform, as its errors name it
+WEBHOOK_PLATFORMS = {"shopify": "Shopify", "woocommerce": "WooCommerce", "stripe": "Stripe"}
 #: where each webhook kind's signing secret is found, for the errors that ask for it
 WEBHOOK_SECRETS = {
     "shopify": "the app's client secret (Shopify signs X-Shopify-Hmac-Sha256 with it)",

@@ -105,6 +105,19 @@ def test_an_origin_no_browser_sends_is_refused(tmp_path: Path, origin: str, reas
     assert "allowed_origins[0]" not in out
 
 
+def test_allowed_origins_on_a_webhook_source_is_refused_naming_the_source_and_the_field(
+    tmp_path: Path,
+) -> None:
+    code, out = check(
+        tmp_path,
+        '[[sources]]\nname = "shop"\nkind = "shopify"\nsigning_secret_env = "SHOPIFY_SECRET"\n'
+        'allowed_origins = ["https://shop.example"]\n' + DESTINATION,
+    )
+    assert code == EXIT_CONFIG
+    assert "sources[0](shop).allowed_origins: a shopify source takes no allowed_origins" in out
+    assert "remove the field" in out
+
+
 def test_a_missing_secrets_file_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-secrets"
     code, out = check(tmp_path, f'[x]\nsecrets_file = "{missing}"\n' + SOURCE + DESTINATION)

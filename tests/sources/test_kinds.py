@@ -64,6 +64,27 @@ def test_a_webhook_source_must_name_its_signing_secret_variable_and_takes_no_wri
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "platform"), [("shopify", "Shopify"), ("woocommerce", "WooCommerce"), ("stripe", "Stripe")]
+)
+def test_a_webhook_source_takes_no_allowed_origins_as_no_browser_calls_it(kind: str, platform: str) -> None:
+    """Only the platform's servers post a webhook, and collect/cors.py answers no preflight for its
+    endpoint: an origin there would promise pages an access they never get."""
+    source = {
+        "name": "shop",
+        "kind": kind,
+        "signing_secret_env": "WHSEC",
+        "allowed_origins": ["https://a.example"],
+    }
+    assert problems(source) == [
+        f"sources[0](shop).allowed_origins: a {kind} source takes no allowed_origins: {platform}'s servers "
+        "send its webhooks, never a browser, so no page may call its endpoint (xgate answers no CORS "
+        "preflight there); remove the field, and give a page its own browser source"
+    ]
+    [taken] = sources({**source, "allowed_origins": []})  # an empty list promises nothing
+    assert taken.allowed_origins == []
+
+
 def test_a_ga4_source_needs_an_api_secret_or_measurement_ids() -> None:
     assert problems({"name": "ga", "kind": "ga4"}) == [
         "sources[0](ga): set write_key or write_key_env (the api_secret Measurement Protocol senders "
