@@ -18,6 +18,7 @@ from xgate.collect.app import create_app
 from xgate.config import Config, parse_config
 from xgate.gateway import GatewayProcess, build_gateway
 from xgate.outbox import CapacityReading
+from xgate.outbox.base import REJECTIONS_KEPT
 from xgate.testing import OutboxFactory, RunningSandbox, console_sign_in, serve_app
 
 ADMIN_ENV, ADMIN_KEY = "XGATE_TEST_NODES_ADMIN", "adm-nodes-4b1e0a"
@@ -188,6 +189,48 @@ def test_a_live_stream_on_one_node_shows_events_stored_and_rejected_by_another(n
     assert seen["conversion"]["conversion_id"] == "order-9"
     assert (seen["rejected"]["source"], seen["rejected"]["state"]) == ("backend", "rejected")
     assert "a@example.com" not in json.dumps(seen["rejected"])
+
+
+def test_events_without_an_identifier_are_counted_on_every_node_never_pushing_a_rejection_to_fix_out(
+    nodes: Node,
+) -> None:
+    """A shop's anonymous page views (one a page load) are rejected only for want of an identifier X can
+    match: more of them than the rejection log keeps of a source, sent to node b after a wrong value, leave
+    that rejection in node a's activity and live stream; they are counted instead (overview, /v1/activity,
+    events page), and Prometheus counts every one as rejected."""
+    a, b = nodes("node-a"), nodes("node-b")
+    wrong = {"event_name": "purchase", "id": "order-11", "value": "lots", "user": {"email": "a@example.com"}}
+    assert httpx.post(f"{b}/v1/events", json=wrong, headers=AUTH_SERVER).status_code == 422
+    anonymous = REJECTIONS_KEPT + 50
+    for first in range(0, anonymous, 50):
+        batch = [
+            {"event_name": "purchase", "id": f"anon-{i}", "value": 3, "currency": "usd"}
+            for i in range(first, first + 50)
+        ]
+        answer = httpx.post(f"{b}/v1/events", json={"events": batch}, headers=AUTH_SERVER)
+        assert answer.status_code == 422 and answer.json()["rejected"] == 50  # POST /v1/events keeps its 422
+        assert {e["field"] for r in answer.json()["results"] for e in r["errors"]} == {"identifiers"}
+
+    def activity() -> Any:
+        answer = httpx.get(f"{a}/v1/activity", headers=AUTH_ADMIN)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    until(lambda: activity()["unmatched"]["events"] == anonymous, "node b's counts reach node a")
+    answer = activity()
+    assert answer["unmatched"]["sources"] == {"backend": anonymous}
+    [rejected] = [e for e in answer["entries"] if e["state"] == "rejected"]
+    assert (rejected["event_name"], rejected["source"]) == ("purchase", "backend")
+    assert rejected["error"].startswith("value: ")
+    (backend, web) = api(a, "/overview", params={"window": "hour"})["sources"]
+    assert (backend["rejected"], backend["unmatched"], web["unmatched"]) == (anonymous + 1, anonymous, 0)
+    page = httpx.get(f"{a}/console/events", cookies=signed_in(a))
+    assert f"Not listed: {anonymous} events in the last 24 hours" in page.text
+    assert f"backend {anonymous}" in page.text
+    overview = httpx.get(f"{a}/console", params={"window": "hour"}, cookies=signed_in(a))
+    assert "of which no identifier" in overview.text
+    metrics = httpx.get(f"{b}/metrics", headers=AUTH_ADMIN).text
+    assert f'xgate_events_total{{source="backend",status="rejected"}} {anonymous + 1}.0' in metrics
 
 
 @pytest.fixture

@@ -911,6 +911,7 @@ def test_outcome_counts_of_every_node_add_up_per_key_over_the_minutes_asked_for(
             OutcomeCount(now, "event", "backend", "accepted", 3),
             OutcomeCount(now, "event", "backend", "accepted", 2),  # same key in one call: summed
             OutcomeCount(now, "event", "web", "rejected", 1),
+            OutcomeCount(now, "rejection", "web", "unmatched", 1),  # of those, for want of an identifier
             OutcomeCount(hour_ago, "delivery", "x-main", "delivered", 4),
             OutcomeCount(earlier, "failure", "x-main", "server_error", 7),
         ]
@@ -921,6 +922,7 @@ def test_outcome_counts_of_every_node_add_up_per_key_over_the_minutes_asked_for(
             OutcomeCount(now, "event", "backend", "skipped", 2),
             OutcomeCount(now, "failure", "x-main", "server_error", 1),
             OutcomeCount(now, "delivery", "x-main", "retry", 0),  # nothing: stays absent
+            OutcomeCount(now, "rejection", "web", "unmatched", 4),
         ]
     )
     b.add_counts([])
@@ -928,6 +930,7 @@ def test_outcome_counts_of_every_node_add_up_per_key_over_the_minutes_asked_for(
         ("event", "backend", "accepted"): 6,
         ("event", "backend", "skipped"): 2,
         ("event", "web", "rejected"): 1,
+        ("rejection", "web", "unmatched"): 5,
         ("failure", "x-main", "server_error"): 1,
     }
     last_two_hours = b.counts(earlier + 30)  # from that minute on

@@ -207,6 +207,8 @@ def activity(
     --json prints a list of entries as GET /v1/activity does: at (Unix seconds), event_name, destination,
     conversion_id, match_signals (the present ones), state, attempts, debug_id, error, source; rejected
     events (field and reason) as every node keeps them in the outbox (the newest 200 of each source).
+    Events rejected only for want of an identifier X can match are not listed: the table is followed by
+    their number over the last 24 hours.
     """
     from xgate.cli.options import outbox_or_exit
     from xgate.observe.activity import ActivityLog
@@ -214,7 +216,9 @@ def activity(
     config = load_config_or_exit(config_path)
     outbox = outbox_or_exit(config)
     try:
-        entries = ActivityLog(outbox).recent(limit)
+        log = ActivityLog(outbox)
+        entries = log.recent(limit)
+        unmatched = log.unmatched()
     finally:
         outbox.close()
     if as_json:
@@ -223,8 +227,15 @@ def activity(
         return
     if not entries:
         console.print("No conversions in the outbox yet.")
-        return
-    console.print(activity_table(entries))
+    else:
+        console.print(activity_table(entries))
+    if unmatched["events"]:
+        per_source = ", ".join(f"{name} {n}" for name, n in unmatched["sources"].items())
+        console.print(
+            f"Not listed: {unmatched['events']} events in the last 24 hours rejected only for want of an"
+            f" identifier X can match (no twclid, e-mail or phone): {per_source}.",
+            markup=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

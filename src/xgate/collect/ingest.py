@@ -215,7 +215,12 @@ class Ingest:
         return prepared
 
     def finish(self, prepared: Prepared, outcomes: Sequence[EnqueueOutcome], source: str) -> IngestReport:
-        """Settle each event by the outbox's outcomes; record metrics, rejections and logs."""
+        """Settle each event by the outbox's outcomes; record metrics, rejections and logs.
+
+        A rejection only for want of an identifier X can match (:meth:`EventReport.unmatched`: an
+        anonymous visitor's page view, on every page load of a shop) is counted (the shared counts' kind
+        ``rejection``), not kept one by one: the rejection log keeps a bounded window per source, which
+        such events would fill, pushing out the rejections an operator must read (a wrong value)."""
         position = 0
         queued: dict[str, int] = {}
         for report, conversions in prepared.pending:
@@ -237,12 +242,16 @@ class Ingest:
                     queued[o.destination] = queued.get(o.destination, 0) + 1
         self._metrics.record_queued(queued)
         statuses: dict[str, int] = {}
+        unmatched = 0
         for report in prepared.reports:
             statuses[report.status] = statuses.get(report.status, 0) + 1
             if report.errors:
-                errors = [FieldError(e["field"], e["reason"]) for e in report.errors]
-                destination = report.errors[0].get("destination")
-                self._rejections.add(source, report.event_name, errors, destination=destination)
+                if report.unmatched():
+                    unmatched += 1
+                else:
+                    errors = [FieldError(e["field"], e["reason"]) for e in report.errors]
+                    destination = report.errors[0].get("destination")
+                    self._rejections.add(source, report.event_name, errors, destination=destination)
                 log.info(
                     "event rejected",
                     extra={
@@ -254,5 +263,5 @@ class Ingest:
                         }
                     },
                 )
-        self._metrics.record_events(source, statuses)
+        self._metrics.record_events(source, statuses, unmatched=unmatched)
         return IngestReport(prepared.reports)

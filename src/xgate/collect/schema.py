@@ -62,8 +62,18 @@ class ActivityItem(BaseModel):
     source: str | None = None
 
 
+class UnmatchedCount(BaseModel):
+    """Events rejected only for want of an identifier X can match (an anonymous visitor's page view):
+    counted, never listed in ``entries`` (they would push out the rejections that need a fix)."""
+
+    since: float = Field(description="counted from this time (epoch seconds): 24 hours ago, to the minute")
+    events: int = Field(description="how many, every source and node")
+    sources: dict[str, int] = Field(description="how many per source (sources with none are absent)")
+
+
 class ActivityAnswer(BaseModel):
     entries: list[ActivityItem]
+    unmatched: UnmatchedCount
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

@@ -64,7 +64,7 @@ class Services:
             outbox=outbox,
             metrics=metrics,
             keys=keys,
-            activity=ActivityLog(outbox, rejections),
+            activity=ActivityLog(outbox, rejections, metrics.shared),
             ingest=Ingest(mapper, metrics, rejections),
             writer=GroupWriter(outbox, handoff=handoff),
             runner=runner,

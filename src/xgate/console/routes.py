@@ -370,6 +370,7 @@ Filters = Annotated[EventFilters, Depends(event_filters)]
 @router.get("/events", include_in_schema=False)
 async def events_page(request: Request, who: PageReader, gateway: Gateway, filters: Filters) -> Response:
     rows = await anyio.to_thread.run_sync(lambda: filters.rows(gateway.outbox, limit=PAGE_ROWS))
+    unmatched = await anyio.to_thread.run_sync(gateway.activity.unmatched)
     shown = filters.form()
     older = None
     if len(rows) == PAGE_ROWS:
@@ -387,6 +388,7 @@ async def events_page(request: Request, who: PageReader, gateway: Gateway, filte
         states=views.STATES,
         older=older,
         paged=filters.before is not None,
+        unmatched=unmatched,
     )
 
 

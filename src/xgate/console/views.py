@@ -182,7 +182,8 @@ def overview(
 ) -> dict[str, Any]:
     """Per destination: pixel, rows per state, delivery latency (ingest → X's answer) p50/p99 over recent
     deliveries, X's answers by outcome and failures by reason, the connection's health and its capacity
-    (:func:`capacity`); per source: events received by outcome; and the :func:`charts`.
+    (:func:`capacity`); per source: events received by outcome, and ``unmatched``: how many of the
+    rejected were refused only for want of an identifier X can match; and the :func:`charts`.
 
     Answers, failures and events are every node's over ``window`` (:data:`WINDOWS`; from the start of
     the minute ``window`` ago), from the outbox's outcome counts (:meth:`Outbox.counts`), this process's
@@ -230,6 +231,7 @@ def overview(
         )
     sources = []
     events = _by_name(totals, "event")
+    rejections = _by_name(totals, "rejection")
     for s in config.sources:
         by_status = events.get(s.name, {})
         sources.append(
@@ -238,6 +240,8 @@ def overview(
                 "kind": "browser" if s.allowed_origins else "server",
                 "received": sum(by_status.values()),
                 **{k: by_status.get(k, 0) for k in ("accepted", "duplicate", "skipped", "rejected")},
+                # of the rejected: only for want of an identifier X can match (counted, not listed)
+                "unmatched": rejections.get(s.name, {}).get("unmatched", 0),
             }
         )
     waiting = sum(c for (_, s), c in stats.counts.items() if s in ("queued", "leased"))

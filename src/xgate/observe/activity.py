@@ -2,7 +2,9 @@
 
 Conversions come from the outbox rows (destination, event, conversion id, match signals, delivery state,
 attempts, X's debug id or error); rejected events from the outbox too (:class:`RejectionLog`), which keeps
-the field and the reason, never the rejected value.
+the field and the reason, never the rejected value. Events rejected only for want of an identifier X can
+match (an anonymous visitor's page view) are not listed one by one: their number per source is
+(:func:`unmatched_counts`), so that they never push the rejections that need a fix out of sight.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import Any
 from xgate.conversion import FieldError
 from xgate.errors import OutboxUnavailable
 from xgate.observe.batched import BatchedWriter
+from xgate.observe.counts import SharedCounts
 from xgate.observe.redact import scrub
-from xgate.outbox.base import Outbox, OutboxRow, RejectionRecord
+from xgate.outbox.base import Outbox, OutboxRow, RejectionRecord, minute_of
 
 log = logging.getLogger(__name__)
 
 #: match signals in display order
 SIGNALS = ("twclid", "email", "phone", "ip_ua")
+#: the events rejected for want of an identifier are counted over this window in ``/v1/activity``
+UNMATCHED_WINDOW_SECONDS = 24 * 3600
 
 
 def signals_text(present: Sequence[str]) -> str:
@@ -72,6 +77,8 @@ class RejectionLog(BatchedWriter):
     and ``/activity`` show the rejections of every node (:meth:`~xgate.outbox.base.Outbox.
     record_rejections`: the newest :data:`~xgate.outbox.base.REJECTIONS_KEPT` of each source, so a flood
     sent with a browser source's public key never pushes a server source's out of sight; docs/security.md).
+    Those refused only for want of an identifier X can match never come here: they are counted
+    (:func:`unmatched_counts`), or a shop's anonymous page views would push out the errors to fix.
 
     :meth:`add` only buffers (it runs on the event loop, and a rejected request must not cost a write of its
     own): a thread writes the buffer in one transaction at most every ``flush_seconds``. While the outbox
@@ -141,13 +148,38 @@ def entry_from_rejection(record: RejectionRecord) -> ActivityEntry:
     )
 
 
+def unmatched_counts(outbox: Outbox, since: float) -> dict[str, int]:
+    """``{source: n}``: the events each source sent from the minute of ``since`` on that were rejected only
+    for want of an identifier X can match (every node's: the outbox's counts of kind ``rejection``, outcome
+    ``unmatched``, :meth:`~xgate.outbox.base.Outbox.counts`); sources with none are absent."""
+    return {
+        name: n
+        for (kind, name, outcome), n in sorted(outbox.counts(since).items())
+        if kind == "rejection" and outcome == "unmatched"
+    }
+
+
 class ActivityLog:
     """Recent conversions merged with recent rejections, both from the outbox (every node's); a gateway
-    passes its :class:`RejectionLog` so that its own buffered rejections are written first."""
+    passes its :class:`RejectionLog` so that its own buffered rejections are written first, and its
+    :class:`SharedCounts` so that its own counts are in :meth:`unmatched`."""
 
-    def __init__(self, outbox: Outbox, rejections: RejectionLog | None = None) -> None:
+    def __init__(
+        self, outbox: Outbox, rejections: RejectionLog | None = None, counts: SharedCounts | None = None
+    ) -> None:
         self.outbox = outbox
         self.rejections = rejections if rejections is not None else RejectionLog(outbox)
+        self.counts = counts
+
+    def unmatched(self, *, now: float | None = None) -> dict[str, Any]:
+        """The events rejected only for want of an identifier X can match over the last
+        :data:`UNMATCHED_WINDOW_SECONDS` (from the start of that minute), every node's: ``since`` (epoch
+        s), ``events`` in all and per source (``sources``). Blocking: writes this process's counts first."""
+        since = minute_of((time.time() if now is None else now) - UNMATCHED_WINDOW_SECONDS)
+        if self.counts is not None:
+            self.counts.flush()
+        sources = unmatched_counts(self.outbox, since)
+        return {"since": since, "events": sum(sources.values()), "sources": sources}
 
     def recent(self, limit: int = 50) -> list[ActivityEntry]:
         rows = [entry_from_row(r) for r in self.outbox.rows(limit=limit)]

@@ -105,9 +105,11 @@ class Metrics:
         self._event_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._queued_children: dict[str, Any] = {}
 
-    def record_events(self, source: str, statuses: Mapping[str, int]) -> None:
+    def record_events(self, source: str, statuses: Mapping[str, int], *, unmatched: int = 0) -> None:
         """Events of one request: how many of each status (a request is counted at once, not per event:
-        each ``inc`` takes a lock)."""
+        each ``inc`` takes a lock). ``unmatched``: how many of the ``rejected`` were refused only for want
+        of an identifier X can match, added to the shared counts only (kind ``rejection``: the console's
+        and ``/v1/activity``'s count of them; Prometheus counts them as rejected, nothing more)."""
         for status, count in statuses.items():
             children = self._event_children.get((source, status))
             if children is None:  # labels() takes a lock and a lookup; keep the pair per label set
@@ -117,6 +119,8 @@ class Metrics:
             children[1].inc(count)
         if self.shared is not None:
             self.shared.add("event", source, statuses)
+            if unmatched:
+                self.shared.add("rejection", source, {"unmatched": unmatched})
 
     def record_queued(self, destinations: Mapping[str, int]) -> None:
         """Conversions newly queued, per destination."""

@@ -64,14 +64,20 @@ RowState = Literal["queued", "leased", "delivered", "dead"]
 AttemptOutcome = Literal["delivered", "retry", "deferred", "dead"]
 #: days of per-minute counts kept (:meth:`Outbox.timeline`): a week, and the week before to compare with
 TIMELINE_DAYS = 15
-#: rejected events kept per source (:meth:`Outbox.record_rejections`)
+#: rejected events kept per source (:meth:`Outbox.record_rejections`). An event refused only for want of an
+#: identifier X can match (an anonymous visitor's page view: ``xgate.collect.ingest.EventReport.unmatched``)
+#: is not kept one by one, so that a busy shop's page loads never push a source's real rejections (a wrong
+#: value) out of this window: it is counted per minute instead (:data:`CountKind` ``rejection``)
 REJECTIONS_KEPT = 200
 #: what an :class:`OutcomeCount` counts: ``event`` (per source: an event's outcome at ingest, ``accepted``,
 #: ``duplicate``, ``skipped`` or ``rejected``), ``delivery`` (per destination: conversions settled, by
 #: :data:`AttemptOutcome`) and ``failure`` (per destination: attempts that did not deliver, by reason:
 #: ``auth``, ``forbidden``, ``not_found``, ``invalid``, ``rejected``, ``rate_limited``, ``server_error``,
 #: ``timeout``, ``connection``, ``credentials``, ``unconfigured``; :attr:`xgate.dispatch.Attempt.failure`)
-CountKind = Literal["event", "delivery", "failure"]
+#: and ``rejection`` (per source: rejected events by reason, a part of its ``event`` ``rejected``: only
+#: ``unmatched``, refused only for want of an identifier X can match, which are counted, not kept in
+#: :meth:`Outbox.record_rejections`)
+CountKind = Literal["event", "delivery", "failure", "rejection"]
 
 
 class EnqueueOutcome(NamedTuple):
@@ -466,7 +472,9 @@ class Outbox(Protocol):
         """Keep rejected events for the console of every node, in one transaction: one multi-row insert,
         then each source named in ``records`` is trimmed to its newest :data:`REJECTIONS_KEPT` (so a
         flood from one source never pushes another's out). The caller batches (a rejected request must
-        not cost a transaction of its own). Raises OutboxUnavailable (then none was kept)."""
+        not cost a transaction of its own) and passes only the rejections an operator must read one by
+        one: those refused only for want of an identifier X can match are counted instead
+        (:meth:`add_counts`, kind ``rejection``). Raises OutboxUnavailable (then none was kept)."""
         ...
 
     def rejections(self, limit: int) -> list[RejectionRecord]:
@@ -606,7 +614,7 @@ def minute_of(at: float) -> int:
     return int(at // 60) * 60
 
 
-COUNT_KINDS: tuple[CountKind, ...] = ("event", "delivery", "failure")
+COUNT_KINDS: tuple[CountKind, ...] = ("event", "delivery", "failure", "rejection")
 
 
 def summed_counts(counts: Sequence[OutcomeCount]) -> list[OutcomeCount]:

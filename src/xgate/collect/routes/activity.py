@@ -28,7 +28,11 @@ async def activity(
     gateway: Annotated[Services, Depends(services)], limit: int = Query(50, ge=1, le=500)
 ) -> Response:
     entries = await anyio.to_thread.run_sync(gateway.activity.recent, limit)
-    return Response(orjson.dumps({"entries": [e.as_json() for e in entries]}), media_type="application/json")
+    unmatched = await anyio.to_thread.run_sync(gateway.activity.unmatched)
+    return Response(
+        orjson.dumps({"entries": [e.as_json() for e in entries], "unmatched": unmatched}),
+        media_type="application/json",
+    )
 
 
 @pages.get("/activity", include_in_schema=False)
