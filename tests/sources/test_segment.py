@@ -425,6 +425,45 @@ def test_a_refused_key_is_answered_with_cors_headers_to_an_allowed_origin(tmp_pa
         assert other.status_code == 401 and "access-control-allow-origin" not in other.headers
 
 
+def test_the_preflight_lets_rudderstacks_sdk_send_and_retry_with_its_own_headers(tmp_path: Path) -> None:
+    """RudderStack's JavaScript SDK v3 puts ``AnonymousId`` and ``SentAt`` on every call and ``Rsa-*`` on a
+    retry (or a call recovered from an earlier page): a preflight answer without them made the browser block
+    every call (tests/browser/test_rudderstack.py)."""
+    rudderstack = (
+        "anonymousid,authorization,content-type,rsa-recovered,rsa-retry-attempt,rsa-retry-reason,"
+        "rsa-since-first-attempt,rsa-since-last-attempt,sentat"
+    )
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        preflight = gw.http.options(
+            "/v1/track",
+            headers={
+                "Origin": SHOP,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": rudderstack,
+            },
+        )
+        assert preflight.status_code == 204
+        allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert set(rudderstack.split(",")) <= allowed
+
+
+def test_rudderstacks_beacon_batch_takes_the_write_key_from_the_url(tmp_path: Path) -> None:
+    """``useBeacon``: ``navigator.sendBeacon`` posts ``{"batch", "sentAt"}`` as ``text/plain`` to
+    ``/beacon/v1/batch?writeKey=KEY``, no header, no key in the body."""
+    message = track(
+        "Order Completed", ORDER, context={"traits": {"email": "shopper@example.com"}}, messageId="m-1"
+    )
+    body = json.dumps({"batch": [message], "sentAt": "2026-12-01T10:53:11.356Z"})
+    headers = {"Origin": SHOP, "Content-Type": "text/plain"}
+    with source_gateway(source_config(tmp_path, [BROWSER_SEGMENT])) as gw:
+        sent = gw.http.post(f"/beacon/v1/batch?writeKey={WRITE_KEY}", content=body, headers=headers)
+        assert sent.status_code == 200 and sent.json()["accepted"] == 1
+        assert sent.headers["access-control-allow-origin"] == SHOP
+        refused = gw.http.post("/beacon/v1/batch?writeKey=not-the-key", content=body, headers=headers)
+        assert refused.status_code == 401 and "?writeKey=" in refused.json()["message"]
+        assert len(gw.queued()) == 1
+
+
 def test_analytics_js_metrics_at_v1_m_are_answered_and_stored_nowhere(tmp_path: Path) -> None:
     """analytics.js posts its delivery metrics to ``<apiHost>/m``, keyless: 204 (a 404 left a failed request
     and a CORS error on the shop's pages), nothing queued; a page on an origin not allowed gets 403."""

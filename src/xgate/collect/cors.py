@@ -44,10 +44,18 @@ from xgate.collect.auth import OriginGrant, origin_grant
 from xgate.collect.problems import internal_problem_handler, problem
 from xgate.observe.redact import excerpt
 
-#: the request headers a page may send: its key (``Authorization``, ``X-Write-Key``), the body's type, and
-#: the retry count analytics.js adds when it sends a call again (``X-Retry-Count``; without it here, the
-#: browser blocks every retry at the preflight)
-ALLOW_HEADERS = "Authorization, Content-Type, X-Write-Key, X-Retry-Count"
+#: the request headers a page may send: its key (``Authorization``, ``X-Write-Key``), the body's type, the
+#: retry count analytics.js adds when it sends a call again (``X-Retry-Count``), and what RudderStack's
+#: JavaScript SDK v3 puts on every call (``AnonymousId``, the base64 of the call's anonymousId;
+#: ``SentAt``), on a retry (``Rsa-Retry-Attempt``, ``Rsa-Retry-Reason``, ``Rsa-Since-First-Attempt``,
+#: ``Rsa-Since-Last-Attempt``) and on a call it kept in the page's storage from an earlier page
+#: (``Rsa-Recovered``). A header missing here makes the browser block the call at the preflight, which the
+#: library takes for a network failure and retries (tests/browser/test_analyticsjs.py and
+#: test_rudderstack.py see each of them pass)
+ALLOW_HEADERS = (
+    "Authorization, Content-Type, X-Write-Key, X-Retry-Count, AnonymousId, SentAt, Rsa-Retry-Attempt, "
+    "Rsa-Retry-Reason, Rsa-Since-First-Attempt, Rsa-Since-Last-Attempt, Rsa-Recovered"
+)
 #: seconds a browser may keep a preflight's answer
 PREFLIGHT_MAX_AGE = 600
 #: the answer headers beyond the CORS-safelisted ones a page may read: how long a 503 asks it to wait

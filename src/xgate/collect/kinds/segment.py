@@ -5,9 +5,12 @@ Endpoints, authentication and message shapes are Segment's ("HTTP API Source", s
 /v1/track``, ``/v1/page``, ``/v1/identify``, ``/v1/screen``, ``/v1/group``, ``/v1/alias`` (one message;
 its ``type`` is the path's), ``/v1/batch`` and ``/v1/import`` (``{"batch": [...]}``, messages with
 ``type``), and analytics.js's short paths ``/v1/t``, ``/v1/p``, ``/v1/i``, ``/v1/s``, ``/v1/g``, ``/v1/a``,
-``/v1/b``. The write key is the HTTP Basic user name (password empty) or the body's ``writeKey``, as
-Segment takes it. analytics.js also posts its own delivery metrics to ``/v1/m`` (``{"series": [...]}``, no
-key): answered ``204``, not read (:attr:`~xgate.collect.kinds.Endpoint.telemetry`).
+``/v1/b``; and RudderStack's beacon batch, ``/beacon/v1/batch?writeKey=KEY`` (what its JavaScript SDK's
+``useBeacon`` sends with ``navigator.sendBeacon``: no header can go with it, so the key is in the URL). The
+write key is the HTTP Basic user name (password empty), the body's ``writeKey`` or the ``writeKey`` query
+parameter, as Segment and RudderStack take it. analytics.js also posts its own delivery metrics to
+``/v1/m`` (``{"series": [...]}``, no key): answered ``204``, not read
+(:attr:`~xgate.collect.kinds.Endpoint.telemetry`).
 
 One message becomes at most one xgate event (:func:`convert`, docs/sources.md's table): ``track`` calls by
 Segment's E-commerce spec v2 (``Order Completed`` → ``purchase`` …), B2B SaaS spec (``Signed Up``, ``Trial
@@ -209,13 +212,18 @@ class SegmentKind:
             Endpoint(f"/v1/{path}", summary=f"Segment {_TYPES.get(path, 'batch')} call")
             for path in (*_TYPES, *_BATCH)
         ),
+        Endpoint("/beacon/v1/batch", summary="RudderStack's beacon batch (?writeKey=)"),
         Endpoint("/v1/m", summary="analytics.js's delivery metrics: answered, not stored", telemetry=True),
     )
     event_names: ClassVar[Mapping[str, str]] = EVENT_NAMES
     unmatched_ok: ClassVar[bool] = True  # Segment answers 200 to every well-formed call
 
     def authenticate(self, inbound: Inbound, sources: Sequence[Keyed]) -> Source | Refusal:
-        key = _basic_user(inbound.headers.get("authorization")) or _body_write_key(inbound.body)
+        key = (
+            _basic_user(inbound.headers.get("authorization"))
+            or _body_write_key(inbound.body)
+            or inbound.query.get("writeKey")
+        )
         if key:
             presented = key.encode()
             found: Source | None = None
@@ -228,7 +236,7 @@ class SegmentKind:
             401,
             "unauthorized",
             "unknown or missing write key: send a segment source's write key as the HTTP Basic user "
-            "(Authorization: Basic base64(KEY:)) or as the body's writeKey",
+            "(Authorization: Basic base64(KEY:)), as the body's writeKey or as ?writeKey=",
         )
 
     def messages(self, inbound: Inbound) -> list[Any] | Refusal:
