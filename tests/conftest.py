@@ -86,14 +86,14 @@ def outbox_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[O
     """An :class:`OutboxFactory` per engine: SQLite (a file in ``tmp_path``) and PostgreSQL (a fresh
     database on ``XGATE_TEST_POSTGRES_URL``; skipped when unset, failing when ``CI=true``)."""
     if request.param == "sqlite":
-        factory = OutboxFactory("sqlite", f"sqlite:///{tmp_path / 'outbox.db'}")
+        factory = OutboxFactory("sqlite", f"sqlite:///{tmp_path / 'outbox.db'}", tmp_path / "state")
         try:
             yield factory
         finally:
             factory.close_all()
         return
     with _postgres_database() as url:
-        factory = OutboxFactory("postgresql", url)
+        factory = OutboxFactory("postgresql", url, tmp_path / "state")
         try:
             yield factory
         finally:

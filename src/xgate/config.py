@@ -194,8 +194,8 @@ class StorageSettings(_Strict):
     url: str = "sqlite:///var/xgate.db"
     dedup_window_days: int = Field(default=30, ge=1)
     retention_days: int = Field(default=7, ge=0)
-    #: a folder for this node's own files (import checkpoints and reports in ``imports/``); relative to
-    #: the configuration file's folder
+    #: a folder for this node's own files (import checkpoints and reports in ``imports/``; on PostgreSQL
+    #: the id of the outbox it used, ``outbox-<hex>.id``); relative to the configuration file's folder
     state_dir: Path = Path("var")
     #: the longest a write waits: SQLite for the outbox's write lock (another writer, a suspended ``xgate
     #: import``), PostgreSQL in all (a pooled connection, a lock, the server's answer); then ingest answers
@@ -203,8 +203,8 @@ class StorageSettings(_Strict):
     write_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     #: free space the outbox's file system must keep for ``/readyz`` to say ready (MiB)
     min_free_mb: int = Field(default=16, ge=0)
-    #: start on an outbox that is not the one recorded beside it (truncated, deleted or replaced while
-    #: stopped); normally refused: prefer ``xgate serve --accept-new-outbox`` once
+    #: start on an outbox that is not the one this node used (truncated, deleted, recreated or replaced
+    #: while stopped) and record it; normally refused: prefer ``--accept-new-outbox`` once
     accept_new_outbox: bool = False
 
     @field_validator("url")

@@ -17,8 +17,9 @@
      │   │                          (ingest answers 503 + Retry-After; the dispatcher backs off)
      │   └─ OutboxSchemaMismatch    the stored schema is older or newer than this code; the message
      │                              says which command to run
-     ├─ OutboxReplaced              the outbox file is not the one this node used (truncated, deleted
-     │                              or replaced while stopped); starting needs --accept-new-outbox
+     ├─ OutboxReplaced              the outbox is not the one this node used (a file truncated, deleted
+     │                              or replaced, a database recreated or restored from another backup,
+     │                              while stopped); starting needs --accept-new-outbox
      └─ OutboxNotFound              a read-only command opened an outbox that does not exist
 
 Classes whose callers have always caught ``ValueError`` (bad input: events, credentials, import files, the
@@ -149,9 +150,11 @@ class OutboxSchemaMismatch(OutboxUnavailable):
 
 
 class OutboxReplaced(XgateError):
-    """The outbox found is not the one recorded beside it: its file was truncated, deleted or replaced
-    while xgate was stopped, and what it held is gone. Not retried: the operator decides (restore the
-    file, or accept the new outbox with ``--accept-new-outbox`` / ``[storage] accept_new_outbox``)."""
+    """The outbox found is not the one this node recorded (SQLite: ``<db>.id`` beside the file; PostgreSQL:
+    in ``[storage] state_dir``): its file was truncated, deleted or replaced, or its database dropped and
+    recreated or restored from another backup, while xgate was stopped, and what it held is gone. Not
+    retried: the operator decides (restore it, or accept the new outbox with ``--accept-new-outbox`` /
+    ``[storage] accept_new_outbox``)."""
 
 
 class OutboxNotFound(XgateError):

@@ -179,23 +179,58 @@ class OutboxFactory:
 
     ``factory()`` opens it (each call: another connection set on the same store, as another process or
     node would; ``node_id`` names the node); ``factory.url`` is its ``[storage] url`` for configurations
-    and child processes. Every outbox opened is closed at teardown."""
+    and child processes; ``factory.state_dir`` the ``[storage] state_dir`` its outboxes get unless their
+    settings name one (where PostgreSQL's nodes record the outbox id). Every outbox opened is closed at
+    teardown."""
 
-    def __init__(self, engine: str, url: str) -> None:
+    def __init__(self, engine: str, url: str, state_dir: Path | None = None) -> None:
         self.engine = engine
         self.url = url
+        self.state_dir = state_dir
         self._opened: list[Outbox] = []
 
     def __call__(
         self, settings: StorageSettings | None = None, *, node_id: str | None = None, create: bool = True
     ) -> Outbox:
+        settings = settings or StorageSettings()
+        if self.state_dir is not None and "state_dir" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"state_dir": self.state_dir})
         box = open_outbox(self.url, settings, node_id=node_id, create=create)
         self._opened.append(box)
         return box
 
+    @property
+    def identity_record(self) -> Path:
+        """Where this store's nodes record the outbox id they used: SQLite ``<db>.id`` beside the file,
+        PostgreSQL a file of :attr:`state_dir` named after the database."""
+        if self.engine == "sqlite":
+            return Path(self.url.removeprefix("sqlite:///") + ".id")
+        from xgate.outbox.postgres import identity_record
+
+        return identity_record(self.state_dir or StorageSettings().state_dir, self.url)
+
+    def recreate(self) -> None:
+        """Close every outbox opened, then make the store anew and empty, as an operator's mistake while the
+        nodes were stopped would: SQLite's file (and its WAL) deleted; PostgreSQL's database dropped and
+        created again."""
+        self.close_all()
+        if self.engine == "sqlite":
+            path = self.url.removeprefix("sqlite:///")
+            for suffix in ("", "-wal", "-shm"):
+                Path(path + suffix).unlink(missing_ok=True)
+            return
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = conninfo_to_dict(self.url)["dbname"]
+        with psycopg.connect(self.url, dbname="postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+
     def close_all(self) -> None:
         for box in self._opened:
             box.close()
+        self._opened.clear()
 
     @contextmanager
     def held_by_another_session(self) -> Iterator[str]:

@@ -1,6 +1,7 @@
 """``xgate serve`` and ``xgate dispatch`` stop with an exit status that says who acts (README, "Exit
 statuses"): 78 when only an operator can (the configuration, an outbox schema of another version), 75 when
-the database cannot be reached now and a later start may work. systemd's units do not restart on 78
+the database cannot be reached now and a later start may work. An outbox recreated while the nodes were
+stopped is one an operator must accept (``--accept-new-outbox``): 78. systemd's units do not restart on 78
 (``RestartPreventExitStatus=``, tests/cli/test_deploy_files.py); every orchestrator sees which it was.
 
 The schema tests run on both engines (PostgreSQL: ``XGATE_TEST_POSTGRES_URL``; failing without it when
@@ -10,9 +11,11 @@ older file itself).
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -100,3 +103,49 @@ def test_the_processes_exit_with_those_statuses_as_systemd_sees_them(tmp_path: P
         )
         assert ran.returncode == status, ran.stderr
         assert ran.stderr.startswith("error: ")
+
+
+def _used_then_recreated(outbox_factory: OutboxFactory, tmp_path: Path) -> Path:
+    """A configuration whose nodes used the factory's outbox (recorded in its state_dir), which was then
+    deleted or dropped and created anew, empty, while they were stopped."""
+    config = _config(tmp_path, outbox_factory.url, extra=f'state_dir = "{outbox_factory.state_dir}"\n')
+    outbox_factory().close()
+    outbox_factory.recreate()
+    return config
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_outbox_recreated_while_stopped_exits_78_naming_the_fix_on_both_engines(
+    command: str, outbox_factory: OutboxFactory, tmp_path: Path
+) -> None:
+    code, output = _run(command, _used_then_recreated(outbox_factory, tmp_path))
+    assert code == EXIT_CONFIG, output  # systemd does not restart it: an operator decides
+    assert "error:" in output and "is not the outbox this node used" in output
+    assert "--accept-new-outbox" in output
+
+
+def test_dispatch_with_accept_new_outbox_records_the_new_outbox_and_later_starts_pass(
+    outbox_factory: OutboxFactory, tmp_path: Path
+) -> None:
+    config = _used_then_recreated(outbox_factory, tmp_path)
+    record = outbox_factory.identity_record
+    used = record.read_text()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xgate", "dispatch", "--accept-new-outbox", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while record.read_text() == used:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the new outbox was never recorded"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    # it was running on the new outbox; a SIGTERM before its loop took the signal over ends it as SIGTERM does
+    assert process.returncode in (0, -signal.SIGTERM), stderr
+    assert "error" not in stderr
+    outbox_factory().close()  # a start without the flag passes

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.errors import OutboxNotFound, OutboxUnavailable
+from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxUnavailable
 from xgate.outbox import CapacityReading, HandoffLease, LeasedRow, Outbox, open_outbox
 from xgate.outbox.base import REJECTIONS_KEPT, TIMELINE_DAYS, OutcomeCount, RejectionRecord, minute_of
 from xgate.testing import OutboxFactory
@@ -201,8 +202,8 @@ def test_a_lease_records_the_node_that_holds_it(outbox_factory: OutboxFactory) -
     assert {r.leased_by for r in a.rows(state="delivered")} == {None}
 
 
-def _lease_all(url: str, node: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    box = open_outbox(url, node_id=node)
+def _lease_all(url: str, state_dir: Path, node: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    box = open_outbox(url, StorageSettings(state_dir=state_dir), node_id=node)
     got: list[int] = []
     while rows := box.lease(7, 300):
         got.extend(r.id for r in rows)
@@ -214,7 +215,10 @@ def test_two_processes_never_lease_the_same_row(outbox_factory: OutboxFactory) -
     outbox_factory().enqueue([conversion(i) for i in range(2000)])
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_lease_all, args=(outbox_factory.url, f"n{i}", out)) for i in range(2)]
+    procs = [
+        ctx.Process(target=_lease_all, args=(outbox_factory.url, outbox_factory.state_dir, f"n{i}", out))
+        for i in range(2)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=60) for _ in procs]
@@ -1047,6 +1051,98 @@ def test_opening_without_create_refuses_an_outbox_that_does_not_exist(outbox_fac
         outbox_factory(create=False)
     outbox_factory().enqueue([conversion(1)])  # created...
     assert len(outbox_factory(create=False).rows()) == 1  # ...then found
+
+
+# -- identity (the outbox id a node records: SQLite beside the file, PostgreSQL in [storage] state_dir) --
+def recorded_id(record: Path) -> str:
+    return record.read_text(encoding="utf-8").split()[0]
+
+
+def test_a_first_start_records_the_outbox_id_and_a_restart_on_the_same_outbox_passes(
+    outbox_factory: OutboxFactory,
+) -> None:
+    record = outbox_factory.identity_record
+    assert not record.exists()
+    outbox_factory().enqueue([conversion(1)])
+    first = recorded_id(record)
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    outbox_factory.close_all()  # the node stops...
+    assert len(outbox_factory().rows()) == 1  # ...and starts again on the same outbox
+    assert recorded_id(record) == first
+
+
+def test_nodes_of_one_host_starting_at_once_share_one_record_without_tripping(
+    outbox_factory: OutboxFactory,
+) -> None:
+    outbox_factory().close()  # the store exists: the nodes below only record
+    outbox_factory.identity_record.unlink()
+    failures: list[BaseException] = []
+
+    def start(node: str) -> None:
+        try:
+            outbox_factory(node_id=node)
+        except BaseException as e:  # reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=start, args=(f"node-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    record = outbox_factory.identity_record
+    assert [p.name for p in record.parent.iterdir() if p.name.startswith(record.name)] == [record.name]
+    outbox_factory.close_all()
+    outbox_factory(node_id="node-9").close()  # a later node of that host agrees
+
+
+def test_an_outbox_recreated_while_the_node_was_stopped_is_refused_with_what_happened_and_the_fix(
+    outbox_factory: OutboxFactory,
+) -> None:
+    outbox_factory().enqueue([conversion(1)])
+    record = outbox_factory.identity_record
+    used = recorded_id(record)
+    outbox_factory.recreate()  # deleted / dropped and created again, empty
+    with pytest.raises(OutboxReplaced) as refused:
+        outbox_factory()
+    message = str(refused.value)
+    assert "is not the outbox this node used" in message
+    assert f"{record} records outbox {used}" in message
+    assert "lost unless you restore the" in message
+    assert "--accept-new-outbox" in message and "[storage] accept_new_outbox = true" in message
+    assert recorded_id(record) == used  # nothing recorded: the next start is refused as well
+    with pytest.raises(OutboxReplaced):
+        outbox_factory(node_id="another-node")
+
+
+def test_accept_new_outbox_records_the_new_one_and_later_starts_need_no_flag(
+    outbox_factory: OutboxFactory,
+) -> None:
+    outbox_factory().close()
+    record = outbox_factory.identity_record
+    used = recorded_id(record)
+    outbox_factory.recreate()
+    outbox_factory(StorageSettings(accept_new_outbox=True)).enqueue([conversion(1)])
+    accepted = recorded_id(record)
+    assert accepted != used
+    outbox_factory.close_all()
+    assert len(outbox_factory().rows()) == 1  # the next start, without the flag
+    assert recorded_id(record) == accepted
+
+
+def test_a_read_only_open_checks_the_record_but_never_writes_one(outbox_factory: OutboxFactory) -> None:
+    outbox_factory().close()
+    record = outbox_factory.identity_record
+    used = record.read_text(encoding="utf-8")
+    record.unlink()
+    outbox_factory(create=False).close()  # status, activity, dlq list
+    assert not record.exists()
+    outbox_factory.recreate()
+    outbox_factory(StorageSettings(accept_new_outbox=True)).close()
+    record.write_text(used, encoding="utf-8")  # the record of the outbox before
+    with pytest.raises(OutboxReplaced, match="is not the outbox this node used"):
+        outbox_factory(create=False)
+    assert record.read_text(encoding="utf-8") == used
 
 
 def test_the_default_node_id_is_stable_per_host_storage_and_role(outbox_factory: OutboxFactory) -> None:

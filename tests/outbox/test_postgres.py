@@ -8,10 +8,12 @@ Needs ``XGATE_TEST_POSTGRES_URL`` (``eval "$(.ci/postgres.sh start)"``); skipped
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -23,7 +25,7 @@ from xgate.cli import app
 from xgate.cli.output import EXIT_CONFIG
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
+from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox import migrations, open_outbox, postgres
 from xgate.outbox.postgres import PostgresOutbox
 from xgate.testing import OutboxFactory, free_port
@@ -181,7 +183,7 @@ def test_a_database_gone_after_opening_fails_calls_with_the_servers_reason_and_n
 ) -> None:
     parts = urlsplit(url)
     with_password = urlunsplit(parts._replace(netloc=f"postgres:pa55-w0rd-xyz@{parts.netloc.split('@')[-1]}"))
-    box = PostgresOutbox(with_password, node_id="node-a")
+    box = PostgresOutbox(with_password, StorageSettings(state_dir=outbox_factory.state_dir), node_id="node-a")
     database = parts.path.strip("/")
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     _sql(admin_url, f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
@@ -266,9 +268,10 @@ def test_reads_are_bounded_in_their_lock_waits_not_their_run_time(outbox_factory
 
 
 @on_postgres
-def test_the_urls_own_options_are_kept_beside_the_bounds(url: str) -> None:
+def test_the_urls_own_options_are_kept_beside_the_bounds(url: str, tmp_path: Path) -> None:
     _sql(url, "CREATE SCHEMA elsewhere")
-    box = PostgresOutbox(f"{url}?options=-csearch_path%3Delsewhere", BOUND, node_id="node-a")
+    bound = BOUND.model_copy(update={"state_dir": tmp_path})
+    box = PostgresOutbox(f"{url}?options=-csearch_path%3Delsewhere", bound, node_id="node-a")
     try:
         box.enqueue([conversion(1)])
         assert _sql(url, "SELECT count(*) FROM elsewhere.xgate_conversions") == [(1,)]
@@ -453,11 +456,13 @@ def test_a_read_only_command_on_an_empty_database_finds_no_outbox(empty_url: str
 
 
 @on_postgres
-def test_nodes_starting_together_on_an_empty_database_create_the_schema_once(empty_url: str) -> None:
+def test_nodes_starting_together_on_an_empty_database_create_the_schema_once(
+    empty_url: str, tmp_path: Path
+) -> None:
     boxes: list[PostgresOutbox] = []
 
     def start(node: str) -> None:
-        boxes.append(PostgresOutbox(empty_url, node_id=node))
+        boxes.append(PostgresOutbox(empty_url, StorageSettings(state_dir=tmp_path), node_id=node))
 
     threads = [threading.Thread(target=start, args=(f"n{i}",)) for i in range(4)]
     for t in threads:
@@ -502,7 +507,7 @@ def test_a_gateway_on_an_older_schema_stops_and_says_to_run_db_upgrade(
     pending = CliRunner().invoke(app, ["db", "status", "-c", config])
     assert pending.exit_code == 1 and f"pending: {new:04d}_test_step" in pending.output
     assert CliRunner().invoke(app, ["db", "upgrade", "-c", config]).exit_code == 0
-    open_outbox(url).close()
+    outbox_factory().close()
     assert _sql(url, "SELECT max(version) FROM xgate_schema_version") == [(new,)]
 
 
@@ -591,3 +596,71 @@ def test_messages_show_the_storage_url_without_its_password() -> None:
     )
     assert storage_location("postgresql://xgate@db/xgate") == "postgresql://xgate@db/xgate"
     assert storage_location("sqlite:////var/lib/xgate/xgate.db") == "sqlite:////var/lib/xgate/xgate.db"
+
+
+# -- identity ----------------------------------------------------------------------------------------
+def test_a_nodes_record_is_named_after_the_database_its_url_reaches_not_the_password(tmp_path: Path) -> None:
+    record = postgres.identity_record
+    one = record(tmp_path, "postgresql://xgate@db1:5432,db2:5432/xgate?target_session_attrs=read-write")
+    # the password (in the URL or as a parameter) and the connection's settings do not change it...
+    assert record(tmp_path, "postgresql://xgate:pa55@db1:5432,db2:5432/xgate") == one
+    assert record(tmp_path, "postgresql://xgate@db1:5432,db2:5432/xgate?password=x&sslmode=require") == one
+    # ...another database, server, user or schema does
+    others = {
+        record(tmp_path, "postgresql://xgate@db1:5432,db2:5432/other"),
+        record(tmp_path, "postgresql://xgate@db3:5432/xgate"),
+        record(tmp_path, "postgresql://admin@db1:5432,db2:5432/xgate"),
+        record(tmp_path, "postgresql://xgate@db1:5432,db2:5432/xgate?options=-csearch_path%3Dxgate"),
+    }
+    assert len(others) == 4 and one not in others
+    assert one.parent == tmp_path and re.fullmatch(r"outbox-[0-9a-f]{16}\.id", one.name)
+
+
+@on_postgres
+def test_the_record_and_the_refusal_name_the_database_but_never_the_password(
+    outbox_factory: OutboxFactory, url: str, tmp_path: Path
+) -> None:
+    parts = urlsplit(url)  # the test cluster trusts loopback: a password in the URL is never asked for
+    with_password = urlunsplit(parts._replace(netloc=f"postgres:pa55-w0rd-xyz@{parts.netloc.split('@')[-1]}"))
+    state = StorageSettings(state_dir=tmp_path / "state")
+    open_outbox(with_password, state).close()
+    record = postgres.identity_record(tmp_path / "state", url)
+    assert record.exists()  # the same record as without the password
+    text = record.read_text(encoding="utf-8")
+    assert (
+        "pa55-w0rd-xyz" not in text and f"{parts.hostname}:{parts.port}{parts.path} (schema public)" in text
+    )
+    _sql(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")  # the tables dropped and created anew
+    with pytest.raises(OutboxReplaced) as refused:
+        open_outbox(with_password, state)
+    assert "PostgreSQL at" in str(refused.value) and "pa55-w0rd-xyz" not in str(refused.value)
+    assert "dropped and recreated, restored from another backup, or replaced" in str(refused.value)
+
+
+@on_postgres
+def test_a_database_upgraded_from_before_outbox_ids_gets_one_and_its_nodes_record_it(
+    empty_url: str, tmp_path: Path
+) -> None:
+    before = len(migrations.postgresql()) - 1  # 0009_outbox_identity: the step that added the id
+    outbox = PostgresOutbox(empty_url, check_schema=False)
+    try:
+        postgres._apply(outbox, upto=before)
+    finally:
+        outbox.close()
+    assert _sql(empty_url, "SELECT to_regclass('xgate_meta')") == [(None,)]
+    assert CliRunner().invoke(app, ["db", "upgrade", "-c", _config(empty_url, tmp_path)]).exit_code == 0
+    [(outbox_id,)] = _sql(empty_url, "SELECT value FROM xgate_meta WHERE key = 'outbox_id'")
+    state = StorageSettings(state_dir=tmp_path / "state")
+    open_outbox(empty_url, state).close()  # no record yet: a first start
+    record = postgres.identity_record(tmp_path / "state", empty_url)
+    assert record.read_text(encoding="utf-8").split()[0] == outbox_id
+
+
+@on_postgres
+def test_db_commands_and_a_read_only_command_write_no_record(empty_url: str, tmp_path: Path) -> None:
+    config = _config(empty_url, tmp_path)  # state_dir: var/ beside it
+    assert CliRunner().invoke(app, ["db", "upgrade", "-c", config]).exit_code == 0
+    for command in (["db", "status"], ["status"], ["activity"], ["dlq", "list"]):
+        ran = CliRunner().invoke(app, [*command, "-c", config])
+        assert ran.exit_code in (0, 1), ran.output
+    assert not (tmp_path / "var").exists()

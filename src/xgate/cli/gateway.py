@@ -12,7 +12,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xgate.cli.options import ConfigOption, load_config_or_exit, outbox_or_exit
+from xgate.cli.options import (
+    AcceptNewOutboxOption,
+    ConfigOption,
+    accepting_new_outbox,
+    load_config_or_exit,
+    outbox_or_exit,
+)
 from xgate.cli.output import console, exit_status, fail, note, warn
 from xgate.cli.usage import bad_usage
 from xgate.errors import OutboxUnavailable
@@ -33,19 +39,19 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def dispatch(config_path: ConfigOption = None) -> None:
+def dispatch(config_path: ConfigOption = None, accept_new_outbox: AcceptNewOutboxOption = False) -> None:
     """Run the dispatcher alone (no collector): deliver queued conversions until SIGTERM / Ctrl-C.
 
     Exit status: 0 after SIGTERM; 78 when the configuration or the outbox needs an operator (invalid
-    configuration, schema of another version: run xgate db upgrade); 75 when the outbox cannot be reached
-    yet (start again later)."""
+    configuration, schema of another version: run xgate db upgrade, outbox replaced while stopped); 75
+    when the outbox cannot be reached yet (start again later)."""
     from xgate.dispatch import Dispatcher
     from xgate.gateway import client_factory_for, failure_counter
     from xgate.observe.logs import configure_logging
     from xgate.observe.metered import MeteredOutbox
     from xgate.observe.metrics import Metrics
 
-    config = load_config_or_exit(config_path)
+    config = accepting_new_outbox(load_config_or_exit(config_path), accept_new_outbox)
     configure_logging()
     raw = outbox_or_exit(config, create=True, role="dispatch")
     # X's answers and the failures by reason go to the outbox's shared counts as a serve node's do: the

@@ -39,6 +39,24 @@ ConfigOption = Annotated[
 ]
 
 
+AcceptNewOutboxOption = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-outbox",
+        help="start on an outbox that is not the one this node used (truncated, deleted, recreated or "
+        "replaced while stopped) and record it",
+    ),
+]
+
+
+def accepting_new_outbox(config: Config, accept: bool) -> Config:
+    """``config`` with ``[storage] accept_new_outbox`` on when ``accept`` (``--accept-new-outbox``)."""
+    if not accept:
+        return config
+    storage = config.storage.model_copy(update={"accept_new_outbox": True})
+    return config.model_copy(update={"storage": storage})
+
+
 class Auth(StrEnum):
     """X's two ways to sign a request (``[[destinations]] auth``): the choices of ``--auth`` (a value
     outside them is a usage error, as click judges a choice)."""

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xgate.cli.listen import bind_or_exit, fit_open_files, guarded_protocol, serve_on
-from xgate.cli.options import ConfigOption, load_config_or_exit
+from xgate.cli.options import AcceptNewOutboxOption, ConfigOption, accepting_new_outbox, load_config_or_exit
 from xgate.cli.output import console
 from xgate.observe.activity import ActivityEntry, signals_text
 from xgate.runtime import build_flavour, tune_gc
@@ -54,20 +54,13 @@ def serve(
         bool, typer.Option("--no-dispatch", help="collect only; another process delivers")
     ] = False,
     log_level: Annotated[LogLevel, typer.Option(help="the least severe records logged")] = LogLevel.info,
-    accept_new_outbox: Annotated[
-        bool,
-        typer.Option(
-            "--accept-new-outbox",
-            help="start on an outbox that is not the one recorded beside it (truncated, deleted or "
-            "replaced while stopped) and record it",
-        ),
-    ] = False,
+    accept_new_outbox: AcceptNewOutboxOption = False,
 ) -> None:
     """Run the gateway: the HTTP API and the dispatcher in one process (SIGTERM stops it gracefully).
 
     Exit status: 0 after SIGTERM; 78 when the configuration or the outbox needs an operator (invalid
-    configuration, schema of another version: run xgate db upgrade, outbox replaced); 75 when the outbox
-    cannot be reached yet (start again later); 1 for any other failure (a port in use)."""
+    configuration, schema of another version: run xgate db upgrade, outbox replaced while stopped); 75
+    when the outbox cannot be reached yet (start again later); 1 for any other failure (a port in use)."""
     import uvicorn
 
     from xgate.cli.output import exit_status, fail
@@ -75,10 +68,7 @@ def serve(
     from xgate.gateway import build_gateway
     from xgate.observe.logs import configure_logging
 
-    config = load_config_or_exit(config_path)
-    if accept_new_outbox:
-        storage = config.storage.model_copy(update={"accept_new_outbox": True})
-        config = config.model_copy(update={"storage": storage})
+    config = accepting_new_outbox(load_config_or_exit(config_path), accept_new_outbox)
     # what the process really listens on is what the gateway is built from: the node id leases are taken
     # as (``serve:PORT``) must differ between instances started with --port from one configuration. Only
     # what the command line gave is copied in: the console marks the rest as the file's or the defaults.

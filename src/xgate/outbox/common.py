@@ -8,19 +8,30 @@ turned into one :class:`Settlement` that the engine's ``_settle`` runs in its SQ
 ``rows`` and the wake-ups behind ``wait_for_work``. The helpers below say how what both engines store
 reads back. What each call does, returns and raises is the contract's (:mod:`xgate.outbox.base`), not
 repeated here.
+
+Identity (:func:`check_identity`): each outbox holds a random outbox id, drawn when it is created; a node
+records the id of the outbox it used in a small file (SQLite: ``<db>.id`` beside the file; PostgreSQL: in
+``[storage] state_dir``) and refuses to start on an outbox holding another id, raising
+:class:`~xgate.errors.OutboxReplaced`: an outbox truncated, deleted, dropped, recreated or restored from
+the wrong backup while the node was stopped has silently lost what it held, and starting on it would hide
+that.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
 from xgate.conversion import MappedConversion
+from xgate.errors import OutboxReplaced
 from xgate.outbox.base import (
     AttemptRecord,
     CapacityReading,
@@ -251,6 +262,61 @@ class OutboxEngine(ABC):
         self._closed = True
         with self._work:
             self._work.notify_all()
+
+
+# -- identity ------------------------------------------------------------------------------------
+#: how to go on with the outbox found (the last sentence of OutboxReplaced)
+ACCEPT_NEW = (
+    "start once with --accept-new-outbox (xgate serve or xgate dispatch), or set [storage] accept_new_outbox"
+    " = true"
+)
+
+
+def check_identity(
+    found: str,
+    record: Path,
+    *,
+    outbox: str,
+    kind: str,
+    happened: str,
+    accept_new: bool,
+    write: bool = True,
+    note: str = "",
+) -> None:
+    """Compare the outbox id ``found`` in the store with the one recorded in ``record``.
+
+    No record (a first start, an outbox of an older xgate): record ``found`` when ``write``. The same id:
+    nothing to do. Another id (or an unreadable record): raise :class:`~xgate.errors.OutboxReplaced`
+    naming ``outbox`` (how messages name it, never a password), the ``kind`` of store (``file``,
+    ``database``), what may have ``happened`` to it, both ids and :data:`ACCEPT_NEW`; with ``accept_new``,
+    record ``found`` instead (when ``write``). ``write=False`` (read-only commands) never writes a record.
+    The record is the id on its first line, then ``note`` (for a reader), written to a file of its own
+    name and renamed over ``record`` (atomic; several processes may record at once). Raises OSError when
+    the record cannot be read or written."""
+    try:
+        recorded: str | None = record.read_text(encoding="utf-8").split()[0]
+    except FileNotFoundError:
+        recorded = None
+    except (IndexError, UnicodeDecodeError):
+        recorded = ""
+    if recorded == found:
+        return
+    if recorded is not None and not accept_new:
+        raise OutboxReplaced(
+            f"{outbox} is not the outbox this node used: {record} records outbox"
+            f" {recorded or '(unreadable)'}, the {kind} holds {found} (a new, empty one?). It was {happened}"
+            " while xgate was stopped: conversions it held and not yet delivered are lost unless you restore"
+            f" the {kind}. To start on this {kind} anyway: {ACCEPT_NEW}"
+        )
+    if not write:
+        return
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_name(f"{record.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(f"{found}\n{note}\n" if note else f"{found}\n", encoding="utf-8")
+        os.replace(tmp, record)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -- what the engines store, read back ------------------------------------------------------------

@@ -56,6 +56,15 @@ round trips. Tables (``migrations/postgresql/``) carry an
   names the latest attempt's reason; it is forgotten once the server is reached. One WARNING says when the
   server became unreachable (and again when the reason changes), one INFO when it is reached again,
   instead of psycopg_pool's line per attempt.
+- **Identity**: the schema holds a random outbox id (``xgate_meta``, migration 9). A node that may create
+  the outbox (``create=True``: ``serve``, ``dispatch``, ``import``) records the id in ``[storage]
+  state_dir`` (:func:`identity_record`) and refuses to start on a database holding another, raising
+  :class:`~xgate.errors.OutboxReplaced` unless ``[storage] accept_new_outbox`` (the check SQLite makes
+  with ``<db>.id``: :func:`~xgate.outbox.common.check_identity`). The record is named after the
+  database the URL reaches, not after the node: every node of one configuration on a host shares it (they
+  use one database, so they agree on its id; one that accepts a new database accepts it for them all),
+  and it stays the same when the password changes or libpq's failover picks another of the URL's hosts.
+  A read-only open (``create=False``) checks but records nothing.
 - **Errors**: every psycopg error becomes :class:`~xgate.errors.OutboxUnavailable` naming the host,
   port and database, never the password. A call that failed because a pooled connection had died
   (the server restarted) or on a deadlock / serialization failure is retried at once, up to 3 times,
@@ -72,6 +81,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
@@ -116,6 +126,7 @@ from xgate.outbox.common import (
     SIGNAL_COLUMNS,
     OutboxEngine,
     Settlement,
+    check_identity,
     destination_health,
     leased_row,
     outbox_row,
@@ -476,7 +487,9 @@ class PostgresOutbox(OutboxEngine):
     (libpq's URL). ``create=True`` creates the schema in a database without xgate tables; an existing
     schema of another version raises :class:`~xgate.errors.OutboxSchemaMismatch` (``xgate db upgrade``),
     ``create=False`` and no schema raises :class:`~xgate.errors.OutboxNotFound`. ``check_schema=False``
-    (the ``xgate db`` commands only) opens whatever schema is there."""
+    (the ``xgate db`` commands only) opens whatever schema is there, and checks no identity. A database
+    that is not the one recorded in ``[storage] state_dir`` (:attr:`id_path`) raises
+    :class:`~xgate.errors.OutboxReplaced` (the module docstring, "Identity")."""
 
     def __init__(
         self,
@@ -495,6 +508,8 @@ class PostgresOutbox(OutboxEngine):
         self._retention = settings.retention_days * 86400.0
         self._node_id = node_id or default_node_id(url)
         self._bound = settings.write_timeout_seconds
+        #: where this node records the outbox id it used (the module docstring, "Identity")
+        self.id_path = identity_record(settings.state_dir, url)
         try:  # one direct connection first: a wrong host or password fails at once, with libpq's reason
             with psycopg.connect(url, autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT)) as db:
                 schema = db.execute("SELECT current_schema()").fetchone()
@@ -527,6 +542,7 @@ class PostgresOutbox(OutboxEngine):
             self._schema = str(schema[0])
             if check_schema:
                 self._check_schema(create)
+                self._check_identity(settings.accept_new_outbox, write=create)
         except BaseException:
             self._pool.close()
             _pool_log.pools.discard(self._pool_name)
@@ -686,6 +702,45 @@ class PostgresOutbox(OutboxEngine):
                 f"the outbox schema is version {current}, newer than this xgate knows ({latest}):"
                 " upgrade xgate on this node"
             )
+
+    def _check_identity(self, accept_new: bool, write: bool) -> None:
+        """Compare the database's outbox id with the one recorded in :attr:`id_path`
+        (:func:`~xgate.outbox.common.check_identity`); ``write=False``: a read-only open, no record
+        written."""
+
+        def read(db: _Conn) -> str | None:
+            row = db.execute("SELECT value FROM xgate_meta WHERE key = 'outbox_id'").fetchone()
+            return str(row[0]) if row else None
+
+        found = self._call("reading the outbox id", read, reads=True)
+        if found is None:  # deleted by hand: the schema's next writer draws a new one
+            if not write:
+                return
+            self._call(
+                "drawing an outbox id",
+                lambda db: db.execute(
+                    "INSERT INTO xgate_meta (key, value) VALUES ('outbox_id', %s) ON CONFLICT DO NOTHING",
+                    (uuid.uuid4().hex,),
+                ),
+            )
+            found = self._call("reading the outbox id", read, reads=True) or ""
+        outbox = f"{self._where.where} (schema {self._schema})"
+        try:
+            check_identity(
+                found,
+                self.id_path,
+                outbox=outbox,
+                kind="database",
+                happened="dropped and recreated, restored from another backup, or replaced",
+                accept_new=accept_new,
+                write=write,
+                note=outbox,
+            )
+        except OSError as exc:
+            raise OutboxUnavailable(
+                f"{outbox}: recording the outbox id in {self.id_path} failed: {exc.strerror or exc}"
+                " (check [storage] state_dir)"
+            ) from exc
 
     # -- ingest ------------------------------------------------------------------------------------
     def _store(
@@ -1398,6 +1453,20 @@ class PostgresOutbox(OutboxEngine):
         _pool_log.pools.discard(self._pool_name)
         if self._listener is not None:
             self._listener.join(timeout=2.0)
+
+
+#: the URL's parameters that say which database and schema it reaches; not the password, nor a setting
+#: of the connection (timeouts, TLS, the application name, failover's target_session_attrs)
+_WHICH = ("service", "host", "hostaddr", "port", "dbname", "user", "options")
+
+
+def identity_record(state_dir: Path, url: str) -> Path:
+    """The file in ``state_dir`` where a node records the outbox id of the database at ``url``:
+    ``outbox-<16 hex>.id``, the hex a digest of the URL's :data:`_WHICH` parameters (the module docstring,
+    "Identity")."""
+    params = conninfo_to_dict(url)
+    which = orjson.dumps({k: str(params[k]) for k in _WHICH if params.get(k)}, option=orjson.OPT_SORT_KEYS)
+    return state_dir / f"outbox-{hashlib.sha256(which).hexdigest()[:16]}.id"
 
 
 # -- schema versions -------------------------------------------------------------------------------

@@ -39,7 +39,9 @@ suspended ``xgate import`` costs ingest a 503 with Retry-After, not a request th
 Identity: a new file gets a random outbox id (table ``outbox_meta``), also written beside it in
 ``<db>.id``. A file that no longer holds that id (truncated to zero, deleted, replaced while xgate was
 stopped) raises :class:`~xgate.errors.OutboxReplaced` instead of silently starting empty, unless
-``[storage] accept_new_outbox`` (``xgate serve --accept-new-outbox``) says to record the new one.
+``[storage] accept_new_outbox`` (``xgate serve --accept-new-outbox``) says to record the new one
+(:func:`~xgate.outbox.common.check_identity`, which PostgreSQL shares). A read-only open
+(``create=False``) checks but records nothing.
 
 Schema: ``PRAGMA user_version`` says which version a file holds; opening an older file upgrades it in one
 write transaction (an xgate of the previous version still works on the upgraded file), a newer one raises
@@ -65,7 +67,7 @@ import orjson
 
 from xgate.config import StorageSettings
 from xgate.conversion import MappedConversion
-from xgate.errors import OutboxNotFound, OutboxReplaced, OutboxSchemaMismatch, OutboxUnavailable
+from xgate.errors import OutboxNotFound, OutboxSchemaMismatch, OutboxUnavailable
 from xgate.outbox.base import (
     REJECTIONS_KEPT,
     TIMELINE_DAYS,
@@ -98,6 +100,7 @@ from xgate.outbox.common import (
     SIGNAL_COLUMNS,
     OutboxEngine,
     Settlement,
+    check_identity,
     destination_health,
     leased_row,
     outbox_row,
@@ -429,7 +432,7 @@ class SQLiteOutbox(OutboxEngine):
             raise OutboxUnavailable(f"sqlite outbox {self.path}: {e}") from e
         try:
             self._open_schema(create)
-            self._check_identity(settings.accept_new_outbox)
+            self._check_identity(settings.accept_new_outbox, write=create)
         except BaseException:
             self.close()
             raise
@@ -464,30 +467,20 @@ class SQLiteOutbox(OutboxEngine):
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     @_guarded
-    def _check_identity(self, accept_new: bool) -> None:
-        """Compare the file's outbox id with the one recorded in ``<db>.id``; record it when there is none
-        (a first start, or a file of an older xgate) or when ``accept_new``."""
+    def _check_identity(self, accept_new: bool, write: bool) -> None:
+        """Compare the file's outbox id with the one recorded in ``<db>.id``
+        (:func:`~xgate.outbox.common.check_identity`); ``write=False``: a read-only open, no record
+        written."""
         row = self._db().execute("SELECT value FROM outbox_meta WHERE key = 'outbox_id'").fetchone()
-        found: str = row[0]
-        try:
-            recorded: str | None = self.id_path.read_text(encoding="ascii").split()[0]
-        except FileNotFoundError:
-            recorded = None
-        except (IndexError, UnicodeDecodeError):
-            recorded = ""
-        if recorded == found:
-            return
-        if recorded is not None and not accept_new:
-            raise OutboxReplaced(
-                f"sqlite outbox {self.path} is not the outbox this node used: {self.id_path.name} records"
-                f" outbox {recorded or '(unreadable)'}, the file holds {found} (a new, empty one?). It was"
-                " truncated, deleted or replaced while xgate was stopped: conversions it held and not yet"
-                " delivered are lost unless you restore the file. To start on this file anyway: xgate"
-                " serve --accept-new-outbox (or [storage] accept_new_outbox = true)"
-            )
-        tmp = self.id_path.with_name(self.id_path.name + ".tmp")
-        tmp.write_text(f"{found}\n", encoding="ascii")
-        os.replace(tmp, self.id_path)
+        check_identity(
+            row[0],
+            self.id_path,
+            outbox=f"sqlite outbox {self.path}",
+            kind="file",
+            happened="truncated, deleted or replaced",
+            accept_new=accept_new,
+            write=write,
+        )
 
     def _version(self) -> int:
         version: int = self._db().execute("PRAGMA user_version").fetchone()[0]
