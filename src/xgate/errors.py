@@ -141,8 +141,9 @@ class OutboxUnavailable(XgateError):
     """The outbox cannot be reached or written now (locked, disk full, database down, ...).
 
     Wraps every driver and I/O error of an outbox backend (the original is ``__cause__``). The message
-    names the engine and the reason, never a secret. Nothing was changed by the failed call (its
-    transaction rolled back); retry later."""
+    names the engine and the reason, never a secret. The failed call's transaction rolled back, unless
+    the connection was lost as its commit was sent (an enqueue may then have stored its rows: retried, it
+    reports them as duplicates; ``Outbox.enqueue``); retry later."""
 
 
 class OutboxSchemaMismatch(OutboxUnavailable):
