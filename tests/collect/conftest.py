@@ -7,31 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gatewaykit import ADMIN_KEY, ADMIN_KEY_ENV, SERVER_KEY, SERVER_KEY_ENV, Gateway, gateway_config, serve
-
-from xgate.collect.app import create_app
-from xgate.outbox import open_outbox
+from gatewaykit import ADMIN_KEY, ADMIN_KEY_ENV, SERVER_KEY, SERVER_KEY_ENV, Gateway, gateway_config, gateways
 
 
 @pytest.fixture
 def make_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gateway]]:
     monkeypatch.setenv(SERVER_KEY_ENV, SERVER_KEY)
     monkeypatch.setenv(ADMIN_KEY_ENV, ADMIN_KEY)
-    stack: list[Any] = []
+    made = 0
 
-    def make(**server: Any) -> Gateway:
-        config = gateway_config(tmp_path / f"gw{len(stack)}", **server)
-        outbox = open_outbox(config.storage.url)
-        app = create_app(config, outbox)
-        cm = serve(app)
-        url = cm.__enter__()
-        stack.append((cm, outbox))
-        return Gateway(url, outbox, app)
+    with gateways() as start:
 
-    yield make
-    for cm, outbox in reversed(stack):
-        cm.__exit__(None, None, None)
-        outbox.close()
+        def make(**server: Any) -> Gateway:
+            nonlocal made
+            made += 1
+            return start(gateway_config(tmp_path / f"gw{made - 1}", **server))
+
+        yield make
 
 
 @pytest.fixture

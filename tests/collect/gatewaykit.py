@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from xgate.collect.app import create_app
 from xgate.config import Config, parse_config
+from xgate.outbox import open_outbox
 
 PIXEL = "o8z6j"
 SERVER_KEY_ENV = "XGATE_TEST_SERVER_KEY"
@@ -90,6 +92,29 @@ class Gateway:
             headers.setdefault("Content-Type", "application/json")
             body = json.dumps(body).encode()  # the stdlib writes integers of any size
         return self.http.post("/v1/events", content=body, headers=headers, **kw)
+
+
+@contextmanager
+def gateways() -> Iterator[Callable[[Config], Gateway]]:
+    """Yield ``start(config)``: a real gateway for ``config`` (its own outbox, opened with the
+    configuration's ``[storage]`` settings, served over loopback); every one started is stopped and its
+    outbox closed at exit, the last first."""
+    stack: list[tuple[Any, Any]] = []
+
+    def start(config: Config) -> Gateway:
+        outbox = open_outbox(config.storage.url, config.storage)
+        app = create_app(config, outbox)
+        cm = serve(app)
+        url = cm.__enter__()
+        stack.append((cm, outbox))
+        return Gateway(url, outbox, app)
+
+    try:
+        yield start
+    finally:
+        for cm, outbox in reversed(stack):
+            cm.__exit__(None, None, None)
+            outbox.close()
 
 
 def purchase(order: str = "ord-1", **extra: Any) -> dict[str, Any]:

@@ -22,17 +22,16 @@ from gatewaykit import (
     SHOP,
     Gateway,
     gateway_config,
+    gateways,
     purchase,
-    serve,
 )
 from typer.testing import CliRunner
 
 from xgate.cli import app as cli
 from xgate.cli.output import EXIT_CONFIG
-from xgate.collect.app import create_app
 from xgate.config import Config
 from xgate.errors import OutboxReplaced, OutboxUnavailable
-from xgate.outbox import SQLiteOutbox, open_outbox
+from xgate.outbox import SQLiteOutbox
 from xgate.testing import OutboxFactory, free_port
 
 WRITE_TIMEOUT = 0.5
@@ -45,21 +44,14 @@ def with_storage(config: Config, **storage: Any) -> Config:
 @pytest.fixture
 def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gateway]]:
     monkeypatch.setenv(SERVER_KEY_ENV, SERVER_KEY)
-    stack: list[Any] = []
+    with gateways() as start_config:
 
-    def start(folder: Path, **storage: Any) -> Gateway:
-        config = with_storage(gateway_config(folder), write_timeout_seconds=WRITE_TIMEOUT, **storage)
-        outbox = open_outbox(config.storage.url, config.storage)
-        app = create_app(config, outbox)
-        cm = serve(app)
-        url = cm.__enter__()
-        stack.append((cm, outbox))
-        return Gateway(url, outbox, app)
+        def start(folder: Path, **storage: Any) -> Gateway:
+            return start_config(
+                with_storage(gateway_config(folder), write_timeout_seconds=WRITE_TIMEOUT, **storage)
+            )
 
-    yield start
-    for cm, outbox in reversed(stack):
-        cm.__exit__(None, None, None)
-        outbox.close()
+        yield start
 
 
 @contextmanager

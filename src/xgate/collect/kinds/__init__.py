@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import orjson
+
 from xgate.config import Source
 from xgate.conversion import FieldError
 from xgate.mapping.overrides import resolve
@@ -266,6 +268,18 @@ def text(value: Any) -> str | None:
     return None
 
 
+def json_object(body: bytes, what: str = "a JSON object") -> dict[str, Any] | Refusal:
+    """``body`` parsed as a JSON object; else the 400 naming why (``invalid_json``: not JSON, with the
+    parser's reason; ``invalid_body``: JSON but not an object, "body: must be ``what``")."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        return Refusal(400, "invalid_json", f"body: not valid JSON ({e})")
+    if not isinstance(data, dict):
+        return Refusal(400, "invalid_body", f"body: must be {what}")
+    return data
+
+
 def prune(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` without None values and empty objects / lists, recursively (a converted event names only
     what the payload had)."""
@@ -292,6 +306,7 @@ __all__ = [
     "SourceEvent",
     "apply_source",
     "first",
+    "json_object",
     "kind_for",
     "names_for",
     "number",

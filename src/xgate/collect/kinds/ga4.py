@@ -25,8 +25,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-import orjson
-
 from xgate.collect.kinds import (
     Converted,
     Endpoint,
@@ -36,6 +34,7 @@ from xgate.collect.kinds import (
     Outcome,
     Refusal,
     first,
+    json_object,
     number,
     prune,
     register,
@@ -262,13 +261,8 @@ class GA4Kind:
         if not text_.startswith("{"):  # a gtag hit: its URL or query string
             line = text_.splitlines()[0] if text_ else ""
             return _hits(dict(parse_qsl(line.split("?", 1)[1] if "?" in line else line)), b"")
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            return Refusal(400, "invalid_json", f"body: not valid JSON ({e})")
-        if not isinstance(body, dict):
-            return Refusal(400, "invalid_body", "body: must be a Measurement Protocol object")
-        return mp_event_data(body)
+        body = json_object(data, "a Measurement Protocol object")
+        return body if isinstance(body, Refusal) else mp_event_data(body)
 
     def convert(self, message: Any, names: Mapping[str, str]) -> list[Outcome]:
         return [convert_event_data(message, names)]

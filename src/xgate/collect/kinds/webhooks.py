@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from xgate.collect.kinds import Converted, Endpoint, Ignored, Inbound, Keyed, Outcome, Refusal
+from xgate.collect.kinds import Converted, Endpoint, Ignored, Inbound, Keyed, Outcome, Refusal, json_object
 from xgate.config import Source
 from xgate.errors import WebhookSignatureError
 from xgate.tag.twclid import clean_twclid, twclid_from_url
@@ -204,7 +204,7 @@ class WebhookKind:
     def messages(self, inbound: Inbound) -> list[Any] | Refusal:
         if self.accepts_unsigned(inbound):
             return []
-        payload = _json_object(inbound.body)
+        payload = json_object(inbound.body)
         if isinstance(payload, Refusal):
             return payload
         return [WebhookMessage(payload, inbound.headers)]
@@ -235,13 +235,3 @@ class WebhookKind:
             return [Ignored(delivery.topic, delivery.skipped or f"{delivery.topic} does not convert")]
         event = {**delivery.event, "event_name": names.get(delivery.topic, delivery.event["event_name"])}
         return [Converted(event, message.payload, delivery.key)]
-
-
-def _json_object(body: bytes) -> dict[str, Any] | Refusal:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        return Refusal(400, "invalid_json", f"body: not valid JSON ({e})")
-    if not isinstance(data, dict):
-        return Refusal(400, "invalid_body", "body: must be a JSON object")
-    return data
