@@ -136,7 +136,13 @@ def serve_app(
 ) -> Iterator[str]:
     """Run an ASGI app with uvicorn in a background thread; yields its base URL and stops it afterwards."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto"))
+    # log_config=None, as ``xgate serve`` does: uvicorn's own logging config would hang StreamHandlers on
+    # the process-wide "uvicorn" loggers, bound to whatever sys.stderr / sys.stdout are at this moment (a
+    # test runner's capture file, a CliRunner's buffer); they outlive that stream, and uvicorn's next record
+    # after it closes is "Logging error: I/O operation on closed file". Its records go to the root logger.
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto", log_config=None)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

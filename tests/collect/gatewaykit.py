@@ -59,7 +59,9 @@ def serve(app: Any) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
+    # log_config=None: no uvicorn handlers bound to this test's sys.stderr (see xgate.testing.serve_app)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False, log_config=None)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

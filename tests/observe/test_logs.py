@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from xgate.observe import JsonFormatter, register_secrets, scrub
+from xgate.observe import JsonFormatter, configure_logging, register_secrets, scrub
+from xgate.testing import serve_app
 
 HASHED = "a" * 64
 
@@ -138,3 +139,31 @@ def test_exceptions_are_logged_by_type_and_message_without_traceback(
     entry = lines(stream)[0]
     assert entry["error"] == "ValueError: bad phone [redacted]"
     assert "Traceback" not in stream.getvalue()
+
+
+def test_the_configured_handler_writes_to_the_stderr_of_the_moment_not_a_closed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command run in-process (typer's CliRunner) configures logging while sys.stderr is a buffer it
+    closes afterwards; the root logger's handler must not keep writing there."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    first, later = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr("sys.stderr", first)
+        configure_logging("INFO")
+        first.close()
+        monkeypatch.setattr("sys.stderr", later)
+        logging.getLogger("xgate.test.stderr").warning("after the runner's stream closed")
+        assert json.loads(later.getvalue())["msg"] == "after the runner's stream closed"
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+
+
+def test_in_process_servers_hang_no_handler_on_uvicorns_loggers() -> None:
+    """uvicorn's own logging config binds handlers to the sys.stderr of the moment (a test's capture)."""
+    with serve_app(lambda *args: None):
+        pass
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        assert not any(isinstance(h, logging.StreamHandler) for h in logging.getLogger(name).handlers), name

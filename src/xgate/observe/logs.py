@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import orjson
 
@@ -52,10 +52,25 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """A handler writing to whatever ``sys.stderr`` is when a record comes, as logging's last resort does:
+    the root logger outlives any stream it was given, and a replaced one (a test runner's capture, typer's
+    CliRunner) is closed once done with, while later records still come ("Logging error: I/O operation on
+    closed file")."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) -> None:
-    """Send xgate's and uvicorn's logs to ``stream`` (stderr) as JSON lines; third-party loggers that can
-    carry credentials (:data:`QUIET_LOGGERS`) only from WARNING up, at every ``level``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send xgate's and uvicorn's logs to ``stream`` (default: the process's stderr of the moment) as JSON
+    lines; third-party loggers that can carry credentials (:data:`QUIET_LOGGERS`) only from WARNING up, at
+    every ``level``."""
+    handler = logging.StreamHandler(stream) if stream is not None else StderrHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(QuietThirdParties())
     root = logging.getLogger()
