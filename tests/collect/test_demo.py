@@ -66,6 +66,18 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "COLUMNS": "80", "NO_COLOR": "1", **extra}
 
 
+def _demo_once(folder: Path, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m xgate.demo --once`` run to its end in ``folder`` (text output captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "xgate.demo", "--once"],
+        cwd=folder,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def _exports(var: Path) -> dict[str, str]:
     """The variables ``var/demo.env`` sets, as a shell sourcing it sees them."""
     out = subprocess.run(
@@ -292,14 +304,7 @@ def test_a_demo_killed_outright_leaves_no_lock_behind_and_once_mode_exits_after_
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait()
-    done = subprocess.run(
-        [sys.executable, "-m", "xgate.demo", "--once"],
-        cwd=short_dir,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _demo_once(short_dir, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Delivered at the sandbox" in done.stdout and "Running until" not in done.stdout
 
@@ -327,14 +332,7 @@ def test_while_a_killed_demos_gateway_still_runs_a_second_demo_refuses_naming_it
     try:
         holder.kill()
         holder.wait(timeout=10)
-        second = subprocess.run(
-            [sys.executable, "-m", "xgate.demo", "--once"],
-            cwd=short_dir,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        second = _demo_once(short_dir, timeout=60)
         assert second.returncode == 1
         said = " ".join(second.stderr.split())
         assert f"was killed (pid {holder.pid}), but its gateway (pid {orphan.pid}) still runs" in said
@@ -362,14 +360,7 @@ def test_a_demo_killed_with_sigkill_takes_its_sandbox_and_gateway_with_it(short_
         if running.proc.stdout is not None:
             running.proc.stdout.close()
     # and the next demo in the folder runs, on the same outbox, alone
-    done = subprocess.run(
-        [sys.executable, "-m", "xgate.demo", "--once"],
-        cwd=short_dir,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _demo_once(short_dir, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Delivered at the sandbox" in done.stdout
 

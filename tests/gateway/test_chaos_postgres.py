@@ -17,10 +17,7 @@ does): skipped locally without it, failing in CI (``CI=true``).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,14 +28,13 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
-from tests.gateway.test_fault_tolerance import Gateway
+from tests.gateway.nodekit import Gateway, faults, node_config, purchase, start_sandbox, status
 from tests.postgreskit import RestartablePostgres
 
 from xgate.testing import free_port, random_x_credentials, wait_http
 
 EVENTS = 20_000
 PER_REQUEST = 100
-PIXEL = "o8z6j"
 WRITE_KEY = "chaos-test-key"
 #: every wait of the test ends by then (seconds from its start)
 BUDGET = 540
@@ -60,32 +56,15 @@ class Cluster:
         for n in range(3):
             port = free_port()
             config = tmp_path / f"node{n}.toml"
-            config.write_text(f"""
-[x]
-api_url = "{self.sandbox}"
-timeout_seconds = 1.0
-
-[storage]
-url = "{self.database}"
-
-[server]
-port = {port}
-
-[dispatch]
-lease_seconds = 3
-linger_ms = 20
-backoff_base_seconds = 0.05
-backoff_max_seconds = 1.0
-
-[[sources]]
-name = "chaos"
-write_key_env = "XGATE_CHAOS_WRITE_KEY"
-
-[[destinations]]
-name = "x-main"
-pixel_id = "{PIXEL}"
-events = {{ purchase = "tw-{PIXEL}-o87ne" }}
-""")
+            config.write_text(
+                node_config(
+                    sandbox=self.sandbox,
+                    storage_url=self.database,
+                    port=port,
+                    source="chaos",
+                    write_key_env="XGATE_CHAOS_WRITE_KEY",
+                )
+            )
             self.nodes.append(Gateway(config, self.env, tmp_path / f"node{n}.log"))
             self.urls.append(f"http://127.0.0.1:{port}")
 
@@ -94,28 +73,15 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
         wait_http(f"{self.urls[n]}/healthz", proc=self.nodes[n].proc, log=self.nodes[n].log)
 
     def status(self) -> dict[str, Any]:
-        shown = subprocess.run(
-            [sys.executable, "-m", "xgate", "status", "--json", "--config", str(self.nodes[0].config)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        result: dict[str, Any] = json.loads(shown.stdout)
-        return result
+        return status(self.nodes[0].config, self.env)
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, restartable_postgres: RestartablePostgres) -> Iterator[Cluster]:
     world = Cluster(tmp_path, restartable_postgres)
     port = urlsplit(world.sandbox).port
-    with (tmp_path / "sandbox.log").open("wb") as out:
-        sandbox = subprocess.Popen(
-            [sys.executable, "-m", "xgate", "sandbox", "--host", "127.0.0.1", "--port", str(port)],
-            env=world.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    assert port is not None
+    sandbox = start_sandbox(port, world.env, tmp_path / "sandbox.log")
     try:
         wait_http(f"{world.sandbox}/_sandbox/conversions", proc=sandbox)
         yield world
@@ -124,17 +90,6 @@ def cluster(tmp_path: Path, restartable_postgres: RestartablePostgres) -> Iterat
             node.stop()
         sandbox.terminate()
         sandbox.wait(timeout=30)
-
-
-def _event(i: int, now_ms: int) -> dict[str, Any]:
-    return {
-        "event_name": "purchase",
-        "id": f"ord-{i}",
-        "value": 10 + i % 90,
-        "currency": "EUR",
-        "user": {"email": f"buyer{i}@example.com"},
-        "context": {"event_timestamp": now_ms, "ip": "203.0.113.9", "user_agent": "chaos-test"},
-    }
 
 
 class Ingest(threading.Thread):
@@ -155,7 +110,9 @@ class Ingest(threading.Thread):
         turn = 0
         with httpx.Client(timeout=10) as client:
             for start in range(0, EVENTS, PER_REQUEST):
-                batch = {"events": [_event(i, now_ms) for i in range(start, start + PER_REQUEST)]}
+                batch = {
+                    "events": [purchase(i, now_ms, "chaos-test") for i in range(start, start + PER_REQUEST)]
+                }
                 while time.monotonic() < self.deadline:
                     url = self.urls[turn % len(self.urls)]
                     turn += 1
@@ -190,19 +147,8 @@ def test_three_nodes_deliver_everything_once_through_faults_kills_and_a_database
 ) -> None:
     started = time.monotonic()
     deadline = started + BUDGET
-    faults = httpx.put(
-        f"{cluster.sandbox}/_sandbox/faults",
-        json={
-            "seed": 4321,
-            "error_rate": 0.12,
-            "rate_limit_rate": 0.06,
-            "rate_limit_burst": 3,
-            "rate_limit_reset_seconds": 1,
-            "timeout_rate": 0.06,
-            "drop_rate": 0.06,
-        },
-    )
-    assert faults.status_code < 300, faults.text
+    injected = httpx.put(f"{cluster.sandbox}/_sandbox/faults", json=faults(4321))
+    assert injected.status_code < 300, injected.text
     for n in range(3):
         cluster.start(n)
     ingest = Ingest(cluster.urls, deadline)

@@ -8,11 +8,7 @@ none it was not given, and ``xgate status`` shows nothing queued, leased or dead
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,46 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.gateway.nodekit import Gateway, faults, node_config, purchase, start_sandbox, status
 
 from xgate.testing import free_port, random_x_credentials, wait_http
 
 EVENTS = 20_000
 PER_REQUEST = 100
 KILLS = 3
-PIXEL = "o8z6j"
 WRITE_KEY = "fault-test-key"
 
 pytestmark = pytest.mark.slow
-
-
-class Gateway:
-    """``xgate serve`` as a real process that the test can kill -9 and start again."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.config, self.env, self.log = config, env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "xgate", "serve", "--config", str(self.config)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture
@@ -69,39 +35,17 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     env = {**os.environ, **creds, "XGATE_FAULT_WRITE_KEY": WRITE_KEY}
     sb_port, gw_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sb_port}"
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "xgate", "sandbox", "--host", "127.0.0.1", "--port", str(sb_port)],
-        env=env,
-        stdout=(tmp_path / "sandbox.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    sandbox = start_sandbox(sb_port, env, tmp_path / "sandbox.log")
     config = tmp_path / "xgate.toml"
-    config.write_text(f"""
-[x]
-api_url = "{sandbox_url}"
-timeout_seconds = 1.0
-
-[storage]
-url = "sqlite:///{tmp_path / "outbox.db"}"
-
-[server]
-port = {gw_port}
-
-[dispatch]
-lease_seconds = 3
-linger_ms = 20
-backoff_base_seconds = 0.05
-backoff_max_seconds = 1.0
-
-[[sources]]
-name = "fault"
-write_key_env = "XGATE_FAULT_WRITE_KEY"
-
-[[destinations]]
-name = "x-main"
-pixel_id = "{PIXEL}"
-events = {{ purchase = "tw-{PIXEL}-o87ne" }}
-""")
+    config.write_text(
+        node_config(
+            sandbox=sandbox_url,
+            storage_url=f"sqlite:///{tmp_path / 'outbox.db'}",
+            port=gw_port,
+            source="fault",
+            write_key_env="XGATE_FAULT_WRITE_KEY",
+        )
+    )
     gateway = Gateway(config, env, tmp_path / "gateway.log")
     try:
         wait_http(f"{sandbox_url}/_sandbox/conversions")
@@ -118,24 +62,13 @@ events = {{ purchase = "tw-{PIXEL}-o87ne" }}
         sandbox.wait(timeout=30)
 
 
-def _event(i: int, now_ms: int) -> dict[str, Any]:
-    return {
-        "event_name": "purchase",
-        "id": f"ord-{i}",
-        "value": 10 + i % 90,
-        "currency": "EUR",
-        "user": {"email": f"buyer{i}@example.com"},
-        "context": {"event_timestamp": now_ms, "ip": "203.0.113.9", "user_agent": "fault-test"},
-    }
-
-
 def _ingest(gateway: str, accepted: set[str], done: threading.Event) -> None:
     """Send every batch until the gateway acknowledges it; a batch cut off by a kill is sent again."""
     now_ms = int(time.time() * 1000)
     headers = {"Authorization": f"Bearer {WRITE_KEY}"}
     with httpx.Client(timeout=10) as client:
         for start in range(0, EVENTS, PER_REQUEST):
-            batch = {"events": [_event(i, now_ms) for i in range(start, start + PER_REQUEST)]}
+            batch = {"events": [purchase(i, now_ms, "fault-test") for i in range(start, start + PER_REQUEST)]}
             while True:
                 try:
                     r = client.post(f"{gateway}/v1/events", json=batch, headers=headers)
@@ -157,19 +90,11 @@ def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9
     world: dict[str, Any],
 ) -> None:
     sandbox, gateway, gw = world["sandbox"], world["gateway"], world["gw"]
-    faults = httpx.put(
+    injected = httpx.put(
         f"{sandbox}/_sandbox/faults",
-        json={
-            "seed": 1234,
-            "error_rate": 0.12,
-            "rate_limit_rate": 0.06,
-            "rate_limit_burst": 3,
-            "rate_limit_reset_seconds": 1,
-            "timeout_rate": 0.06,
-            "drop_rate": 0.06,
-        },
+        json=faults(1234),
     )
-    assert faults.status_code < 300, faults.text
+    assert injected.status_code < 300, injected.text
     gw.start()
     wait_http(f"{gateway}/healthz")
 
@@ -190,7 +115,7 @@ def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9
     totals: dict[str, int] = {}
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # the gateway settles every row while the faults go on
-        totals = _status(world)["totals"]
+        totals = status(world["config"], world["env"])["totals"]
         if totals["delivered"] + totals["dead"] >= EVENTS:
             break
         time.sleep(1)
@@ -203,18 +128,6 @@ def test_every_accepted_conversion_arrives_exactly_once_through_faults_and_kill9
     requests = httpx.get(f"{sandbox}/_sandbox/requests", timeout=30).json()
     assert sum(n for code, n in requests["by_status"].items() if code != "200") > 0, "faults were injected"
 
-    totals = _status(world)["totals"]
+    totals = status(world["config"], world["env"])["totals"]
     assert totals["queued"] == 0 and totals["leased"] == 0 and totals["dead"] == 0, totals
     assert totals["delivered"] == EVENTS
-
-
-def _status(world: dict[str, Any]) -> dict[str, Any]:
-    status = subprocess.run(
-        [sys.executable, "-m", "xgate", "status", "--json", "--config", str(world["config"])],
-        env=world["env"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(status.stdout)
-    return result

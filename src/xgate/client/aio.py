@@ -91,8 +91,8 @@ class AsyncGatewayClient:
         """Send ``events`` now (with retries); their results, in order (returned, not logged)."""
         items = [prepare(e, {}) for e in events]
         results: list[TrackResult] = []
-        for start in range(0, len(items), self.options.batch_size):
-            results.extend(await self._deliver(items[start : start + self.options.batch_size], logged=False))
+        for batch in self.options.batches(items):
+            results.extend(await self._deliver(batch, logged=False))
         return results
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -201,5 +201,5 @@ class AsyncGatewayClient:
         try:
             r = await self._http.post(self.options.endpoint, content=body(batch))
         except httpx.HTTPError as e:
-            return Verdict("retry", reason=f"{type(e).__name__} reaching {self.options.url}")
+            return self.options.unreachable(e)
         return judge(r.status_code, r.content, r.headers, batch)

@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypedDict
@@ -135,6 +135,15 @@ class Options:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.write_key}", "Content-Type": "application/json"}
+
+    def batches(self, items: Sequence[Item]) -> Iterator[Sequence[Item]]:
+        """``items`` in requests of at most ``batch_size`` (``send``: one after the other, in order)."""
+        for start in range(0, len(items), self.batch_size):
+            yield items[start : start + self.batch_size]
+
+    def unreachable(self, error: Exception) -> Verdict:
+        """A request that got no answer (connection refused or cut, timeout): retried, the error named."""
+        return Verdict("retry", reason=f"{type(error).__name__} reaching {self.url}")
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

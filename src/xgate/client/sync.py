@@ -132,8 +132,8 @@ class GatewayClient:
         self._in_this_process()
         items = [prepare(e, {}) for e in events]
         results: list[TrackResult] = []
-        for start in range(0, len(items), self.options.batch_size):
-            results.extend(self._deliver(items[start : start + self.options.batch_size], logged=False))
+        for batch in self.options.batches(items):
+            results.extend(self._deliver(batch, logged=False))
         return results
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -247,5 +247,5 @@ class GatewayClient:
         try:
             r = self._http.post(self.options.endpoint, content=body(batch))
         except httpx.HTTPError as e:
-            return Verdict("retry", reason=f"{type(e).__name__} reaching {self.options.url}")
+            return self.options.unreachable(e)
         return judge(r.status_code, r.content, r.headers, batch)
