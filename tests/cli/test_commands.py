@@ -12,7 +12,7 @@ from xgate.cli import app
 from xgate.cli.output import EXIT_CONFIG
 from xgate.config import ConfigError, load_config, parse_config
 from xgate.mapping import Mapper
-from xgate.outbox import open_outbox
+from xgate.outbox import LeasedRow, Outbox, open_outbox
 from xgate.testing import OutboxFactory, RunningSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,21 +125,29 @@ def test_send_delivers_to_the_sandbox(tmp_path: Path, sandbox: RunningSandbox) -
     assert [c["conversion_id"] for c in sandbox.conversions()] == ["cli-1"]
 
 
-def test_status_and_dead_letters(tmp_path: Path, outbox_factory: OutboxFactory) -> None:
+def dead_letters(
+    tmp_path: Path, outbox_factory: OutboxFactory, ids: list[str], error: str
+) -> tuple[Path, Outbox, list[LeasedRow]]:
+    """xgate.toml over ``outbox_factory``'s outbox, and in it a purchase per id (a@example.com's), dead
+    with ``error``."""
     cfg = tmp_path / "xgate.toml"
     cfg.write_text(
         f'[storage]\nurl = "{outbox_factory.url}"\n'
         '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
     )
-    config = load_config(cfg)
+    mapper = Mapper(load_config(cfg))
     box = outbox_factory()
-    box.enqueue(
-        Mapper(config)
-        .map({"event_name": "purchase", "id": "d-1", "user": {"email": "a@example.com"}})
-        .conversions
+    events = [{"event_name": "purchase", "id": i, "user": {"email": "a@example.com"}} for i in ids]
+    box.enqueue([c for e in events for c in mapper.map(e).conversions])
+    rows = box.lease(len(ids), 60)
+    box.mark_dead([r.id for r in rows], rows[0].lease_token, error)
+    return cfg, box, rows
+
+
+def test_status_and_dead_letters(tmp_path: Path, outbox_factory: OutboxFactory) -> None:
+    cfg, box, (row,) = dead_letters(
+        tmp_path, outbox_factory, ["d-1"], "HTTP 403; FORBIDDEN: no access to the ad account"
     )
-    (row,) = box.lease(1, 60)
-    box.mark_dead([row.id], row.lease_token, "HTTP 403; FORBIDDEN: no access to the ad account")
     box.close()
 
     status = runner.invoke(app, ["status", "--config", str(cfg), "--json"])
@@ -157,19 +165,7 @@ def test_status_and_dead_letters(tmp_path: Path, outbox_factory: OutboxFactory) 
 
 
 def test_dlq_discard_deletes_dead_letters_for_good(tmp_path: Path, outbox_factory: OutboxFactory) -> None:
-    cfg = tmp_path / "xgate.toml"
-    cfg.write_text(
-        f'[storage]\nurl = "{outbox_factory.url}"\n'
-        '[[destinations]]\nname = "x"\npixel_id = "o8z6j"\nevents = { purchase = "o87ne" }\n'
-    )
-    config = load_config(cfg)
-    box = outbox_factory()
-    events = [
-        {"event_name": "purchase", "id": f"d-{i}", "user": {"email": "a@example.com"}} for i in range(3)
-    ]
-    box.enqueue([c for e in events for c in Mapper(config).map(e).conversions])
-    rows = box.lease(3, 60)
-    box.mark_dead([r.id for r in rows], rows[0].lease_token, "HTTP 400")
+    cfg, box, rows = dead_letters(tmp_path, outbox_factory, [f"d-{i}" for i in range(3)], "HTTP 400")
 
     neither = runner.invoke(app, ["dlq", "discard", "--config", str(cfg)])
     assert neither.exit_code == 2 and "error: IDS: missing argument: give dead letter ids" in neither.output

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.dispatch.test_dispatcher import config
 
-from xgate.config import Config, Destination, parse_config
+from xgate.config import Config, Destination
 from xgate.dispatch import Dispatcher
 from xgate.mapping import Mapper
 from xgate.outbox import Outbox
@@ -19,21 +20,7 @@ from xgate.x import AsyncXClient, Credentials
 
 
 def make_config(tmp_path: Path, sandbox: RunningSandbox, **dispatch: Any) -> Config:
-    return parse_config(
-        {
-            "x": {"api_url": sandbox.url, "timeout_seconds": 1},
-            "storage": {"url": f"sqlite:///{tmp_path}/o.db"},
-            "dispatch": {
-                "linger_ms": 0,
-                "backoff_base_seconds": 0.01,
-                "backoff_max_seconds": 0.05,
-                **dispatch,
-            },
-            "destinations": [
-                {"name": "x-main", "pixel_id": "o8z6j", "events": {"purchase": "tw-o8z6j-o87ne"}}
-            ],
-        }
-    )
+    return config(tmp_path, x={"api_url": sandbox.url, "timeout_seconds": 1}, **dispatch)
 
 
 def make_dispatcher(config: Config, box: Outbox, credentials: Credentials) -> Dispatcher:

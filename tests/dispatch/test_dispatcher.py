@@ -77,9 +77,12 @@ def rejects_bad(conversions: Sequence[dict[str, Any]]) -> SendResult:
     return ok(conversions)
 
 
-def config(tmp_path: Path, **dispatch: Any) -> Config:
+def config(tmp_path: Path, *, x: dict[str, Any] | None = None, **dispatch: Any) -> Config:
+    """One destination (x-main, pixel o8z6j, purchases) over ``tmp_path``/o.db, quick retries; ``x``: the
+    ``[x]`` table (test_dispatch_sandbox points it at the sandbox)."""
     return parse_config(
         {
+            **({"x": x} if x is not None else {}),
             "storage": {"url": f"sqlite:///{tmp_path}/o.db"},
             "dispatch": {
                 "linger_ms": 0,

@@ -82,13 +82,9 @@ async def _receive(gateway: Services, request: Request) -> Response:
     grant = source_grant(source, request)
     if isinstance(grant, Response):
         return grant
-    limit = gateway.config.server.max_body_bytes
-    try:
-        raw = unpacked(request, await read_body(request, limit), limit)
-    except BodyTooLarge as e:
-        return problem(413, "body_too_large", str(e))
-    if raw is None:
-        return problem(400, "invalid_body", not_gzip(limit))
+    raw = await request_body(request, gateway.config.server.max_body_bytes)
+    if isinstance(raw, Response):
+        return raw
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -99,6 +95,19 @@ async def _receive(gateway: Services, request: Request) -> Response:
     # the kept twclid cookie is read and renewed for a page the configuration names (or a request without
     # an Origin); a page only a wildcard allows neither reads nor plants it (docs/security.md)
     return await ingest_events(gateway, request, source, events, cookies=grant != "wildcard")
+
+
+async def request_body(request: Request, limit: int) -> bytes | Response:
+    """The body of ``request`` (unpacked when it says gzip), or the answer refusing it: 413 for more than
+    ``limit`` bytes sent (``[server] max_body_bytes``), 400 for a gzip body that does not unpack within
+    ``limit`` (:func:`~xgate.collect.body.not_gzip`): the one body rule of every endpoint taking events."""
+    try:
+        raw = unpacked(request, await read_body(request, limit), limit)
+    except BodyTooLarge as e:
+        return problem(413, "body_too_large", str(e))
+    if raw is None:
+        return problem(400, "invalid_body", not_gzip(limit))
+    return raw
 
 
 def source_grant(source: Source, request: Request) -> OriginGrant | Response | None:

@@ -29,12 +29,11 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 from xgate.collect.auth import origin_grant
-from xgate.collect.body import BodyTooLarge, not_gzip, read_body, unpacked
 from xgate.collect.cors import BrowserPaths
 from xgate.collect.ingest import Settled
 from xgate.collect.kinds import Inbound, Keyed, Kind, Refusal, kind_for, source_events
 from xgate.collect.problems import problem as _problem
-from xgate.collect.routes.ingest import ingest_events, source_grant
+from xgate.collect.routes.ingest import ingest_events, request_body, source_grant
 from xgate.collect.services import Services
 from xgate.config import Config, WebhookSource
 from xgate.observe.redact import excerpt, register_secrets
@@ -73,14 +72,9 @@ class KindEndpoint:
 
     async def _handle(self, request: Request) -> Response:
         settings = self.gateway.config.server
-        try:
-            body = await read_body(request, settings.max_body_bytes)
-        except BodyTooLarge as e:
-            return _problem(413, "body_too_large", str(e))
-        unpacked_body = unpacked(request, body, settings.max_body_bytes)
-        if unpacked_body is None:
-            return _problem(400, "invalid_body", not_gzip(settings.max_body_bytes))
-        body = unpacked_body
+        body = await request_body(request, settings.max_body_bytes)
+        if isinstance(body, Response):
+            return body
         inbound = Inbound(
             path=request.url.path,
             body=body,
