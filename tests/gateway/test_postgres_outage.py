@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.gateway.test_fault_tolerance import Gateway
+from tests.gateway.nodekit import Gateway, purchase
 from tests.postgreskit import RestartablePostgres
 
 from xgate.testing import RunningSandbox, free_port, wait_http
@@ -68,7 +68,7 @@ class Sender(threading.Thread):
         n = 0
         with httpx.Client(timeout=30) as client:
             while not self.stopping.is_set():
-                batch = {"events": [_event(i, now_ms) for i in range(n, n + 5)]}
+                batch = {"events": [purchase(i, now_ms, "outage-test") for i in range(n, n + 5)]}
                 for node, url in enumerate(self.urls):
                     sent = time.monotonic()
                     r = client.post(f"{url}/v1/events", json=batch, headers=headers)
@@ -87,17 +87,6 @@ class Sender(threading.Thread):
 
     def accepted_after(self, moment: float) -> bool:
         return any(a.status == 200 and a.at >= moment for a in list(self.answers))
-
-
-def _event(i: int, now_ms: int) -> dict[str, Any]:
-    return {
-        "event_name": "purchase",
-        "id": f"ord-{i}",
-        "value": 10 + i % 90,
-        "currency": "EUR",
-        "user": {"email": f"buyer{i}@example.com"},
-        "context": {"event_timestamp": now_ms, "ip": "203.0.113.9", "user_agent": "outage-test"},
-    }
 
 
 def _until(what: str, ready: Callable[[], bool], seconds: float) -> float:
