@@ -13,45 +13,39 @@ xgate's would go untested.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from browserkit import Recorder, needs_chromium, wait_for
+from browserkit import needs_chromium, wait_for
 from npmkit import PackageUnavailable
 from rudderstackshop import BUNDLED_UMD, RUDDERSTACK_JS, loader
-from segmentshop import SegmentShop, segment_shop_app
+from segmentshop import SegmentShop
+from segmentsite import (
+    ADD_TO_CART,
+    EMAIL,
+    HASHED_EMAIL,
+    PAGE_VIEW,
+    TWCLID,
+    SegmentSite,
+    Traffic,
+    assert_raw_email_never_stored,
+    identifiers,
+    order,
+    outbox_busy,
+    site_maker,
+)
 
-from xgate.config import Config, parse_config
-from xgate.gateway import build_gateway
-from xgate.testing import RunningSandbox, free_port, serve_app
+from xgate.testing import RunningSandbox
 
 pytestmark = needs_chromium
 
-PIXEL = "o8z6j"
-PURCHASE = f"tw-{PIXEL}-o87ne"
-ADD_TO_CART = f"tw-{PIXEL}-o87nf"
-PAGE_VIEW = f"tw-{PIXEL}-o87nh"
 WRITE_KEY = "2kUq6tQ3Xc8shopWriteKey"
-EMAIL = " Shopper@Example.com "
-HASHED_EMAIL = hashlib.sha256(b"shopper@example.com").hexdigest()
-TWCLID = "2-7z8w4kq1"
-ORDER = {
-    "order_id": "ord-2002",
-    "total": 27.5,
-    "currency": "EUR",
-    "products": [
-        {"product_id": "507f1f77", "name": "Monopoly", "price": 19, "quantity": 1, "category": "Games"},
-        {"sku": "46493-32", "name": "Uno", "price": 3, "quantity": 2},
-    ],
-}
+ORDER = order("ord-2002")
 #: the purchase as docs/sources.md writes it: the e-mail in the call's traits (``context.traits``)
 ORDER_COMPLETED = (
     f'rudderanalytics.track("Order Completed", {json.dumps(ORDER)}, '
@@ -76,110 +70,28 @@ def library() -> dict[str, bytes]:
         pytest.skip(f"offline: {e}")
 
 
-@dataclass
-class Traffic:
-    """What the page did, from Playwright's events (no routes): requests, failures and console errors."""
-
-    requests: list[Any] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-
 @pytest.fixture
 def traffic(page: Any) -> Traffic:
-    seen = Traffic()
-    page.on("request", lambda r: seen.requests.append(r))
-    page.on("requestfailed", lambda r: seen.failed.append(f"{r.method} {r.url}: {r.failure}"))
-    page.on("console", lambda m: m.type == "error" and seen.console_errors.append(m.text))
-    return seen
+    return Traffic.watch(page)
 
 
-@dataclass
-class Site:
-    """One test's shop and gateway, and what X (the sandbox) accepted."""
-
-    shop: SegmentShop
-    shop_url: str
-    gateway_url: str
-    gateway: Any
-    recorder: Recorder
-    sandbox: RunningSandbox
-    db: Path
+class Site(SegmentSite):
+    """A :class:`SegmentSite` whose pages load RudderStack's SDK."""
 
     def use_sdk(self, **load_options: Any) -> None:
         """The shop's page loads the SDK with xgate as its data plane and ``load_options``."""
         self.shop.loader = lambda origin: loader(WRITE_KEY, self.gateway_url, load_options)
 
-    def delivered(self, event_id: str = PURCHASE) -> list[dict[str, Any]]:
-        return [c for c in self.sandbox.conversions() if c["pixel_id"] == PIXEL and c["event_id"] == event_id]
-
-    def queued(self) -> list[dict[str, Any]]:
-        return [r.body for r in self.gateway.outbox.rows(limit=100)]
-
     def calls(self) -> list[Any]:
         return [r for r in self.recorder.received if r.method == "POST"]
-
-
-def gateway_config(tmp: Path, shop_url: str, sandbox_url: str, **storage: Any) -> Config:
-    tmp.mkdir(parents=True, exist_ok=True)
-    return parse_config(
-        {
-            "x": {"api_url": sandbox_url},
-            "storage": {"url": f"sqlite:///{tmp / 'outbox.db'}", **storage},
-            "dispatch": {"linger_ms": 20, "poll_interval_ms": 20, "backoff_base_seconds": 0.1},
-            "sources": [
-                {"name": "shop", "kind": "segment", "write_key": WRITE_KEY, "allowed_origins": [shop_url]}
-            ],
-            "destinations": [
-                {
-                    "name": "x-main",
-                    "pixel_id": PIXEL,
-                    "events": {"purchase": PURCHASE, "add_to_cart": ADD_TO_CART, "page_view": PAGE_VIEW},
-                }
-            ],
-        }
-    )
 
 
 @pytest.fixture
 def make_site(
     tmp_path: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch, library: dict[str, bytes]
 ) -> Iterator[Callable[..., Site]]:
-    for name, value in sandbox.env.items():
-        monkeypatch.setenv(name, value)
-    stack: list[Any] = []
-
-    def make(**storage: Any) -> Site:
-        shop = SegmentShop(library)
-        port = free_port()
-        shop_url = f"http://127.0.0.1:{port}"
-        gateway = build_gateway(gateway_config(tmp_path, shop_url, sandbox.url, **storage))
-        stack.append(gateway)
-        recorder = Recorder(gateway.app)
-        gateway_server, shop_server = serve_app(recorder), serve_app(segment_shop_app(shop), port=port)
-        stack.extend([gateway_server, shop_server])
-        gateway_url = gateway_server.__enter__()
-        shop_server.__enter__()
-        return Site(shop, shop_url, gateway_url, gateway, recorder, sandbox, tmp_path / "outbox.db")
-
-    yield make
-    for item in reversed(stack):
-        if hasattr(item, "__exit__"):
-            item.__exit__(None, None, None)
-        else:
-            item.close()
-
-
-def identifiers(conversion: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for i in conversion["identifiers"] for k, v in i.items()}
-
-
-def assert_raw_email_never_stored(site: Site) -> None:
-    """Neither the outbox's file nor its write-ahead log holds the e-mail in any case."""
-    files = [p for p in site.db.parent.iterdir() if p.name.startswith(site.db.name)]
-    assert site.db in files
-    for path in files:
-        assert b"shopper@example.com" not in path.read_bytes().lower(), path
+    with site_maker(Site, WRITE_KEY, lambda: SegmentShop(library), tmp_path, sandbox, monkeypatch) as make:
+        yield make
 
 
 def test_the_sdk_delivers_order_completed_to_x_with_the_hashed_email(
@@ -295,9 +207,7 @@ def test_a_call_retried_after_a_503_passes_the_preflight_with_its_retry_headers(
     site = make_site(write_timeout_seconds=0.3)
     site.use_sdk()
     site.shop.page_script = ORDER_COMPLETED
-    blocker = sqlite3.connect(site.db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # another process writing the outbox: xgate answers 503
-    try:
+    with outbox_busy(site):  # another process writing the outbox: xgate answers 503
         page.goto(f"{site.shop_url}/checkout")
         [first] = wait_for(
             "the first attempt answered",
@@ -305,9 +215,6 @@ def test_a_call_retried_after_a_503_passes_the_preflight_with_its_retry_headers(
             page=page,
         )
         assert first.status == 503 and "rsa-retry-attempt" not in first.headers
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
 
     [conversion] = wait_for("the retry delivered to the sandbox", site.delivered, page=page)
     assert conversion["conversion_id"] == "ord-2002"
