@@ -133,12 +133,14 @@ def site_maker(
         def make(**storage: Any) -> S:
             shop = new_shop()
             port = free_port()
+            # the shop listens at once: the gateway's configuration names its origin, and the port is
+            # free only until something else binds it
+            stack.enter_context(serve_app(segment_shop_app(shop), port=port))
             shop_url = f"http://127.0.0.1:{port}"
             gateway = build_gateway(gateway_config(tmp_path, shop_url, sandbox.url, write_key, **storage))
             stack.callback(gateway.close)
             recorder = Recorder(gateway.app)
             gateway_url = stack.enter_context(serve_app(recorder))
-            stack.enter_context(serve_app(segment_shop_app(shop), port=port))
             return site(shop, shop_url, gateway_url, gateway, recorder, sandbox, tmp_path / "outbox.db")
 
         yield make
